@@ -1,0 +1,215 @@
+//! A small validating reader over a JSON object: every accessor names the field in
+//! its error, and unknown fields are rejected.
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use crate::error::{CoreError, Result};
+use crate::time::Timestamp;
+
+/// A short English name of a JSON value's type, for error messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads typed fields out of one JSON object.
+pub(crate) struct ObjectReader<'a> {
+    map: &'a Map<String, Value>,
+    prefix: &'a str,
+}
+
+impl<'a> ObjectReader<'a> {
+    /// Checks that `value` is an object whose fields are all in `allowed`.
+    pub(crate) fn new(value: &'a Value, allowed: &[&str], prefix: &'a str) -> Result<Self> {
+        let map = value.as_object().ok_or(CoreError::NotAnObject {
+            found: kind_of(value),
+        })?;
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(CoreError::UnknownField {
+                field: format!("{prefix}{unknown}"),
+                allowed: allowed.join(", "),
+            });
+        }
+        Ok(Self { map, prefix })
+    }
+
+    fn name(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
+
+    fn wrong(&self, field: &str, expected: &'static str, found: &Value) -> CoreError {
+        CoreError::WrongType {
+            field: self.name(field),
+            expected,
+            found: kind_of(found),
+        }
+    }
+
+    pub(crate) fn required<T>(&self, field: &str, read: impl Fn(&Self, &str) -> Result<Option<T>>) -> Result<T> {
+        read(self, field)?.ok_or_else(|| CoreError::MissingField {
+            field: self.name(field),
+        })
+    }
+
+    pub(crate) fn string(&self, field: &str) -> Result<Option<String>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.wrong(field, "a string", other)),
+        }
+    }
+
+    /// A string or a number (ids are sometimes numeric in exported data).
+    pub(crate) fn id_text(&self, field: &str) -> Result<Option<String>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+            Some(other) => Err(self.wrong(field, "a string", other)),
+        }
+    }
+
+    pub(crate) fn number(&self, field: &str) -> Result<Option<f64>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() => Ok(Some(x)),
+                _ => Err(self.invalid(field, "must be a finite number")),
+            },
+            Some(other) => Err(self.wrong(field, "a number", other)),
+        }
+    }
+
+    pub(crate) fn unsigned(&self, field: &str) -> Result<Option<u32>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .map(Some)
+                .ok_or_else(|| self.invalid(field, "must be a non-negative integer")),
+            Some(other) => Err(self.wrong(field, "a non-negative integer", other)),
+        }
+    }
+
+    pub(crate) fn boolean(&self, field: &str) -> Result<Option<bool>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.wrong(field, "a boolean", other)),
+        }
+    }
+
+    pub(crate) fn timestamp(&self, field: &str) -> Result<Option<Timestamp>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Timestamp::parse_rfc3339(s)
+                .map(Some)
+                .map_err(|reason| self.invalid(field, &reason)),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .and_then(Timestamp::from_secs_f64)
+                .map(Some)
+                .ok_or_else(|| {
+                    self.invalid(field, "as a number it must be seconds since 1970, before 2200")
+                }),
+            Some(other) => Err(self.wrong(field, "an RFC 3339 string or seconds since 1970", other)),
+        }
+    }
+
+    pub(crate) fn string_list(&self, field: &str) -> Result<Vec<String>> {
+        match self.get(field) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(values)) => values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(CoreError::WrongType {
+                        field: format!("{}[{i}]", self.name(field)),
+                        expected: "a string",
+                        found: kind_of(other),
+                    }),
+                })
+                .collect(),
+            Some(other) => Err(self.wrong(field, "an array of strings", other)),
+        }
+    }
+
+    pub(crate) fn float_list(&self, field: &str) -> Result<Option<Vec<f32>>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Array(values)) => values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v.as_f64() {
+                    Some(x) if x.is_finite() => Ok(x as f32),
+                    _ => Err(CoreError::WrongType {
+                        field: format!("{}[{i}]", self.name(field)),
+                        expected: "a finite number",
+                        found: kind_of(v),
+                    }),
+                })
+                .collect::<Result<Vec<f32>>>()
+                .map(Some),
+            Some(other) => Err(self.wrong(field, "an array of numbers", other)),
+        }
+    }
+
+    /// An object of scalar attributes (strings, numbers, booleans).
+    pub(crate) fn attributes(&self, field: &str) -> Result<BTreeMap<String, Value>> {
+        match self.get(field) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(map)) => {
+                for (key, value) in map {
+                    if value.is_array() || value.is_object() {
+                        return Err(CoreError::WrongType {
+                            field: format!("{}.{key}", self.name(field)),
+                            expected: "a string, number, boolean or null",
+                            found: kind_of(value),
+                        });
+                    }
+                }
+                Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            }
+            Some(other) => Err(self.wrong(field, "an object", other)),
+        }
+    }
+
+    /// An object whose values are all strings.
+    pub(crate) fn string_map(&self, field: &str) -> Result<BTreeMap<String, String>> {
+        match self.get(field) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    other => Err(CoreError::WrongType {
+                        field: format!("{}.{k}", self.name(field)),
+                        expected: "a string",
+                        found: kind_of(other),
+                    }),
+                })
+                .collect(),
+            Some(other) => Err(self.wrong(field, "an object of strings", other)),
+        }
+    }
+
+    pub(crate) fn invalid(&self, field: &str, reason: &str) -> CoreError {
+        CoreError::InvalidValue {
+            field: self.name(field),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! # flywheel-core: the vocabulary every other crate speaks
+//!
+//! This crate is the bottom of the dependency graph. It defines the data model of
+//! the product (`Item`, `User`, `Event`, `Impression`), the records the durable log
+//! stores (`LogRecord`), what retrieval hands to ranking (`Candidate`, `Channel`,
+//! `Explanation`) and the feature snapshots ranking consumes (`UserFeatures`,
+//! `ItemFeatures`). It has no IO and no async.
+//!
+//! Input from the outside world (HTTP bodies, import files) is parsed with the
+//! `from_json` constructors, which validate every field and name the field that is
+//! wrong. The `Serialize` form of each type is the same wire format, so what the
+//! simulator writes is exactly what `flywheel import` and `POST /v1/events` read.
+
+mod candidate;
+mod error;
+mod event;
+mod features;
+mod ids;
+mod impression;
+mod item;
+mod json;
+mod record;
+mod time;
+mod user;
+
+pub use candidate::{Candidate, Channel, Explanation, ExplanationKind};
+pub use error::{CoreError, Result};
+pub use event::{Action, ActionSet, Event};
+pub use features::{ItemFeatures, UserFeatures};
+pub use ids::{ItemId, RequestId, UserId};
+pub use impression::{Impression, ImpressionSlot};
+pub use item::Item;
+pub use record::LogRecord;
+pub use time::Timestamp;
+pub use user::User;

@@ -1,0 +1,1 @@
+//! Offline metrics, counterfactual estimators and reports that match trusted tools.

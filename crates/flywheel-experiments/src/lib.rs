@@ -1,0 +1,1 @@
+//! Experiment assignment (MurmurHash3 bucketing) and A/B statistics.

@@ -1,0 +1,1 @@
+//! Durable append-only event log: segments, CRC per record, group commit, recovery, replay.

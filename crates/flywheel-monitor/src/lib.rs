@@ -1,0 +1,1 @@
+//! Drift statistics (PSI, KS) and data quality checks.

@@ -1,0 +1,1 @@
+//! Ranking features, logistic regression, calibration, re-ranking and explanations.

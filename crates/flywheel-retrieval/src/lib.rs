@@ -1,0 +1,1 @@
+//! Candidate channels (ALS, EASE, content, popularity) and blending with quotas.

@@ -1,0 +1,1 @@
+//! A deterministic synthetic shop with ground truth.
