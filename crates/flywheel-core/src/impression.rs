@@ -44,6 +44,11 @@ pub struct Impression {
     /// Whether a fallback replaced part of the pipeline.
     #[serde(default)]
     pub fallback: bool,
+    /// The log offset the online features were read at: every record before it had
+    /// been applied, none after. Offline replay recomputes the features "as of" this
+    /// offset and `timestamp`, which is what makes the parity check exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features_offset: Option<u64>,
     /// The slots, in order.
     pub slots: Vec<ImpressionSlot>,
 }
