@@ -19,6 +19,15 @@ pub struct ImpressionSlot {
     pub propensity: f64,
     /// The channel that proposed it.
     pub channel: Channel,
+    /// The candidate's 0-based rank within its channel.
+    #[serde(default)]
+    pub channel_rank: u32,
+    /// The channel's own score for the candidate.
+    #[serde(default)]
+    pub channel_score: f32,
+    /// The user's item that drove the candidate, for history-driven channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_item: Option<ItemId>,
     /// The ranking features used for it, in the order of the ranker's feature names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<f32>,
