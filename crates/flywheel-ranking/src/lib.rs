@@ -1,6 +1,9 @@
 //! Ranking features, logistic regression, calibration, re-ranking and explanations.
 
 mod calibration;
+pub mod diversity;
+mod explain;
+mod rerank;
 mod error;
 mod features;
 mod linalg;
@@ -15,3 +18,6 @@ pub use features::{
 };
 pub use logistic::LogisticRegression;
 pub use params::{LrParams, TrainingRow};
+pub use diversity::item_similarity;
+pub use explain::{explain, TRENDING_THRESHOLD};
+pub use rerank::{rerank, Ranked, RerankConfig, Scored};
