@@ -1,0 +1,153 @@
+//! Blending channel lists into one candidate set: per-channel quotas, deduplication
+//! (the first channel to propose an item keeps it), leftover quota redistributed.
+
+use std::collections::{BTreeMap, HashSet};
+
+use flywheel_core::{Candidate, Channel, ItemId};
+use serde::{Deserialize, Serialize};
+
+/// One channel's ranked proposals: `(item, channel score, source item)`, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelList {
+    /// The channel that produced the list.
+    pub channel: Channel,
+    /// The proposals, best first; the source item says "because you viewed X".
+    pub items: Vec<(ItemId, f32, Option<ItemId>)>,
+}
+
+impl ChannelList {
+    /// A list without source items, from `(item, score)` pairs.
+    pub fn from_scored(channel: Channel, items: Vec<(ItemId, f32)>) -> Self {
+        let items = items
+            .into_iter()
+            .map(|(id, score)| (id, score, None))
+            .collect();
+        ChannelList { channel, items }
+    }
+}
+
+/// How many candidates each channel may contribute, and how many in total.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlendConfig {
+    /// Slots per channel. Channels without an entry get no reserved slot but may receive
+    /// leftover slots. When the quotas add up to more than `total` they are scaled down
+    /// proportionally (largest remainder).
+    pub quotas: BTreeMap<Channel, usize>,
+    /// The number of candidates wanted.
+    pub total: usize,
+}
+
+/// Blends channel lists into at most `config.total` distinct candidates.
+///
+/// 1. Each list, in the order given, takes up to its quota of items not yet taken; an
+///    item proposed by several channels stays with the first list that took it.
+/// 2. Slots a channel could not fill are handed out round-robin over the lists (in the
+///    order given), each taking its next untaken item, until `total` or exhaustion.
+/// 3. The result interleaves channels in proportion to what each contributed (a
+///    channel's `r`-th of `m` picks sorts at `(r + 1) / m`), so a ranker-less fallback
+///    still shows a mix. `channel_rank` is the item's 0-based position in its own list.
+pub fn blend(lists: Vec<ChannelList>, config: &BlendConfig) -> Vec<Candidate> {
+    let quotas = effective_quotas(&lists, config);
+    let mut taken: HashSet<ItemId> = HashSet::new();
+    let mut cursors = vec![0usize; lists.len()];
+    let mut picks: Vec<Vec<Candidate>> = vec![Vec::new(); lists.len()];
+    let mut count = 0;
+    for (l, list) in lists.iter().enumerate() {
+        while picks[l].len() < quotas[l] && count < config.total {
+            let Some(candidate) = next_untaken(list, &mut cursors[l], &taken) else {
+                break;
+            };
+            taken.insert(candidate.item_id.clone());
+            picks[l].push(candidate);
+            count += 1;
+        }
+    }
+    let mut active: Vec<usize> = (0..lists.len()).collect();
+    while count < config.total && !active.is_empty() {
+        active.retain(|&l| {
+            if count >= config.total {
+                return true;
+            }
+            match next_untaken(&lists[l], &mut cursors[l], &taken) {
+                Some(candidate) => {
+                    taken.insert(candidate.item_id.clone());
+                    picks[l].push(candidate);
+                    count += 1;
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+    interleave(picks)
+}
+
+/// The next item of `list` at or after `cursor` that nobody has taken yet.
+fn next_untaken(
+    list: &ChannelList,
+    cursor: &mut usize,
+    taken: &HashSet<ItemId>,
+) -> Option<Candidate> {
+    while let Some((item, score, source)) = list.items.get(*cursor) {
+        let rank = *cursor;
+        *cursor += 1;
+        if !taken.contains(item) {
+            return Some(Candidate {
+                item_id: item.clone(),
+                channel: list.channel,
+                channel_score: *score,
+                channel_rank: u32::try_from(rank).unwrap_or(u32::MAX),
+                source_item: source.clone(),
+            });
+        }
+    }
+    None
+}
+
+/// Per-list quota: the channel's configured slots (a channel listed twice shares its
+/// quota with its first list only), scaled down when they exceed `total`.
+fn effective_quotas(lists: &[ChannelList], config: &BlendConfig) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    let raw: Vec<usize> = lists
+        .iter()
+        .map(|l| {
+            if seen.insert(l.channel) {
+                config.quotas.get(&l.channel).copied().unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .collect();
+    let sum: usize = raw.iter().sum();
+    if sum <= config.total {
+        return raw;
+    }
+    let exact: Vec<f64> = raw
+        .iter()
+        .map(|&q| q as f64 * config.total as f64 / sum as f64)
+        .collect();
+    let mut scaled: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..raw.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let missing = config.total - scaled.iter().sum::<usize>();
+    for &l in order.iter().take(missing) {
+        scaled[l] += 1;
+    }
+    scaled
+}
+
+fn interleave(picks: Vec<Vec<Candidate>>) -> Vec<Candidate> {
+    let mut keyed: Vec<(f64, usize, Candidate)> = Vec::new();
+    for (l, list) in picks.into_iter().enumerate() {
+        let m = list.len() as f64;
+        for (r, candidate) in list.into_iter().enumerate() {
+            keyed.push(((r as f64 + 1.0) / m, l, candidate));
+        }
+    }
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, _, c)| c).collect()
+}
