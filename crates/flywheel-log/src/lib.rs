@@ -1,1 +1,108 @@
 //! Durable append-only event log: segments, CRC per record, group commit, recovery, replay.
+//!
+//! The log is the source of truth of flywheel: every event, catalog change and impression
+//! is appended here, and every derived state (features, training sets, experiment results)
+//! can be rebuilt by replaying it. It stores opaque byte payloads; the engine stores
+//! `LogRecord::encode()` bytes, and this crate knows nothing about them.
+//!
+//! # Using it
+//!
+//! ```
+//! use flywheel_log::{EventLog, LogConfig};
+//! # fn main() -> flywheel_log::Result<()> {
+//! # let dir = tempfile::tempdir().expect("a temporary directory");
+//! let (log, report) = EventLog::open(LogConfig::new(dir.path()))?;
+//! assert_eq!(report.records, 0);
+//! let first = log.append(b"hello")?;                 // durable when it returns
+//! let batch = log.append_batch(&[b"a", b"b", b"c"])?; // atomic and durable
+//! assert_eq!((first, batch), (0, 1..4));
+//! let replayed: Vec<_> = log.read_from(2)?.collect::<Result<_, _>>()?;
+//! assert_eq!(replayed, vec![(2, b"b".to_vec()), (3, b"c".to_vec())]);
+//! log.close()
+//! # }
+//! ```
+//!
+//! # On-disk format
+//!
+//! The log directory holds segment files named by the offset of their first record,
+//! zero-padded to 20 digits (`00000000000000004096.log`). Offsets are record sequence
+//! numbers 0, 1, 2, …; the end offset is the next one to be written. All integers are
+//! little-endian; every header ends with a CRC32 of its other bytes.
+//!
+//! - **Segment header** (32 bytes): magic `FLYWLOG\0`, format version (1), flags (0),
+//!   first offset, reserved, CRC.
+//! - Then **frames**, one per committed group. Frame header (32 bytes): magic, record
+//!   count, first offset, body length, reserved, CRC. The body is the records back to back.
+//! - **Record**: payload length (u32), CRC32 of the length bytes and the payload (so an
+//!   all-zero record never checks out), payload.
+//!
+//! # Batches are atomic
+//!
+//! A frame is the unit of atomicity: it is valid only if its header checks out, its whole
+//! body (of the length the header declares) is present, and exactly `record_count` records
+//! with valid CRCs fill it. A crash in the middle of writing a frame leaves an invalid
+//! frame, which recovery removes entirely. Every `append_batch` lands inside one frame, so
+//! after a crash either all its records are present or none.
+//!
+//! # Group commit
+//!
+//! Appenders encode their records (and CRCs) on their own thread, take the lock, get their
+//! offsets assigned, queue the bytes and sleep. One writer thread takes everything queued
+//! (up to `max_batch_records`; a larger single batch goes alone), writes it as ONE frame in
+//! ONE `write`, calls `fdatasync` once, publishes the new durable end and wakes everyone
+//! whose records are now below it. While it syncs, new appends pile up and form the next
+//! group, so throughput grows with concurrency. The writer lingers up to `max_batch_delay`
+//! before writing only while other appenders are still encoding. A new segment is created
+//! before the group that would go past `segment_max_bytes` (the previous segment is already
+//! synced) and its file and directory entry are fsynced before any record in it is
+//! acknowledged. If a write or fsync fails, the log refuses all further appends (the
+//! file's state after a failed fsync is unknown); reopening recovers.
+//!
+//! # Recovery policy
+//!
+//! `EventLog::open` scans every segment and verifies every CRC. Because each frame is
+//! synced before the next is written, only the final frame of the last segment can be torn
+//! by a crash. Hence:
+//!
+//! - A torn or corrupt tail of the **last** segment (partial frame, bad CRC, garbage) is
+//!   cut off with `set_len` + fsync and described in [`RecoveryReport::truncated`]; it was
+//!   never acknowledged. Reopening afterwards reports nothing. A last segment whose header
+//!   is incomplete (crash while creating it, no frame written) gets its header rewritten.
+//! - If a well-formed frame header with a later offset appears *after* the damage, the
+//!   damage is not a torn tail: truncating would drop acknowledged records, so `open`
+//!   fails with [`LogError::Corrupt`] naming the file and byte. (A payload that itself
+//!   contains a valid-looking frame header could, after a torn write, cause this refusal
+//!   too; the error tells the operator how to proceed.)
+//! - Any damage in an **older** (sealed) segment, a bad segment header, or a gap between
+//!   segments is an error as well: the operator restores the file or, accepting the loss,
+//!   truncates by hand. `flywheel inspect` ([`inspect_segment`]) shows what is there.
+//!
+//! Readers verify CRCs again while replaying and report damage as an `Err` item.
+//!
+//! # Room for compaction
+//!
+//! Erasing a user (GDPR) will rewrite sealed segments without that user's records: write a
+//! new file next to the old one, fsync, rename over it, fsync the directory. Offsets stay
+//! stable, so a rewritten segment has holes; frames already carry their first offset, and
+//! the reserved segment-header flags will mark a compacted segment whose frames may skip
+//! offsets (today's readers reject unknown flags rather than misread such a file). Not
+//! built yet.
+
+mod config;
+mod error;
+mod format;
+mod inspect;
+mod log;
+mod reader;
+mod recovery;
+mod scan;
+mod shared;
+mod writer;
+
+pub use config::{LogConfig, SyncMode};
+pub use error::{LogError, Result};
+pub use format::{MAX_BATCH_RECORDS, MAX_PAYLOAD_BYTES};
+pub use inspect::{inspect_segment, segment_paths, CorruptTail, SegmentInspection};
+pub use log::EventLog;
+pub use reader::LogReader;
+pub use recovery::{RecoveryReport, Truncation};
