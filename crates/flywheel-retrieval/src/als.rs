@@ -327,3 +327,7 @@ fn solve_row(row: &[(u32, f32)], other: &[f32], gram: &[f64], params: &AlsParams
         .map(|x| if x.is_finite() { x as f32 } else { 0.0 })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "als_tests.rs"]
+mod tests;

@@ -1,0 +1,160 @@
+//! Unit tests of implicit ALS: the exact per-row solve, fold-in and similarity.
+
+use super::*;
+use rand::seq::SliceRandom;
+
+/// Three taste clusters of 20 items; each of 90 users picks 8 items of their cluster
+/// and one random item anywhere.
+pub(crate) fn clustered() -> Interactions {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut triples = Vec::new();
+    for u in 0..90 {
+        let cluster = u % 3;
+        let mut own: Vec<usize> = (cluster * 20..cluster * 20 + 20).collect();
+        own.shuffle(&mut rng);
+        own.truncate(8);
+        own.push(rng.gen_range(0..60));
+        for i in own {
+            let weight = if i % 4 == 0 { 2.0 } else { 1.0 };
+            triples.push((
+                UserId::new_unchecked(format!("u{u}")),
+                ItemId::new_unchecked(format!("i{i}")),
+                weight,
+            ));
+        }
+    }
+    Interactions::from_triples(triples)
+}
+
+fn params(factors: usize, regularization: f32, alpha: f32) -> AlsParams {
+    AlsParams {
+        factors,
+        regularization,
+        alpha,
+        iterations: 15,
+        seed: 1,
+    }
+}
+
+#[test]
+fn one_row_solve_matches_hand_computation() {
+    // k = 1, one item with y = 2, weight 1, α = 1, λ = 1:
+    // A = YᵀY + λ + (c − 1)·y² = 4 + 1 + 4 = 9, b = c·y = 2·2 = 4, x = 4/9.
+    let p = params(1, 1.0, 1.0);
+    let x = solve_row(&[(0, 1.0)], &[2.0], &gram_matrix(&[2.0], 1), &p);
+    assert!((x[0] - 4.0 / 9.0).abs() < 1e-6, "{x:?}");
+    // k = 2, Y = I, one observed item 0 with weight 1, α = 2, λ = 1:
+    // A = I + I + 2·e₀e₀ᵀ = diag(4, 2), b = 3·e₀, x = (0.75, 0).
+    let y = [1.0, 0.0, 0.0, 1.0];
+    let x = solve_row(&[(0, 1.0)], &y, &gram_matrix(&y, 2), &params(2, 1.0, 2.0));
+    assert!((x[0] - 0.75).abs() < 1e-6 && x[1].abs() < 1e-6, "{x:?}");
+}
+
+#[test]
+fn fold_in_of_a_trained_users_history_reproduces_their_recommendations() {
+    let data = clustered();
+    let model = AlsModel::train(&data, &params(8, 1.0, 5.0)).unwrap();
+    for u in [0usize, 1, 2, 17, 44] {
+        let user = &data.user_ids()[u];
+        let history: Vec<(ItemId, f32)> = data
+            .by_user()
+            .row(u)
+            .iter()
+            .map(|&(i, w)| (data.item_ids()[i as usize].clone(), w))
+            .collect();
+        let trained = model.user_vector(user).unwrap();
+        let folded = model.fold_in(&history).unwrap();
+        let cosine = dot_f32(trained, &folded)
+            / (dot_f32(trained, trained) * dot_f32(&folded, &folded)).sqrt();
+        assert!(cosine > 0.99, "user {u}: cosine {cosine}");
+        let seen: HashSet<ItemId> = history.iter().map(|(i, _)| i.clone()).collect();
+        let a: Vec<ItemId> = model
+            .recommend_for_user(user, 10, &seen)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        let b: Vec<ItemId> = model
+            .recommend_for_history(&history, 10, &seen)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        let overlap = a.iter().filter(|i| b.contains(i)).count();
+        assert!(overlap >= 9, "user {u}: {a:?} vs {b:?}");
+        assert!(a.iter().all(|i| !seen.contains(i)));
+    }
+}
+
+#[test]
+fn recommends_and_relates_within_the_taste_cluster() {
+    let data = clustered();
+    let model = AlsModel::train(&data, &params(8, 1.0, 5.0)).unwrap();
+    let cluster_of = |id: &ItemId| id.as_str()[1..].parse::<usize>().unwrap() / 20;
+    let similar = model.similar_items(&ItemId::new_unchecked("i3"), 10);
+    assert_eq!(similar.len(), 10);
+    assert!(similar
+        .iter()
+        .all(|(id, s)| id.as_str() != "i3" && *s <= 1.0 + 1e-5));
+    let same = similar.iter().filter(|(id, _)| cluster_of(id) == 0).count();
+    assert!(same >= 7, "{similar:?}");
+    let cold = [
+        (ItemId::new_unchecked("i41"), 1.0),
+        (ItemId::new_unchecked("i45"), 1.0),
+    ];
+    // A cold history in cluster 2: at least 7 of 10 from it (chance level: 3.3).
+    let recs = model.recommend_for_history(&cold, 10, &HashSet::new());
+    assert!(
+        recs.iter().filter(|(id, _)| cluster_of(id) == 2).count() >= 7,
+        "{recs:?}"
+    );
+}
+
+#[test]
+fn degenerate_inputs_give_errors_or_empty_lists_never_nan() {
+    let empty = Interactions::from_triples(Vec::new());
+    let err = AlsModel::train(&empty, &AlsParams::default()).unwrap_err();
+    assert!(
+        matches!(err, RetrievalError::EmptyInteractions { model: "ALS" }),
+        "{err}"
+    );
+    let data = clustered();
+    for bad in [
+        AlsParams {
+            factors: 0,
+            ..AlsParams::default()
+        },
+        AlsParams {
+            regularization: 0.0,
+            ..AlsParams::default()
+        },
+        AlsParams {
+            alpha: f32::NAN,
+            ..AlsParams::default()
+        },
+        AlsParams {
+            iterations: 0,
+            ..AlsParams::default()
+        },
+    ] {
+        assert!(matches!(
+            AlsModel::train(&data, &bad),
+            Err(RetrievalError::InvalidParameter { .. })
+        ));
+    }
+    let model = AlsModel::train(&data, &params(4, 1.0, 1e6)).unwrap();
+    assert!(model
+        .user_factors
+        .iter()
+        .chain(&model.item_factors)
+        .all(|v| v.is_finite()));
+    let none = HashSet::new();
+    assert!(model
+        .recommend_for_user(&UserId::new_unchecked("nobody"), 5, &none)
+        .is_empty());
+    assert!(model
+        .recommend_for_history(&[(ItemId::new_unchecked("zz"), 1.0)], 5, &none)
+        .is_empty());
+    assert!(model.recommend_for_vector(&[1.0], 5, &none).is_empty());
+    assert!(model
+        .similar_items(&ItemId::new_unchecked("zz"), 5)
+        .is_empty());
+}
