@@ -1,0 +1,201 @@
+//! What the store keeps per item: decayed counters, the top-level category and the
+//! co-visitation neighbours; and the formulas that turn them into item features.
+
+use flywheel_core::{Action, ItemFeatures, ItemId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::config::FeatureConfig;
+use crate::decay::{CounterKind, DecayedCounters, Horizon, HALF_LIVES_MS};
+
+/// The state of one item. Items are interned: other structures refer to them by
+/// their index in the store's item table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ItemState {
+    pub id: ItemId,
+    /// Index of the top-level category in the store's category table.
+    pub category: Option<u32>,
+    pub counters: DecayedCounters,
+    /// Latest event time (ms) seen for the item.
+    pub last_event: Option<i64>,
+    /// Co-visitation neighbours: (item index, accumulated weight).
+    pub neighbors: Vec<(u32, f64)>,
+}
+
+impl ItemState {
+    pub fn new(id: ItemId) -> Self {
+        ItemState {
+            id,
+            category: None,
+            counters: DecayedCounters::default(),
+            last_event: None,
+            neighbors: Vec::new(),
+        }
+    }
+
+    /// Adds one event to the counters: views, clicks and purchases count 1 in their own
+    /// counter; every action adds its implicit weight to engagement.
+    pub fn count_event(&mut self, action: &Action, at: i64) {
+        let engagement = (CounterKind::Engagement, f64::from(action.implicit_weight()));
+        let own = match action {
+            Action::View => Some(CounterKind::View),
+            Action::Click => Some(CounterKind::Click),
+            Action::Purchase => Some(CounterKind::Purchase),
+            Action::AddToCart | Action::Like | Action::Dislike | Action::Custom(_) => None,
+        };
+        match own {
+            Some(kind) => self.counters.add(at, &[(kind, 1.0), engagement]),
+            None => self.counters.add(at, &[engagement]),
+        }
+        self.last_event = Some(self.last_event.map_or(at, |last| last.max(at)));
+    }
+
+    /// Counts one slot of a served list as an exposure.
+    pub fn count_impression(&mut self, at: i64) {
+        self.counters.add(at, &[(CounterKind::Impression, 1.0)]);
+    }
+
+    /// Adds `weight` to the co-visitation of `other`. The list grows to twice
+    /// `max_neighbors`, then keeps only the `max_neighbors` strongest.
+    pub fn add_neighbor(&mut self, other: u32, weight: f64, max_neighbors: usize) {
+        if let Some(entry) = self.neighbors.iter_mut().find(|(j, _)| *j == other) {
+            entry.1 += weight;
+            return;
+        }
+        self.neighbors.push((other, weight));
+        if self.neighbors.len() > 2 * max_neighbors {
+            self.neighbors
+                .sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            self.neighbors.truncate(max_neighbors);
+        }
+    }
+
+    /// The item's features at `now` (ms). Reading does not mutate.
+    pub fn features(&self, config: &FeatureConfig, now: i64) -> ItemFeatures {
+        let views = self.counters.at(CounterKind::View, now);
+        let clicks = self.counters.at(CounterKind::Click, now);
+        let purchases = self.counters.at(CounterKind::Purchase, now);
+        let impressions = self
+            .counters
+            .at_horizon(CounterKind::Impression, Horizon::Week, now);
+        let week = Horizon::Week.index();
+        ItemFeatures {
+            views,
+            clicks,
+            purchases,
+            ctr: smoothed_ctr(config, clicks[week], views[week] + impressions),
+            trending: self.trending(config, now),
+            last_event: self.last_event.map(Timestamp::from_millis),
+        }
+    }
+
+    /// Decayed engagement at the configured popularity horizon.
+    pub fn popularity(&self, config: &FeatureConfig, now: i64) -> f64 {
+        self.counters
+            .at_horizon(CounterKind::Engagement, config.popular_horizon, now)
+    }
+
+    /// See [`trending_score`].
+    pub fn trending(&self, config: &FeatureConfig, now: i64) -> f64 {
+        let engagement = self.counters.at(CounterKind::Engagement, now);
+        trending_score(
+            config,
+            engagement[Horizon::Hour.index()],
+            engagement[Horizon::Week.index()],
+        )
+    }
+}
+
+/// `(clicks + prior_clicks) / (exposures + prior_exposures)`, capped at 1 (clicks can come
+/// from outside served lists); 0 when the denominator is not positive.
+pub fn smoothed_ctr(config: &FeatureConfig, clicks: f64, exposures: f64) -> f64 {
+    let denominator = exposures + config.ctr_prior_exposures;
+    if denominator > 0.0 {
+        ((clicks + config.ctr_prior_clicks) / denominator).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Trending: how far the last hour's engagement exceeds what the weekly rate predicts,
+/// in Poisson standard deviations with a prior:
+/// `(e_1h − e_7d · ρ) / sqrt(e_7d · ρ + trending_prior)`, `ρ = 1 h / 7 d`.
+/// A decayed count with half-life `h` of a steady rate `r` is `r·h/ln 2`, so `e_7d · ρ`
+/// is the 1 h count the weekly rate predicts: a steady item scores 0, a rising one
+/// scores high, and the prior keeps one or two events from looking like a surge.
+pub fn trending_score(config: &FeatureConfig, hour: f64, week: f64) -> f64 {
+    let ratio = HALF_LIVES_MS[0] as f64 / HALF_LIVES_MS[2] as f64;
+    let expected = week * ratio;
+    let spread = (expected + config.trending_prior)
+        .max(f64::MIN_POSITIVE)
+        .sqrt();
+    (hour - expected) / spread
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> ItemState {
+        ItemState::new(ItemId::new_unchecked("i"))
+    }
+
+    #[test]
+    fn ctr_is_smoothed_with_the_prior() {
+        let config = FeatureConfig::default();
+        // No data: the prior CTR 1/20.
+        assert_eq!(item().features(&config, 0).ctr, 0.05);
+        let mut it = item();
+        for _ in 0..10 {
+            it.count_impression(0);
+        }
+        it.count_event(&Action::Click, 0);
+        it.count_event(&Action::Click, 0);
+        // (2 + 1) / (10 impressions + 0 views + 20) = 0.1.
+        assert!((it.features(&config, 0).ctr - 0.1).abs() < 1e-15);
+        // Views count as exposures too: (2 + 1) / (10 + 10 + 20).
+        for _ in 0..10 {
+            it.count_event(&Action::View, 0);
+        }
+        assert!((it.features(&config, 0).ctr - 3.0 / 40.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn engagement_weights_and_counters_follow_the_action() {
+        let config = FeatureConfig::default();
+        let mut it = item();
+        it.count_event(&Action::Purchase, 0);
+        it.count_event(&Action::AddToCart, 0);
+        it.count_event(&Action::Dislike, 0);
+        let f = it.features(&config, 0);
+        assert_eq!(f.purchases, [1.0; 3]);
+        assert_eq!(f.views, [0.0; 3]);
+        // Engagement = 6 (purchase) + 4 (cart) + 0 (dislike).
+        assert_eq!(it.popularity(&config, 0), 10.0);
+    }
+
+    #[test]
+    fn trending_is_zero_for_a_steady_rate_and_positive_for_a_burst() {
+        let config = FeatureConfig::default();
+        // Steady state of rate r: e_1h = r·1h/ln2, e_7d = r·7d/ln2.
+        let r = 0.001;
+        let hour = r * 3_600_000.0 / std::f64::consts::LN_2;
+        let week = r * 604_800_000.0 / std::f64::consts::LN_2;
+        assert!(trending_score(&config, hour, week).abs() < 1e-9);
+        assert!(trending_score(&config, 50.0, 50.0) > 40.0);
+        assert!(trending_score(&config, 1.0, 1.0) < 1.0);
+        assert!(trending_score(&config, 0.0, 500.0) < 0.0);
+    }
+
+    #[test]
+    fn neighbours_are_pruned_to_the_strongest() {
+        let mut it = item();
+        for j in 0..4u32 {
+            it.add_neighbor(j, f64::from(j + 1), 2);
+        }
+        assert_eq!(it.neighbors.len(), 4);
+        it.add_neighbor(1, 10.0, 2);
+        it.add_neighbor(9, 0.5, 2);
+        // Five entries > 2·2: keep the two strongest, item 1 (12) and item 3 (4).
+        assert_eq!(it.neighbors, vec![(1, 12.0), (3, 4.0)]);
+    }
+}
