@@ -163,7 +163,10 @@ fn line_search(
 ) -> (PlattScaling, f64) {
     let mut t = 1.0;
     for _ in 0..40 {
-        let next = PlattScaling { a: s.a - t * step[0], b: s.b - t * step[1] };
+        let next = PlattScaling {
+            a: s.a - t * step[0],
+            b: s.b - t * step[1],
+        };
         let value = objective(next);
         if value <= current {
             return (next, value);
@@ -199,7 +202,10 @@ mod tests {
         let labels: Vec<f64> = margins.iter().map(|z| sigmoid(2.0 * z - 1.0)).collect();
         let weights = vec![1.0; margins.len()];
         let s = fit_platt(&margins, &labels, &weights).expect("two classes");
-        assert!((s.a - 2.0).abs() < 1e-4 && (s.b + 1.0).abs() < 1e-4, "{s:?}");
+        assert!(
+            (s.a - 2.0).abs() < 1e-4 && (s.b + 1.0).abs() < 1e-4,
+            "{s:?}"
+        );
     }
 
     #[test]

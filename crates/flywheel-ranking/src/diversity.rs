@@ -37,7 +37,11 @@ fn similarity(a: &Item, b: &Item, tags_a: &BTreeSet<&str>, tags_b: &BTreeSet<&st
     let same_top = !a.top_category().is_empty() && a.top_category() == b.top_category();
     let same_path = same_top && a.category == b.category;
     let union = tags_a.union(tags_b).count();
-    let jaccard = if union == 0 { 0.0 } else { tags_a.intersection(tags_b).count() as f64 / union as f64 };
+    let jaccard = if union == 0 {
+        0.0
+    } else {
+        tags_a.intersection(tags_b).count() as f64 / union as f64
+    };
     0.5 * f64::from(u8::from(same_top)) + 0.3 * f64::from(u8::from(same_path)) + 0.2 * jaccard
 }
 
@@ -50,11 +54,26 @@ pub(crate) struct DiversityParams {
 
 /// Chooses up to `count` of `items` (with `scores`), returning their indices in
 /// list order.
-pub(crate) fn select(items: &[&Item], scores: &[f64], params: &DiversityParams, count: usize) -> Vec<usize> {
-    let (low, high) = scores.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), s| (l.min(*s), h.max(*s)));
+pub(crate) fn select(
+    items: &[&Item],
+    scores: &[f64],
+    params: &DiversityParams,
+    count: usize,
+) -> Vec<usize> {
+    let (low, high) = scores
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), s| {
+            (l.min(*s), h.max(*s))
+        });
     let span = high - low;
-    let normalised: Vec<f64> = scores.iter().map(|s| if span > 0.0 { (s - low) / span } else { 1.0 }).collect();
-    let tags: Vec<BTreeSet<&str>> = items.iter().map(|i| i.tags.iter().map(String::as_str).collect()).collect();
+    let normalised: Vec<f64> = scores
+        .iter()
+        .map(|s| if span > 0.0 { (s - low) / span } else { 1.0 })
+        .collect();
+    let tags: Vec<BTreeSet<&str>> = items
+        .iter()
+        .map(|i| i.tags.iter().map(String::as_str).collect())
+        .collect();
     let mut max_sim = vec![0.0f64; items.len()];
     let mut remaining: Vec<usize> = (0..items.len()).collect();
     let mut per_category: BTreeMap<&str, usize> = BTreeMap::new();
@@ -63,7 +82,9 @@ pub(crate) fn select(items: &[&Item], scores: &[f64], params: &DiversityParams, 
         let in_window = chosen.len() < params.cap_window;
         let allowed = |i: &usize| {
             let category = items[*i].top_category();
-            !in_window || category.is_empty() || per_category.get(category).copied().unwrap_or(0) < params.cap_limit
+            !in_window
+                || category.is_empty()
+                || per_category.get(category).copied().unwrap_or(0) < params.cap_limit
         };
         let any_allowed = remaining.iter().any(allowed);
         let value = |i: usize| params.lambda * normalised[i] - (1.0 - params.lambda) * max_sim[i];
@@ -73,7 +94,9 @@ pub(crate) fn select(items: &[&Item], scores: &[f64], params: &DiversityParams, 
             .filter(|(_, i)| !any_allowed || allowed(i))
             .max_by(|(_, a), (_, b)| {
                 let by_value = value(**a).total_cmp(&value(**b));
-                by_value.then(scores[**a].total_cmp(&scores[**b])).then(b.cmp(a))
+                by_value
+                    .then(scores[**a].total_cmp(&scores[**b]))
+                    .then(b.cmp(a))
             })
             .map(|(slot, _)| slot)
         else {
@@ -105,18 +128,28 @@ mod tests {
     #[test]
     fn similarity_weights_category_path_and_tags() {
         let a = item("a", "books/scifi", &["space", "classic"]);
-        assert_eq!(item_similarity(&a, &item("b", "books/scifi", &["space", "classic"])), 1.0);
+        assert_eq!(
+            item_similarity(&a, &item("b", "books/scifi", &["space", "classic"])),
+            1.0
+        );
         assert_eq!(item_similarity(&a, &item("c", "books/crime", &[])), 0.5);
         // Jaccard {space, classic} vs {space, new} = 1/3.
         let d = item("d", "music", &["space", "new"]);
         assert!((item_similarity(&a, &d) - 0.2 / 3.0).abs() < 1e-12);
-        assert_eq!(item_similarity(&item("e", "", &[]), &item("f", "", &[])), 0.0);
+        assert_eq!(
+            item_similarity(&item("e", "", &[]), &item("f", "", &[])),
+            0.0
+        );
     }
 
     #[test]
     fn cap_limit_is_floor_of_share_times_window() {
         assert_eq!(cap_limit(0.3, 10), 3);
-        assert_eq!(cap_limit(0.29, 100), 29, "0.29·100 rounds down to 28.999… without the epsilon");
+        assert_eq!(
+            cap_limit(0.29, 100),
+            29,
+            "0.29·100 rounds down to 28.999… without the epsilon"
+        );
         assert_eq!(cap_limit(0.05, 10), 1, "never below one");
         assert_eq!(cap_limit(1.0, 10), 10);
     }

@@ -1,7 +1,9 @@
 //! Explanations: one human reason per recommended item, chosen from what
 //! retrieval and the features know, most personal reason first.
 
-use flywheel_core::{Candidate, Channel, Explanation, ExplanationKind, Item, ItemFeatures, ItemId, Timestamp};
+use flywheel_core::{
+    Candidate, Channel, Explanation, ExplanationKind, Item, ItemFeatures, ItemId, Timestamp,
+};
 
 use crate::features::{item_age_days, NEW_ITEM_DAYS};
 
@@ -34,11 +36,16 @@ pub fn explain(
     let is_new = item_age_days(item, now).is_some_and(|days| days < NEW_ITEM_DAYS);
     let kind = match (candidate.channel, &candidate.source_item) {
         (Channel::Exploration, _) => ExplanationKind::Exploration,
-        (_, Some(source)) => ExplanationKind::BecauseYouViewed { item_id: source.clone(), title: titles(source) },
+        (_, Some(source)) => ExplanationKind::BecauseYouViewed {
+            item_id: source.clone(),
+            title: titles(source),
+        },
         (Channel::Trending, None) => ExplanationKind::TrendingIn { category },
         _ if is_new => ExplanationKind::NewIn { category },
         (Channel::Als | Channel::Ease, None) => ExplanationKind::PopularWithSimilarUsers,
-        _ if item_features.trending >= TRENDING_THRESHOLD => ExplanationKind::TrendingIn { category },
+        _ if item_features.trending >= TRENDING_THRESHOLD => {
+            ExplanationKind::TrendingIn { category }
+        }
         (Channel::Popularity | Channel::CoVisitation | Channel::Content, None) => {
             ExplanationKind::PopularIn { category }
         }
@@ -74,15 +81,26 @@ mod tests {
         let (c, item) = setup(Channel::CoVisitation, Some("dune"));
         assert_eq!(text(&c, &item, &plain, now), "because you viewed Dune");
         let (c, item) = setup(Channel::Content, Some("x9"));
-        assert_eq!(text(&c, &item, &plain, now), "because you viewed x9", "no title: the id");
+        assert_eq!(
+            text(&c, &item, &plain, now),
+            "because you viewed x9",
+            "no title: the id"
+        );
         let (c, item) = setup(Channel::Trending, None);
         assert_eq!(text(&c, &item, &plain, now), "trending in books");
         let (c, mut item) = setup(Channel::Popularity, None);
         item.created_at = Some(now.plus_millis(-2 * Timestamp::DAY));
         assert_eq!(text(&c, &item, &plain, now), "new in books");
         item.created_at = Some(now.plus_millis(-8 * Timestamp::DAY));
-        assert_eq!(text(&c, &item, &plain, now), "popular in books", "8 days is not new");
-        let hot = ItemFeatures { trending: 3.0, ..Default::default() };
+        assert_eq!(
+            text(&c, &item, &plain, now),
+            "popular in books",
+            "8 days is not new"
+        );
+        let hot = ItemFeatures {
+            trending: 3.0,
+            ..Default::default()
+        };
         assert_eq!(text(&c, &item, &hot, now), "trending in books");
         for channel in [Channel::Als, Channel::Ease] {
             let (c, item) = setup(channel, None);

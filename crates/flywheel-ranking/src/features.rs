@@ -166,7 +166,13 @@ fn ctr_and_log_odds(features: &ItemFeatures) -> (f64, f64) {
 /// Computes the feature vector of one (user, candidate) pair, in the order of
 /// [`FEATURE_NAMES`]. Deterministic, and every value is finite for any input.
 pub fn featurize(input: &RankingInput) -> Vec<f32> {
-    let RankingInput { user, item, item_features: f, candidate, now } = *input;
+    let RankingInput {
+        user,
+        item,
+        item_features: f,
+        candidate,
+        now,
+    } = *input;
     let affinity = category_affinity(user, item);
     let (ctr, ctr_log_odds) = ctr_and_log_odds(f);
     let age = item_age_days(item, now);
@@ -223,17 +229,27 @@ mod tests {
     use flywheel_core::{Action, ItemId};
 
     fn value(x: &[f32], name: &str) -> f32 {
-        let j = FEATURE_NAMES.iter().position(|n| *n == name).expect("known feature name");
+        let j = FEATURE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .expect("known feature name");
         x[j]
     }
 
     #[test]
     fn channel_one_hot_names_follow_channel_index() {
         for c in Channel::ALL {
-            assert_eq!(FEATURE_NAMES[CHANNEL_OFFSET + c.index()], format!("channel_{}", c.as_str()));
+            assert_eq!(
+                FEATURE_NAMES[CHANNEL_OFFSET + c.index()],
+                format!("channel_{}", c.as_str())
+            );
         }
         let unique: std::collections::BTreeSet<_> = FEATURE_NAMES.iter().collect();
-        assert_eq!(unique.len(), FEATURE_NAMES.len(), "feature names are distinct");
+        assert_eq!(
+            unique.len(),
+            FEATURE_NAMES.len(),
+            "feature names are distinct"
+        );
     }
 
     #[test]
@@ -245,9 +261,14 @@ mod tests {
         let mut user = UserFeatures::default();
         user.category_affinity.insert("books".into(), 0.25);
         user.event_count = 3;
-        user.recent.push((ItemId::new_unchecked("s"), Action::Click, now));
+        user.recent
+            .push((ItemId::new_unchecked("s"), Action::Click, now));
         user.shown.insert(item.id.clone(), 2);
-        let f = ItemFeatures { ctr: 0.2, views: [0.0, 1.0, 3.0], ..Default::default() };
+        let f = ItemFeatures {
+            ctr: 0.2,
+            views: [0.0, 1.0, 3.0],
+            ..Default::default()
+        };
         let candidate = Candidate {
             item_id: item.id.clone(),
             channel: Channel::CoVisitation,
@@ -255,7 +276,13 @@ mod tests {
             channel_rank: 3,
             source_item: Some(ItemId::new_unchecked("s")),
         };
-        let input = RankingInput { user: &user, item: &item, item_features: &f, candidate: &candidate, now };
+        let input = RankingInput {
+            user: &user,
+            item: &item,
+            item_features: &f,
+            candidate: &candidate,
+            now,
+        };
         let x = featurize(&input);
         assert_eq!(x.len(), FEATURE_NAMES.len());
         assert_eq!(value(&x, "user_category_affinity"), 0.25);
@@ -273,7 +300,10 @@ mod tests {
         assert_eq!(value(&x, "user_recently_interacted_with_source_item"), 1.0);
         assert_eq!(value(&x, "user_recently_interacted_with_item"), 0.0);
         assert!((value(&x, "cross_affinity_x_ctr") - 0.05).abs() < 1e-7);
-        assert_eq!(value(&x, "item_hours_since_last_event_log1p"), (NO_EVENT_HOURS as f32).ln_1p());
+        assert_eq!(
+            value(&x, "item_hours_since_last_event_log1p"),
+            (NO_EVENT_HOURS as f32).ln_1p()
+        );
     }
 
     #[test]
@@ -288,9 +318,18 @@ mod tests {
             channel_rank: 0,
             source_item: None,
         };
-        let x = featurize(&RankingInput { user: &user, item: &item, item_features: &f, candidate: &c, now: Timestamp(0) });
+        let x = featurize(&RankingInput {
+            user: &user,
+            item: &item,
+            item_features: &f,
+            candidate: &c,
+            now: Timestamp(0),
+        });
         assert_eq!(value(&x, "item_age_missing"), 1.0);
-        assert_eq!(value(&x, "item_age_days_log1p"), (NEUTRAL_AGE_DAYS as f32).ln_1p());
+        assert_eq!(
+            value(&x, "item_age_days_log1p"),
+            (NEUTRAL_AGE_DAYS as f32).ln_1p()
+        );
         assert_eq!(value(&x, "item_is_new_7d"), 0.0);
         assert_eq!(value(&x, "user_has_history"), 0.0);
         assert_eq!(value(&x, "item_price_missing"), 1.0);

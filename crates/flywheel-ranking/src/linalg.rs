@@ -50,7 +50,11 @@ pub(crate) fn solve_with_jitter(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
         if let Some(x) = cholesky_solve(&shifted, b) {
             return Some(x);
         }
-        jitter = if jitter == 0.0 { trace * 1e-12 } else { jitter * 100.0 };
+        jitter = if jitter == 0.0 {
+            trace * 1e-12
+        } else {
+            jitter * 100.0
+        };
     }
     None
 }

@@ -102,7 +102,10 @@ fn weighted_moments(rows: &[&TrainingRow], width: usize) -> (Vec<f64>, Vec<f64>)
             *v += f64::from(r.weight) * (f64::from(*x) - m).powi(2) / total;
         }
     }
-    let scales = vars.into_iter().map(|v| if v.sqrt() > 1e-12 { v.sqrt() } else { 1.0 }).collect();
+    let scales = vars
+        .into_iter()
+        .map(|v| if v.sqrt() > 1e-12 { v.sqrt() } else { 1.0 })
+        .collect();
     (means, scales)
 }
 
@@ -124,7 +127,11 @@ fn newton(design: &Design, params: &LrParams) -> Result<(Vec<f64>, usize)> {
     let d = design.means.len() + 1;
     let mut beta = vec![0.0; d];
     let total: f64 = design.rows.iter().map(|r| f64::from(r.weight)).sum();
-    let positive: f64 = design.rows.iter().map(|r| f64::from(r.weight * r.label)).sum();
+    let positive: f64 = design
+        .rows
+        .iter()
+        .map(|r| f64::from(r.weight * r.label))
+        .sum();
     let rate = positive / total;
     beta[0] = (rate / (1.0 - rate)).ln();
     let mut current = design.objective(&beta, params.l2);
@@ -148,7 +155,11 @@ fn newton(design: &Design, params: &LrParams) -> Result<(Vec<f64>, usize)> {
         let Some((next, value)) = accepted else {
             return Ok((beta, iteration));
         };
-        let moved = next.iter().zip(&beta).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let moved = next
+            .iter()
+            .zip(&beta)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         beta = next;
         current = value;
         if moved < params.tolerance {
@@ -176,7 +187,11 @@ impl LogisticRegression {
         let train_rows: Vec<&TrainingRow> = train_idx.iter().map(|&i| &rows[i]).collect();
         check_two_classes(&train_rows, "training")?;
         let (means, scales) = weighted_moments(&train_rows, schema.names.len());
-        let design = Design { rows: train_rows, means, scales };
+        let design = Design {
+            rows: train_rows,
+            means,
+            scales,
+        };
         let (beta, iterations) = newton(&design, params)?;
         let mut model = LogisticRegression {
             schema,
@@ -199,9 +214,20 @@ impl LogisticRegression {
 
     /// Weighted positive rate and weighted mean raw prediction over `rows`.
     fn rate_and_mean(&self, rows: &[&TrainingRow]) -> (f64, f64) {
-        let total: f64 = rows.iter().map(|r| f64::from(r.weight)).sum::<f64>().max(f64::MIN_POSITIVE);
-        let rate = rows.iter().map(|r| f64::from(r.weight * r.label)).sum::<f64>() / total;
-        let mean = rows.iter().map(|r| f64::from(r.weight) * sigmoid(self.margin(&r.features))).sum::<f64>();
+        let total: f64 = rows
+            .iter()
+            .map(|r| f64::from(r.weight))
+            .sum::<f64>()
+            .max(f64::MIN_POSITIVE);
+        let rate = rows
+            .iter()
+            .map(|r| f64::from(r.weight * r.label))
+            .sum::<f64>()
+            / total;
+        let mean = rows
+            .iter()
+            .map(|r| f64::from(r.weight) * sigmoid(self.margin(&r.features)))
+            .sum::<f64>();
         (rate, mean / total)
     }
 
@@ -215,7 +241,13 @@ impl LogisticRegression {
         let platt = fit_platt(&margins, &labels, &weights)?;
         let total: f64 = weights.iter().sum();
         let mean_of = |f: &dyn Fn(f64, f64) -> f64| -> f64 {
-            margins.iter().zip(&labels).zip(&weights).map(|((z, y), w)| w * f(*z, *y)).sum::<f64>() / total
+            margins
+                .iter()
+                .zip(&labels)
+                .zip(&weights)
+                .map(|((z, y), w)| w * f(*z, *y))
+                .sum::<f64>()
+                / total
         };
         self.calibration.holdout = Some(HoldoutReport {
             rows: holdout.len(),
@@ -232,7 +264,11 @@ impl LogisticRegression {
     /// The raw margin (log-odds) before calibration. Features beyond the schema
     /// are ignored; missing or non-finite ones count as the training mean.
     pub fn margin(&self, features: &[f32]) -> f64 {
-        let terms = features.iter().zip(&self.means).zip(&self.scales).zip(&self.weights);
+        let terms = features
+            .iter()
+            .zip(&self.means)
+            .zip(&self.scales)
+            .zip(&self.weights);
         let z = self.intercept
             + terms
                 .filter(|(((x, _), _), _)| x.is_finite())
@@ -267,13 +303,23 @@ impl LogisticRegression {
 
     /// The intercept in original feature units (raw margin at all features 0).
     pub fn intercept(&self) -> f64 {
-        let shift: f64 = self.weights.iter().zip(&self.means).zip(&self.scales).map(|((w, m), s)| w * m / s).sum();
+        let shift: f64 = self
+            .weights
+            .iter()
+            .zip(&self.means)
+            .zip(&self.scales)
+            .map(|((w, m), s)| w * m / s)
+            .sum();
         self.intercept - shift
     }
 
     /// The coefficients in original feature units, in schema order.
     pub fn coefficients(&self) -> Vec<f64> {
-        self.weights.iter().zip(&self.scales).map(|(w, s)| w / s).collect()
+        self.weights
+            .iter()
+            .zip(&self.scales)
+            .map(|(w, s)| w / s)
+            .collect()
     }
 
     /// The coefficients on standardised features (comparable importances), in schema order.

@@ -56,23 +56,47 @@ impl Default for LrParams {
 impl LrParams {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, value: f64, hint| RankingError::BadParameter { field, value: value.to_string(), hint };
+        let bad = |field, value: f64, hint| RankingError::BadParameter {
+            field,
+            value: value.to_string(),
+            hint,
+        };
         if !self.l2.is_finite() || self.l2 < 0.0 {
-            return Err(bad("l2", self.l2, "must be a finite number ≥ 0 (1.0 is a good start)"));
+            return Err(bad(
+                "l2",
+                self.l2,
+                "must be a finite number ≥ 0 (1.0 is a good start)",
+            ));
         }
         if self.max_iterations == 0 {
-            return Err(bad("max_iterations", 0.0, "must be at least 1 (50 is plenty for Newton)"));
+            return Err(bad(
+                "max_iterations",
+                0.0,
+                "must be at least 1 (50 is plenty for Newton)",
+            ));
         }
         if !self.tolerance.is_finite() || self.tolerance <= 0.0 {
-            return Err(bad("tolerance", self.tolerance, "must be a finite number > 0"));
+            return Err(bad(
+                "tolerance",
+                self.tolerance,
+                "must be a finite number > 0",
+            ));
         }
         let w = self.negative_sampling_rate;
         if !w.is_finite() || w <= 0.0 || w > 1.0 {
-            return Err(bad("negative_sampling_rate", w, "must be in (0, 1]; 1 means no sampling"));
+            return Err(bad(
+                "negative_sampling_rate",
+                w,
+                "must be in (0, 1]; 1 means no sampling",
+            ));
         }
         let f = self.platt_holdout_fraction;
         if !f.is_finite() || !(0.0..1.0).contains(&f) {
-            return Err(bad("platt_holdout_fraction", f, "must be in [0, 1); 0.2 is typical"));
+            return Err(bad(
+                "platt_holdout_fraction",
+                f,
+                "must be in [0, 1); 0.2 is typical",
+            ));
         }
         Ok(())
     }
@@ -97,7 +121,12 @@ pub(crate) fn validate_rows(rows: &[TrainingRow], schema: &FeatureSchema) -> Res
     if rows.is_empty() {
         return Err(RankingError::EmptyTrainingSet);
     }
-    let bad = |row, field: String, value: f32, hint| RankingError::BadRow { row, field, value: value.to_string(), hint };
+    let bad = |row, field: String, value: f32, hint| RankingError::BadRow {
+        row,
+        field,
+        value: value.to_string(),
+        hint,
+    };
     for (i, r) in rows.iter().enumerate() {
         if r.features.len() != schema.names.len() {
             return Err(RankingError::WrongWidth {
@@ -111,11 +140,21 @@ pub(crate) fn validate_rows(rows: &[TrainingRow], schema: &FeatureSchema) -> Res
             return Err(bad(i, "label".into(), r.label, "labels must be in [0, 1]"));
         }
         if !r.weight.is_finite() || r.weight < 0.0 {
-            return Err(bad(i, "weight".into(), r.weight, "weights must be finite and ≥ 0"));
+            return Err(bad(
+                i,
+                "weight".into(),
+                r.weight,
+                "weights must be finite and ≥ 0",
+            ));
         }
         if let Some(j) = r.features.iter().position(|v| !v.is_finite()) {
             let name = &schema.names[j];
-            return Err(bad(i, format!("features[{j}] ({name})"), r.features[j], "features must be finite"));
+            return Err(bad(
+                i,
+                format!("features[{j}] ({name})"),
+                r.features[j],
+                "features must be finite",
+            ));
         }
     }
     Ok(())
@@ -127,25 +166,59 @@ mod tests {
 
     #[test]
     fn split_holds_out_the_last_rows_or_a_seeded_subset() {
-        let p = LrParams { platt_holdout_fraction: 0.2, ..LrParams::default() };
+        let p = LrParams {
+            platt_holdout_fraction: 0.2,
+            ..LrParams::default()
+        };
         assert_eq!(p.split(10), ((0..8).collect(), vec![8, 9]));
-        let seeded = LrParams { holdout_seed: Some(7), ..p };
+        let seeded = LrParams {
+            holdout_seed: Some(7),
+            ..p
+        };
         let (a, b) = seeded.split(10);
-        assert_eq!(seeded.split(10), (a.clone(), b.clone()), "same seed, same split");
+        assert_eq!(
+            seeded.split(10),
+            (a.clone(), b.clone()),
+            "same seed, same split"
+        );
         assert_eq!((a.len(), b.len()), (8, 2));
     }
 
     #[test]
     fn bad_parameters_and_rows_name_the_field() {
-        let p = LrParams { l2: -1.0, ..LrParams::default() };
+        let p = LrParams {
+            l2: -1.0,
+            ..LrParams::default()
+        };
         assert!(p.validate().unwrap_err().to_string().contains("`l2`"));
-        let p = LrParams { negative_sampling_rate: 0.0, ..LrParams::default() };
-        assert!(p.validate().unwrap_err().to_string().contains("negative_sampling_rate"));
+        let p = LrParams {
+            negative_sampling_rate: 0.0,
+            ..LrParams::default()
+        };
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("negative_sampling_rate"));
         let schema = FeatureSchema::custom(0, 2);
-        let row = TrainingRow { features: vec![1.0, f32::NAN], label: 1.0, weight: 1.0 };
+        let row = TrainingRow {
+            features: vec![1.0, f32::NAN],
+            label: 1.0,
+            weight: 1.0,
+        };
         let err = validate_rows(&[row], &schema).unwrap_err().to_string();
-        assert!(err.contains("row 0") && err.contains("features[1] (x1)"), "{err}");
-        let short = TrainingRow { features: vec![1.0], label: 1.0, weight: 1.0 };
-        assert!(matches!(validate_rows(&[short], &schema), Err(RankingError::WrongWidth { .. })));
+        assert!(
+            err.contains("row 0") && err.contains("features[1] (x1)"),
+            "{err}"
+        );
+        let short = TrainingRow {
+            features: vec![1.0],
+            label: 1.0,
+            weight: 1.0,
+        };
+        assert!(matches!(
+            validate_rows(&[short], &schema),
+            Err(RankingError::WrongWidth { .. })
+        ));
     }
 }

@@ -48,19 +48,39 @@ impl Default for RerankConfig {
 impl RerankConfig {
     /// Checks every value's range (call it when the configuration is loaded).
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, value: f64, hint| RankingError::BadParameter { field, value: value.to_string(), hint };
+        let bad = |field, value: f64, hint| RankingError::BadParameter {
+            field,
+            value: value.to_string(),
+            hint,
+        };
         if !(self.category_cap > 0.0 && self.category_cap <= 1.0) {
-            return Err(bad("category_cap", self.category_cap, "must be in (0, 1]; 0.3 allows 3 of the top 10"));
+            return Err(bad(
+                "category_cap",
+                self.category_cap,
+                "must be in (0, 1]; 0.3 allows 3 of the top 10",
+            ));
         }
         if !(0.0..=1.0).contains(&self.mmr_lambda) {
-            return Err(bad("mmr_lambda", self.mmr_lambda, "must be in [0, 1]; 1 turns MMR off"));
+            return Err(bad(
+                "mmr_lambda",
+                self.mmr_lambda,
+                "must be in [0, 1]; 1 turns MMR off",
+            ));
         }
         if !self.freshness_boost.is_finite() || self.freshness_boost < 0.0 {
-            return Err(bad("freshness_boost", self.freshness_boost, "must be finite and ≥ 0; 0 turns it off"));
+            return Err(bad(
+                "freshness_boost",
+                self.freshness_boost,
+                "must be finite and ≥ 0; 0 turns it off",
+            ));
         }
         let half_life = self.freshness_half_life_days;
         if !half_life.is_finite() || half_life <= 0.0 {
-            return Err(bad("freshness_half_life_days", half_life, "must be a finite number of days > 0"));
+            return Err(bad(
+                "freshness_half_life_days",
+                half_life,
+                "must be a finite number of days > 0",
+            ));
         }
         Ok(())
     }
@@ -105,12 +125,22 @@ pub struct Ranked {
 ///
 /// Out-of-range configuration values are clamped here so that serving never
 /// fails; [`RerankConfig::validate`] reports them when the configuration is loaded.
-pub fn rerank(scored: Vec<Scored>, user: &UserFeatures, config: &RerankConfig, count: usize, now: Timestamp) -> Vec<Ranked> {
+pub fn rerank(
+    scored: Vec<Scored>,
+    user: &UserFeatures,
+    config: &RerankConfig,
+    count: usize,
+    now: Timestamp,
+) -> Vec<Ranked> {
     let pool = keep_recommendable(scored, user, config);
     let boosted: Vec<f64> = pool.iter().map(|s| boost(s, config, now)).collect();
     let items: Vec<&Item> = pool.iter().map(|s| s.item.as_ref()).collect();
     let params = DiversityParams {
-        lambda: if config.mmr_lambda.is_nan() { 1.0 } else { config.mmr_lambda.clamp(0.0, 1.0) },
+        lambda: if config.mmr_lambda.is_nan() {
+            1.0
+        } else {
+            config.mmr_lambda.clamp(0.0, 1.0)
+        },
         cap_limit: cap_limit(config.category_cap, config.cap_window),
         cap_window: config.cap_window,
     };
@@ -120,13 +150,23 @@ pub fn rerank(scored: Vec<Scored>, user: &UserFeatures, config: &RerankConfig, c
         .into_iter()
         .filter_map(|i| {
             let s = slots[i].take()?;
-            Some(Ranked { candidate: s.candidate, item: s.item, score: boosted[i], model_score: s.score, explanation: s.explanation })
+            Some(Ranked {
+                candidate: s.candidate,
+                item: s.item,
+                score: boosted[i],
+                model_score: s.score,
+                explanation: s.explanation,
+            })
         })
         .collect()
 }
 
 /// Step 1: the business filters and deduplication.
-fn keep_recommendable(scored: Vec<Scored>, user: &UserFeatures, config: &RerankConfig) -> Vec<Scored> {
+fn keep_recommendable(
+    scored: Vec<Scored>,
+    user: &UserFeatures,
+    config: &RerankConfig,
+) -> Vec<Scored> {
     let mut best: BTreeMap<String, usize> = BTreeMap::new();
     let mut pool: Vec<Scored> = Vec::with_capacity(scored.len());
     for mut s in scored {
@@ -135,7 +175,10 @@ fn keep_recommendable(scored: Vec<Scored>, user: &UserFeatures, config: &RerankC
         }
         let item = s.item.as_ref();
         let bought = config.drop_purchased && user.purchased.contains(&item.id);
-        let over_shown = user.shown.get(&item.id).is_some_and(|n| *n > config.max_times_shown);
+        let over_shown = user
+            .shown
+            .get(&item.id)
+            .is_some_and(|n| *n > config.max_times_shown);
         if !item.available || bought || over_shown {
             continue;
         }
