@@ -1,0 +1,467 @@
+//! Checks flywheel-eval against every value in `shared/reference` (trec_eval/pytrec_eval,
+//! ranx, scikit-learn via `metrics_reference.py`; Open Bandit Pipeline 0.5.7 via
+//! `obp_reference.py` and its standard-library re-computation `check_obd_csv.py`),
+//! plus malformed-input cases.
+
+use std::path::{Path, PathBuf};
+
+use flywheel_eval::ope::{evaluate_policy, read_logged_bandit, BootstrapOptions};
+use flywheel_eval::pointwise::downsampling_correction;
+use flywheel_eval::trec::{QueryScope, RankingOptions, TieBreak};
+use flywheel_eval::{
+    metrics_from_files, metrics_from_files_with, ope_from_file, EvalError, MetricsOptions,
+    OpeOptions,
+};
+use serde_json::Value;
+
+fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+}
+
+fn example(file: &str) -> PathBuf {
+    reference().join("metrics_example").join(file)
+}
+
+fn load_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("reference JSON is readable");
+    serde_json::from_str(&text).expect("reference JSON parses")
+}
+
+fn close(got: f64, want: f64, tol: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: got {got}, want {want} (diff {:e})",
+        (got - want).abs()
+    );
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().expect("reference value is a number")
+}
+
+/// Reference key -> flywheel metric name prefix.
+const RANKING_NAMES: [(&str, &str); 8] = [
+    ("ndcg_lin", "ndcg"),
+    ("ndcg_exp", "ndcg_exp"),
+    ("ap", "map"),
+    ("ap_minKR", "map_minkr"),
+    ("rr", "mrr"),
+    ("p", "p"),
+    ("r", "r"),
+    ("hit", "hit"),
+];
+
+fn ranking_report(
+    tie_break: TieBreak,
+    scope: QueryScope,
+    sklearn_ndcg: bool,
+) -> flywheel_eval::MetricsReport {
+    let options = MetricsOptions {
+        ranking: RankingOptions {
+            ks: vec![1, 3, 5, 10],
+            tie_break,
+            scope,
+            sklearn_ndcg,
+        },
+        n_bins: 10,
+    };
+    metrics_from_files_with(
+        Some(&example("qrels.txt")),
+        Some(&example("run.txt")),
+        None,
+        &options,
+    )
+    .expect("reference files evaluate")
+}
+
+#[test]
+fn ranking_matches_trec_eval_canonical_all_queries() {
+    // metrics_expected.json "canonical_all_queries"/"per_query_canonical": trec_eval order
+    // (score desc, docid desc), every judged query, missing run = 0 (trec_eval -c, ranx).
+    let expected = load_json(&example("metrics_expected.json"));
+    let report = metrics_from_files(
+        Some(&example("qrels.txt")),
+        Some(&example("run.txt")),
+        None,
+        &[1, 3, 5, 10],
+    )
+    .expect("evaluates");
+    assert_eq!(report.per_query.len(), 8);
+    for (k, by_metric) in expected["ranking"].as_object().expect("object") {
+        for (ref_name, ours) in RANKING_NAMES {
+            let name = format!("{ours}@{k}");
+            let entry = &by_metric[ref_name];
+            close(
+                report.mean.get(&name).expect("metric present"),
+                num(&entry["canonical_all_queries"]),
+                1e-12,
+                &name,
+            );
+            for (qid, want) in entry["per_query_canonical"].as_object().expect("object") {
+                close(
+                    report.per_query[qid].get(&name).expect("metric"),
+                    num(want),
+                    1e-12,
+                    &format!("{name} {qid}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ranking_matches_pytrec_eval_on_run_queries() {
+    // "pytrec_eval_run_queries" (pytrec_eval 0.5: ndcg_cut, map_cut, P, recall) and
+    // "pytrec_eval_full_run" (map, recip_rank, ndcg without cutoff) average over the 7
+    // queries present in both qrels and run.
+    let expected = load_json(&example("metrics_expected.json"));
+    let report = ranking_report(TieBreak::TrecEval, QueryScope::RunAndJudged, false);
+    assert_eq!(report.per_query.len(), 7);
+    for (k, by_metric) in expected["ranking"].as_object().expect("object") {
+        for (ref_name, ours) in RANKING_NAMES {
+            let name = format!("{ours}@{k}");
+            let entry = &by_metric[ref_name];
+            close(
+                report.mean.get(&name).expect("metric"),
+                num(&entry["canonical_run_queries"]),
+                1e-12,
+                &name,
+            );
+            if let Some(want) = entry["pytrec_eval_run_queries"].as_f64() {
+                close(
+                    report.mean.get(&name).expect("metric"),
+                    want,
+                    1e-12,
+                    &format!("pytrec {name}"),
+                );
+            }
+        }
+    }
+    let full = &expected["pytrec_eval_full_run"];
+    close(
+        report.mean.get("map").expect("map"),
+        num(&full["map"]),
+        1e-12,
+        "pytrec map",
+    );
+    close(
+        report.mean.get("mrr").expect("mrr"),
+        num(&full["recip_rank"]),
+        1e-12,
+        "pytrec recip_rank",
+    );
+    close(
+        report.mean.get("ndcg").expect("ndcg"),
+        num(&full["ndcg"]),
+        1e-12,
+        "pytrec ndcg",
+    );
+}
+
+#[test]
+fn ranking_matches_ranx_with_input_order_ties() {
+    // ranx 0.3 breaks ties by input order (stable sort): "ranx_all_queries" and "per_query_ranx".
+    let expected = load_json(&example("metrics_expected.json"));
+    let report = ranking_report(TieBreak::InputOrder, QueryScope::AllJudged, false);
+    for (k, by_metric) in expected["ranking"].as_object().expect("object") {
+        for (ref_name, ours) in RANKING_NAMES {
+            let name = format!("{ours}@{k}");
+            let entry = &by_metric[ref_name];
+            if let Some(want) = entry["ranx_all_queries"].as_f64() {
+                close(
+                    report.mean.get(&name).expect("metric"),
+                    want,
+                    1e-12,
+                    &format!("ranx {name}"),
+                );
+            }
+            if let Some(per_query) = entry.get("per_query_ranx").and_then(Value::as_object) {
+                for (qid, want) in per_query {
+                    close(
+                        report.per_query[qid].get(&name).expect("metric"),
+                        num(want),
+                        1e-12,
+                        &format!("ranx {name} {qid}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tie_averaged_ndcg_matches_sklearn() {
+    // sklearn.metrics.ndcg_score (ignore_ties=False): "sklearn_ndcg_all_queries", "per_query_sklearn".
+    let expected = load_json(&example("metrics_expected.json"));
+    let report = ranking_report(TieBreak::TrecEval, QueryScope::AllJudged, true);
+    for (k, by_metric) in expected["ranking"].as_object().expect("object") {
+        let name = format!("ndcg_sklearn@{k}");
+        let entry = &by_metric["ndcg_lin"];
+        close(
+            report.mean.get(&name).expect("metric"),
+            num(&entry["sklearn_ndcg_all_queries"]),
+            1e-12,
+            &name,
+        );
+        for (qid, want) in entry["per_query_sklearn"].as_object().expect("object") {
+            close(
+                report.per_query[qid].get(&name).expect("metric"),
+                num(want),
+                1e-12,
+                &format!("{name} {qid}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn pointwise_matches_sklearn() {
+    // "pointwise": sklearn roc_auc_score, log_loss, calibration_curve(n_bins=10, uniform), GAUC.
+    let expected = load_json(&example("metrics_expected.json"));
+    let want = &expected["pointwise"];
+    let report =
+        metrics_from_files(None, None, Some(&example("preds.csv")), &[]).expect("evaluates");
+    let pw = report.pointwise.as_ref().expect("pointwise section");
+    let m = &pw.overall;
+    assert_eq!(m.n, 4000);
+    assert_eq!(m.positives, 736);
+    let pairs = [
+        ("auc", "roc_auc_sklearn"),
+        ("gauc", "gauc_impression_weighted"),
+        ("log_loss", "log_loss_sklearn"),
+        ("normalized_entropy", "normalized_entropy"),
+        ("ece", "ece_10_uniform"),
+        ("mce", "mce_10_uniform"),
+        ("observed_over_expected", "observed_over_expected"),
+    ];
+    for (ours, theirs) in pairs {
+        close(
+            report.mean.get(ours).expect("metric"),
+            num(&want[theirs]),
+            1e-12,
+            ours,
+        );
+    }
+    close(
+        m.expected_over_observed.expect("defined"),
+        num(&want["expected_over_observed"]),
+        1e-12,
+        "E/O",
+    );
+    let table = want["reliability_table"].as_array().expect("array");
+    assert_eq!(m.reliability.len(), table.len());
+    for (got, row) in m.reliability.iter().zip(table) {
+        assert_eq!(got.bin as u64, row["bin"].as_u64().expect("bin"));
+        assert_eq!(got.count, row["count"].as_u64().expect("count"));
+        close(got.lo, num(&row["lo"]), 0.0, "lo");
+        close(got.hi, num(&row["hi"]), 0.0, "hi");
+        close(got.mean_pred, num(&row["mean_pred"]), 1e-12, "mean_pred");
+        close(got.frac_pos, num(&row["frac_pos"]), 1e-12, "frac_pos");
+    }
+}
+
+#[test]
+fn downsampling_correction_matches_reference_vectors() {
+    // "downsampling_correction_vectors": q = p / (p + (1 - p) / w), He et al. 2014.
+    let expected = load_json(&example("metrics_expected.json"));
+    for v in expected["downsampling_correction_vectors"]
+        .as_array()
+        .expect("array")
+    {
+        close(
+            downsampling_correction(num(&v["p"]), num(&v["w"])),
+            num(&v["q"]),
+            1e-15,
+            "q",
+        );
+    }
+}
+
+const OBP_NAMES: [(&str, &str); 5] = [
+    ("ipw", "ips"),
+    ("snipw", "snips"),
+    ("dm", "dm"),
+    ("dr", "dr"),
+    ("sndr", "sndr"),
+];
+
+fn check_ope(csv: &str, expected: &Value) {
+    let report = ope_from_file(
+        &reference().join("obd_sample").join(csv),
+        &OpeOptions::default(),
+    )
+    .expect("evaluates");
+    assert_eq!(report.n, 10_000);
+    for (obp, ours) in OBP_NAMES {
+        let want = &expected["estimators"][obp];
+        let got = report.estimator(ours).expect("estimator present");
+        close(
+            got.estimate,
+            num(&want["estimate"]),
+            1e-12,
+            &format!("{csv} {ours} estimate"),
+        );
+        close(got.se, num(&want["se"]), 1e-12, &format!("{csv} {ours} se"));
+        close(
+            got.ci_low,
+            num(&want["normal_ci95"][0]),
+            1e-12,
+            &format!("{csv} {ours} ci_low"),
+        );
+        close(
+            got.ci_high,
+            num(&want["normal_ci95"][1]),
+            1e-12,
+            &format!("{csv} {ours} ci_high"),
+        );
+    }
+}
+
+#[test]
+fn ope_matches_open_bandit_pipeline_on_obd() {
+    // obd_sample/expected.json: OBP 0.5.7 point estimates; normal CIs/SEs from obp_reference.py's
+    // neutral_estimates (re-derived with the standard library in check_obd_csv.py).
+    let expected = load_json(&reference().join("obd_sample/expected.json"));
+    check_ope("random_all.csv", &expected["obd"]["random"]);
+    check_ope("bts_all.csv", &expected["obd"]["bts"]);
+    check_ope("synthetic_bandit.csv", &expected["synthetic"]);
+}
+
+#[test]
+fn bootstrap_is_seeded_and_near_obp_bootstrap() {
+    // OBP's percentile bootstrap uses numpy's RNG; only agreement in width is expected.
+    let expected = load_json(&reference().join("obd_sample/expected.json"));
+    let log = read_logged_bandit(&reference().join("obd_sample/random_all.csv")).expect("reads");
+    let options = OpeOptions {
+        bootstrap: Some(BootstrapOptions {
+            resamples: 1000,
+            seed: 12345,
+        }),
+        ..OpeOptions::default()
+    };
+    let a = evaluate_policy(&log, &options).expect("evaluates");
+    let b = evaluate_policy(&log, &options).expect("evaluates");
+    assert_eq!(a, b, "same seed, same intervals");
+    for (obp, ours) in OBP_NAMES {
+        let [lo, hi] = a
+            .estimator(ours)
+            .and_then(|e| e.bootstrap_ci)
+            .expect("bootstrap CI");
+        let want = &expected["obd"]["random"]["estimators"][obp]["obp_bootstrap_ci95"];
+        let width = num(&want[1]) - num(&want[0]);
+        assert!(
+            ((hi - lo) - width).abs() < 0.25 * width,
+            "{ours}: width {} vs OBP {width}",
+            hi - lo
+        );
+    }
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("temp file writable");
+    path
+}
+
+#[test]
+fn malformed_inputs_name_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let preds = write(&dir, "p.csv", "user_id,label,score\nu1,1,0.5\nu2,0,abc\n");
+    let msg = metrics_from_files(None, None, Some(&preds), &[])
+        .expect_err("bad score")
+        .to_string();
+    assert!(
+        msg.contains("p.csv") && msg.contains("line 3") && msg.contains("`score`"),
+        "{msg}"
+    );
+
+    let preds = write(&dir, "m.csv", "user_id,score\nu1,0.5\n");
+    let err = metrics_from_files(None, None, Some(&preds), &[]).expect_err("missing label");
+    assert!(
+        matches!(err, EvalError::MissingColumn { ref column, .. } if column == "label"),
+        "{err}"
+    );
+
+    let preds = write(&dir, "e.csv", "user_id,label,score\n");
+    let err = metrics_from_files(None, None, Some(&preds), &[]).expect_err("empty");
+    assert!(matches!(err, EvalError::Empty { .. }), "{err}");
+    let empty = write(&dir, "z.csv", "");
+    assert!(metrics_from_files(None, None, Some(&empty), &[]).is_err());
+
+    let preds = write(&dir, "n.csv", "user_id,label,score\nu1,1,NaN\n");
+    assert!(
+        metrics_from_files(None, None, Some(&preds), &[]).is_err(),
+        "NaN score rejected"
+    );
+    let preds = write(&dir, "l.csv", "user_id,label,score\nu1,2,0.5\n");
+    assert!(metrics_from_files(None, None, Some(&preds), &[])
+        .expect_err("label 2")
+        .to_string()
+        .contains("`label`"));
+
+    let log = write(
+        &dir,
+        "log.csv",
+        "action,reward,pscore,pi_e\n1,0,0.5,0.1\n2,1,0,0.2\n",
+    );
+    let msg = ope_from_file(&log, &OpeOptions::default())
+        .expect_err("pscore 0")
+        .to_string();
+    assert!(
+        msg.contains("log.csv") && msg.contains("line 3") && msg.contains("`pscore`"),
+        "{msg}"
+    );
+    let log = write(&dir, "log2.csv", "action,reward,pscore,pi_e\n1,0,1.5,0.1\n");
+    assert!(ope_from_file(&log, &OpeOptions::default())
+        .expect_err("pscore > 1")
+        .to_string()
+        .contains("(0, 1]"));
+    let log = write(&dir, "log3.csv", "action,reward,pi_e\n1,0,0.1\n");
+    assert!(matches!(
+        ope_from_file(&log, &OpeOptions::default()),
+        Err(EvalError::MissingColumn { .. })
+    ));
+
+    let qrels = write(&dir, "q.txt", "q1 0 d1 1\nq1 0 d2\n");
+    let run = write(&dir, "r.txt", "q1 Q0 d1 1 0.5 t\n");
+    let msg = metrics_from_files(Some(&qrels), Some(&run), None, &[5])
+        .expect_err("short qrels line")
+        .to_string();
+    assert!(msg.contains("q.txt") && msg.contains("line 2"), "{msg}");
+    let qrels = write(&dir, "q2.txt", "q1 0 d1 1\n");
+    let run = write(&dir, "r2.txt", "q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 high t\n");
+    let msg = metrics_from_files(Some(&qrels), Some(&run), None, &[5])
+        .expect_err("bad score")
+        .to_string();
+    assert!(
+        msg.contains("r2.txt") && msg.contains("line 2") && msg.contains("`score`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn single_class_predictions_report_absent_auc_not_nan() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let preds = write(
+        &dir,
+        "p.csv",
+        "user_id,label,score,device\nu1,0,0.5,ios\nu2,0,0.2,web\n",
+    );
+    let report = metrics_from_files(None, None, Some(&preds), &[]).expect("evaluates");
+    assert_eq!(report.mean.get("auc"), None);
+    assert!(report.warnings.iter().any(|w| w.contains("AUC undefined")));
+    // serde_json writes a NaN as null, so check finiteness before serialization
+    assert!(
+        report.mean.0.iter().all(|(_, v)| v.is_finite()),
+        "{:?}",
+        report.mean
+    );
+    assert_eq!(
+        report
+            .pointwise
+            .as_ref()
+            .and_then(|p| p.overall.normalized_entropy),
+        None
+    );
+    assert_eq!(report.pointwise.as_ref().map(|p| p.slices.len()), Some(2));
+}
