@@ -151,3 +151,119 @@ fn interleave(picks: Vec<Vec<Candidate>>) -> Vec<Candidate> {
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     keyed.into_iter().map(|(_, _, c)| c).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(channel: Channel, items: &[&str]) -> ChannelList {
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (ItemId::new_unchecked(*id), 1.0 / (r as f32 + 1.0), None))
+            .collect();
+        ChannelList { channel, items }
+    }
+
+    fn config(quotas: &[(Channel, usize)], total: usize) -> BlendConfig {
+        BlendConfig {
+            quotas: quotas.iter().copied().collect(),
+            total,
+        }
+    }
+
+    fn summary(candidates: &[Candidate]) -> Vec<(String, Channel, u32)> {
+        candidates
+            .iter()
+            .map(|c| (c.item_id.to_string(), c.channel, c.channel_rank))
+            .collect()
+    }
+
+    #[test]
+    fn quotas_dedup_keeps_the_first_channel_and_ranks_are_kept() {
+        let lists = vec![
+            list(Channel::Ease, &["a", "b", "c", "d"]),
+            list(Channel::Popularity, &["b", "x", "a", "y", "z"]),
+        ];
+        let got = blend(
+            lists,
+            &config(&[(Channel::Ease, 2), (Channel::Popularity, 2)], 4),
+        );
+        let mut sorted = summary(&got);
+        sorted.sort();
+        // Ease takes a, b; Popularity skips b (taken), takes x (rank 1), skips a, takes y (rank 3).
+        let expected = [
+            ("a".to_string(), Channel::Ease, 0),
+            ("b".to_string(), Channel::Ease, 1),
+            ("x".to_string(), Channel::Popularity, 1),
+            ("y".to_string(), Channel::Popularity, 3),
+        ];
+        assert_eq!(sorted, expected);
+        // Interleaved: each channel's first pick (key 1/2) precedes its second (key 1).
+        assert_eq!(got[0].item_id.as_str(), "a");
+        assert_eq!(got[1].item_id.as_str(), "x");
+    }
+
+    #[test]
+    fn leftover_quota_goes_round_robin_to_channels_with_items() {
+        let lists = vec![
+            list(Channel::Content, &["a"]),
+            list(Channel::Als, &["b", "c", "d", "e"]),
+            list(Channel::Trending, &["f", "g"]),
+        ];
+        // Content can fill 1 of its 3 slots; Trending has no quota but may take leftovers.
+        let got = blend(
+            lists,
+            &config(&[(Channel::Content, 3), (Channel::Als, 2)], 5),
+        );
+        let mut ids: Vec<String> = got.iter().map(|c| c.item_id.to_string()).collect();
+        ids.sort();
+        // Round 1: a | b c. Leftover 2: Content is empty, Als takes d, Trending takes f.
+        assert_eq!(ids, ["a", "b", "c", "d", "f"]);
+        assert_eq!(
+            got.iter()
+                .filter(|c| c.channel == Channel::Trending)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn oversubscribed_quotas_scale_down_and_total_caps_the_result() {
+        let lists = vec![
+            list(Channel::Ease, &["a", "b", "c", "d", "e", "f"]),
+            list(Channel::Als, &["g", "h", "i", "j", "k", "l"]),
+        ];
+        // 6 + 3 slots for a total of 3: exact shares 2 and 1.
+        let got = blend(
+            lists.clone(),
+            &config(&[(Channel::Ease, 6), (Channel::Als, 3)], 3),
+        );
+        assert_eq!(got.len(), 3);
+        assert_eq!(got.iter().filter(|c| c.channel == Channel::Ease).count(), 2);
+        assert!(blend(lists.clone(), &config(&[(Channel::Ease, 6)], 0)).is_empty());
+        assert!(blend(Vec::new(), &config(&[(Channel::Ease, 6)], 10)).is_empty());
+        // Everything available when the total exceeds the supply; no duplicates.
+        let all = blend(lists, &config(&[], 100));
+        let unique: HashSet<&ItemId> = all.iter().map(|c| &c.item_id).collect();
+        assert_eq!((all.len(), unique.len()), (12, 12));
+    }
+
+    #[test]
+    fn source_items_and_scores_travel_with_the_candidate() {
+        let lists = vec![ChannelList {
+            channel: Channel::Content,
+            items: vec![(
+                ItemId::new_unchecked("a"),
+                0.7,
+                Some(ItemId::new_unchecked("seen")),
+            )],
+        }];
+        let got = blend(lists, &config(&[(Channel::Content, 1)], 1));
+        assert_eq!(
+            got[0].source_item.as_ref().map(ItemId::as_str),
+            Some("seen")
+        );
+        assert_eq!(got[0].channel_score, 0.7);
+    }
+}

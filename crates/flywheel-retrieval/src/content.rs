@@ -273,3 +273,91 @@ fn most_common_dim(items: &[Item]) -> usize {
         .max_by_key(|&(dim, count)| (count, std::cmp::Reverse(dim)))
         .map_or(0, |(d, _)| d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, category: &str, tags: &[&str], title: &str) -> Item {
+        let mut item = Item::new(ItemId::new_unchecked(id), category);
+        item.tags = tags.iter().map(|t| t.to_string()).collect();
+        item.title = Some(title.to_string());
+        item
+    }
+
+    fn catalog() -> Vec<Item> {
+        vec![
+            item("dune", "books/scifi", &["space", "desert"], "Dune"),
+            item(
+                "foundation",
+                "books/scifi",
+                &["space", "empire"],
+                "Foundation",
+            ),
+            item("hyperion", "books/scifi", &["space"], "Hyperion Cantos"),
+            item("emma", "books/classics", &["romance"], "Emma"),
+            item("drill", "tools/power", &["cordless"], "Cordless Drill"),
+        ]
+    }
+
+    #[test]
+    fn cosine_of_identical_items_is_one_and_unrelated_items_zero() {
+        let index = ContentIndex::build(&catalog());
+        let id = ItemId::new_unchecked;
+        assert!((index.similarity(&id("dune"), &id("dune")).unwrap() - 1.0).abs() < 1e-5);
+        assert_eq!(index.similarity(&id("dune"), &id("drill")), Some(0.0));
+        assert!(index.similarity(&id("dune"), &id("zz")).is_none());
+        let near = index.similarity(&id("dune"), &id("foundation")).unwrap();
+        let far = index.similarity(&id("dune"), &id("emma")).unwrap();
+        assert!(near > far && far > 0.0, "{near} vs {far}");
+    }
+
+    #[test]
+    fn similar_items_rank_shared_category_and_tags_first() {
+        let index = ContentIndex::build(&catalog());
+        let got = index.similar_items(&ItemId::new_unchecked("dune"), 10);
+        let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            ids[..2]
+                .iter()
+                .filter(|i| ["foundation", "hyperion"].contains(i))
+                .count(),
+            2
+        );
+        assert_eq!(ids[2], "emma");
+        assert!(!ids.contains(&"drill") && !ids.contains(&"dune"));
+        let history = [
+            (ItemId::new_unchecked("drill"), 1.0),
+            (ItemId::new_unchecked("emma"), 0.1),
+        ];
+        let exclude = HashSet::from([
+            ItemId::new_unchecked("drill"),
+            ItemId::new_unchecked("emma"),
+        ]);
+        let got = index.similar_with_sources(&history, 3, &exclude);
+        assert!(got
+            .iter()
+            .all(|(_, _, source)| source.as_ref().map(ItemId::as_str) == Some("emma")));
+    }
+
+    #[test]
+    fn embeddings_blend_with_text_and_bad_embeddings_are_ignored() {
+        let mut items = vec![
+            item("a", "", &[], ""),
+            item("b", "", &[], ""),
+            item("c", "", &[], ""),
+            item("d", "", &[], ""),
+        ];
+        items[0].embedding = Some(vec![1.0, 0.0]);
+        items[1].embedding = Some(vec![0.9, 0.1]);
+        items[2].embedding = Some(vec![0.0, 1.0]);
+        items[3].embedding = Some(vec![f32::NAN, 1.0]);
+        let index = ContentIndex::build(&items);
+        let got = index.similar_items(&ItemId::new_unchecked("a"), 5);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0.as_str(), "b");
+        assert!(ContentIndex::build(&[])
+            .similar_to(&[], 3, &HashSet::new())
+            .is_empty());
+    }
+}
