@@ -465,3 +465,67 @@ fn single_class_predictions_report_absent_auc_not_nan() {
     );
     assert_eq!(report.pointwise.as_ref().map(|p| p.slices.len()), Some(2));
 }
+
+#[test]
+fn reports_serialize_render_and_draw() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // preds with a slice column, built from the reference preds (slice = user id parity)
+    let text = std::fs::read_to_string(example("preds.csv")).expect("readable");
+    let mut sliced = String::from("user_id,label,score,cohort\n");
+    for line in text.lines().skip(1) {
+        let odd = line.as_bytes().get(3).is_some_and(|b| b % 2 == 1);
+        sliced.push_str(&format!("{line},{}\n", if odd { "odd" } else { "even" }));
+    }
+    let preds = write(&dir, "sliced.csv", &sliced);
+    let metrics = metrics_from_files(
+        Some(&example("qrels.txt")),
+        Some(&example("run.txt")),
+        Some(&preds),
+        &[1, 5, 10],
+    )
+    .expect("evaluates");
+    let json: Value = serde_json::to_value(&metrics).expect("serializes");
+    assert!(
+        json["mean"]["ndcg@10"].is_f64()
+            && json["mean"]["auc"].is_f64()
+            && json["mean"]["ece"].is_f64()
+    );
+    assert!(json["per_query"]["q1"]["p@5"].is_f64());
+    assert_eq!(
+        json["pointwise"]["slices"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    let ope = ope_from_file(
+        &reference().join("obd_sample/bts_all.csv"),
+        &OpeOptions::default(),
+    )
+    .expect("evaluates");
+    let json: Value = serde_json::to_value(&ope).expect("serializes");
+    for name in ["ips", "snips", "dm", "dr", "sndr"] {
+        for field in ["estimate", "se", "ci_low", "ci_high"] {
+            assert!(json["estimators"][name][field].is_f64(), "{name}.{field}");
+        }
+    }
+
+    let text = metrics.render_text();
+    assert!(
+        text.contains("ndcg_exp") && text.contains("cohort=odd"),
+        "{text}"
+    );
+    assert!(ope.render_text().contains("snips"));
+    let html = flywheel_eval::html_report("flywheel <eval>", Some(&metrics), Some(&ope));
+    assert!(html.contains("flywheel &lt;eval&gt;"));
+    for needle in [
+        "Reliability diagram",
+        "Metrics by slice",
+        "NDCG@k by k",
+        "Estimator confidence intervals",
+    ] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    assert!(
+        !html.contains("<script") && !html.contains("http://fonts") && !html.contains("src=\"http")
+    );
+}
