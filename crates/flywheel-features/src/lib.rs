@@ -55,5 +55,5 @@ mod user_state;
 pub use config::FeatureConfig;
 pub use decay::{decay_factors, Horizon, HALF_LIVES_MS, HORIZONS};
 pub use error::{FeatureError, Result};
-pub use replay::{is_before, replay_as_of};
+pub use replay::{is_before, replay, replay_as_of};
 pub use store::{top_level_category, FeatureStore};

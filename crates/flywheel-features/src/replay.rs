@@ -20,6 +20,20 @@ impl FeatureStore {
     }
 }
 
+/// Builds a store from a prefix of the log, e.g. the records before an impression's
+/// `features_offset`. Reading it at the impression's timestamp gives exactly the
+/// features the live store served, late events included: the strongest parity check.
+pub fn replay<'a>(
+    records: impl IntoIterator<Item = &'a LogRecord>,
+    config: FeatureConfig,
+) -> FeatureStore {
+    let mut store = FeatureStore::new(config);
+    for record in records {
+        store.apply_record(record);
+    }
+    store
+}
+
 /// Whether a record belongs to the past of `cut`: events and impressions strictly
 /// before it; catalog and user records (which carry no event time) always, in log order.
 pub fn is_before(record: &LogRecord, cut: Timestamp) -> bool {
@@ -38,7 +52,8 @@ pub fn is_before(record: &LogRecord, cut: Timestamp) -> bool {
 /// `cut` sees no event at or after it. For a log whose event times never decrease,
 /// the result equals the live store just before the first record at `cut`. An event
 /// that arrived late (written after `cut` with an earlier time) is seen by the replay
-/// but was not by the live store; cut by log position instead if that matters.
+/// but was not by the live store; [`replay`] the prefix before the impression's
+/// `features_offset` when exact parity matters.
 pub fn replay_as_of<'a>(
     records: impl IntoIterator<Item = &'a LogRecord>,
     cut: Timestamp,
