@@ -11,7 +11,7 @@
 //! candidate overall is taken: a full list beats an empty slot. Uncategorised
 //! items (empty category) are not capped and are similar to nothing by category.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 
 use flywheel_core::Item;
 
@@ -28,21 +28,65 @@ pub(crate) fn cap_limit(category_cap: f64, cap_window: usize) -> usize {
 /// Similarity of two items in `[0, 1]`: 0.5 for the same top-level category, 0.3
 /// more for the same full category path, and 0.2 × the Jaccard index of their tags.
 pub fn item_similarity(a: &Item, b: &Item) -> f64 {
-    let tags_a: BTreeSet<&str> = a.tags.iter().map(String::as_str).collect();
-    let tags_b: BTreeSet<&str> = b.tags.iter().map(String::as_str).collect();
-    similarity(a, b, &tags_a, &tags_b)
+    let mut interner = HashMap::new();
+    let pa = Profile::new(a, &mut interner);
+    let pb = Profile::new(b, &mut interner);
+    pa.similarity(&pb)
 }
 
-fn similarity(a: &Item, b: &Item, tags_a: &BTreeSet<&str>, tags_b: &BTreeSet<&str>) -> f64 {
-    let same_top = !a.top_category().is_empty() && a.top_category() == b.top_category();
-    let same_path = same_top && a.category == b.category;
-    let union = tags_a.union(tags_b).count();
-    let jaccard = if union == 0 {
-        0.0
-    } else {
-        tags_a.intersection(tags_b).count() as f64 / union as f64
-    };
-    0.5 * f64::from(u8::from(same_top)) + 0.3 * f64::from(u8::from(same_path)) + 0.2 * jaccard
+/// What similarity looks at, precomputed once per item: interned category ids
+/// (so the comparisons are integer compares) and sorted, deduplicated tags.
+struct Profile<'a> {
+    /// Interned top-level category; `None` when uncategorised.
+    top: Option<usize>,
+    /// Interned full category path.
+    path: usize,
+    tags: Vec<&'a str>,
+}
+
+impl<'a> Profile<'a> {
+    fn new(item: &'a Item, interner: &mut HashMap<&'a str, usize>) -> Self {
+        let mut intern = |text: &'a str| {
+            let next = interner.len();
+            *interner.entry(text).or_insert(next)
+        };
+        let top = item.top_category();
+        let mut tags: Vec<&str> = item.tags.iter().map(String::as_str).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        Profile {
+            top: (!top.is_empty()).then(|| intern(top)),
+            path: intern(item.category.as_str()),
+            tags,
+        }
+    }
+
+    fn similarity(&self, other: &Profile) -> f64 {
+        let same_top = self.top.is_some() && self.top == other.top;
+        let same_path = same_top && self.path == other.path;
+        let jaccard = jaccard(&self.tags, &other.tags);
+        0.5 * f64::from(u8::from(same_top)) + 0.3 * f64::from(u8::from(same_path)) + 0.2 * jaccard
+    }
+}
+
+/// The Jaccard index of two sorted, deduplicated lists (0 when both are empty).
+fn jaccard(a: &[&str], b: &[&str]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common as f64 / (a.len() + b.len() - common) as f64
 }
 
 /// The diversity knobs, already validated.
@@ -50,6 +94,20 @@ pub(crate) struct DiversityParams {
     pub lambda: f64,
     pub cap_limit: usize,
     pub cap_window: usize,
+}
+
+/// Min-max normalised scores (all 1 when they are all equal).
+fn normalise(scores: &[f64]) -> Vec<f64> {
+    let (low, high) = scores
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), s| {
+            (l.min(*s), h.max(*s))
+        });
+    let span = high - low;
+    scores
+        .iter()
+        .map(|s| if span > 0.0 { (s - low) / span } else { 1.0 })
+        .collect()
 }
 
 /// Chooses up to `count` of `items` (with `scores`), returning their indices in
@@ -60,31 +118,23 @@ pub(crate) fn select(
     params: &DiversityParams,
     count: usize,
 ) -> Vec<usize> {
-    let (low, high) = scores
+    let normalised = normalise(scores);
+    let mut interner = HashMap::new();
+    let profiles: Vec<Profile> = items
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), s| {
-            (l.min(*s), h.max(*s))
-        });
-    let span = high - low;
-    let normalised: Vec<f64> = scores
-        .iter()
-        .map(|s| if span > 0.0 { (s - low) / span } else { 1.0 })
+        .map(|i| Profile::new(i, &mut interner))
         .collect();
-    let tags: Vec<BTreeSet<&str>> = items
-        .iter()
-        .map(|i| i.tags.iter().map(String::as_str).collect())
-        .collect();
+    let mut per_category = vec![0usize; interner.len()];
     let mut max_sim = vec![0.0f64; items.len()];
     let mut remaining: Vec<usize> = (0..items.len()).collect();
-    let mut per_category: BTreeMap<&str, usize> = BTreeMap::new();
     let mut chosen = Vec::with_capacity(count.min(items.len()));
     while chosen.len() < count && !remaining.is_empty() {
         let in_window = chosen.len() < params.cap_window;
         let allowed = |i: &usize| {
-            let category = items[*i].top_category();
             !in_window
-                || category.is_empty()
-                || per_category.get(category).copied().unwrap_or(0) < params.cap_limit
+                || profiles[*i]
+                    .top
+                    .is_none_or(|c| per_category[c] < params.cap_limit)
         };
         let any_allowed = remaining.iter().any(allowed);
         let value = |i: usize| params.lambda * normalised[i] - (1.0 - params.lambda) * max_sim[i];
@@ -103,11 +153,11 @@ pub(crate) fn select(
             break; // unreachable: `remaining` is not empty and the filter keeps all when none is allowed
         };
         let best = remaining.remove(best_slot);
-        if in_window {
-            *per_category.entry(items[best].top_category()).or_insert(0) += 1;
+        if let (true, Some(c)) = (in_window, profiles[best].top) {
+            per_category[c] += 1;
         }
         for &i in &remaining {
-            max_sim[i] = max_sim[i].max(similarity(items[i], items[best], &tags[i], &tags[best]));
+            max_sim[i] = max_sim[i].max(profiles[i].similarity(&profiles[best]));
         }
         chosen.push(best);
     }

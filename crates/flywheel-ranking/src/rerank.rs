@@ -1,7 +1,7 @@
 //! Re-ranking: business filters, the freshness boost and diversity, turning
 //! scored candidates into the final list.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use flywheel_core::{Candidate, Explanation, Item, Timestamp, UserFeatures};
@@ -163,35 +163,38 @@ pub fn rerank(
 
 /// Step 1: the business filters and deduplication.
 fn keep_recommendable(
-    scored: Vec<Scored>,
+    mut scored: Vec<Scored>,
     user: &UserFeatures,
     config: &RerankConfig,
 ) -> Vec<Scored> {
-    let mut best: BTreeMap<String, usize> = BTreeMap::new();
-    let mut pool: Vec<Scored> = Vec::with_capacity(scored.len());
-    for mut s in scored {
+    for s in &mut scored {
         if !s.score.is_finite() {
             s.score = 0.0;
         }
+    }
+    let recommendable = |s: &Scored| {
         let item = s.item.as_ref();
         let bought = config.drop_purchased && user.purchased.contains(&item.id);
-        let over_shown = user
-            .shown
-            .get(&item.id)
-            .is_some_and(|n| *n > config.max_times_shown);
-        if !item.available || bought || over_shown {
-            continue;
-        }
-        match best.get(item.id.as_str()) {
-            Some(&at) if pool[at].score >= s.score => {}
-            Some(&at) => pool[at] = s,
-            None => {
-                best.insert(item.id.as_str().to_string(), pool.len());
-                pool.push(s);
-            }
+        let shown = user.shown.get(&item.id).copied().unwrap_or(0);
+        item.available && !bought && shown <= config.max_times_shown
+    };
+    // The index of the copy to keep per item id: the best score, the first on ties.
+    let mut keep: HashMap<&str, usize> = HashMap::with_capacity(scored.len());
+    for (i, s) in scored.iter().enumerate().filter(|(_, s)| recommendable(s)) {
+        let slot = keep.entry(s.item.id.as_str()).or_insert(i);
+        if scored[*slot].score < s.score {
+            *slot = i;
         }
     }
-    pool
+    let mut kept = vec![false; scored.len()];
+    for i in keep.into_values() {
+        kept[i] = true;
+    }
+    scored
+        .into_iter()
+        .zip(kept)
+        .filter_map(|(s, keep)| keep.then_some(s))
+        .collect()
 }
 
 /// Step 2: the freshness boost of one candidate.
@@ -208,5 +211,77 @@ fn boost(s: &Scored, config: &RerankConfig, now: Timestamp) -> f64 {
             }
         }
         _ => s.score,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_bad_values_name_the_field() {
+        assert!(RerankConfig::default().validate().is_ok());
+        let cases = [
+            (
+                RerankConfig {
+                    category_cap: 0.0,
+                    ..RerankConfig::default()
+                },
+                "category_cap",
+            ),
+            (
+                RerankConfig {
+                    mmr_lambda: f64::NAN,
+                    ..RerankConfig::default()
+                },
+                "mmr_lambda",
+            ),
+            (
+                RerankConfig {
+                    freshness_boost: -1.0,
+                    ..RerankConfig::default()
+                },
+                "freshness_boost",
+            ),
+            (
+                RerankConfig {
+                    freshness_half_life_days: 0.0,
+                    ..RerankConfig::default()
+                },
+                "freshness_half_life_days",
+            ),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_config_is_clamped_not_a_panic() {
+        let item = Arc::new(Item::new(flywheel_core::ItemId::new_unchecked("i"), "a"));
+        let candidate = Candidate {
+            item_id: item.id.clone(),
+            channel: flywheel_core::Channel::Popularity,
+            channel_score: 0.0,
+            channel_rank: 0,
+            source_item: None,
+        };
+        let explanation = Explanation::new(flywheel_core::ExplanationKind::Exploration);
+        let scored = vec![Scored {
+            candidate,
+            item,
+            score: f64::NAN,
+            explanation,
+        }];
+        let config = RerankConfig {
+            category_cap: f64::NAN,
+            mmr_lambda: 7.0,
+            freshness_half_life_days: -1.0,
+            ..RerankConfig::default()
+        };
+        let out = rerank(scored, &UserFeatures::default(), &config, 3, Timestamp(0));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].score, 0.0, "a NaN score counts as 0");
     }
 }
