@@ -247,7 +247,7 @@ fn user_features_equal_a_recomputation_even_with_late_events() {
         // Arrival order, then a stable sort by time descending: later arrivals first on ties.
         let mut mine: Vec<&&Event> = events.iter().filter(|e| e.user_id == user).collect();
         mine.reverse();
-        mine.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        mine.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         let recent: Vec<(ItemId, Action, Timestamp)> = mine
             .iter()
             .take(20)
@@ -637,4 +637,71 @@ fn item_counters_halve_after_each_half_life() {
     );
     assert_eq!(store.events_applied(), 1);
     assert_eq!(store.last_event_time(), Some(Timestamp(START)));
+}
+
+#[test]
+fn replaying_the_prefix_before_an_impression_reproduces_its_features_despite_late_events() {
+    let config = FeatureConfig::default();
+    let mut records = stream(81, 2_000);
+    make_late(&mut records, 82);
+    let mut online = FeatureStore::new(config.clone());
+    let mut compared = 0;
+    for (offset, record) in records.iter().enumerate() {
+        if let LogRecord::Impression(imp) = record {
+            if offset % 2 == 0 {
+                let offline = flywheel_features::replay(&records[..offset], config.clone());
+                let t = imp.timestamp;
+                assert_eq!(
+                    offline.user_features(&imp.user_id, t),
+                    online.user_features(&imp.user_id, t)
+                );
+                for slot in &imp.slots {
+                    let item = &slot.item_id;
+                    assert_eq!(
+                        offline.item_features(item, t),
+                        online.item_features(item, t)
+                    );
+                    assert_eq!(offline.co_visited(item, 10), online.co_visited(item, 10));
+                }
+                compared += 1;
+            }
+        }
+        online.apply_record(record);
+    }
+    assert!(compared > 50, "compared {compared} impressions");
+}
+
+#[test]
+fn unknown_ids_get_priors_and_empty_lists() {
+    let store = FeatureStore::new(FeatureConfig::default());
+    let now = Timestamp(START);
+    let item = store.item_features(&item_id(1), now);
+    assert_eq!(item.ctr, 0.05, "prior 1 / 20");
+    assert_eq!(item.trending, 0.0);
+    assert_eq!(
+        store.user_features(&UserId::new_unchecked("nobody"), now),
+        Default::default()
+    );
+    assert!(store.co_visited(&item_id(1), 5).is_empty());
+    assert!(store.popular(None, now, 5).is_empty());
+    assert!(store.trending(Some("books"), now, 5).is_empty());
+    assert_eq!(store.last_event_time(), None);
+}
+
+#[test]
+fn categories_are_reduced_to_their_top_level() {
+    let mut store = FeatureStore::new(FeatureConfig::default());
+    store.apply_event(&event(1, 1, Action::View, START), Some("/books/scifi/"));
+    store.apply_event(&event(1, 2, Action::Purchase, START + 1), Some("music"));
+    store.apply_event(&event(1, 3, Action::Click, START + 2), Some(""));
+    let f = store.user_features(&UserId::new_unchecked("user-1"), Timestamp(START + 2));
+    // Weights 1 (books) and 6 (music); the uncategorised click counts in no category.
+    assert_eq!(f.category_affinity.len(), 2);
+    assert_eq!(f.category_affinity["books"], 1.0 / 7.0);
+    assert_eq!(f.category_affinity["music"], 6.0 / 7.0);
+    let books = store.popular(Some("books/fantasy"), Timestamp(START + 2), 5);
+    assert_eq!(
+        books.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        vec![item_id(1)]
+    );
 }
