@@ -103,6 +103,6 @@ pub use config::{LogConfig, SyncMode};
 pub use error::{LogError, Result};
 pub use format::{MAX_BATCH_RECORDS, MAX_PAYLOAD_BYTES};
 pub use inspect::{inspect_segment, segment_paths, CorruptTail, SegmentInspection};
-pub use log::EventLog;
+pub use log::{EventLog, LogStats};
 pub use reader::LogReader;
 pub use recovery::{RecoveryReport, Truncation};

@@ -115,6 +115,16 @@ impl EventLog {
         self.shared.wait_for(offset, timeout)
     }
 
+    /// Counters since open, for metrics and benchmarks.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            end_offset: self.end_offset(),
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            bytes_written: self.shared.bytes_written.load(Ordering::Relaxed),
+            segments: self.shared.segments().len(),
+        }
+    }
+
     /// Commits everything queued, stops the writer thread and reports a writer failure.
     pub fn close(mut self) -> Result<()> {
         self.stop()
@@ -145,6 +155,19 @@ impl Drop for EventLog {
         // A failure was already reported to the appenders it affected.
         let _ = self.stop();
     }
+}
+
+/// Counters of an open log (see [`EventLog::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStats {
+    /// The durable end offset.
+    pub end_offset: u64,
+    /// Groups committed since open: frames written, each with one fsync (in `Fsync` mode).
+    pub commits: u64,
+    /// Bytes appended to segment files since open (headers included).
+    pub bytes_written: u64,
+    /// Segment files in the log.
+    pub segments: usize,
 }
 
 /// Validates payload sizes and returns the encoded body length.

@@ -45,6 +45,10 @@ pub(crate) struct Shared {
     pub durable_end: AtomicU64,
     /// Appenders between entering `append_batch` and enqueueing (still encoding).
     pub encoding_appenders: AtomicUsize,
+    /// Groups committed (frames written, one fsync each) since open.
+    pub commits: AtomicU64,
+    /// Bytes appended to segments since open.
+    pub bytes_written: AtomicU64,
     /// The segments, oldest first; the writer pushes a new entry before publishing any of
     /// its records as durable.
     pub segments: RwLock<Vec<SegmentEntry>>,
@@ -65,6 +69,8 @@ impl Shared {
             durable_advanced: Condvar::new(),
             durable_end: AtomicU64::new(end_offset),
             encoding_appenders: AtomicUsize::new(0),
+            commits: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
             segments: RwLock::new(segments),
         }
     }
