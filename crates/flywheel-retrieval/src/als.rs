@@ -102,6 +102,8 @@ pub struct AlsModel {
     user_factors: Vec<f32>,
     /// `items × factors`, row-major.
     item_factors: Vec<f32>,
+    /// `YᵀY` of the item factors (lower triangle), cached for fold-in.
+    item_gram: Vec<f64>,
 }
 
 impl AlsModel {
@@ -126,8 +128,18 @@ impl AlsModel {
             users: data.user_ids().to_vec().into(),
             items: data.item_ids().to_vec().into(),
             user_factors,
+            item_gram: gram_matrix(&item_factors, k),
             item_factors,
         })
+    }
+
+    /// Whether the stored arrays agree with the id lists (a model read back from a
+    /// damaged snapshot may not); every query on an inconsistent model returns nothing.
+    pub fn is_consistent(&self) -> bool {
+        let k = self.params.factors;
+        self.user_factors.len() == self.users.len() * k
+            && self.item_factors.len() == self.items.len() * k
+            && self.item_gram.len() == k * k
     }
 
     /// The parameters the model was trained with.
@@ -150,7 +162,7 @@ impl AlsModel {
         let k = self.params.factors;
         self.users
             .get(user)
-            .map(|u| &self.user_factors[u * k..(u + 1) * k])
+            .and_then(|u| self.user_factors.get(u * k..(u + 1) * k))
     }
 
     /// A known item's factor vector.
@@ -158,7 +170,7 @@ impl AlsModel {
         let k = self.params.factors;
         self.items
             .get(item)
-            .map(|i| &self.item_factors[i * k..(i + 1) * k])
+            .and_then(|i| self.item_factors.get(i * k..(i + 1) * k))
     }
 
     /// Top-`k` items for a trained user by `xᵤ·yᵢ`, skipping `exclude`. The user's own
@@ -200,11 +212,15 @@ impl AlsModel {
             .into_iter()
             .map(|(i, w)| (i as u32, w))
             .collect();
-        if row.is_empty() {
+        if row.is_empty() || !self.is_consistent() {
             return None;
         }
-        let gram = gram_matrix(&self.item_factors, self.params.factors);
-        Some(solve_row(&row, &self.item_factors, &gram, &self.params))
+        Some(solve_row(
+            &row,
+            &self.item_factors,
+            &self.item_gram,
+            &self.params,
+        ))
     }
 
     /// Top-`k` items for an arbitrary user vector (length must equal the factor count;
@@ -216,7 +232,7 @@ impl AlsModel {
         exclude: &HashSet<ItemId>,
     ) -> Vec<(ItemId, f32)> {
         let f = self.params.factors;
-        if vector.len() != f {
+        if vector.len() != f || !self.is_consistent() {
             return Vec::new();
         }
         let mask = self.items.mask(exclude);
@@ -232,7 +248,7 @@ impl AlsModel {
     /// excluded). Unknown items give an empty list.
     pub fn similar_items(&self, item: &ItemId, k: usize) -> Vec<(ItemId, f32)> {
         let f = self.params.factors;
-        let Some(target) = self.items.get(item) else {
+        let Some(target) = self.items.get(item).filter(|_| self.is_consistent()) else {
             return Vec::new();
         };
         let query = &self.item_factors[target * f..(target + 1) * f];

@@ -158,3 +158,20 @@ fn degenerate_inputs_give_errors_or_empty_lists_never_nan() {
         .similar_items(&ItemId::new_unchecked("zz"), 5)
         .is_empty());
 }
+
+#[test]
+fn a_damaged_snapshot_answers_nothing_instead_of_panicking() {
+    let mut model = AlsModel::train(&clustered(), &params(4, 1.0, 1.0)).unwrap();
+    model.item_factors.truncate(7);
+    assert!(!model.is_consistent());
+    let none = HashSet::new();
+    let history = [(ItemId::new_unchecked("i3"), 1.0)];
+    assert!(model
+        .recommend_for_user(&UserId::new_unchecked("u0"), 5, &none)
+        .is_empty());
+    assert!(model.recommend_for_history(&history, 5, &none).is_empty());
+    assert!(model
+        .similar_items(&ItemId::new_unchecked("i3"), 5)
+        .is_empty());
+    assert!(model.item_vector(&ItemId::new_unchecked("i3")).is_none());
+}

@@ -150,8 +150,17 @@ impl ContentIndex {
         self.items.is_empty()
     }
 
+    /// Whether the per-item arrays match the item list (a damaged snapshot may not);
+    /// every query on an inconsistent index returns nothing.
+    pub fn is_consistent(&self) -> bool {
+        self.sparse.len() == self.items.len() && self.dense.len() == self.items.len()
+    }
+
     /// The cosine similarity of two indexed items (`None` if either is unknown).
     pub fn similarity(&self, a: &ItemId, b: &ItemId) -> Option<f32> {
+        if !self.is_consistent() {
+            return None;
+        }
         Some(self.cosine(self.items.get(a)?, self.items.get(b)?))
     }
 
@@ -201,7 +210,7 @@ impl ContentIndex {
         exclude: &HashSet<ItemId>,
     ) -> Vec<(ItemId, f32, Option<ItemId>)> {
         let query = self.items.history_weights(items);
-        if query.is_empty() {
+        if query.is_empty() || !self.is_consistent() {
             return Vec::new();
         }
         let scores = self.profile_scores(&query);
@@ -242,8 +251,10 @@ impl ContentIndex {
             return scores;
         }
         for (&token, &p) in &profile {
-            for &(j, value) in &self.postings[token as usize] {
-                scores[j as usize] += p * value;
+            for &(j, value) in self.postings.get(token as usize).into_iter().flatten() {
+                if let Some(score) = scores.get_mut(j as usize) {
+                    *score += p * value;
+                }
             }
         }
         for (score, d) in scores.iter_mut().zip(&self.dense) {

@@ -76,6 +76,12 @@ impl EaseModel {
         })
     }
 
+    /// Whether the weight matrix matches the item list (a model read back from a damaged
+    /// snapshot may not); every query on an inconsistent model returns nothing.
+    pub fn is_consistent(&self) -> bool {
+        self.weights.len() == self.items.len() * self.items.len()
+    }
+
     /// The penalty the model was trained with.
     pub fn lambda(&self) -> f32 {
         self.lambda
@@ -89,7 +95,9 @@ impl EaseModel {
     /// The weight from history item `from` to candidate `to` (`None` if either is unknown).
     pub fn weight(&self, from: &ItemId, to: &ItemId) -> Option<f32> {
         let n = self.items.len();
-        Some(self.weights[self.items.get(from)? * n + self.items.get(to)?])
+        self.weights
+            .get(self.items.get(from)? * n + self.items.get(to)?)
+            .copied()
     }
 
     /// Dense scores of every item for a history (unknown items ignored, duplicates add).
@@ -128,7 +136,7 @@ impl EaseModel {
         exclude: &HashSet<ItemId>,
     ) -> Vec<(ItemId, f32, Option<ItemId>)> {
         let known = self.items.history_weights(history);
-        if known.is_empty() {
+        if known.is_empty() || !self.is_consistent() {
             return Vec::new();
         }
         let mask = self.items.mask(exclude);
