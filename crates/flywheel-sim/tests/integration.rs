@@ -14,9 +14,9 @@ fn small() -> Simulation {
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
-        .unwrap()
+        .expect("write_dataset wrote the file")
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
         .collect()
 }
 
