@@ -26,8 +26,10 @@ pub struct LogConfig {
     /// Most records the writer commits in one group (one frame, one fsync). A single
     /// `append_batch` larger than this is still committed whole, on its own.
     pub max_batch_records: usize,
-    /// Longest time the writer lingers to let appenders that are still encoding join the
-    /// current group. It never waits when no appender is in flight. Zero disables lingering.
+    /// Longest time the writer lingers before a commit so that more appenders join the
+    /// group: it waits only while appenders are still encoding their records, or while fewer
+    /// requests are queued than the previous commit released (those appenders usually come
+    /// straight back). A lone sequential appender never waits. Zero disables lingering.
     pub max_batch_delay: Duration,
     /// Durability of acknowledgements.
     pub sync: SyncMode,

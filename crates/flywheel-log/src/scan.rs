@@ -166,10 +166,11 @@ fn next_frame(
 }
 
 /// Whether a well-formed frame header with an offset past the last valid record appears
-/// anywhere after the damage (searched byte by byte).
+/// at or after the damage (searched byte by byte). The damaged frame's own header, if
+/// well-formed, starts exactly at the last valid offset and does not count.
 fn valid_frame_follows(path: &Path, outcome: &ScanOutcome) -> Result<bool> {
     let bytes = std::fs::read(path).map_err(io_error("read segment", path))?;
-    let start = (outcome.valid_bytes + 1) as usize;
+    let start = outcome.valid_bytes as usize;
     let magic = FRAME_MAGIC.to_le_bytes();
     let found = (start..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).any(|at| {
         if bytes[at..at + 4] != magic {
@@ -180,4 +181,94 @@ fn valid_frame_follows(path: &Path, outcome: &ScanOutcome) -> Result<bool> {
         FrameHeader::decode(&candidate).is_ok_and(|frame| frame.first_offset > outcome.end_offset)
     });
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::encode_record;
+
+    fn frame(first_offset: u64, payloads: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for payload in payloads {
+            encode_record(&mut body, payload);
+        }
+        let header = FrameHeader {
+            record_count: payloads.len() as u32,
+            first_offset,
+            body_len: body.len() as u64,
+        };
+        [header.encode().to_vec(), body].concat()
+    }
+
+    fn scan_bytes(bytes: &[u8]) -> (ScanOutcome, Vec<(u64, Vec<u8>)>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("00000000000000000010.log");
+        std::fs::write(&path, bytes).expect("write");
+        let mut records = Vec::new();
+        let outcome = scan_segment(&path, &mut |offset, payload| {
+            records.push((offset, payload.to_vec()))
+        })
+        .expect("scan");
+        (outcome, records)
+    }
+
+    fn segment(frames: &[Vec<u8>]) -> Vec<u8> {
+        let header = SegmentHeader { first_offset: 10 }.encode().to_vec();
+        [vec![header], frames.to_vec()].concat().concat()
+    }
+
+    #[test]
+    fn clean_segment_yields_every_record_with_its_offset() {
+        let bytes = segment(&[frame(10, &[b"a", b"b"]), frame(12, &[b"c"])]);
+        let (outcome, records) = scan_bytes(&bytes);
+        assert_eq!(
+            (outcome.records, outcome.frames, outcome.end_offset),
+            (3, 2, 13)
+        );
+        assert_eq!(outcome.valid_bytes, bytes.len() as u64);
+        assert_eq!(outcome.damage, None);
+        let expected = vec![
+            (10, b"a".to_vec()),
+            (11, b"b".to_vec()),
+            (12, b"c".to_vec()),
+        ];
+        assert_eq!(records, expected);
+    }
+
+    #[test]
+    fn a_frame_with_the_wrong_offset_is_damage() {
+        let bytes = segment(&[frame(10, &[b"a"]), frame(12, &[b"c"])]);
+        let (outcome, records) = scan_bytes(&bytes);
+        let damage = outcome.damage.expect("offset gap detected");
+        assert_eq!(damage.reason, "frame starts at offset 12, expected 11");
+        assert!(
+            damage.frame_follows,
+            "the misplaced frame itself is well-formed and later"
+        );
+        assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn a_partial_frame_header_is_a_torn_tail_with_nothing_after_it() {
+        let mut bytes = segment(&[frame(10, &[b"a"])]);
+        let valid = bytes.len() as u64;
+        bytes.extend_from_slice(&frame(11, &[b"b"])[..20]);
+        let (outcome, _) = scan_bytes(&bytes);
+        let damage = outcome.damage.expect("torn header");
+        assert_eq!((damage.at_byte, damage.frame_follows), (valid, false));
+        assert_eq!(damage.reason, "partial frame header (20 bytes)");
+    }
+
+    #[test]
+    fn a_segment_named_for_another_offset_is_rejected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("00000000000000000099.log");
+        std::fs::write(&path, segment(&[])).expect("write");
+        let error = scan_segment(&path, &mut |_, _| {}).expect_err("name mismatch");
+        assert!(
+            error.to_string().contains("file name says first offset 99"),
+            "{error}"
+        );
+    }
 }

@@ -490,3 +490,78 @@ fn frame_sizes_follow_the_documented_format() {
         boundaries[0] + FRAME_HEADER + 2 * RECORD_HEADER + 16 + 23
     );
 }
+
+#[test]
+fn a_failed_segment_roll_fails_the_append_then_every_later_one_and_reopen_recovers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(dir.path());
+    config.segment_max_bytes = 1; // every commit after the first starts a new segment
+    let (log, _) = open(config.clone());
+    assert_eq!(
+        log.append_batch(&["a", "b", "c"]).expect("first batch"),
+        0..3
+    );
+    // A file already holding the next segment's name makes its creation fail.
+    let blocker = dir.path().join(format!("{:020}.log", 3));
+    std::fs::write(&blocker, b"").expect("blocker");
+
+    let error = log.append(b"d").expect_err("the roll fails");
+    assert!(matches!(error, LogError::WriterFailed { .. }), "{error}");
+    assert!(
+        error.to_string().contains(&blocker.display().to_string()),
+        "{error}"
+    );
+    let again = log.append(b"e").expect_err("the log stays stopped");
+    assert!(matches!(again, LogError::WriterFailed { .. }), "{again}");
+    assert!(
+        !log.wait_for(3, Duration::from_secs(60)),
+        "returns early on failure"
+    );
+    assert!(log.close().is_err(), "close reports the failure");
+
+    let (log, report) = open(config);
+    assert_eq!((report.records, report.segments), (3, 2));
+    assert_eq!(log.append(b"d").expect("append after reopen"), 3);
+}
+
+#[test]
+fn a_reader_reports_damage_that_happened_after_open_and_then_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, _) = open(config(dir.path()));
+    write_batches(&log, dir.path(), &[2, 2]);
+    let segment = last_segment(dir.path());
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[(SEGMENT_HEADER + FRAME_HEADER + RECORD_HEADER) as usize] ^= 0x04;
+    std::fs::write(&segment, &bytes).expect("write");
+
+    let mut reader = log.read_from(0).expect("reader");
+    match reader.next() {
+        Some(Err(LogError::Corrupt {
+            path, byte_offset, ..
+        })) => assert_eq!((path, byte_offset), (segment, SEGMENT_HEADER)),
+        other => panic!("expected a Corrupt item, got {other:?}"),
+    }
+    assert!(reader.next().is_none(), "no records after an error");
+    // Starting past the damaged batch reads the intact one.
+    assert_eq!(read_all(&log, 2), vec![(2, payload(2)), (3, payload(3))]);
+}
+
+#[test]
+fn log_handles_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EventLog>();
+    assert_send_sync::<flywheel_log::LogReader>();
+}
+
+#[test]
+fn stats_count_one_commit_per_batch_when_appends_are_sequential() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, _) = open(config(dir.path()));
+    let (_, boundaries) = write_batches(&log, dir.path(), &[5, 1, 7]);
+    let stats = log.stats();
+    assert_eq!(
+        (stats.end_offset, stats.commits, stats.segments),
+        (13, 3, 1)
+    );
+    assert_eq!(stats.bytes_written, boundaries[2] - SEGMENT_HEADER);
+}
