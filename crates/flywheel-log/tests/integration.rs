@@ -290,6 +290,11 @@ fn garbage_after_the_last_batch_is_detected_and_cut() {
         (boundaries[1], 100)
     );
     assert_eq!(report.records, 8);
+    assert_eq!(
+        file_len(&segment),
+        boundaries[1],
+        "the garbage is gone from the file"
+    );
     assert_eq!(read_all(&log, 0), expected_from(&payloads, 0));
 }
 
