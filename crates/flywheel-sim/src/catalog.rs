@@ -117,7 +117,7 @@ fn generate_item(
     let quality = 0.5 * normal(&mut rng);
     let id = ItemId::new_unchecked(format!("i{index:05}"));
     let path = format!("{}/{}", taxonomy.names[category], subs[sub].name);
-    let item = describe(
+    let mut item = describe(
         &mut rng,
         id.clone(),
         &path,
@@ -126,6 +126,9 @@ fn generate_item(
         median,
         created_at,
     );
+    item.embedding = config
+        .embedding_noise
+        .map(|noise| content_embedding(&mut rng, &latent, noise));
     let truth = ItemTruth {
         id,
         category,
@@ -147,6 +150,17 @@ fn item_latent(rng: &mut StdRng, taxonomy: &Taxonomy, category: usize, sub: usiz
         .zip(offset)
         .map(|(t, o)| 0.6 * t + 0.4 * o + 0.6 * scale * normal(rng))
         .collect()
+}
+
+/// The item's latent vector seen through a noisy content model, L2-normalised.
+fn content_embedding(rng: &mut StdRng, latent: &[f64], noise: f64) -> Vec<f32> {
+    let scale = 1.0 / (latent.len() as f64).sqrt();
+    let noisy: Vec<f64> = latent
+        .iter()
+        .map(|x| x + noise * scale * normal(rng))
+        .collect();
+    let norm = noisy.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    noisy.iter().map(|x| (x / norm) as f32).collect()
 }
 
 fn price(rng: &mut StdRng, median: f64) -> f64 {

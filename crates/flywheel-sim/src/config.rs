@@ -46,6 +46,10 @@ pub struct SimConfig {
     pub new_user_share: f64,
     /// Probability that a user who clicked an item goes on to a similar one.
     pub browse_continue: f64,
+    /// When set, items carry a content `embedding`: their latent vector plus
+    /// Gaussian noise of this relative size (0 = exact, 1 = as much noise as
+    /// signal), L2-normalised, as a content model computed elsewhere would supply.
+    pub embedding_noise: Option<f64>,
     /// Optional shift of category tastes at a given day.
     pub drift: Option<TasteDrift>,
 }
@@ -69,6 +73,7 @@ impl SimConfig {
             new_item_share: 0.15,
             new_user_share: 0.1,
             browse_continue: 0.5,
+            embedding_noise: Some(0.7),
             drift: None,
         }
     }
@@ -138,6 +143,11 @@ impl SimConfig {
                 "new_item_share",
                 "must be at most 0.9 so the shop opens with a catalog",
             );
+        }
+        if let Some(noise) = self.embedding_noise {
+            if !noise.is_finite() || !(0.0..=100.0).contains(&noise) {
+                return invalid("embedding_noise", "must be a number in [0, 100]");
+            }
         }
         if let Some(drift) = self.drift {
             if drift.day >= self.days {

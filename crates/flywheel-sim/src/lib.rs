@@ -35,6 +35,7 @@ mod catalog;
 mod config;
 mod dataset;
 mod error;
+mod fenwick;
 mod population;
 mod rng;
 mod similar;

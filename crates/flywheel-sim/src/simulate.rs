@@ -59,7 +59,7 @@ fn schedule(world: &World) -> Vec<(Timestamp, usize)> {
         for day in 0..i64::from(config.days) {
             let day_start = config.start.plus_millis(day * Timestamp::DAY);
             for _ in 0..poisson(&mut rng, rate) {
-                let at = day_start.plus_millis(rng.gen_range(0..Timestamp::DAY));
+                let at = day_start.plus_millis(time_of_day(&mut rng));
                 if at >= signed_up {
                     sessions.push((at, user));
                 }
@@ -68,6 +68,20 @@ fn schedule(world: &World) -> Vec<(Timestamp, usize)> {
     }
     sessions.sort();
     sessions
+}
+
+/// Milliseconds into a day at which a session starts: a daily rhythm with the
+/// peak at 20:00 UTC and the trough (a fifth of the peak) at 08:00.
+fn time_of_day(rng: &mut StdRng) -> i64 {
+    loop {
+        let ms = rng.gen_range(0..Timestamp::DAY);
+        let hours = ms as f64 / Timestamp::HOUR as f64;
+        let phase = 2.0 * std::f64::consts::PI * (hours - 20.0) / 24.0;
+        let intensity = 0.6 + 0.4 * phase.cos();
+        if rng.gen::<f64>() < intensity {
+            return ms;
+        }
+    }
 }
 
 /// Where an interaction came from: a list slot, or an item page.
@@ -117,10 +131,10 @@ impl<'w> Run<'w> {
         if available == 0 {
             return;
         }
-        let length = world.config().list_length;
+        self.site.open_until(available);
         let slots = self
             .site
-            .show(world, &mut self.rng, user, available, length);
+            .show(&mut self.rng, user, world.config().list_length);
         let request_id = RequestId::new_unchecked(format!("req-{session:08}"));
         self.log_impression(&request_id, user, at, &slots);
         let mut context = BTreeMap::new();
@@ -193,7 +207,7 @@ impl<'w> Run<'w> {
         }
         let clicked_at = at.plus_millis(self.rng.gen_range(1_000..15_000));
         self.emit(user, item, Action::Click, clicked_at, origin, None);
-        self.site.record_click(self.world, user, item);
+        self.site.record_click(user, item);
         self.after_click(user, item, clicked_at, preference, origin);
         true
     }
@@ -292,4 +306,23 @@ impl<'w> Run<'w> {
 fn log_normal_millis(rng: &mut StdRng, median_secs: f64, sigma: f64) -> i64 {
     let secs = (median_secs.ln() + sigma * normal(rng)).exp();
     (secs * 1_000.0).round().clamp(1_000.0, 30.0 * 86_400_000.0) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_follow_the_daily_rhythm() {
+        let mut rng = stream(3, Stream::Site);
+        let mut by_hour = [0usize; 24];
+        for _ in 0..48_000 {
+            by_hour[(time_of_day(&mut rng) / Timestamp::HOUR) as usize] += 1;
+        }
+        // Intensity 0.6 + 0.4·cos: 1.0 at 20:00 and 0.2 at 08:00, a ratio of 5
+        // (about 3.5 when averaged over the hour bins either side).
+        let evening = by_hour[19] + by_hour[20];
+        let morning = by_hour[7] + by_hour[8];
+        assert!(evening > 3 * morning, "{evening} vs {morning}");
+    }
 }

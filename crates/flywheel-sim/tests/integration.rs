@@ -320,6 +320,85 @@ fn users_click_what_they_truly_like() {
     assert!(high > 3.0 * low, "top quartile {high} vs bottom {low}");
 }
 
+/// The logged propensities are exact: inverse propensity scoring on the first slot
+/// recovers the true click rate of a policy the site never ran (a uniformly random
+/// first item), computed from the truth.
+#[test]
+fn ips_with_the_logged_propensities_recovers_the_true_value_of_another_policy() {
+    let sim = simulate(&SimConfig {
+        users: 600,
+        ..SimConfig::small()
+    })
+    .unwrap();
+    let world = &sim.world;
+    let first_clicks: HashSet<&str> = sim
+        .events
+        .iter()
+        .filter(|e| e.action == Action::Click && e.position == Some(0))
+        .filter_map(|e| e.request_id.as_ref().map(|r| r.as_str()))
+        .collect();
+    let (mut truth, mut ips, mut ips_sq) = (0.0, 0.0, 0.0);
+    for imp in &sim.impressions {
+        let user = world.user_index(imp.user_id.as_str()).unwrap();
+        let available: Vec<usize> = (0..world.items.len())
+            .filter(|i| world.items[*i].created_at.unwrap() <= imp.timestamp)
+            .collect();
+        let target = 1.0 / available.len() as f64;
+        truth += available
+            .iter()
+            .map(|i| world.click_probability(user, *i, 0))
+            .sum::<f64>()
+            * target;
+        let reward = if first_clicks.contains(imp.request_id.as_str()) {
+            1.0
+        } else {
+            0.0
+        };
+        let term = target / imp.slots[0].propensity * reward;
+        ips += term;
+        ips_sq += term * term;
+    }
+    let n = sim.impressions.len() as f64;
+    let (truth, ips) = (truth / n, ips / n);
+    let se = ((ips_sq / n - ips * ips) / (n - 1.0)).sqrt();
+    assert!(n > 5_000.0, "{n}");
+    assert!(
+        (ips - truth).abs() < 4.0 * se,
+        "IPS {ips:.4} ± {se:.4}, truth {truth:.4}"
+    );
+    // The logging policy's own first slot does better than random: it is not a trivial check.
+    let logged = first_clicks.len() as f64 / n;
+    assert!(
+        logged > truth + 4.0 * se,
+        "logged {logged:.4} vs random {truth:.4}"
+    );
+}
+
+#[test]
+fn items_carry_noisy_content_embeddings_of_their_latent_vectors() {
+    let sim = small();
+    let world = &sim.world;
+    let cosine = |a: &[f32], b: &[f64]| {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * y).sum();
+        dot / b.iter().map(|y| y * y).sum::<f64>().sqrt()
+    };
+    let mut own = 0.0;
+    let mut other = 0.0;
+    for (i, item) in world.items.iter().enumerate() {
+        let e = item.embedding.as_ref().unwrap();
+        assert_eq!(e.len(), world.config().latent_dim);
+        own += cosine(e, &world.truth.items[i].latent);
+        other += cosine(e, &world.truth.items[(i + 1) % world.items.len()].latent).abs();
+    }
+    let n = world.items.len() as f64;
+    assert!(
+        own / n > 0.6 && own / n > 2.0 * other / n,
+        "{} vs {}",
+        own / n,
+        other / n
+    );
+}
+
 #[test]
 fn browse_chains_move_to_similar_items_of_the_same_leaf() {
     let sim = small();
