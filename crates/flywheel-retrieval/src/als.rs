@@ -39,7 +39,7 @@ impl Default for AlsParams {
     fn default() -> Self {
         AlsParams {
             factors: 48,
-            regularization: 20.0,
+            regularization: 30.0,
             alpha: 3.0,
             iterations: 15,
             seed: 42,

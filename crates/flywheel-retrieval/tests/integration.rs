@@ -208,22 +208,26 @@ fn movielens_split_follows_the_protocol() {
 }
 
 /// The headline test: EASE and ALS beat popularity by a wide margin and reach the
-/// peers' level. Hyper-parameters are the ones chosen on validation (`tune_on_validation`).
+/// peers' level. Hyper-parameters are the ones chosen on validation (`tune_on_validation`,
+/// release build, 2 cores): EASE λ = 300 (validation NDCG@10 0.1797; λ 500: 0.1783) and
+/// ALS 48 factors, reg 30, α 3, 15 iterations (0.1853; best of 60 settings over
+/// factors 32/48/64/96, reg 5/10/20/30/50, α 1/3/10).
 #[test]
 fn movielens_ease_and_als_beat_popularity_and_the_floors() {
     let pairs = load_ml100k();
     let (train, test) = split_per_user(&pairs, 0.75, 42);
     let popularity = eval_popularity(&train, &test);
-    let ease = eval_ease(&train, &test, 500.0);
+    let ease = eval_ease(&train, &test, 300.0);
     let als = eval_als(&train, &test, &AlsParams::default());
-    println!("popularity  {popularity}\nEASE λ=500  {ease}\nALS default {als}");
+    println!("popularity  {popularity}\nEASE λ=300  {ease}\nALS default {als}");
     // Peers (research/peers-ml100k.md): popularity 0.2497, iALS 0.4396, EASE 0.4799.
     assert!(
         (0.22..0.28).contains(&popularity.ndcg),
         "popularity {popularity}"
     );
-    assert!(ease.ndcg > 0.45, "EASE {ease}");
-    assert!(als.ndcg > 0.40, "ALS {als}");
+    // Measured here: EASE 0.4816, ALS 0.4842; floors leave about twice the sampling noise.
+    assert!(ease.ndcg > 0.46, "EASE {ease}");
+    assert!(als.ndcg > 0.45, "ALS {als}");
     assert!(ease.ndcg > popularity.ndcg + 0.1 && als.ndcg > popularity.ndcg + 0.1);
     assert!(ease.precision > 0.38 && als.precision > 0.35);
 }
