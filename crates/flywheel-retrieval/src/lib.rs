@@ -20,7 +20,10 @@
 //!
 //! Quality is pinned by `tests/integration.rs` on MovieLens 100K with the protocol of
 //! `shared/research/peers-ml100k.md` (per-user random 75/25 split, all ratings positive,
-//! NDCG@10/P@10/R@10 as Microsoft Recommenders defines them).
+//! NDCG@10/P@10/R@10 as Microsoft Recommenders defines them). With settings chosen on a
+//! validation slice of train (EASE λ = 300; ALS 48 factors, reg 30, α 3, 15 sweeps — the
+//! [`AlsParams`] default) the test NDCG@10 is 0.482 for EASE and 0.484 for ALS, against
+//! the peers' 0.480 (EASE, numpy) and 0.440 (iALS, `implicit`); popularity scores 0.249.
 
 mod als;
 mod blend;
