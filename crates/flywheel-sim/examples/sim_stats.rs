@@ -1,5 +1,5 @@
 //! Prints the size and shape of the quickstart simulation:
-//! `cargo run --release -p flywheel-sim --example sim_stats [seed]`.
+//! `cargo run --release -p flywheel-sim --example sim_stats [seed [users items days]]`.
 
 use flywheel_core::Action;
 use flywheel_sim::{simulate, SimConfig};
@@ -8,8 +8,14 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = SimConfig::quickstart();
-    if let Some(seed) = std::env::args().nth(1) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(seed) = args.first() {
         config.seed = seed.parse()?;
+    }
+    if let [_, users, items, days] = args.as_slice() {
+        config.users = users.parse()?;
+        config.items = items.parse()?;
+        config.days = days.parse()?;
     }
     let started = Instant::now();
     let sim = simulate(&config)?;

@@ -6,8 +6,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::config::SimConfig;
 use crate::error::{Result, SimError};
-use crate::simulate::Simulation;
+use crate::simulate::{simulate_streaming, Simulation};
 use crate::truth::{Truth, TRUTH_FORMAT};
 use crate::world::World;
 
@@ -41,64 +42,106 @@ pub struct DatasetFiles {
     pub impression_count: usize,
 }
 
-/// Writes the dataset into `dir` (created if missing), replacing earlier files.
+/// Writes the dataset of a finished simulation into `dir` (created if missing),
+/// replacing earlier files.
 pub fn write_dataset(sim: &Simulation, dir: &Path) -> Result<DatasetFiles> {
-    std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
-        action: "creating directory",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let files = DatasetFiles {
-        items: dir.join(ITEMS),
-        users: dir.join(USERS),
-        events: dir.join(EVENTS),
-        impressions: dir.join(IMPRESSIONS),
+    let mut events = JsonlWriter::create(dir, EVENTS)?;
+    for event in &sim.events {
+        events.write(event)?;
+    }
+    let mut impressions = JsonlWriter::create(dir, IMPRESSIONS)?;
+    for impression in &sim.impressions {
+        impressions.write(impression)?;
+    }
+    finish(&sim.world, dir, events, impressions)
+}
+
+/// Simulates `config` straight into `dir`, never holding the history in memory
+/// (for load tests); the files are byte-identical to
+/// `write_dataset(&simulate(config)?, dir)`.
+pub fn simulate_to_dir(config: &SimConfig, dir: &Path) -> Result<DatasetFiles> {
+    let mut events = JsonlWriter::create(dir, EVENTS)?;
+    let mut impressions = JsonlWriter::create(dir, IMPRESSIONS)?;
+    let world = simulate_streaming(config, |e| events.write(&e), |i| impressions.write(&i))?;
+    finish(&world, dir, events, impressions)
+}
+
+fn finish(
+    world: &World,
+    dir: &Path,
+    events: JsonlWriter,
+    impressions: JsonlWriter,
+) -> Result<DatasetFiles> {
+    let mut items = JsonlWriter::create(dir, ITEMS)?;
+    for item in &world.items {
+        items.write(item)?;
+    }
+    let mut users = JsonlWriter::create(dir, USERS)?;
+    for user in &world.users {
+        users.write(user)?;
+    }
+    let mut truth = JsonlWriter::create(dir, TRUTH)?;
+    truth.write(&world.truth)?;
+    truth.finish()?;
+    Ok(DatasetFiles {
+        item_count: items.count,
+        user_count: users.count,
+        event_count: events.count,
+        impression_count: impressions.count,
+        items: items.finish()?,
+        users: users.finish()?,
+        events: events.finish()?,
+        impressions: impressions.finish()?,
         truth: dir.join(TRUTH),
-        item_count: sim.world.items.len(),
-        user_count: sim.world.users.len(),
-        event_count: sim.events.len(),
-        impression_count: sim.impressions.len(),
-    };
-    write_lines(&files.items, &sim.world.items)?;
-    write_lines(&files.users, &sim.world.users)?;
-    write_lines(&files.events, &sim.events)?;
-    write_lines(&files.impressions, &sim.impressions)?;
-    write_document(&files.truth, &sim.world.truth)?;
-    Ok(files)
+    })
 }
 
-fn create(path: &Path) -> Result<BufWriter<File>> {
-    File::create(path)
-        .map(BufWriter::new)
-        .map_err(|source| SimError::Io {
-            action: "creating",
-            path: path.to_path_buf(),
+/// One JSON document per line, counted.
+struct JsonlWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    count: usize,
+}
+
+impl JsonlWriter {
+    fn create(dir: &Path, name: &str) -> Result<JsonlWriter> {
+        std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
+            action: "creating directory",
+            path: dir.to_path_buf(),
             source,
+        })?;
+        let path = dir.join(name);
+        let file = File::create(&path).map_err(|source| SimError::Io {
+            action: "creating",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(JsonlWriter {
+            path,
+            out: BufWriter::new(file),
+            count: 0,
         })
-}
-
-fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
-    move |source| SimError::Io {
-        action: "writing",
-        path: path.to_path_buf(),
-        source,
     }
-}
 
-fn write_lines<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
-    let mut out = create(path)?;
-    for record in records {
-        serde_json::to_writer(&mut out, record).map_err(|e| write_error(path)(e.into()))?;
-        out.write_all(b"\n").map_err(write_error(path))?;
+    fn io_error(&self, source: std::io::Error) -> SimError {
+        SimError::Io {
+            action: "writing",
+            path: self.path.clone(),
+            source,
+        }
     }
-    out.flush().map_err(write_error(path))
-}
 
-fn write_document<T: Serialize>(path: &Path, document: &T) -> Result<()> {
-    let mut out = create(path)?;
-    serde_json::to_writer(&mut out, document).map_err(|e| write_error(path)(e.into()))?;
-    out.write_all(b"\n").map_err(write_error(path))?;
-    out.flush().map_err(write_error(path))
+    fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.out, record).map_err(|e| self.io_error(e.into()))?;
+        self.out.write_all(b"\n").map_err(|e| self.io_error(e))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<PathBuf> {
+        self.out.flush().map_err(|e| self.io_error(e))?;
+        Ok(self.path)
+    }
 }
 
 /// Reads every line of a JSONL file through `parse`, naming file and line on error.

@@ -38,6 +38,7 @@ mod error;
 mod fenwick;
 mod population;
 mod rng;
+mod session;
 mod similar;
 mod simulate;
 mod site;
@@ -46,8 +47,8 @@ mod truth;
 mod world;
 
 pub use config::{SimConfig, TasteDrift};
-pub use dataset::{read_events, read_truth, write_dataset, DatasetFiles};
+pub use dataset::{read_events, read_truth, simulate_to_dir, write_dataset, DatasetFiles};
 pub use error::{Result, SimError};
-pub use simulate::{simulate, Simulation, LOGGING_POLICY_VERSION};
+pub use simulate::{simulate, simulate_streaming, Simulation, LOGGING_POLICY_VERSION};
 pub use truth::{ClickModel, ItemTruth, Truth, UserTruth, TRUTH_FORMAT};
 pub use world::World;

@@ -3,7 +3,8 @@
 
 use flywheel_core::{Action, ActionSet, Event, Impression, Item, Timestamp, User};
 use flywheel_sim::{
-    read_events, read_truth, simulate, write_dataset, SimConfig, Simulation, TasteDrift,
+    read_events, read_truth, simulate, simulate_to_dir, write_dataset, SimConfig, Simulation,
+    TasteDrift,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -29,7 +30,18 @@ fn the_same_seed_writes_byte_identical_files_and_another_seed_does_not() {
     );
     let config = SimConfig::small();
     let files = write_dataset(&simulate(&config).unwrap(), a.path()).unwrap();
-    write_dataset(&simulate(&config).unwrap(), b.path()).unwrap();
+    // The streaming writer (for load tests) must write exactly the same bytes.
+    let streamed = simulate_to_dir(&config, b.path()).unwrap();
+    let counts = |f: &flywheel_sim::DatasetFiles| {
+        (
+            f.item_count,
+            f.user_count,
+            f.event_count,
+            f.impression_count,
+        )
+    };
+    assert_eq!(counts(&streamed), counts(&files));
+    assert_eq!(streamed.events, b.path().join("events.jsonl"));
     let other = SimConfig {
         seed: config.seed + 1,
         ..config
