@@ -31,12 +31,14 @@
 //! assert!((0.0..=1.0).contains(&truth));
 //! ```
 
+mod behaviour;
 mod catalog;
 mod config;
 mod dataset;
 mod error;
 mod fenwick;
 mod population;
+mod respond;
 mod rng;
 mod session;
 mod similar;

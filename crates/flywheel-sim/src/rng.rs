@@ -39,7 +39,7 @@ pub(crate) fn stream(seed: u64, which: Stream) -> StdRng {
 }
 
 /// A standard normal draw.
-pub(crate) fn normal(rng: &mut StdRng) -> f64 {
+pub(crate) fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     StandardNormal.sample(rng)
 }
 

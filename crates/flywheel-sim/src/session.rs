@@ -1,25 +1,19 @@
 //! One session of one user: the list, the examined slots, clicks, carts,
 //! purchases hours later, and browse chains to similar items.
 
-use flywheel_core::{Action, Event, Impression, ImpressionSlot, RequestId, Timestamp};
+use flywheel_core::{Event, Impression, ImpressionSlot, RequestId, Timestamp};
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::BTreeMap;
 
-use crate::rng::{normal, stream, Stream};
+use crate::behaviour::{device_of, react, Origin};
+use crate::rng::{stream, Stream};
 use crate::simulate::LOGGING_POLICY_VERSION;
 use crate::site::Site;
 use crate::world::World;
 
 /// Longest browse chain from one clicked list item.
 const MAX_CHAIN: usize = 5;
-
-/// Where an interaction came from: a list slot, or an item page.
-#[derive(Clone)]
-struct Origin {
-    request: Option<(RequestId, u32)>,
-    context: BTreeMap<String, String>,
-}
 
 pub(crate) struct Run<'w> {
     world: &'w World,
@@ -34,16 +28,8 @@ pub(crate) struct Run<'w> {
 
 impl<'w> Run<'w> {
     pub(crate) fn new(world: &'w World) -> Run<'w> {
-        let devices = world
-            .users
-            .iter()
-            .map(|u| {
-                u.attributes
-                    .get("device")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("unknown")
-                    .to_string()
-            })
+        let devices = (0..world.users.len())
+            .map(|u| device_of(world, u))
             .collect();
         Run {
             world,
@@ -57,9 +43,7 @@ impl<'w> Run<'w> {
 
     pub(crate) fn session(&mut self, session: usize, at: Timestamp, user: usize) {
         let world = self.world;
-        let available = world
-            .items
-            .partition_point(|item| item.created_at.is_none_or(|c| c <= at));
+        let available = world.items_available_at(at);
         if available == 0 {
             return;
         }
@@ -132,42 +116,19 @@ impl<'w> Run<'w> {
 
     /// A view of an examined item; returns whether it was clicked.
     fn examine(&mut self, user: usize, item: usize, at: Timestamp, origin: &Origin) -> bool {
-        self.emit(user, item, Action::View, at, origin, None);
-        let preference = self.world.true_preference_at(user, item, at);
-        if self.rng.gen::<f64>() >= preference {
-            return false;
+        let clicked = react(
+            self.world,
+            &mut self.rng,
+            user,
+            item,
+            at,
+            origin,
+            &mut self.events,
+        );
+        if clicked {
+            self.site.record_click(user, item);
         }
-        let clicked_at = at.plus_millis(self.rng.gen_range(1_000..15_000));
-        self.emit(user, item, Action::Click, clicked_at, origin, None);
-        self.site.record_click(user, item);
-        self.after_click(user, item, clicked_at, preference, origin);
-        true
-    }
-
-    /// Cart and purchase after a click: `P(purchase | click)` exactly, through the cart.
-    fn after_click(
-        &mut self,
-        user: usize,
-        item: usize,
-        at: Timestamp,
-        preference: f64,
-        origin: &Origin,
-    ) {
-        let world = self.world;
-        let purchase = world.purchase_given_preference(user, item, preference);
-        let cart = world.cart_given_purchase(purchase);
-        if cart <= 0.0 || self.rng.gen::<f64>() >= cart {
-            return;
-        }
-        let carted_at = at.plus_millis(log_normal_millis(&mut self.rng, 60.0, 0.8));
-        self.emit(user, item, Action::AddToCart, carted_at, origin, None);
-        if self.rng.gen::<f64>() >= purchase / cart {
-            return;
-        }
-        // Purchases arrive hours later (median one hour, long right tail).
-        let bought_at = carted_at.plus_millis(log_normal_millis(&mut self.rng, 3_600.0, 1.0));
-        let price = world.truth.items[item].price;
-        self.emit(user, item, Action::Purchase, bought_at, origin, Some(price));
+        clicked
     }
 
     /// From a clicked item, the user may move on to similar items; returns the time it ends.
@@ -211,31 +172,4 @@ impl<'w> Run<'w> {
         }
         cursor
     }
-
-    fn emit(
-        &mut self,
-        user: usize,
-        item: usize,
-        action: Action,
-        at: Timestamp,
-        origin: &Origin,
-        value: Option<f64>,
-    ) {
-        self.events.push(Event {
-            user_id: self.world.users[user].id.clone(),
-            item_id: self.world.items[item].id.clone(),
-            action,
-            value,
-            timestamp: at,
-            request_id: origin.request.as_ref().map(|(r, _)| r.clone()),
-            position: origin.request.as_ref().map(|(_, p)| *p),
-            context: origin.context.clone(),
-        });
-    }
-}
-
-/// A log-normal delay in milliseconds with the given median (seconds) and σ.
-fn log_normal_millis(rng: &mut StdRng, median_secs: f64, sigma: f64) -> i64 {
-    let secs = (median_secs.ln() + sigma * normal(rng)).exp();
-    (secs * 1_000.0).round().clamp(1_000.0, 30.0 * 86_400_000.0) as i64
 }

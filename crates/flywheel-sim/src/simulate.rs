@@ -130,7 +130,7 @@ fn release_before(
 }
 
 /// Session start times of every user, sorted by (time, user).
-fn schedule(world: &World) -> Vec<(Timestamp, usize)> {
+pub(crate) fn schedule(world: &World) -> Vec<(Timestamp, usize)> {
     let config = world.config();
     let mut sessions = Vec::new();
     for (user, truth) in world.truth.users.iter().enumerate() {
