@@ -31,6 +31,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(out);
     let start = Instant::now();
+    let loaded = flywheel_eval::preds::read_predictions(&preds)?;
+    println!("  read: {:.2} s", start.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let _ = flywheel_eval::pointwise::roc_auc(&loaded.labels, &loaded.scores);
+    println!("  auc: {:.2} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let _ = flywheel_eval::pointwise::group_auc(
+        &loaded.users,
+        loaded.user_names.len(),
+        &loaded.labels,
+        &loaded.scores,
+    );
+    println!("  gauc: {:.2} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let _ = flywheel_eval::pointwise::calibration(&loaded.labels, &loaded.scores, 10);
+    let _ = flywheel_eval::pointwise::log_loss(&loaded.labels, &loaded.scores);
+    println!(
+        "  calibration + log-loss: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
     let report = flywheel_eval::metrics_from_files(None, None, Some(&preds), &[])?;
     println!(
         "{rows} prediction rows: {:.2} s (auc {:?})",

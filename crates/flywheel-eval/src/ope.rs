@@ -23,7 +23,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::csvio::{line_of, parse_f64, CsvFile};
+use crate::csvio::{parse_f64, CsvFile};
 use crate::error::{EvalError, Result};
 use crate::stats::{mean_and_se, sum, two_sided_z};
 
@@ -152,7 +152,7 @@ fn estimators_as_map<S: Serializer>(
 /// Reads a logged-bandit CSV (columns `reward`, `pscore`, `pi_e`; optional `action`,
 /// `position`, `q_hat`, `dm_term`; other columns ignored).
 pub fn read_logged_bandit(path: &Path) -> Result<LoggedBandit> {
-    let mut file = CsvFile::open(path)?;
+    let file = CsvFile::open(path)?;
     let (reward_col, pscore_col, pi_e_col) = (
         file.column("reward")?,
         file.column("pscore")?,
@@ -184,42 +184,47 @@ pub fn read_logged_bandit(path: &Path) -> Result<LoggedBandit> {
         ..Default::default()
     };
     let mut positions = std::collections::BTreeSet::new();
-    let mut record = csv::ByteRecord::new();
-    while file.next(&mut record)? {
-        let reward = parse_f64(path, &record, reward_col, "reward")?;
-        let pscore = parse_f64(path, &record, pscore_col, "pscore")?;
+    file.for_each_row(|row| {
+        let reward = parse_f64(path, row, reward_col, "reward")?;
+        let pscore = parse_f64(path, row, pscore_col, "pscore")?;
         if !(pscore > 0.0 && pscore <= 1.0) {
+            let raw = row.get(pscore_col);
             return Err(EvalError::invalid(
                 path,
-                line_of(&record),
+                row.line,
                 "pscore",
-                record.get(pscore_col).unwrap_or_default(),
+                raw,
                 "a propensity must lie in (0, 1]",
             ));
         }
-        let pi_e = parse_f64(path, &record, pi_e_col, "pi_e")?;
+        let pi_e = parse_f64(path, row, pi_e_col, "pi_e")?;
         if !(0.0..=1.0).contains(&pi_e) {
+            let raw = row.get(pi_e_col);
             return Err(EvalError::invalid(
                 path,
-                line_of(&record),
+                row.line,
                 "pi_e",
-                record.get(pi_e_col).unwrap_or_default(),
+                raw,
                 "a probability must lie in [0, 1]",
             ));
         }
         if let Some(col) = position_col {
-            positions.insert(record.get(col).unwrap_or_default().to_vec());
+            let raw = row.get(col);
+            if !positions.contains(raw) {
+                positions.insert(raw.to_vec());
+            }
         }
         if let (Some((q_col, d_col)), Some(q), Some(d)) =
             (model_cols, log.q_hat.as_mut(), log.dm_term.as_mut())
         {
-            q.push(parse_f64(path, &record, q_col, "q_hat")?);
-            d.push(parse_f64(path, &record, d_col, "dm_term")?);
+            q.push(parse_f64(path, row, q_col, "q_hat")?);
+            d.push(parse_f64(path, row, d_col, "dm_term")?);
         }
         log.reward.push(reward);
         log.pscore.push(pscore);
         log.pi_e.push(pi_e);
-    }
+        Ok(())
+    })?;
     if log.reward.is_empty() {
         return Err(EvalError::Empty {
             path: path.to_path_buf(),

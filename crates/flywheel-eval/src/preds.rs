@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::csvio::{line_of, parse_f64, parse_label, CsvFile, Interner};
+use crate::csvio::{parse_f64, parse_label, CsvFile, Interner};
 use crate::error::{EvalError, Result};
 use crate::pointwise::{
     bernoulli_entropy, calibration, group_auc, log_loss, roc_auc, ReliabilityBin,
@@ -90,9 +90,23 @@ pub struct PointwiseReport {
     pub warnings: Vec<String>,
 }
 
-/// Reads a predictions CSV.
+/// Columns parsed from one chunk of a predictions file, with chunk-local ids.
+#[derive(Default)]
+struct Partial {
+    labels: Vec<bool>,
+    scores: Vec<f64>,
+    users: Vec<u32>,
+    user_ids: Interner,
+    slice_codes: Vec<Vec<u32>>,
+    slice_ids: Vec<Interner>,
+}
+
+/// Files smaller than this are parsed on one thread.
+const PARALLEL_FROM_BYTES: u64 = 4 << 20;
+
+/// Reads a predictions CSV (parsed in parallel chunks on large files).
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
-    let mut file = CsvFile::open(path)?;
+    let file = CsvFile::open(path)?;
     let (user_col, label_col, score_col) = (
         file.column("user_id")?,
         file.column("label")?,
@@ -101,52 +115,98 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
     let slice_cols: Vec<usize> = (0..file.header.len())
         .filter(|c| ![user_col, label_col, score_col].contains(c))
         .collect();
-    let mut users = Interner::default();
-    let mut slice_interners: Vec<Interner> =
-        slice_cols.iter().map(|_| Interner::default()).collect();
-    let mut out = Predictions::default();
-    let mut slice_codes: Vec<Vec<u32>> = vec![Vec::new(); slice_cols.len()];
-    let mut record = csv::ByteRecord::new();
-    while file.next(&mut record)? {
-        if record.len() != file.header.len() {
-            return Err(EvalError::Csv {
-                path: path.to_path_buf(),
-                line: line_of(&record),
-                message: format!(
-                    "expected {} fields as in the header, found {}",
-                    file.header.len(),
-                    record.len()
-                ),
-            });
-        }
-        out.labels
-            .push(parse_label(path, &record, label_col, "label")?);
-        out.scores
-            .push(parse_f64(path, &record, score_col, "score")?);
-        out.users
-            .push(users.intern(record.get(user_col).unwrap_or_default()));
-        for ((col, interner), codes) in slice_cols
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let parts = if size < PARALLEL_FROM_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    };
+    let chunks = file.chunks(parts);
+    let parse = |chunk| {
+        let mut part = Partial {
+            slice_codes: vec![Vec::new(); slice_cols.len()],
+            slice_ids: slice_cols.iter().map(|_| Interner::default()).collect(),
+            ..Partial::default()
+        };
+        file.for_each_row_in(chunk, |row| {
+            part.labels
+                .push(parse_label(path, row, label_col, "label")?);
+            part.scores.push(parse_f64(path, row, score_col, "score")?);
+            part.users.push(part.user_ids.intern(row.get(user_col)));
+            for ((col, ids), codes) in slice_cols
+                .iter()
+                .zip(&mut part.slice_ids)
+                .zip(&mut part.slice_codes)
+            {
+                codes.push(ids.intern(row.get(*col)));
+            }
+            Ok(())
+        })?;
+        Ok(part)
+    };
+    let partials: Vec<Result<Partial>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
             .iter()
-            .zip(&mut slice_interners)
-            .zip(&mut slice_codes)
-        {
-            codes.push(interner.intern(record.get(*col).unwrap_or_default()));
+            .map(|chunk| scope.spawn(move || parse(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("CSV parsing threads do not panic"))
+            .collect()
+    });
+    let mut merged: Option<Partial> = None;
+    for partial in partials {
+        let partial = partial?;
+        match merged.as_mut() {
+            None => merged = Some(partial),
+            Some(base) => absorb(base, partial),
         }
     }
-    if out.labels.is_empty() {
+    let merged = merged.unwrap_or_default();
+    if merged.labels.is_empty() {
         return Err(EvalError::Empty {
             path: path.to_path_buf(),
         });
     }
-    out.user_names = users.names;
-    for ((col, interner), codes) in slice_cols.iter().zip(slice_interners).zip(slice_codes) {
-        out.slices.push(SliceColumn {
+    let slices = slice_cols
+        .iter()
+        .zip(merged.slice_ids)
+        .zip(merged.slice_codes)
+        .map(|((col, ids), codes)| SliceColumn {
             name: file.header[*col].clone(),
-            values: interner.names,
+            values: ids.names,
             codes,
-        });
+        })
+        .collect();
+    Ok(Predictions {
+        users: merged.users,
+        user_names: merged.user_ids.names,
+        labels: merged.labels,
+        scores: merged.scores,
+        slices,
+    })
+}
+
+/// Appends `next` to `base`, translating its chunk-local ids into `base`'s.
+fn absorb(base: &mut Partial, next: Partial) {
+    let remap = |ids: &mut Interner, local: &Interner| -> Vec<u32> {
+        local
+            .names
+            .iter()
+            .map(|n| ids.intern(n.as_bytes()))
+            .collect()
+    };
+    let users = remap(&mut base.user_ids, &next.user_ids);
+    base.users
+        .extend(next.users.iter().map(|u| users[*u as usize]));
+    for (i, codes) in next.slice_codes.iter().enumerate() {
+        let values = remap(&mut base.slice_ids[i], &next.slice_ids[i]);
+        base.slice_codes[i].extend(codes.iter().map(|c| values[*c as usize]));
     }
-    Ok(out)
+    base.labels.extend(next.labels);
+    base.scores.extend(next.scores);
 }
 
 /// Pointwise metrics of rows given as columns (`users` dense in `0..n_users`).
@@ -164,8 +224,8 @@ pub fn pointwise_metrics(
         PointwiseMetrics {
             n,
             positives,
-            auc: roc_auc(labels, scores),
-            gauc: group_auc(users, n_users, labels, scores),
+            auc: None,
+            gauc: None,
             log_loss: None,
             normalized_entropy: None,
             ece: None,
@@ -176,6 +236,12 @@ pub fn pointwise_metrics(
         },
         probabilities && n > 0,
     );
+    // GAUC on a second thread: it and AUC are the two sorts that dominate large inputs
+    (metrics.auc, metrics.gauc) = std::thread::scope(|scope| {
+        let gauc = scope.spawn(|| group_auc(users, n_users, labels, scores));
+        let auc = roc_auc(labels, scores);
+        (auc, gauc.join().expect("group_auc does not panic"))
+    });
     if calibrated {
         let ll = log_loss(labels, scores);
         let score_sum = crate::stats::sum(scores.iter().copied());

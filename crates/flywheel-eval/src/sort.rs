@@ -25,7 +25,7 @@ pub fn radix_sort(keys: &mut Vec<u64>) {
         for key in keys.iter() {
             counts[((key >> shift) & 0xff) as usize] += 1;
         }
-        if counts.iter().any(|c| *c == keys.len()) {
+        if counts.contains(&keys.len()) {
             continue;
         }
         let mut offsets = [0usize; 256];

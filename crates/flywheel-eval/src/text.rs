@@ -14,7 +14,10 @@ pub(crate) fn split_cutoff(name: &str) -> Option<(&str, usize)> {
 }
 
 /// Cutoff metrics as rows (metric) × columns (k), in first-seen order.
-pub(crate) fn cutoff_table(mean: &MetricMap) -> (Vec<usize>, Vec<(String, Vec<Option<f64>>)>) {
+/// Rows of a cutoff table: metric base name and its value at each k.
+pub(crate) type CutoffRows = Vec<(String, Vec<Option<f64>>)>;
+
+pub(crate) fn cutoff_table(mean: &MetricMap) -> (Vec<usize>, CutoffRows) {
     let mut ks: Vec<usize> = Vec::new();
     let mut rows: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
     for (name, value) in &mean.0 {

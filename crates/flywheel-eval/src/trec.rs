@@ -204,7 +204,7 @@ pub fn read_run(path: &Path) -> Result<Run> {
 }
 
 /// Orders scored documents best first under a tie policy.
-pub fn rank_documents<'a>(scored: &'a [(String, f64)], tie_break: TieBreak) -> Vec<&'a str> {
+pub fn rank_documents(scored: &[(String, f64)], tie_break: TieBreak) -> Vec<&str> {
     let mut order: Vec<&(String, f64)> = scored.iter().collect();
     match tie_break {
         TieBreak::TrecEval => order.sort_by(|a, b| {
