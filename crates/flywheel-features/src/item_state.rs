@@ -1,5 +1,4 @@
-//! What the store keeps per item: decayed counters, the top-level category and the
-//! co-visitation neighbours; and the formulas that turn them into item features.
+//! What the store keeps per item: decayed counters and the top-level category; and the formulas that turn them into item features.
 
 use flywheel_core::{Action, ItemFeatures, ItemId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -17,8 +16,6 @@ pub(crate) struct ItemState {
     pub counters: DecayedCounters,
     /// Latest event time (ms) seen for the item.
     pub last_event: Option<i64>,
-    /// Co-visitation neighbours: (item index, accumulated weight).
-    pub neighbors: Vec<(u32, f64)>,
 }
 
 impl ItemState {
@@ -28,7 +25,6 @@ impl ItemState {
             category: None,
             counters: DecayedCounters::default(),
             last_event: None,
-            neighbors: Vec::new(),
         }
     }
 
@@ -52,21 +48,6 @@ impl ItemState {
     /// Counts one slot of a served list as an exposure.
     pub fn count_impression(&mut self, at: i64) {
         self.counters.add(at, &[(CounterKind::Impression, 1.0)]);
-    }
-
-    /// Adds `weight` to the co-visitation of `other`. The list grows to twice
-    /// `max_neighbors`, then keeps only the `max_neighbors` strongest.
-    pub fn add_neighbor(&mut self, other: u32, weight: f64, max_neighbors: usize) {
-        if let Some(entry) = self.neighbors.iter_mut().find(|(j, _)| *j == other) {
-            entry.1 += weight;
-            return;
-        }
-        self.neighbors.push((other, weight));
-        if self.neighbors.len() > 2 * max_neighbors {
-            self.neighbors
-                .sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            self.neighbors.truncate(max_neighbors);
-        }
     }
 
     /// The item's features at `now` (ms). Reading does not mutate.
@@ -184,18 +165,5 @@ mod tests {
         assert!(trending_score(&config, 50.0, 50.0) > 40.0);
         assert!(trending_score(&config, 1.0, 1.0) < 1.0);
         assert!(trending_score(&config, 0.0, 500.0) < 0.0);
-    }
-
-    #[test]
-    fn neighbours_are_pruned_to_the_strongest() {
-        let mut it = item();
-        for j in 0..4u32 {
-            it.add_neighbor(j, f64::from(j + 1), 2);
-        }
-        assert_eq!(it.neighbors.len(), 4);
-        it.add_neighbor(1, 10.0, 2);
-        it.add_neighbor(9, 0.5, 2);
-        // Five entries > 2·2: keep the two strongest, item 1 (12) and item 3 (4).
-        assert_eq!(it.neighbors, vec![(1, 12.0), (3, 4.0)]);
     }
 }

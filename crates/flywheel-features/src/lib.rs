@@ -44,6 +44,7 @@
 //! ```
 
 mod config;
+mod covis;
 mod decay;
 mod error;
 mod item_state;

@@ -9,6 +9,7 @@ use flywheel_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::FeatureConfig;
+use crate::covis::Neighbors;
 use crate::item_state::{smoothed_ctr, trending_score, ItemState};
 use crate::ranking::{best, rank_directly, RankKind, RankRequest, RankingCache};
 use crate::user_state::{RecentAction, UserState};
@@ -21,6 +22,8 @@ use crate::user_state::{RecentAction, UserState};
 pub struct FeatureStore {
     config: FeatureConfig,
     items: Vec<ItemState>,
+    /// Co-visitation lists, parallel to `items`.
+    neighbors: Vec<Neighbors>,
     item_index: HashMap<ItemId, u32>,
     categories: Vec<String>,
     category_index: HashMap<String, u32>,
@@ -52,6 +55,7 @@ impl FeatureStore {
         FeatureStore {
             config,
             items: Vec::new(),
+            neighbors: Vec::new(),
             item_index: HashMap::new(),
             categories: Vec::new(),
             category_index: HashMap::new(),
@@ -137,8 +141,8 @@ impl FeatureStore {
         for &(partner, partner_weight) in &self.partners {
             let pair_weight = (weight * partner_weight).sqrt();
             if pair_weight > 0.0 {
-                self.items[item as usize].add_neighbor(partner, pair_weight, max_neighbors);
-                self.items[partner as usize].add_neighbor(item, pair_weight, max_neighbors);
+                self.neighbors[item as usize].add(partner, pair_weight, max_neighbors);
+                self.neighbors[partner as usize].add(item, pair_weight, max_neighbors);
             }
         }
     }
@@ -248,10 +252,9 @@ impl FeatureStore {
         let Some(&index) = self.item_index.get(item) else {
             return Vec::new();
         };
-        let scored = self.items[index as usize]
-            .neighbors
+        let scored = self.neighbors[index as usize]
             .iter()
-            .map(|&(j, w)| (w, j))
+            .map(|(j, w)| (w, j))
             .collect();
         best(scored, k, &self.items)
             .into_iter()
@@ -342,6 +345,7 @@ impl FeatureStore {
         }
         let index = u32::try_from(self.items.len()).expect("fewer than 4 billion items");
         self.items.push(ItemState::new(id.clone()));
+        self.neighbors.push(Neighbors::default());
         self.item_index.insert(id.clone(), index);
         index
     }
