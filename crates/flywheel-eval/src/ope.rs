@@ -19,13 +19,18 @@
 
 use std::path::Path;
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::csvio::{parse_f64, CsvFile};
 use crate::error::{EvalError, Result};
 use crate::stats::{mean_and_se, sum, two_sided_z};
+
+mod bootstrap;
+mod read;
+
+use bootstrap::bootstrap;
+pub use bootstrap::percentile;
+pub use read::read_logged_bandit;
 
 /// Logged bandit feedback in columns.
 #[derive(Debug, Clone, Default)]
@@ -149,91 +154,6 @@ fn estimators_as_map<S: Serializer>(
     map.end()
 }
 
-/// Reads a logged-bandit CSV (columns `reward`, `pscore`, `pi_e`; optional `action`,
-/// `position`, `q_hat`, `dm_term`; other columns ignored).
-pub fn read_logged_bandit(path: &Path) -> Result<LoggedBandit> {
-    let file = CsvFile::open(path)?;
-    let (reward_col, pscore_col, pi_e_col) = (
-        file.column("reward")?,
-        file.column("pscore")?,
-        file.column("pi_e")?,
-    );
-    let position_col = file.optional_column("position");
-    let model_cols = match (
-        file.optional_column("q_hat"),
-        file.optional_column("dm_term"),
-    ) {
-        (Some(q), Some(d)) => Some((q, d)),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(file
-                .column("dm_term")
-                .err()
-                .unwrap_or(EvalError::InvalidArgument("dm_term".into())))
-        }
-        (None, Some(_)) => {
-            return Err(file
-                .column("q_hat")
-                .err()
-                .unwrap_or(EvalError::InvalidArgument("q_hat".into())))
-        }
-    };
-    let mut log = LoggedBandit {
-        q_hat: model_cols.map(|_| Vec::new()),
-        dm_term: model_cols.map(|_| Vec::new()),
-        ..Default::default()
-    };
-    let mut positions = std::collections::BTreeSet::new();
-    file.for_each_row(|row| {
-        let reward = parse_f64(path, row, reward_col, "reward")?;
-        let pscore = parse_f64(path, row, pscore_col, "pscore")?;
-        if !(pscore > 0.0 && pscore <= 1.0) {
-            let raw = row.get(pscore_col);
-            return Err(EvalError::invalid(
-                path,
-                row.line,
-                "pscore",
-                raw,
-                "a propensity must lie in (0, 1]",
-            ));
-        }
-        let pi_e = parse_f64(path, row, pi_e_col, "pi_e")?;
-        if !(0.0..=1.0).contains(&pi_e) {
-            let raw = row.get(pi_e_col);
-            return Err(EvalError::invalid(
-                path,
-                row.line,
-                "pi_e",
-                raw,
-                "a probability must lie in [0, 1]",
-            ));
-        }
-        if let Some(col) = position_col {
-            let raw = row.get(col);
-            if !positions.contains(raw) {
-                positions.insert(raw.to_vec());
-            }
-        }
-        if let (Some((q_col, d_col)), Some(q), Some(d)) =
-            (model_cols, log.q_hat.as_mut(), log.dm_term.as_mut())
-        {
-            q.push(parse_f64(path, row, q_col, "q_hat")?);
-            d.push(parse_f64(path, row, d_col, "dm_term")?);
-        }
-        log.reward.push(reward);
-        log.pscore.push(pscore);
-        log.pi_e.push(pi_e);
-        Ok(())
-    })?;
-    if log.reward.is_empty() {
-        return Err(EvalError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    log.n_positions = positions.len().max(1);
-    Ok(log)
-}
-
 /// Runs every estimator the columns allow.
 pub fn evaluate_policy(log: &LoggedBandit, options: &OpeOptions) -> Result<OpeReport> {
     let n = log.reward.len();
@@ -313,11 +233,11 @@ pub fn ope_from_file(log: &Path, options: &OpeOptions) -> Result<OpeReport> {
     evaluate_policy(&read_logged_bandit(log)?, options)
 }
 
-struct Columns<'a> {
-    w: &'a [f64],
-    r: &'a [f64],
-    q: Option<&'a [f64]>,
-    dm: Option<&'a [f64]>,
+pub(crate) struct Columns<'a> {
+    pub w: &'a [f64],
+    pub r: &'a [f64],
+    pub q: Option<&'a [f64]>,
+    pub dm: Option<&'a [f64]>,
 }
 
 fn finish(name: &'static str, (estimate, se): (f64, f64), z: f64) -> EstimatorResult {
@@ -396,61 +316,110 @@ fn weight_warnings(d: &WeightDiagnostics, n: usize, options: &OpeOptions) -> Vec
     out
 }
 
-fn bootstrap(
-    c: &Columns,
-    estimators: &mut [EstimatorResult],
-    options: BootstrapOptions,
-    confidence: f64,
-) {
-    let n = c.w.len();
-    let mut rng = StdRng::seed_from_u64(options.seed);
-    let mut draws: Vec<Vec<f64>> = vec![Vec::with_capacity(options.resamples); estimators.len()];
-    for _ in 0..options.resamples {
-        let (mut wr, mut w, mut dm, mut wrq) = (0.0, 0.0, 0.0, 0.0);
-        for _ in 0..n {
-            let i = rng.gen_range(0..n);
-            wr += c.w[i] * c.r[i];
-            w += c.w[i];
-            if let (Some(q), Some(d)) = (c.q, c.dm) {
-                dm += d[i];
-                wrq += c.w[i] * (c.r[i] - q[i]);
-            }
-        }
-        let nf = n as f64;
-        for (e, out) in estimators.iter().zip(draws.iter_mut()) {
-            let value = match e.name {
-                "ips" => wr / nf,
-                "snips" => {
-                    if w > 0.0 {
-                        wr / w
-                    } else {
-                        0.0
-                    }
-                }
-                "dm" => dm / nf,
-                "dr" => (dm + wrq) / nf,
-                _ => dm / nf + if w > 0.0 { wrq / w } else { 0.0 },
-            };
-            out.push(value);
-        }
-    }
-    let alpha = 1.0 - confidence;
-    for (e, mut values) in estimators.iter_mut().zip(draws) {
-        values.sort_by(f64::total_cmp);
-        e.bootstrap_ci = Some([
-            percentile(&values, alpha / 2.0),
-            percentile(&values, 1.0 - alpha / 2.0),
-        ]);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `numpy.percentile` with linear interpolation; `q` in [0, 1]; `sorted` non-empty.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let Some(last) = sorted.len().checked_sub(1) else {
-        return 0.0;
-    };
-    let position = q * last as f64;
-    let lower = position.floor() as usize;
-    let upper = (lower + 1).min(last);
-    sorted[lower] + (position - lower as f64) * (sorted[upper] - sorted[lower])
+    fn tiny() -> LoggedBandit {
+        // weights pi_e / pscore = 0.5, 2, 1
+        LoggedBandit {
+            reward: vec![1.0, 0.0, 1.0],
+            pscore: vec![0.5, 0.25, 1.0],
+            pi_e: vec![0.25, 0.5, 1.0],
+            q_hat: Some(vec![0.5, 0.5, 0.5]),
+            dm_term: Some(vec![0.4, 0.4, 0.4]),
+            n_positions: 1,
+        }
+    }
+
+    #[test]
+    fn estimators_by_hand() {
+        let report = evaluate_policy(&tiny(), &OpeOptions::default()).expect("valid log");
+        let ips = report.estimator("ips").expect("ips");
+        // w·r = [0.5, 0, 1]: mean 0.5, sd (ddof 1) 0.5, se 0.5/√3
+        assert!((ips.estimate - 0.5).abs() < 1e-15);
+        assert!((ips.se - 0.5 / 3f64.sqrt()).abs() < 1e-15);
+        assert!((ips.ci_high - (0.5 + 1.959963984540054 * ips.se)).abs() < 1e-15);
+        // SNIPS = Σw·r / Σw = 1.5 / 3.5
+        assert!((report.estimator("snips").expect("snips").estimate - 3.0 / 7.0).abs() < 1e-15);
+        // DR = mean(0.4 + w·(r − 0.5)) = 0.4 + (0.25 − 1 + 0.5)/3
+        let dr = report.estimator("dr").expect("dr").estimate;
+        assert!((dr - (0.4 + (0.25 - 1.0 + 0.5) / 3.0)).abs() < 1e-15);
+        // SNDR = 0.4 + Σw(r − q)/Σw = 0.4 − 0.25/3.5
+        let sndr = report.estimator("sndr").expect("sndr").estimate;
+        assert!((sndr - (0.4 - 0.25 / 3.5)).abs() < 1e-15);
+        // ESS = 3.5² / (0.25 + 4 + 1)
+        assert!((report.weights.effective_sample_size - 12.25 / 5.25).abs() < 1e-15);
+    }
+
+    #[test]
+    fn clipping_caps_weights_and_counts_them() {
+        let options = OpeOptions {
+            clip_weights: Some(1.0),
+            ..OpeOptions::default()
+        };
+        let report = evaluate_policy(&tiny(), &options).expect("valid log");
+        assert_eq!(report.weights.clipped, 1);
+        assert_eq!(report.weights.max_weight, 1.0);
+        // w·r = [0.5, 0, 1] unchanged since the clipped row has reward 0; SNIPS = 1.5 / 2.5
+        assert!((report.estimator("snips").expect("snips").estimate - 0.6).abs() < 1e-15);
+        assert!(evaluate_policy(
+            &tiny(),
+            &OpeOptions {
+                clip_weights: Some(0.0),
+                ..OpeOptions::default()
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn zero_weights_leave_self_normalised_estimators_out_with_a_warning() {
+        let mut log = tiny();
+        log.pi_e = vec![0.0; 3];
+        let report = evaluate_policy(&log, &OpeOptions::default()).expect("valid log");
+        assert!(report.estimator("snips").is_none() && report.estimator("sndr").is_none());
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.contains("SNIPS/SNDR undefined")));
+        assert!(report
+            .estimators
+            .iter()
+            .all(|e| e.estimate.is_finite() && e.se.is_finite()));
+    }
+
+    #[test]
+    fn a_dominant_weight_is_flagged() {
+        let n = 1000;
+        let mut log = LoggedBandit {
+            reward: vec![0.0; n],
+            pscore: vec![0.5; n],
+            pi_e: vec![0.01; n],
+            n_positions: 1,
+            ..Default::default()
+        };
+        log.pscore[0] = 0.0001; // weight 100 among weights 0.02
+        log.pi_e[0] = 0.01;
+        let report = evaluate_policy(&log, &OpeOptions::default()).expect("valid log");
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("effective sample size")),
+            "{:?}",
+            report.warnings
+        );
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.contains("5% of the total weight")));
+    }
+
+    #[test]
+    fn percentile_interpolates_like_numpy() {
+        // numpy.percentile([1, 2, 3, 4], 25) = 1.75; 97.5 -> 3.925
+        assert!((percentile(&[1.0, 2.0, 3.0, 4.0], 0.25) - 1.75).abs() < 1e-15);
+        assert!((percentile(&[1.0, 2.0, 3.0, 4.0], 0.975) - 3.925).abs() < 1e-12);
+    }
 }
