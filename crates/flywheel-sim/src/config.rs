@@ -16,8 +16,10 @@ pub struct TasteDrift {
 }
 
 /// Everything that determines a simulated shop. The same config (seed included)
-/// always produces byte-identical output.
+/// always produces byte-identical output. Read from JSON, missing fields take the
+/// [`SimConfig::quickstart`] values and unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     /// Seed of every random draw.
     pub seed: u64,
@@ -200,6 +202,14 @@ mod tests {
             ..SimConfig::small()
         };
         assert!(late_drift.validate().is_err());
+    }
+
+    #[test]
+    fn json_configs_fill_defaults_and_refuse_unknown_fields() {
+        let c: SimConfig = serde_json::from_str(r#"{"seed": 7, "users": 50}"#).unwrap();
+        assert_eq!((c.seed, c.users, c.items), (7, 50, 1_000));
+        let err = serde_json::from_str::<SimConfig>(r#"{"user": 50}"#).unwrap_err();
+        assert!(err.to_string().contains("user"), "{err}");
     }
 
     #[test]

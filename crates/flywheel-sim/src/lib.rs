@@ -17,11 +17,17 @@
 //! * **browse chains** from clicked items to similar items, so co-visitation has signal;
 //! * optional **drift** ([`TasteDrift`]): category tastes shift on a given day.
 //!
-//! [`simulate`] runs the history; [`write_dataset`] writes `items.jsonl`,
+//! [`simulate`] runs the history in memory ([`simulate_streaming`] and
+//! [`simulate_to_dir`] without holding it, for load tests); [`write_dataset`] writes `items.jsonl`,
 //! `users.jsonl`, `events.jsonl` and `impressions.jsonl` in the wire format
 //! `flywheel import` reads, plus `truth.json`, which [`read_truth`] loads back into
 //! a [`World`] whose [`World::true_preference`] answers "what does this user really
 //! like?". The same seed gives byte-identical files.
+//!
+//! For online experiments, [`World::arrivals`] says when users come and
+//! [`World::respond`] lets a simulated user react to a list flywheel served, so an
+//! A/B test or an interleaving run can be compared with [`World::expected_clicks`],
+//! the true value of each list.
 //!
 //! ```
 //! use flywheel_sim::{simulate, SimConfig};

@@ -61,7 +61,12 @@ fn neighbours(
             (dot / (norms[item] * norms[other]), other)
         })
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let best_first = |a: &(f64, usize), b: &(f64, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if scored.len() > SIMILAR_PER_ITEM {
+        scored.select_nth_unstable_by(SIMILAR_PER_ITEM, best_first);
+        scored.truncate(SIMILAR_PER_ITEM);
+    }
+    scored.sort_by(best_first);
     scored
         .into_iter()
         .take(SIMILAR_PER_ITEM)
@@ -99,5 +104,19 @@ mod tests {
         assert_eq!(similar[0], vec![2, 1]);
         assert_eq!(similar[1], vec![2, 0]);
         assert!(similar[3].is_empty());
+    }
+
+    #[test]
+    fn big_leaves_keep_the_eight_closest_in_order() {
+        // Items on a circle: the closest by cosine are the nearest angles.
+        let items: Vec<ItemTruth> = (0..40)
+            .map(|k| {
+                let angle = k as f64 * 0.05;
+                item("a/x", vec![angle.cos(), angle.sin()])
+            })
+            .collect();
+        let similar = similar_items(&items);
+        assert_eq!(similar[20], vec![19, 21, 18, 22, 17, 23, 16, 24]);
+        assert_eq!(similar[0], (1..=8).collect::<Vec<_>>());
     }
 }
