@@ -305,6 +305,63 @@ mod tests {
     use super::*;
     use std::hash::{BuildHasher, BuildHasherDefault};
 
+    fn rows_of(file: &CsvFile, parts: usize) -> Vec<(u64, Vec<String>)> {
+        let mut rows = Vec::new();
+        for chunk in file.chunks(parts) {
+            file.for_each_row_in(&chunk, |row| {
+                rows.push((
+                    row.line,
+                    row.fields
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect(),
+                ));
+                Ok(())
+            })
+            .expect("well-formed rows");
+        }
+        rows
+    }
+
+    #[test]
+    fn chunked_parsing_sees_every_row_once_with_its_line_number() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.csv");
+        let mut text = String::from("a,b\r\n");
+        (0..1000).for_each(|i| text.push_str(&format!("k{i},{i}\r\n")));
+        text.push_str("\nlast,1");
+        std::fs::write(&path, text).expect("writable");
+        let file = CsvFile::open(&path).expect("opens");
+        let whole = rows_of(&file, 1);
+        assert_eq!(whole.len(), 1001);
+        assert_eq!(whole[0], (2, vec!["k0".to_string(), "0".to_string()]));
+        assert_eq!(
+            whole[1000].0, 1003,
+            "blank line 1002 skipped, numbering kept"
+        );
+        for parts in [2, 3, 7] {
+            assert_eq!(rows_of(&file, parts), whole, "{parts} chunks");
+        }
+    }
+
+    #[test]
+    fn quoted_files_and_ragged_rows() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("q.csv");
+        std::fs::write(&path, "a,b\n\"x,y\",1\nz,2\n").expect("writable");
+        let file = CsvFile::open(&path).expect("opens");
+        let rows = rows_of(&file, 4);
+        assert_eq!(rows[0].1, vec!["x,y".to_string(), "1".to_string()]);
+        assert_eq!(rows[1].0, 3);
+        std::fs::write(&path, "a,b\n1,2\n3\n").expect("writable");
+        let file = CsvFile::open(&path).expect("opens");
+        let err = file.for_each_row(|_| Ok(())).expect_err("ragged row");
+        assert!(
+            err.to_string().contains("line 3") && err.to_string().contains("expected 2 fields"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn interner_gives_dense_stable_ids() {
         let mut interner = Interner::default();

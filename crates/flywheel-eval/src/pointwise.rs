@@ -218,6 +218,39 @@ mod tests {
     }
 
     #[test]
+    fn auc_equals_brute_force_pair_count_with_many_ties() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(5);
+        let labels: Vec<bool> = (0..2000).map(|_| rng.gen_bool(0.3)).collect();
+        let scores: Vec<f64> = (0..2000)
+            .map(|_| f64::from(rng.gen_range(0..20u8)) / 20.0)
+            .collect();
+        let positives: Vec<f64> = (0..2000)
+            .filter(|i| labels[*i])
+            .map(|i| scores[i])
+            .collect();
+        let negatives: Vec<f64> = (0..2000)
+            .filter(|i| !labels[*i])
+            .map(|i| scores[i])
+            .collect();
+        let mut wins = 0.0;
+        for p in &positives {
+            for q in &negatives {
+                wins += if p > q {
+                    1.0
+                } else if p == q {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        let pairs = (positives.len() * negatives.len()) as f64;
+        let got = roc_auc(&labels, &scores).expect("both classes");
+        assert!((got - wins / pairs).abs() < 1e-14);
+    }
+
+    #[test]
     fn log_loss_by_hand_and_clipping() {
         let got = log_loss(&[true, false], &[0.8, 0.4]);
         assert!((got - (-(0.8f64.ln()) - 0.6f64.ln()) / 2.0).abs() < 1e-15);

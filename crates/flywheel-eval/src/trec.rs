@@ -216,13 +216,24 @@ pub fn rank_documents(scored: &[(String, f64)], tie_break: TieBreak) -> Vec<&str
     order.into_iter().map(|(d, _)| d.as_str()).collect()
 }
 
-/// All metrics of one query for the given options.
+/// All metrics of one scored query for the given options (ties broken per the options).
 pub fn evaluate_query(
     judgments: &HashMap<String, f64>,
     scored: &[(String, f64)],
     options: &RankingOptions,
 ) -> MetricMap {
     let ranked = rank_documents(scored, options.tie_break);
+    metrics_of_ranking(judgments, &ranked, Some(scored), options)
+}
+
+/// All metrics of one already-ranked list (best first). `scored` is needed only for
+/// the tie-averaged `ndcg_sklearn@k`, which is skipped without it.
+pub fn metrics_of_ranking(
+    judgments: &HashMap<String, f64>,
+    ranked: &[&str],
+    scored: Option<&[(String, f64)]>,
+    options: &RankingOptions,
+) -> MetricMap {
     let grades: Vec<f64> = ranked
         .iter()
         .map(|d| judgments.get(*d).copied().unwrap_or(0.0))
@@ -244,7 +255,7 @@ pub fn evaluate_query(
             format!("ndcg_bin@{k}"),
             ndcg_from_grades(&grades, &judged, k, Gain::Binary),
         );
-        if options.sklearn_ndcg {
+        if let (true, Some(scored)) = (options.sklearn_ndcg, scored) {
             let pairs: Vec<(&str, f64)> = scored.iter().map(|(d, s)| (d.as_str(), *s)).collect();
             out.push(
                 format!("ndcg_sklearn@{k}"),
@@ -272,12 +283,7 @@ pub fn evaluate_query(
 
 /// Evaluates a run against qrels.
 pub fn evaluate_run(qrels: &Qrels, run: &Run, options: &RankingOptions) -> Result<RankingReport> {
-    if options.ks.is_empty() || options.ks.contains(&0) {
-        return Err(EvalError::InvalidArgument(format!(
-            "cutoffs must be >= 1, got {:?}",
-            options.ks
-        )));
-    }
+    check_cutoffs(options)?;
     let empty = Vec::new();
     let mut per_query = BTreeMap::new();
     for (qid, judgments) in &qrels.queries {
@@ -305,6 +311,52 @@ pub fn evaluate_run(qrels: &Qrels, run: &Run, options: &RankingOptions) -> Resul
     })
 }
 
+/// Evaluates lists the engine ranked itself (best first), e.g. each test user's top 10
+/// against their held-out items (`judgments`: user -> item -> grade, 1 for "relevant").
+/// Under [`QueryScope::AllJudged`] a judged query without a list scores 0.
+pub fn evaluate_ranked_lists(
+    judgments: &Qrels,
+    lists: &BTreeMap<String, Vec<String>>,
+    options: &RankingOptions,
+) -> Result<RankingReport> {
+    check_cutoffs(options)?;
+    let mut per_query = BTreeMap::new();
+    for (qid, grades) in &judgments.queries {
+        let ranked: Vec<&str> = match (lists.get(qid), options.scope) {
+            (Some(list), _) => list.iter().map(String::as_str).collect(),
+            (None, QueryScope::AllJudged) => Vec::new(),
+            (None, QueryScope::RunAndJudged) => continue,
+        };
+        per_query.insert(
+            qid.clone(),
+            metrics_of_ranking(grades, &ranked, None, options),
+        );
+    }
+    Ok(RankingReport {
+        options: options.clone(),
+        queries_judged: judgments.queries.len(),
+        queries_in_run: lists.len(),
+        queries_evaluated: per_query.len(),
+        run_queries_without_judgments: lists
+            .keys()
+            .filter(|q| !judgments.queries.contains_key(*q))
+            .cloned()
+            .collect(),
+        mean: mean_of(&per_query),
+        per_query,
+    })
+}
+
+fn check_cutoffs(options: &RankingOptions) -> Result<()> {
+    if options.ks.is_empty() || options.ks.contains(&0) {
+        return Err(EvalError::InvalidArgument(format!(
+            "cutoffs must be >= 1, got {:?}",
+            options.ks
+        )));
+    }
+    Ok(())
+}
+
 fn mean_of(per_query: &BTreeMap<String, MetricMap>) -> MetricMap {
     let mut mean = MetricMap::default();
     let Some(first) = per_query.values().next() else {
@@ -316,4 +368,67 @@ fn mean_of(per_query: &BTreeMap<String, MetricMap>) -> MetricMap {
         mean.push(name, total / n);
     }
     mean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trec_ties_break_by_docid_descending_input_order_keeps_file_order() {
+        let scored = vec![
+            ("d1".to_string(), 0.5),
+            ("d3".to_string(), 0.5),
+            ("d2".to_string(), 0.9),
+        ];
+        assert_eq!(
+            rank_documents(&scored, TieBreak::TrecEval),
+            ["d2", "d3", "d1"]
+        );
+        assert_eq!(
+            rank_documents(&scored, TieBreak::InputOrder),
+            ["d2", "d1", "d3"]
+        );
+    }
+
+    #[test]
+    fn ranked_lists_equal_scored_run_with_the_same_order() {
+        let mut qrels = Qrels::default();
+        qrels.queries.insert(
+            "u1".into(),
+            HashMap::from([("a".into(), 1.0), ("b".into(), 1.0)]),
+        );
+        qrels
+            .queries
+            .insert("u2".into(), HashMap::from([("c".into(), 1.0)]));
+        let lists = BTreeMap::from([(
+            "u1".to_string(),
+            vec!["x".to_string(), "b".to_string(), "a".to_string()],
+        )]);
+        let mut run = Run::default();
+        run.queries.insert(
+            "u1".into(),
+            vec![("x".into(), 3.0), ("b".into(), 2.0), ("a".into(), 1.0)],
+        );
+        let options = RankingOptions {
+            ks: vec![1, 2, 10],
+            ..RankingOptions::default()
+        };
+        let from_lists = evaluate_ranked_lists(&qrels, &lists, &options).expect("valid");
+        let from_run = evaluate_run(&qrels, &run, &options).expect("valid");
+        assert_eq!(from_lists.mean, from_run.mean);
+        assert_eq!(from_lists.per_query["u2"].get("ndcg@10"), Some(0.0));
+        // u1: hits at ranks 2 and 3, R = 2 -> AP@10 = (1/2 + 2/3) / 2; u2 scores 0
+        let want = ((0.5 + 2.0 / 3.0) / 2.0) / 2.0;
+        assert!((from_lists.mean.get("map@10").expect("map@10") - want).abs() < 1e-15);
+        assert!(evaluate_ranked_lists(
+            &qrels,
+            &lists,
+            &RankingOptions {
+                ks: vec![0],
+                ..options
+            }
+        )
+        .is_err());
+    }
 }

@@ -529,3 +529,59 @@ fn reports_serialize_render_and_draw() {
         !html.contains("<script") && !html.contains("http://fonts") && !html.contains("src=\"http")
     );
 }
+
+#[test]
+fn large_predictions_parse_in_parallel_exactly() {
+    // > 4 MiB, so read_predictions splits the file across threads; the columns and the
+    // AUC must equal those of the generating arrays (oracle: the data we wrote).
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(11);
+    let n = 300_000;
+    let users: Vec<u32> = (0..n).map(|_| rng.gen_range(0..5000)).collect();
+    let labels: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.2)).collect();
+    let scores: Vec<f64> = labels
+        .iter()
+        .map(|l| {
+            if *l {
+                rng.gen_range(0.1..1.0)
+            } else {
+                rng.gen_range(0.0..0.9)
+            }
+        })
+        .collect();
+    let mut text = String::from("user_id,label,score,region\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "user-{},{},{},r{}\n",
+            users[i],
+            u8::from(labels[i]),
+            scores[i],
+            users[i] % 3
+        ));
+    }
+    assert!(text.len() > 4 << 20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, "big.csv", &text);
+    let preds = flywheel_eval::preds::read_predictions(&path).expect("reads");
+    assert_eq!(preds.labels, labels);
+    assert_eq!(
+        preds.scores, scores,
+        "shortest round-trip formatting parses back exactly"
+    );
+    for (row, user) in preds.users.iter().enumerate() {
+        assert_eq!(
+            preds.user_names[*user as usize],
+            format!("user-{}", users[row])
+        );
+    }
+    let region = &preds.slices[0];
+    for (row, code) in region.codes.iter().enumerate() {
+        assert_eq!(
+            region.values[*code as usize],
+            format!("r{}", users[row] % 3)
+        );
+    }
+    let direct = flywheel_eval::pointwise::roc_auc(&labels, &scores);
+    let report = metrics_from_files(None, None, Some(&path), &[]).expect("evaluates");
+    assert_eq!(report.mean.get("auc"), direct);
+}
