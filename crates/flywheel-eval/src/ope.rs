@@ -67,7 +67,7 @@ pub struct OpeOptions {
     pub clip_weights: Option<f64>,
     /// Also compute percentile-bootstrap intervals.
     pub bootstrap: Option<BootstrapOptions>,
-    /// Warn when the effective sample size falls below this fraction of the rows.
+    /// Warn when the effective sample size falls below this fraction of the rows (or below 100).
     pub min_ess_fraction: f64,
 }
 
@@ -294,7 +294,7 @@ fn diagnostics(w: &[f64], clipped: u64) -> WeightDiagnostics {
 
 fn weight_warnings(d: &WeightDiagnostics, n: usize, options: &OpeOptions) -> Vec<String> {
     let mut out = Vec::new();
-    if d.ess_fraction < options.min_ess_fraction {
+    if d.ess_fraction < options.min_ess_fraction || d.effective_sample_size < 100.0 {
         out.push(format!(
             "effective sample size {:.0} is {:.2}% of {n} rows: a few large weights dominate; IPS/DR are unreliable (clip weights or collect more exploration)",
             d.effective_sample_size,
