@@ -1,5 +1,6 @@
 //! Measures the cost of the feature store's hot paths on a seeded synthetic stream.
-//! Run with `cargo run --release -p flywheel-features --example apply_event_bench`.
+//! Run with `cargo run --release -p flywheel-features --example apply_event_bench [sessions|dense]`
+//! (`COVIS_WINDOW=n` in the environment overrides the co-visitation window).
 //! A measurement, not a test: it prints figures and asserts nothing.
 
 use std::collections::BTreeMap;
@@ -34,7 +35,60 @@ fn measure(label: &str, operations: usize, work: impl FnOnce()) {
     println!("{label}: {wall:.0} ns wall, {cpu} per operation ({operations} operations)");
 }
 
+fn random_action(rng: &mut StdRng) -> Action {
+    match rng.gen_range(0..100) {
+        0..=69 => Action::View,
+        70..=89 => Action::Click,
+        90..=94 => Action::AddToCart,
+        _ => Action::Purchase,
+    }
+}
+
+/// A skewed item draw (cube of a uniform): a few items get most of the traffic.
+fn random_item(rng: &mut StdRng) -> usize {
+    let u: f64 = rng.gen();
+    ((u * u * u) * ITEMS as f64) as usize % ITEMS
+}
+
+/// "sessions": sessions of geometric length (mean 6 events, 10 s..2 min apart) that
+/// start at random over a week, interleaved in time.
+/// "dense": 2 000 users each acting every ~40 s, so every event has a full
+/// co-visitation window of 10 partners (the worst case).
+fn generate(scenario: &str, rng: &mut StdRng) -> Vec<(i64, usize, usize, Action)> {
+    let start = 1_700_000_000_000i64;
+    let mut events = Vec::with_capacity(EVENTS);
+    if scenario == "dense" {
+        let mut at = start;
+        for _ in 0..EVENTS {
+            at += rng.gen_range(0..40);
+            let user = if rng.gen_bool(0.9) {
+                rng.gen_range(0..2_000)
+            } else {
+                rng.gen_range(0..USERS)
+            };
+            events.push((at, user, random_item(rng), random_action(rng)));
+        }
+        return events;
+    }
+    while events.len() < EVENTS {
+        let user = rng.gen_range(0..USERS);
+        let mut at = start + rng.gen_range(0..7 * 86_400_000);
+        loop {
+            events.push((at, user, random_item(rng), random_action(rng)));
+            at += rng.gen_range(10_000..120_000);
+            if rng.gen_bool(1.0 / 6.0) || events.len() == EVENTS {
+                break;
+            }
+        }
+    }
+    events.sort_by_key(|e| e.0);
+    events
+}
+
 fn main() {
+    let scenario = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "sessions".to_string());
     let mut rng = StdRng::seed_from_u64(1);
     let users: Vec<UserId> = (0..USERS)
         .map(|u| UserId::new_unchecked(format!("user-{u}")))
@@ -45,24 +99,9 @@ fn main() {
     let categories: Vec<String> = (0..ITEMS)
         .map(|i| format!("cat{}/sub{}", i % 40, i % 7))
         .collect();
-    let mut at = 1_700_000_000_000i64;
-    let events: Vec<(Event, usize)> = (0..EVENTS)
-        .map(|_| {
-            at += rng.gen_range(0..40);
-            let u: f64 = rng.gen();
-            let item = ((u * u * u) * ITEMS as f64) as usize % ITEMS;
-            let action = match rng.gen_range(0..100) {
-                0..=69 => Action::View,
-                70..=89 => Action::Click,
-                90..=94 => Action::AddToCart,
-                _ => Action::Purchase,
-            };
-            // A user acts in bursts: draw from a small active set most of the time.
-            let user = if rng.gen_bool(0.9) {
-                rng.gen_range(0..2_000)
-            } else {
-                rng.gen_range(0..USERS)
-            };
+    let events: Vec<(Event, usize)> = generate(&scenario, &mut rng)
+        .into_iter()
+        .map(|(at, user, item, action)| {
             let event = Event {
                 user_id: users[user].clone(),
                 item_id: items[item].clone(),
@@ -76,10 +115,14 @@ fn main() {
             (event, item)
         })
         .collect();
+    println!("scenario = {scenario}");
 
     // `COVIS_WINDOW=n` overrides the co-visitation window (0 disables co-visitation).
     let mut config = FeatureConfig::default();
-    if let Some(window) = std::env::var("COVIS_WINDOW").ok().and_then(|w| w.parse().ok()) {
+    if let Some(window) = std::env::var("COVIS_WINDOW")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
         config.covis_window = window;
     }
     println!("covis_window = {}", config.covis_window);

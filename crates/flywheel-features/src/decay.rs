@@ -73,7 +73,8 @@ pub enum CounterKind {
     Impression = 4,
 }
 
-const KINDS: usize = 5;
+/// How many counter kinds there are.
+pub const KINDS: usize = 5;
 
 /// Every counter of one item, all at every horizon, sharing one last-update time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -123,6 +124,17 @@ impl DecayedCounters {
             }
             None => row,
         }
+    }
+
+    /// Every counter decayed to `now`, indexed `[kind as usize][horizon]`: one set of
+    /// decay factors for all kinds. Does not mutate.
+    pub fn all_at(&self, now: i64) -> [[f64; HORIZONS]; KINDS] {
+        let factors = match self.updated_at {
+            Some(last) => decay_factors(now - last),
+            None => [1.0; HORIZONS],
+        };
+        self.values
+            .map(|row| [0, 1, 2].map(|h| row[h] * factors[h]))
     }
 
     /// One horizon of [`Self::at`].

@@ -52,19 +52,22 @@ impl ItemState {
 
     /// The item's features at `now` (ms). Reading does not mutate.
     pub fn features(&self, config: &FeatureConfig, now: i64) -> ItemFeatures {
-        let views = self.counters.at(CounterKind::View, now);
-        let clicks = self.counters.at(CounterKind::Click, now);
-        let purchases = self.counters.at(CounterKind::Purchase, now);
-        let impressions = self
-            .counters
-            .at_horizon(CounterKind::Impression, Horizon::Week, now);
-        let week = Horizon::Week.index();
+        let all = self.counters.all_at(now);
+        let [views, clicks, purchases, engagement, impressions] = [
+            CounterKind::View,
+            CounterKind::Click,
+            CounterKind::Purchase,
+            CounterKind::Engagement,
+            CounterKind::Impression,
+        ]
+        .map(|kind| all[kind as usize]);
+        let (hour, week) = (Horizon::Hour.index(), Horizon::Week.index());
         ItemFeatures {
             views,
             clicks,
             purchases,
-            ctr: smoothed_ctr(config, clicks[week], views[week] + impressions),
-            trending: self.trending(config, now),
+            ctr: smoothed_ctr(config, clicks[week], views[week] + impressions[week]),
+            trending: trending_score(config, engagement[hour], engagement[week]),
             last_event: self.last_event.map(Timestamp::from_millis),
         }
     }

@@ -4,9 +4,9 @@
 //! A refresh scans every item once and keeps, per (kind, category), the
 //! `ranking_cache_depth` best item indices. A request reuses the cached candidates
 //! while `now` is within `ranking_refresh_ms` after the refresh and fewer than
-//! `ranking_refresh_events` events were applied since; it then re-scores just those
-//! candidates at `now`, so the returned scores are always exact and only membership
-//! can be stale. For `popular` the order of untouched items never changes with time
+//! `ranking_refresh_events` events were applied since; it then re-scores the first
+//! `2k` of those candidates at `now`, so the returned scores are always exact and only
+//! membership can be stale. For `popular` the order of untouched items never changes with time
 //! (all decay at one rate), so staleness only concerns items that received events
 //! since the refresh. A refresh happens on the read path (behind a mutex, so
 //! reading stays `&self`), which costs nothing when nobody asks — e.g. during replay.
@@ -63,19 +63,20 @@ pub(crate) struct RankRequest<'a> {
 }
 
 impl RankingCache {
-    /// Candidate item indices for (kind, category), from a fresh-enough snapshot.
+    /// The first `limit` candidate item indices for (kind, category), best first as
+    /// of the snapshot, from a fresh-enough snapshot.
     pub fn candidates(
         &self,
         request: &RankRequest,
         kind: RankKind,
         category: Option<u32>,
+        limit: usize,
     ) -> Vec<u32> {
         let snapshot = self.fresh_snapshot(request);
-        snapshot
-            .lists
-            .get(&(kind, category))
-            .cloned()
-            .unwrap_or_default()
+        match snapshot.lists.get(&(kind, category)) {
+            Some(list) => list[..limit.min(list.len())].to_vec(),
+            None => Vec::new(),
+        }
     }
 
     fn fresh_snapshot(&self, request: &RankRequest) -> Arc<Snapshot> {

@@ -295,7 +295,8 @@ impl FeatureStore {
             events_applied: self.events_applied,
         };
         let candidates = if k <= self.config.ranking_cache_depth {
-            self.ranking.candidates(&request, kind, category)
+            self.ranking
+                .candidates(&request, kind, category, k.saturating_mul(2))
         } else {
             rank_directly(&request, kind, category, k)
         };
@@ -351,7 +352,12 @@ impl FeatureStore {
     }
 
     fn set_category_of(&mut self, item: u32, category: &str) {
-        let category = top_level_category(category).map(|top| self.intern_category(top));
+        let top = top_level_category(category);
+        let current = self.items[item as usize].category;
+        if current.map(|c| self.categories[c as usize].as_str()) == top {
+            return; // the usual case: the category did not change
+        }
+        let category = top.map(|top| self.intern_category(top));
         self.items[item as usize].category = category;
     }
 
