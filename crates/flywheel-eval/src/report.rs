@@ -99,6 +99,11 @@ pub fn metrics_from_files_with(
                     ranking.run_queries_without_judgments.len()
                 ));
             }
+            if ranking.queries_evaluated == 0 {
+                report.warnings.push(
+                    "no query is both judged and in the run: check that qrels and run use the same query ids".into(),
+                );
+            }
             report.mean = ranking.mean;
             report.per_query = ranking.per_query;
             report.ranking = Some(RankingInfo {
