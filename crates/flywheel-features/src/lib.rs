@@ -19,7 +19,18 @@
 //! Late events are accepted: a decayed counter adds the late event's decayed
 //! contribution (so counters do not depend on arrival order), recent actions are
 //! inserted at their place in time. Items and categories are interned to `u32`
-//! indices; a typical `apply_event` costs about a microsecond.
+//! indices. Measured with `cargo run --release -p flywheel-features --example
+//! apply_event_bench` (2M events, 100K users, 20K items, sessions of ~6 events):
+//! about 2 µs per `apply_event`, 1 µs without co-visitation; most of the rest is
+//! cache misses on the co-visitation lists of the partners.
+//!
+//! Checkpoints: the store is `Serialize + Deserialize` and keeps times as integer
+//! milliseconds, so binary formats (bincode) round-trip exactly; JSON does too when
+//! serde_json's `float_roundtrip` feature is on (without it a float may move one ulp).
+//!
+//! Parity: [`replay`] of the log prefix before an impression's `features_offset`
+//! reproduces the served features exactly, late events included; [`replay_as_of`]
+//! cuts by time instead (strictly before `t`).
 //!
 //! ```
 //! use flywheel_core::{Action, Event, ItemId, Timestamp, UserId};

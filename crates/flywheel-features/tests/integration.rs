@@ -705,3 +705,16 @@ fn categories_are_reduced_to_their_top_level() {
         vec![item_id(1)]
     );
 }
+
+#[test]
+fn the_store_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<FeatureStore>();
+    // A clone starts with an empty ranking cache but the same features.
+    let store = live(&stream(91, 500), &FeatureConfig::default());
+    let now = store.last_event_time().expect("events");
+    assert_eq!(
+        store.clone().popular(None, now, 5),
+        store.popular(None, now, 5)
+    );
+}
