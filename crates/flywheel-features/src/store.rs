@@ -67,6 +67,12 @@ impl FeatureStore {
         }
     }
 
+    /// An empty store after [`FeatureConfig::validate`]: use it for outside config.
+    pub fn try_new(config: FeatureConfig) -> crate::Result<Self> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
     /// The configuration the store was built with.
     pub fn config(&self) -> &FeatureConfig {
         &self.config

@@ -686,6 +686,11 @@ fn unknown_ids_get_priors_and_empty_lists() {
     assert!(store.popular(None, now, 5).is_empty());
     assert!(store.trending(Some("books"), now, 5).is_empty());
     assert_eq!(store.last_event_time(), None);
+    let bad = FeatureConfig {
+        ctr_prior_exposures: 0.0,
+        ..FeatureConfig::default()
+    };
+    assert!(FeatureStore::try_new(bad).is_err());
 }
 
 #[test]
