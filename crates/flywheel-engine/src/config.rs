@@ -1,0 +1,257 @@
+//! The engine's one typed configuration. It is read from a TOML file (see
+//! `flywheel.example.toml` at the repository root for every key, commented), then
+//! overridden by environment variables and command-line flags in the binary.
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{EngineError, Result};
+
+/// Everything the engine can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Where the log, the models and the checkpoints live.
+    pub data_dir: PathBuf,
+    /// Custom event actions accepted besides the built-in ones.
+    pub custom_actions: Vec<String>,
+    /// The durable log.
+    pub log: LogSettings,
+    /// Candidate retrieval.
+    pub retrieval: RetrievalSettings,
+    /// Re-ranking and business rules.
+    pub rerank: RerankSettings,
+    /// Per-stage deadlines of a recommendation request.
+    pub deadlines: DeadlineSettings,
+    /// Model training.
+    pub training: TrainingSettings,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: PathBuf::from("flywheel-data"),
+            custom_actions: Vec::new(),
+            log: LogSettings::default(),
+            retrieval: RetrievalSettings::default(),
+            rerank: RerankSettings::default(),
+            deadlines: DeadlineSettings::default(),
+            training: TrainingSettings::default(),
+        }
+    }
+}
+
+/// Settings of the durable event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// fsync every group commit (true in production; false only for throwaway benchmarks).
+    pub fsync: bool,
+    /// Roll to a new segment file past this many bytes.
+    pub segment_max_bytes: u64,
+    /// The longest a group commit waits to gather more records, in microseconds.
+    pub max_batch_delay_us: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            fsync: true,
+            segment_max_bytes: 64 << 20,
+            max_batch_delay_us: 1000,
+        }
+    }
+}
+
+/// Settings of candidate retrieval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrievalSettings {
+    /// How many candidates go to ranking.
+    pub candidates: usize,
+    /// Share of the candidates each channel may fill, by channel name
+    /// (`ease`, `als`, `co_visitation`, `content`, `trending`, `popularity`).
+    pub quotas: BTreeMap<String, f64>,
+    /// How many of the user's recent items seed history-driven channels.
+    pub history_items: usize,
+}
+
+impl Default for RetrievalSettings {
+    fn default() -> Self {
+        let quotas = [
+            ("ease", 0.30),
+            ("als", 0.20),
+            ("co_visitation", 0.20),
+            ("content", 0.10),
+            ("trending", 0.10),
+            ("popularity", 0.10),
+        ];
+        RetrievalSettings {
+            candidates: 200,
+            quotas: quotas.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            history_items: 50,
+        }
+    }
+}
+
+/// Settings of re-ranking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RerankSettings {
+    /// At most this share of the first `cap_window` items may share a top-level category.
+    pub category_cap: f64,
+    /// The window the category cap applies to.
+    pub cap_window: usize,
+    /// MMR trade-off: 1.0 is pure relevance, lower values diversify more.
+    pub mmr_lambda: f64,
+    /// Multiplicative boost for brand-new items (decays with the half-life).
+    pub freshness_boost: f64,
+    /// Half-life of the freshness boost, in days.
+    pub freshness_half_life_days: f64,
+    /// Drop an item once it was shown to the user this many times without engagement.
+    pub max_times_shown: u32,
+    /// Drop items the user already bought.
+    pub drop_purchased: bool,
+}
+
+impl Default for RerankSettings {
+    fn default() -> Self {
+        RerankSettings {
+            category_cap: 0.3,
+            cap_window: 10,
+            mmr_lambda: 0.8,
+            freshness_boost: 0.2,
+            freshness_half_life_days: 3.0,
+            max_times_shown: 5,
+            drop_purchased: true,
+        }
+    }
+}
+
+/// Per-stage deadlines; a stage that runs past its deadline is cut short and the
+/// response says a fallback was used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlineSettings {
+    /// Retrieval budget in milliseconds.
+    pub retrieval_ms: u64,
+    /// Ranking budget in milliseconds.
+    pub ranking_ms: u64,
+}
+
+impl Default for DeadlineSettings {
+    fn default() -> Self {
+        DeadlineSettings {
+            retrieval_ms: 30,
+            ranking_ms: 30,
+        }
+    }
+}
+
+/// Settings of `flywheel train`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSettings {
+    /// ALS latent factors.
+    pub als_factors: usize,
+    /// ALS L2 regularisation.
+    pub als_regularization: f32,
+    /// ALS confidence scale: confidence = 1 + alpha × weight.
+    pub als_alpha: f32,
+    /// ALS sweeps.
+    pub als_iterations: usize,
+    /// EASE L2 regularisation.
+    pub ease_lambda: f32,
+    /// EASE is trained only for catalogs up to this many items (it is O(n²) memory).
+    pub ease_max_items: usize,
+    /// Sampled negatives per positive interaction for the ranker's training rows.
+    pub negatives_per_positive: usize,
+    /// Seed of every random choice in training.
+    pub seed: u64,
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        TrainingSettings {
+            als_factors: 48,
+            als_regularization: 30.0,
+            als_alpha: 3.0,
+            als_iterations: 15,
+            ease_lambda: 300.0,
+            ease_max_items: 20_000,
+            negatives_per_positive: 4,
+            seed: 42,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Reads a TOML config file; errors name the file and the offending key.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            EngineError::Config(msg) => EngineError::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let config: EngineConfig =
+            toml::from_str(text).map_err(|e| EngineError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that serde cannot.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: &str| Err(EngineError::Config(msg.to_string()));
+        if !(0.0..=1.0).contains(&self.rerank.category_cap) || self.rerank.category_cap == 0.0 {
+            return bad("rerank.category_cap must be in (0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.rerank.mmr_lambda) {
+            return bad("rerank.mmr_lambda must be in [0, 1]");
+        }
+        if self.retrieval.candidates == 0 {
+            return bad("retrieval.candidates must be positive");
+        }
+        for (name, share) in &self.retrieval.quotas {
+            if flywheel_core::Channel::parse(name).is_none() {
+                return bad(&format!("retrieval.quotas: unknown channel `{name}`"));
+            }
+            if !(0.0..=1.0).contains(share) {
+                return bad(&format!("retrieval.quotas.{name} must be in [0, 1]"));
+            }
+        }
+        if self.training.als_factors == 0 || self.training.als_iterations == 0 {
+            return bad("training.als_factors and training.als_iterations must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_config_file_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flywheel.example.toml");
+        let config = EngineConfig::from_toml_file(&path).unwrap();
+        assert_eq!(config, EngineConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_errors() {
+        assert!(EngineConfig::from_toml_str("[rerank]\ncategory_kap = 0.5").is_err());
+        assert!(EngineConfig::from_toml_str("[rerank]\ncategory_cap = 1.5").is_err());
+        assert!(EngineConfig::from_toml_str("[retrieval.quotas]\nmagic = 0.5").is_err());
+        let ok = EngineConfig::from_toml_str("[rerank]\ncategory_cap = 0.5").unwrap();
+        assert_eq!(ok.rerank.category_cap, 0.5);
+    }
+}

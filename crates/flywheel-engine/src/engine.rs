@@ -1,0 +1,449 @@
+//! The running engine: the log, the consumer thread that keeps the derived state in
+//! step with it, the impression writer, and the model watcher.
+//!
+//! Threads:
+//! - **consumer**: tails the log and applies every record to the state (the only
+//!   writer of the state), then wakes whoever waits for that offset;
+//! - **impressions**: takes served lists from a bounded queue and appends them to the
+//!   log in batches, off the request path (a full queue drops and counts);
+//! - **watcher**: once a second, hot-swaps the models when `models/CURRENT` changes
+//!   and rebuilds the content index when the catalog changed.
+
+use flywheel_core::{ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId};
+use flywheel_features::FeatureConfig;
+use flywheel_log::{EventLog, LogConfig, RecoveryReport, SyncMode};
+use flywheel_retrieval::ContentIndex;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::models::{self, ModelSet};
+use crate::state::State;
+use crate::stats::EngineStats;
+
+/// The feature store configuration implied by the engine's.
+pub fn feature_config(config: &EngineConfig) -> FeatureConfig {
+    let mut features = FeatureConfig::default();
+    features.recent_actions = features.recent_actions.max(config.retrieval.history_items);
+    features
+}
+
+/// How many impressions may wait for the log before new ones are dropped.
+const IMPRESSION_QUEUE: usize = 20_000;
+/// Records applied per state write-lock acquisition, so readers are never starved.
+const APPLY_CHUNK: usize = 512;
+
+/// Shared by the engine handle and its threads.
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) actions: ActionSet,
+    pub(crate) log: EventLog,
+    pub(crate) state: RwLock<State>,
+    applied: Mutex<u64>,
+    applied_changed: Condvar,
+    pub(crate) models: RwLock<Arc<ModelSet>>,
+    pub(crate) content: RwLock<Option<Arc<ContentIndex>>>,
+    catalog_changed: AtomicBool,
+    pub(crate) stats: EngineStats,
+    shutdown: AtomicBool,
+    /// (end offset of an acknowledged event batch, when it was acknowledged).
+    pending_freshness: Mutex<VecDeque<(u64, Instant)>>,
+    impressions: Mutex<Option<SyncSender<LogRecord>>>,
+    caught_up_at_start: AtomicBool,
+    start_offset: u64,
+}
+
+/// A running engine over one data directory.
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+    recovery: RecoveryReport,
+    _lock: File,
+}
+
+fn lock_data_dir(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let path = dir.join("flywheel.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(EngineError::io(&path, e)),
+    }
+}
+
+/// Where the log lives in a data directory.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}
+
+impl Engine {
+    /// Opens (or creates) the data directory, recovers the log and starts the threads.
+    /// The state catches up with the log in the background; see [`Engine::is_ready`]
+    /// and [`Engine::catch_up`].
+    pub fn open(config: EngineConfig) -> Result<Engine> {
+        config.validate()?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let mut log_config = LogConfig::new(log_dir(&config.data_dir));
+        log_config.segment_max_bytes = config.log.segment_max_bytes;
+        log_config.max_batch_delay = Duration::from_micros(config.log.max_batch_delay_us);
+        log_config.sync = if config.log.fsync { SyncMode::Fsync } else { SyncMode::NoSync };
+        let (log, recovery) = EventLog::open(log_config)?;
+        let models = models::load_current(&config.data_dir)?;
+        let start_offset = log.end_offset();
+        let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
+        let inner = Arc::new(Inner {
+            actions: ActionSet::with_custom(config.custom_actions.iter().cloned()),
+            state: RwLock::new(State::new(feature_config(&config))),
+            config,
+            log,
+            applied: Mutex::new(0),
+            applied_changed: Condvar::new(),
+            models: RwLock::new(Arc::new(models)),
+            content: RwLock::new(None),
+            catalog_changed: AtomicBool::new(true),
+            stats: EngineStats::default(),
+            shutdown: AtomicBool::new(false),
+            pending_freshness: Mutex::new(VecDeque::new()),
+            impressions: Mutex::new(Some(sender)),
+            caught_up_at_start: AtomicBool::new(start_offset == 0),
+            start_offset,
+        });
+        let threads = vec![
+            spawn("flywheel-consumer", Arc::clone(&inner), consume),
+            spawn_with("flywheel-impressions", Arc::clone(&inner), receiver, write_impressions),
+            spawn("flywheel-watcher", Arc::clone(&inner), watch),
+        ];
+        Ok(Engine {
+            inner,
+            threads,
+            recovery,
+            _lock: lock,
+        })
+    }
+
+    /// What recovery found when the log was opened (e.g. a truncated torn tail).
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The accepted actions.
+    pub fn actions(&self) -> &ActionSet {
+        &self.inner.actions
+    }
+
+    /// Counters and histograms.
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
+    /// The durable log.
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    /// Whether the state has caught up with everything the log held at start.
+    pub fn is_ready(&self) -> bool {
+        self.inner.caught_up_at_start.load(Ordering::Acquire)
+    }
+
+    /// Records appended but not yet applied to the state.
+    pub fn consumer_lag(&self) -> u64 {
+        self.inner.log.end_offset().saturating_sub(self.applied())
+    }
+
+    /// Records applied to the state so far.
+    pub fn applied(&self) -> u64 {
+        *self.inner.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until every record durable now has been applied.
+    pub fn catch_up(&self) {
+        let end = self.inner.log.end_offset();
+        self.wait_applied(end, Duration::from_secs(3600));
+    }
+
+    /// Blocks until `offset` records are applied or the timeout passes; returns whether they were.
+    pub fn wait_applied(&self, offset: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut applied = self.inner.applied.lock().unwrap_or_else(|e| e.into_inner());
+        while *applied < offset {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            applied = self
+                .inner
+                .applied_changed
+                .wait_timeout(applied, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Read access to the derived state.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The models being served.
+    pub fn models(&self) -> Arc<ModelSet> {
+        Arc::clone(&self.inner.models.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The current content index, if built.
+    pub fn content_index(&self) -> Option<Arc<ContentIndex>> {
+        self.inner.content.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Parses and validates one event from JSON.
+    pub fn parse_event(&self, value: &serde_json::Value, now: Timestamp) -> flywheel_core::Result<Event> {
+        Event::from_json(value, &self.inner.actions, now)
+    }
+
+    /// Appends events durably; returns once they survive a crash. All or nothing.
+    pub fn ingest(&self, events: Vec<Event>) -> Result<std::ops::Range<u64>> {
+        let count = events.len() as u64;
+        let payloads: Vec<Vec<u8>> = events.into_iter().map(|e| LogRecord::Event(e).encode()).collect();
+        let range = self.inner.log.append_batch(&payloads)?;
+        EngineStats::add(&self.inner.stats.events_ingested, count);
+        self.inner
+            .pending_freshness
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((range.end, Instant::now()));
+        Ok(range)
+    }
+
+    /// Appends any records durably (import) and returns their offsets.
+    pub fn append_records(&self, records: &[LogRecord]) -> Result<std::ops::Range<u64>> {
+        let payloads: Vec<Vec<u8>> = records.iter().map(LogRecord::encode).collect();
+        Ok(self.inner.log.append_batch(&payloads)?)
+    }
+
+    fn append_and_apply(&self, record: LogRecord) -> Result<()> {
+        let range = self.inner.log.append_batch(&[record.encode()])?;
+        self.wait_applied(range.end, Duration::from_secs(10));
+        Ok(())
+    }
+
+    /// Creates or replaces an item; visible to reads when this returns.
+    pub fn put_item(&self, item: Item) -> Result<()> {
+        self.append_and_apply(LogRecord::ItemUpsert(item))
+    }
+
+    /// Deletes an item; `NotFound` if it does not exist.
+    pub fn delete_item(&self, id: &ItemId) -> Result<()> {
+        if self.state().catalog.item(id).is_none() {
+            return Err(EngineError::NotFound(format!("item {id}")));
+        }
+        self.append_and_apply(LogRecord::ItemDelete { id: id.clone(), at: Timestamp::now() })
+    }
+
+    /// An item by id.
+    pub fn get_item(&self, id: &ItemId) -> Option<Arc<Item>> {
+        self.state().catalog.item(id).cloned()
+    }
+
+    /// Creates or replaces a user.
+    pub fn put_user(&self, user: User) -> Result<()> {
+        self.append_and_apply(LogRecord::UserUpsert(user))
+    }
+
+    /// Deletes a user and forgets their features.
+    pub fn delete_user(&self, id: &UserId) -> Result<()> {
+        if self.state().catalog.user(id).is_none() {
+            return Err(EngineError::NotFound(format!("user {id}")));
+        }
+        self.append_and_apply(LogRecord::UserDelete { id: id.clone(), at: Timestamp::now() })
+    }
+
+    /// A user by id.
+    pub fn get_user(&self, id: &UserId) -> Option<Arc<User>> {
+        self.state().catalog.user(id).cloned()
+    }
+
+    /// Queues a served list for the log without waiting for it to be durable.
+    pub(crate) fn log_impression(&self, impression: Impression) {
+        let sender = self.inner.impressions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = sender.as_ref() {
+            if let Err(TrySendError::Full(_)) = sender.try_send(LogRecord::Impression(impression)) {
+                EngineStats::add(&self.inner.stats.impressions_dropped, 1);
+            }
+        }
+    }
+
+    /// Re-reads `models/CURRENT` now and swaps the served models if it changed.
+    pub fn reload_models(&self) -> Result<bool> {
+        reload_models(&self.inner)
+    }
+
+    /// Stops the threads after flushing queued impressions.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::Release);
+        self.inner.impressions.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(name: &str, inner: Arc<Inner>, body: fn(&Inner)) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || body(&inner))
+        .expect("spawning an engine thread must succeed at start-up")
+}
+
+fn spawn_with<T: Send + 'static>(name: &str, inner: Arc<Inner>, arg: T, body: fn(&Inner, T)) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || body(&inner, arg))
+        .expect("spawning an engine thread must succeed at start-up")
+}
+
+/// The consumer loop: tail the log, apply, publish the applied offset.
+fn consume(inner: &Inner) {
+    let mut next = 0u64;
+    while !inner.shutdown.load(Ordering::Acquire) {
+        if inner.log.end_offset() <= next {
+            inner.log.wait_for(next, Duration::from_millis(100));
+            continue;
+        }
+        match apply_available(inner, next) {
+            Ok(applied) => next = applied,
+            Err(e) => {
+                tracing::error!("consumer stopped at offset {next}: {e}");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Applies every durable record from `from`, in chunks; returns the new applied offset.
+fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
+    let mut reader = inner.log.read_from(from)?.peekable();
+    let mut next = from;
+    while reader.peek().is_some() {
+        let mut chunk = Vec::with_capacity(APPLY_CHUNK);
+        while chunk.len() < APPLY_CHUNK {
+            let Some(entry) = reader.next() else { break };
+            let (offset, bytes) = entry?;
+            let record = LogRecord::decode(&bytes).map_err(|e| EngineError::CorruptRecord { offset, message: e.to_string() })?;
+            chunk.push(record);
+        }
+        let mut changed_catalog = false;
+        {
+            let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+            for record in &chunk {
+                changed_catalog |= matches!(record, LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. });
+                state.apply(record);
+            }
+            next = state.applied;
+        }
+        if changed_catalog {
+            inner.catalog_changed.store(true, Ordering::Release);
+        }
+        publish_applied(inner, next);
+    }
+    Ok(next)
+}
+
+fn publish_applied(inner: &Inner, applied: u64) {
+    *inner.applied.lock().unwrap_or_else(|e| e.into_inner()) = applied;
+    inner.applied_changed.notify_all();
+    if applied >= inner.start_offset {
+        inner.caught_up_at_start.store(true, Ordering::Release);
+    }
+    let mut pending = inner.pending_freshness.lock().unwrap_or_else(|e| e.into_inner());
+    while pending.front().is_some_and(|(end, _)| *end <= applied) {
+        if let Some((_, acked)) = pending.pop_front() {
+            inner.stats.feature_freshness.observe(acked.elapsed());
+        }
+    }
+}
+
+/// The impression writer loop.
+fn write_impressions(inner: &Inner, receiver: Receiver<LogRecord>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first.encode()];
+        while batch.len() < 1024 {
+            match receiver.try_recv() {
+                Ok(record) => batch.push(record.encode()),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = inner.log.append_batch(&batch) {
+            tracing::error!("could not log {} impressions: {e}", batch.len());
+        }
+    }
+}
+
+/// The watcher loop.
+fn watch(inner: &Inner) {
+    while !inner.shutdown.load(Ordering::Acquire) {
+        if let Err(e) = reload_models(inner) {
+            tracing::warn!("model reload failed, keeping the served models: {e}");
+        }
+        if inner.catalog_changed.swap(false, Ordering::AcqRel) {
+            rebuild_content_index(inner);
+        }
+        for _ in 0..10 {
+            if inner.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn rebuild_content_index(inner: &Inner) {
+    let items: Vec<Item> = {
+        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+        state.catalog.items().map(|i| Item::clone(i)).collect()
+    };
+    let index = ContentIndex::build(&items);
+    *inner.content.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(index));
+}
+
+fn reload_models(inner: &Inner) -> Result<bool> {
+    let wanted = models::current_version(&inner.config.data_dir)?;
+    let served = inner.models.read().unwrap_or_else(|e| e.into_inner()).version().to_string();
+    match wanted {
+        Some(version) if version != served => {
+            let set = models::load(&inner.config.data_dir, &version)?;
+            *inner.models.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+            tracing::info!("now serving models {version}");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}

@@ -1,0 +1,485 @@
+//! One recommendation request, start to end: retrieval → ranking → re-ranking.
+//!
+//! `recommend` is a pure function of the derived state, the models and the request,
+//! so the server calls it online and `flywheel eval` calls it offline on a state
+//! replayed to a cut-off. Each stage has a deadline: a stage that runs late is cut
+//! short (remaining channels skipped, or ranking replaced by the retrieval order)
+//! and the result says a fallback was used. A missing model is skipped the same way.
+
+use flywheel_core::{
+    Action, Candidate, Channel, Explanation, ItemId, Timestamp, UserFeatures, UserId,
+};
+use flywheel_ranking::{explain, featurize, rerank, RankingInput, RerankConfig, Scored};
+use flywheel_retrieval::{blend, BlendConfig, ChannelList, ContentIndex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::config::{EngineConfig, RerankSettings};
+use crate::models::ModelSet;
+use crate::state::State;
+
+/// What a caller asks for.
+#[derive(Debug, Clone)]
+pub struct RecRequest {
+    /// The user.
+    pub user_id: UserId,
+    /// How many items.
+    pub count: usize,
+    /// Restrict to a top-level category, if set.
+    pub category: Option<String>,
+    /// The time of the request (the wall clock online; a cut-off offline).
+    pub now: Timestamp,
+    /// Whether to keep each slot's feature vector (for the impression log).
+    pub keep_features: bool,
+    /// Restrict retrieval to one channel and skip ranking (evaluation of single channels).
+    pub only_channel: Option<Channel>,
+    /// Items never to return (evaluation passes the user's whole training history).
+    pub exclude: HashSet<ItemId>,
+    /// Whether to apply the ranker (evaluation turns it off to measure what it adds).
+    pub use_ranker: bool,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone)]
+pub struct RecItem {
+    /// The item.
+    pub item_id: ItemId,
+    /// Its final score.
+    pub score: f64,
+    /// Its 0-based position.
+    pub position: u32,
+    /// The channel it came from.
+    pub channel: Channel,
+    /// Its rank within that channel.
+    pub channel_rank: u32,
+    /// The channel's score for it.
+    pub channel_score: f32,
+    /// The user's item that led to it, for history-driven channels.
+    pub source_item: Option<ItemId>,
+    /// Why it is recommended.
+    pub explanation: Explanation,
+    /// The ranking features used (empty unless asked for).
+    pub features: Vec<f32>,
+}
+
+/// Time spent per stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    /// Retrieval.
+    pub retrieval: Duration,
+    /// Ranking.
+    pub ranking: Duration,
+    /// Re-ranking.
+    pub rerank: Duration,
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    /// The items, best first.
+    pub items: Vec<RecItem>,
+    /// Whether any stage fell back (missing model, late stage, too few candidates).
+    pub fallback: bool,
+    /// Why, when it did.
+    pub fallback_reasons: Vec<String>,
+    /// Stage timings.
+    pub timings: StageTimings,
+}
+
+/// The per-request context the stages share.
+struct Context<'a> {
+    state: &'a State,
+    models: &'a ModelSet,
+    content: Option<&'a ContentIndex>,
+    config: &'a EngineConfig,
+    request: &'a RecRequest,
+    user: UserFeatures,
+    personalised: bool,
+    fallback_reasons: Vec<String>,
+}
+
+/// Retrieval alone: the blended candidates for a request, before ranking. Training
+/// uses it to build ranker rows from the very candidates serving would see.
+pub fn retrieve_candidates(
+    state: &State,
+    models: &ModelSet,
+    content: Option<&ContentIndex>,
+    config: &EngineConfig,
+    request: &RecRequest,
+) -> Vec<Candidate> {
+    let user = state.features.user_features(&request.user_id, request.now);
+    let mut ctx = Context {
+        state,
+        models,
+        content,
+        config,
+        request,
+        personalised: !user.recent.is_empty(),
+        user,
+        fallback_reasons: Vec::new(),
+    };
+    retrieve(&mut ctx)
+}
+
+/// Serves one request.
+pub fn recommend(
+    state: &State,
+    models: &ModelSet,
+    content: Option<&ContentIndex>,
+    config: &EngineConfig,
+    request: &RecRequest,
+) -> Recommendation {
+    let user = state.features.user_features(&request.user_id, request.now);
+    let opted_out = state
+        .catalog
+        .user(&request.user_id)
+        .is_some_and(|u| u.opted_out);
+    let mut ctx = Context {
+        state,
+        models,
+        content,
+        config,
+        request,
+        personalised: !opted_out && !user.recent.is_empty(),
+        user,
+        fallback_reasons: Vec::new(),
+    };
+    let mut timings = StageTimings::default();
+    let started = Instant::now();
+    let candidates = retrieve(&mut ctx);
+    timings.retrieval = started.elapsed();
+    if request.only_channel.is_some() {
+        return Recommendation {
+            items: channel_order(candidates, request.count),
+            fallback: !ctx.fallback_reasons.is_empty(),
+            fallback_reasons: ctx.fallback_reasons,
+            timings,
+        };
+    }
+    let started = Instant::now();
+    let scored = score(&mut ctx, candidates);
+    timings.ranking = started.elapsed();
+    let started = Instant::now();
+    let mut items = finish(&ctx, scored);
+    if items.len() < request.count && request.only_channel.is_none() {
+        fill_with_popular(&mut ctx, &mut items);
+    }
+    timings.rerank = started.elapsed();
+    Recommendation {
+        fallback: !ctx.fallback_reasons.is_empty(),
+        fallback_reasons: ctx.fallback_reasons,
+        items,
+        timings,
+    }
+}
+
+/// A single channel's list in its own order, unranked (for evaluating channels).
+fn channel_order(candidates: Vec<Candidate>, count: usize) -> Vec<RecItem> {
+    candidates
+        .into_iter()
+        .take(count)
+        .enumerate()
+        .map(|(position, c)| RecItem {
+            item_id: c.item_id,
+            score: f64::from(c.channel_score),
+            position: position as u32,
+            channel: c.channel,
+            channel_rank: c.channel_rank,
+            channel_score: c.channel_score,
+            source_item: c.source_item,
+            explanation: Explanation::new(flywheel_core::ExplanationKind::PopularWithSimilarUsers),
+            features: Vec::new(),
+        })
+        .collect()
+}
+
+/// The user's recent items as (item, weight), most recent first, deduplicated.
+fn history(user: &UserFeatures, limit: usize) -> Vec<(ItemId, f32)> {
+    let mut weights: HashMap<&ItemId, f32> = HashMap::new();
+    let mut order = Vec::new();
+    for (item, action, _) in &user.recent {
+        if *action == Action::Dislike {
+            continue;
+        }
+        let entry = weights.entry(item).or_insert_with(|| {
+            order.push(item);
+            0.0
+        });
+        *entry += action.implicit_weight();
+    }
+    order
+        .into_iter()
+        .take(limit)
+        .map(|item| (item.clone(), weights[item]))
+        .collect()
+}
+
+fn channel_share(config: &EngineConfig, channel: Channel) -> f64 {
+    config
+        .retrieval
+        .quotas
+        .get(channel.as_str())
+        .copied()
+        .unwrap_or(0.0)
+}
+
+fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
+    let total = ctx.config.retrieval.candidates;
+    let deadline = Duration::from_millis(ctx.config.deadlines.retrieval_ms);
+    let started = Instant::now();
+    let history = history(&ctx.user, ctx.config.retrieval.history_items);
+    let mut exclude: HashSet<ItemId> = history.iter().map(|(i, _)| i.clone()).collect();
+    exclude.extend(ctx.request.exclude.iter().cloned());
+    exclude.extend(ctx.user.purchased.iter().cloned());
+    let channels: Vec<Channel> = match ctx.request.only_channel {
+        Some(channel) => vec![channel],
+        None => vec![
+            Channel::Ease,
+            Channel::Als,
+            Channel::CoVisitation,
+            Channel::Content,
+            Channel::Trending,
+            Channel::Popularity,
+        ],
+    };
+    let mut lists = Vec::new();
+    let mut quotas = BTreeMap::new();
+    for channel in channels {
+        if started.elapsed() > deadline {
+            ctx.fallback_reasons
+                .push(format!("retrieval deadline passed before the {} channel", channel.as_str()));
+            break;
+        }
+        let share = if ctx.request.only_channel.is_some() { 1.0 } else { channel_share(ctx.config, channel) };
+        let k = ((total as f64) * share).ceil() as usize;
+        if k == 0 {
+            continue;
+        }
+        let items = run_channel(ctx, channel, &history, &exclude, k);
+        quotas.insert(channel, k);
+        lists.push(ChannelList { channel, items });
+    }
+    let config = BlendConfig { quotas, total };
+    let mut candidates = blend(lists, &config);
+    if let Some(category) = &ctx.request.category {
+        candidates.retain(|c| {
+            ctx.state
+                .catalog
+                .item(&c.item_id)
+                .is_some_and(|item| item.top_category() == category)
+        });
+    }
+    candidates
+}
+
+type ChannelItems = Vec<(ItemId, f32, Option<ItemId>)>;
+
+fn run_channel(
+    ctx: &mut Context,
+    channel: Channel,
+    history: &[(ItemId, f32)],
+    exclude: &HashSet<ItemId>,
+    k: usize,
+) -> ChannelItems {
+    let personal = ctx.personalised;
+    let now = ctx.request.now;
+    let category = ctx.request.category.as_deref();
+    let plain = |list: Vec<(ItemId, f32)>| -> ChannelItems {
+        list.into_iter()
+            .filter(|(item, _)| !exclude.contains(item))
+            .map(|(item, score)| (item, score, None))
+            .collect()
+    };
+    match channel {
+        Channel::Ease if personal => match &ctx.models.ease {
+            Some(model) => plain(model.recommend_for_history(history, k, exclude)),
+            None => missing(ctx, channel),
+        },
+        Channel::Als if personal => match &ctx.models.als {
+            Some(model) => plain(model.recommend_for_history(history, k, exclude)),
+            None => missing(ctx, channel),
+        },
+        Channel::Content if personal => match ctx.content {
+            Some(index) => plain(index.similar_to(history, k, exclude)),
+            None => Vec::new(),
+        },
+        Channel::CoVisitation if personal => co_visitation(ctx, history, exclude, k),
+        Channel::Trending => plain(ctx.state.features.trending(category, now, k + exclude.len())),
+        Channel::Popularity => {
+            let top = top_affinity_category(&ctx.user).filter(|_| personal);
+            let mut list = plain(ctx.state.features.popular(category.or(top.as_deref()), now, k + exclude.len()));
+            if list.len() < k {
+                list.extend(plain(ctx.state.features.popular(category, now, k + exclude.len())));
+            }
+            list
+        }
+        Channel::Ease | Channel::Als | Channel::Content | Channel::CoVisitation | Channel::Exploration => Vec::new(),
+    }
+}
+
+fn missing(ctx: &mut Context, channel: Channel) -> ChannelItems {
+    ctx.fallback_reasons
+        .push(format!("no trained {} model; skipped", channel.as_str()));
+    Vec::new()
+}
+
+/// Co-visitation neighbours of the user's recent items, weighted by recency.
+fn co_visitation(
+    ctx: &Context,
+    history: &[(ItemId, f32)],
+    exclude: &HashSet<ItemId>,
+    k: usize,
+) -> ChannelItems {
+    let mut scores: HashMap<ItemId, (f32, ItemId)> = HashMap::new();
+    for (rank, (seed, weight)) in history.iter().take(10).enumerate() {
+        let recency = 1.0 / (1.0 + rank as f32);
+        for (neighbour, strength) in ctx.state.features.co_visited(seed, k) {
+            if exclude.contains(&neighbour) {
+                continue;
+            }
+            let gain = strength * weight * recency;
+            let entry = scores.entry(neighbour).or_insert((0.0, seed.clone()));
+            entry.0 += gain;
+        }
+    }
+    let mut list: ChannelItems = scores
+        .into_iter()
+        .map(|(item, (score, seed))| (item, score, Some(seed)))
+        .collect();
+    list.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(k);
+    list
+}
+
+fn top_affinity_category(user: &UserFeatures) -> Option<String> {
+    user.category_affinity
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(c, _)| c.clone())
+}
+
+fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>)> {
+    let deadline = Duration::from_millis(ctx.config.deadlines.ranking_ms);
+    let started = Instant::now();
+    let now = ctx.request.now;
+    let mut ranker = ctx.models.ranker.as_ref().filter(|_| ctx.request.use_ranker);
+    if ranker.is_none() && ctx.request.use_ranker {
+        ctx.fallback_reasons.push("no trained ranker; retrieval order used".into());
+    }
+    let count = candidates.len().max(1) as f64;
+    let mut scored = Vec::with_capacity(candidates.len());
+    for (index, candidate) in candidates.into_iter().enumerate() {
+        let Some(item) = ctx.state.catalog.item(&candidate.item_id).cloned() else {
+            continue;
+        };
+        if ranker.is_some() && started.elapsed() > deadline {
+            ctx.fallback_reasons.push("ranking deadline passed; retrieval order used".into());
+            ranker = None;
+        }
+        let item_features = ctx.state.features.item_features(&candidate.item_id, now);
+        let features = featurize(&RankingInput {
+            user: &ctx.user,
+            item: &item,
+            item_features: &item_features,
+            candidate: &candidate,
+            now,
+        });
+        // Without a ranker, keep the blended retrieval order: earlier is better.
+        let score = match ranker {
+            Some(model) => model.predict(&features),
+            None => 1.0 - index as f64 / count,
+        };
+        let kept = if ctx.request.keep_features { features } else { Vec::new() };
+        let titles = |id: &ItemId| ctx.state.catalog.item(id).and_then(|i| i.title.clone());
+        let explanation = explain(&candidate, &item, &item_features, titles, now);
+        scored.push((Scored { candidate, item, score, explanation }, kept));
+    }
+    scored
+}
+
+fn rerank_config(settings: &RerankSettings) -> RerankConfig {
+    RerankConfig {
+        category_cap: settings.category_cap,
+        cap_window: settings.cap_window,
+        mmr_lambda: settings.mmr_lambda,
+        freshness_boost: settings.freshness_boost,
+        freshness_half_life_days: settings.freshness_half_life_days,
+        max_times_shown: settings.max_times_shown,
+        drop_purchased: settings.drop_purchased,
+    }
+}
+
+fn finish(ctx: &Context, scored: Vec<(Scored, Vec<f32>)>) -> Vec<RecItem> {
+    let mut features_by_item: HashMap<ItemId, Vec<f32>> = HashMap::new();
+    let mut plain = Vec::with_capacity(scored.len());
+    for (s, features) in scored {
+        if ctx.request.keep_features {
+            features_by_item.insert(s.candidate.item_id.clone(), features);
+        }
+        plain.push(s);
+    }
+    let config = rerank_config(&ctx.config.rerank);
+    let ranked = rerank(plain, &ctx.user, &config, ctx.request.count, ctx.request.now);
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(position, r)| RecItem {
+            features: features_by_item.remove(&r.candidate.item_id).unwrap_or_default(),
+            item_id: r.candidate.item_id,
+            score: r.score,
+            position: position as u32,
+            channel: r.candidate.channel,
+            channel_rank: r.candidate.channel_rank,
+            channel_score: r.candidate.channel_score,
+            source_item: r.candidate.source_item,
+            explanation: r.explanation,
+        })
+        .collect()
+}
+
+/// Tops up a short list with popular items, then with any available items.
+fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
+    let wanted = ctx.request.count;
+    let mut seen: HashSet<ItemId> = items.iter().map(|i| i.item_id.clone()).collect();
+    seen.extend(ctx.user.purchased.iter().cloned());
+    seen.extend(ctx.request.exclude.iter().cloned());
+    let now = ctx.request.now;
+    let mut pool = ctx.state.features.popular(ctx.request.category.as_deref(), now, wanted * 3 + seen.len());
+    if pool.len() < wanted + seen.len() {
+        let mut newest: Vec<_> = ctx.state.catalog.items().filter(|i| i.available).collect();
+        newest.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        pool.extend(newest.into_iter().take(wanted * 3 + seen.len()).map(|i| (i.id.clone(), 0.0)));
+    }
+    let before = items.len();
+    for (item_id, _) in pool {
+        if items.len() >= wanted {
+            break;
+        }
+        let Some(item) = ctx.state.catalog.item(&item_id) else { continue };
+        if !item.available || !seen.insert(item_id.clone()) {
+            continue;
+        }
+        if let Some(category) = &ctx.request.category {
+            if item.top_category() != category {
+                continue;
+            }
+        }
+        let category = item.top_category().to_string();
+        items.push(RecItem {
+            score: 0.0,
+            position: items.len() as u32,
+            channel: Channel::Popularity,
+            channel_rank: 0,
+            channel_score: 0.0,
+            source_item: None,
+            explanation: Explanation::new(flywheel_core::ExplanationKind::PopularIn { category }),
+            features: Vec::new(),
+            item_id,
+        });
+    }
+    if items.len() > before {
+        ctx.fallback_reasons
+            .push(format!("{} slots filled with popular items", items.len() - before));
+    }
+}
+

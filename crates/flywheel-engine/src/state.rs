@@ -1,0 +1,51 @@
+//! The derived state: everything the log implies at one offset. The consumer thread
+//! applies records to it online; training and evaluation apply the same records to a
+//! fresh `State` offline. One `apply`, two uses.
+
+use flywheel_core::LogRecord;
+use flywheel_features::{FeatureConfig, FeatureStore};
+
+use crate::catalog::Catalog;
+
+/// The catalog, the users and the online features, as of `applied` records.
+#[derive(Debug)]
+pub struct State {
+    /// Items and users.
+    pub catalog: Catalog,
+    /// Online features.
+    pub features: FeatureStore,
+    /// How many log records have been applied: the next offset to apply.
+    pub applied: u64,
+}
+
+impl State {
+    /// An empty state, before any record.
+    pub fn new(feature_config: FeatureConfig) -> Self {
+        State {
+            catalog: Catalog::default(),
+            features: FeatureStore::new(feature_config),
+            applied: 0,
+        }
+    }
+
+    /// Applies one record. This is the only way state changes.
+    pub fn apply(&mut self, record: &LogRecord) {
+        match record {
+            LogRecord::Event(event) => {
+                let category = self.catalog.category_of(&event.item_id);
+                self.features.apply_event(event, category);
+            }
+            LogRecord::ItemUpsert(item) => self.catalog.upsert_item(item.clone()),
+            LogRecord::ItemDelete { id, .. } => {
+                self.catalog.delete_item(id);
+            }
+            LogRecord::UserUpsert(user) => self.catalog.upsert_user(user.clone()),
+            LogRecord::UserDelete { id, .. } => {
+                self.catalog.delete_user(id);
+                self.features.forget_user(id);
+            }
+            LogRecord::Impression(impression) => self.features.apply_impression(impression),
+        }
+        self.applied += 1;
+    }
+}

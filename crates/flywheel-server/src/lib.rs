@@ -1,0 +1,46 @@
+//! # flywheel-server: the HTTP API and nothing else
+//!
+//! This crate translates HTTP to engine calls and back. It owns the wire types,
+//! the one table from errors to statuses ([`ApiError`]), body limits, and the
+//! Prometheus exposition. Engine calls that block (durable appends, ranking) run
+//! on tokio's blocking pool so the event loop never stalls.
+//!
+//! Batches of events are **all or nothing**: if any event of a batch is invalid the
+//! whole batch is rejected with a 400 that lists every bad event by index, and
+//! nothing is stored. An accepted batch is durable (fsynced) before the response.
+
+mod error;
+mod metrics;
+mod routes;
+mod wire;
+
+pub use error::ApiError;
+pub use routes::{router, ServerOptions};
+
+use flywheel_engine::Engine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Serves the API on `addr` until `shutdown` resolves.
+pub async fn serve(
+    engine: Arc<Engine>,
+    options: ServerOptions,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(engine, options, listener, shutdown).await
+}
+
+/// Serves the API on an already bound listener (tests bind port 0).
+pub async fn serve_on(
+    engine: Arc<Engine>,
+    options: ServerOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(engine, options);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,247 @@
+//! The command-line grammar. Raw arguments are parsed here; `commands` turns them
+//! into a validated engine configuration (defaults < config file < environment < flags).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// flywheel: a recommendation engine with its evaluation built in.
+#[derive(Debug, Parser)]
+#[command(name = "flywheel", version, about, long_about = None)]
+pub struct Cli {
+    /// Log progress details to stderr.
+    #[arg(long, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives and how the engine is configured.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// The data directory (default: $FLYWHEEL_DATA_DIR, the config file's, or ./flywheel-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML config file (see flywheel.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate a shop, import it, train, evaluate, and serve it.
+    Quickstart {
+        /// Data settings (default data dir: ./flywheel-quickstart).
+        #[command(flatten)]
+        data: DataArgs,
+        /// Port to serve on, on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Stop after evaluating instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+        /// Seed of the simulated shop.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Serve the HTTP API.
+    Serve {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Port to listen on.
+        #[arg(long, env = "FLYWHEEL_PORT", default_value_t = 8080)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+    /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
+    Import {
+        /// What to import.
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+    /// Train the models from the log and promote the new version.
+    Train {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Evaluate: temporal holdout on a data dir, or metrics/ope/ab on files.
+    Eval(EvalArgs),
+    /// Write a deterministic synthetic shop (items, users, events, ground truth).
+    Simulate {
+        /// Output folder.
+        #[arg(long, default_value = "flywheel-sim")]
+        out: PathBuf,
+        /// Seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Number of users (default: the quickstart shop's).
+        #[arg(long)]
+        users: Option<usize>,
+        /// Number of items.
+        #[arg(long)]
+        items: Option<usize>,
+        /// Days simulated.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Print what the log (or one segment file) holds.
+    Inspect {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// A segment file to inspect instead of the data dir's log.
+        #[arg(long)]
+        segment: Option<PathBuf>,
+        /// Print the records themselves (at most this many).
+        #[arg(long, default_value_t = 0)]
+        records: usize,
+    },
+    /// Benchmarks that print our figures beside their targets.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+/// What `import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Items: JSON lines or CSV (columns id, category, tags as a|b, price, title, text, created_at, available; others become attributes).
+    Items {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Users: JSON lines or CSV (id, created_at, opted_out; others become attributes).
+    Users {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Events: JSON lines or CSV (user_id, item_id, action, value, timestamp, request_id, position; others become context).
+    Events {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// A MovieLens 100K or 1M folder (u.data/u.item/u.user or ratings.dat/movies.dat/users.dat).
+    Movielens {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// The MovieLens folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// `flywheel eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Data settings (for the holdout evaluation).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Share of the latest events held out.
+    #[arg(long, default_value_t = 0.1)]
+    pub holdout: f64,
+    /// Evaluate at most this many test users.
+    #[arg(long)]
+    pub max_users: Option<usize>,
+    /// File-based evaluations.
+    #[command(subcommand)]
+    pub tool: Option<EvalTool>,
+}
+
+/// File-based evaluation tools.
+#[derive(Debug, Subcommand)]
+pub enum EvalTool {
+    /// Ranking metrics from TREC qrels + run, and/or pointwise metrics from a predictions CSV.
+    Metrics {
+        /// TREC qrels file.
+        #[arg(long)]
+        qrels: Option<PathBuf>,
+        /// TREC run file.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Predictions CSV (user_id, label, score, optional slice columns).
+        #[arg(long)]
+        preds: Option<PathBuf>,
+        /// Cut-offs, e.g. 1,3,5,10.
+        #[arg(long, value_delimiter = ',', default_value = "1,3,5,10")]
+        k: Vec<usize>,
+        /// Also write a self-contained HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Off-policy estimates (IPS, SNIPS, DM, DR, SNDR) from a logged-bandit CSV.
+    Ope {
+        /// The logged-bandit CSV.
+        #[arg(long)]
+        log: PathBuf,
+        /// Clip importance weights at this value.
+        #[arg(long)]
+        clip: Option<f64>,
+        /// Bootstrap resamples for CIs (0: none).
+        #[arg(long, default_value_t = 0)]
+        bootstrap: usize,
+        /// Bootstrap seed.
+        #[arg(long, default_value_t = 12345)]
+        seed: u64,
+        /// Also write a self-contained HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// A/B statistics from a per-user CSV.
+    Ab {
+        /// The per-user CSV.
+        #[arg(long)]
+        users: PathBuf,
+    },
+}
+
+/// `flywheel bench`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Durable ingestion through POST /v1/events:batch on a real server.
+    Ingest {
+        /// Events to send.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Events per batch request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+    },
+    /// Recommendation latency and throughput on the quick-start shop.
+    Recommend {
+        /// Target request rate (requests per second, open loop).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
+}

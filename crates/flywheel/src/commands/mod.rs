@@ -1,0 +1,77 @@
+//! The subcommands. Each turns validated arguments into engine calls.
+
+mod bench;
+mod eval;
+mod import;
+mod inspect;
+mod quickstart;
+mod serve;
+mod simulate;
+mod train;
+
+use anyhow::{Context, Result};
+use flywheel_engine::{Engine, EngineConfig};
+use std::path::Path;
+
+use crate::cli::{Cli, Command, DataArgs};
+
+/// Runs one command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Quickstart { data, port, no_serve, seed } => quickstart::run(&data, port, no_serve, seed),
+        Command::Serve { data, port, host } => serve::run(&data, &host, port),
+        Command::Import { what } => import::run(what),
+        Command::Train { data } => train::run(&data),
+        Command::Eval(args) => eval::run(args),
+        Command::Simulate { out, seed, users, items, days } => simulate::run(&out, seed, users, items, days),
+        Command::Inspect { data, segment, records } => inspect::run(&data, segment.as_deref(), records),
+        Command::Bench { what } => bench::run(what),
+    }
+}
+
+/// Resolves the configuration: defaults < file < environment < flags.
+pub fn resolve_config(data: &DataArgs, default_dir: &str) -> Result<EngineConfig> {
+    let mut config = match &data.config {
+        Some(path) => EngineConfig::from_toml_file(path)?,
+        None => EngineConfig {
+            data_dir: default_dir.into(),
+            ..EngineConfig::default()
+        },
+    };
+    if let Ok(dir) = std::env::var("FLYWHEEL_DATA_DIR") {
+        if !dir.is_empty() {
+            config.data_dir = dir.into();
+        }
+    }
+    if let Some(dir) = &data.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Opens the engine and waits until its state has replayed the log.
+pub fn open_engine(config: EngineConfig) -> Result<Engine> {
+    let dir = config.data_dir.clone();
+    let engine = Engine::open(config).with_context(|| format!("opening data directory {}", dir.display()))?;
+    report_recovery(&engine, &dir);
+    let bar = crate::progress::spinner("replaying the log");
+    engine.catch_up();
+    bar.finish_and_clear();
+    Ok(engine)
+}
+
+/// Tells the operator when recovery truncated a torn or corrupt log tail.
+pub fn report_recovery(engine: &Engine, dir: &Path) {
+    let recovery = engine.recovery();
+    if let Some(truncation) = &recovery.truncated {
+        eprintln!(
+            "warning: the log in {} had a torn or corrupt tail: {} ({} bytes dropped from {}; {} valid bytes kept). Unacknowledged writes only.",
+            dir.display(),
+            truncation.reason,
+            truncation.dropped_bytes,
+            truncation.segment.display(),
+            truncation.valid_bytes
+        );
+    }
+}
