@@ -137,7 +137,9 @@ pub struct Candidate {
     pub item_id: ItemId,
     /// The channel that proposed it (the first one, when several did).
     pub channel: Channel,
-    /// The channel's own score (comparable only within the channel).
+    /// The candidate's retrieval score: a channel's own score inside that channel,
+    /// and after blending the fused score in [0, 1] over every channel that proposed
+    /// the item (reciprocal-rank fusion), which is what the ranker sees.
     pub channel_score: f32,
     /// The 0-based rank of the item within its channel's list.
     pub channel_rank: u32,

@@ -73,10 +73,14 @@ pub struct EvalReport {
     pub cold_users: usize,
     /// Items in the catalog at the cut.
     pub catalog_items: usize,
-    /// Metrics per channel (`popularity`, `trending`, `co_visitation`, `als`, `ease`,
-    /// `content`), for the final `blend`, and for `blend_unranked` (the same pipeline
-    /// without the ranker, to show what ranking adds).
+    /// Metrics over the test users with history before the cut, per channel
+    /// (`popularity`, `trending`, `co_visitation`, `als`, `ease`, `content`), for the
+    /// final `blend`, and for `blend_unranked` (the same pipeline without the ranker,
+    /// to show what ranking adds).
     pub systems: BTreeMap<String, SystemMetrics>,
+    /// Metrics over the test users with no history before the cut (cold start), for
+    /// the systems that can serve them.
+    pub cold_start: BTreeMap<String, SystemMetrics>,
 }
 
 fn event_time(record: &LogRecord) -> Option<Timestamp> {
@@ -150,16 +154,20 @@ pub fn evaluate(config: &EngineConfig, replay: &Replay, options: &EvalOptions, p
     }
     progress("scoring every system on the test users");
     let content = flywheel_retrieval::ContentIndex::build(&state.catalog.items().map(|i| flywheel_core::Item::clone(i)).collect::<Vec<_>>());
-    let systems = score_systems(config, &state, &models, &content, &users, &history, &truth, cut);
+    let (warm, cold): (Vec<UserId>, Vec<UserId>) = users.iter().cloned().partition(|u| history.contains_key(u));
+    let scope = Scope { state: &state, models: &models, content: &content, history: &history, truth: &truth, cut };
+    let systems = score_systems(config, &scope, &warm, &ALL_SYSTEMS);
+    let cold_start = score_systems(config, &scope, &cold, &COLD_SYSTEMS);
     Ok(EvalReport {
         protocol: format!("temporal holdout: the last {:.0}% of events", holdout * 100.0),
         cut,
         train_events,
         test_events,
-        cold_users: users.iter().filter(|u| !history.contains_key(*u)).count(),
+        cold_users: cold.len(),
         test_users: users.len(),
         catalog_items: state.catalog.item_count(),
         systems,
+        cold_start,
     })
 }
 
@@ -171,31 +179,48 @@ fn sample_evenly(users: Vec<UserId>, max: usize) -> Vec<UserId> {
     (0..max).map(|i| users[(i as f64 * step) as usize].clone()).collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn score_systems(
-    config: &EngineConfig,
-    state: &State,
-    models: &ModelSet,
-    content: &flywheel_retrieval::ContentIndex,
-    users: &[UserId],
-    history: &HashMap<UserId, HashSet<ItemId>>,
-    truth: &HashMap<UserId, HashSet<ItemId>>,
+/// What every system is scored against.
+struct Scope<'a> {
+    state: &'a State,
+    models: &'a ModelSet,
+    content: &'a flywheel_retrieval::ContentIndex,
+    history: &'a HashMap<UserId, HashSet<ItemId>>,
+    truth: &'a HashMap<UserId, HashSet<ItemId>>,
     cut: Timestamp,
-) -> BTreeMap<String, SystemMetrics> {
-    let systems: Vec<(Option<Channel>, bool)> = vec![
-        (Some(Channel::Popularity), false),
-        (Some(Channel::Trending), false),
-        (Some(Channel::CoVisitation), false),
-        (Some(Channel::Als), false),
-        (Some(Channel::Ease), false),
-        (Some(Channel::Content), false),
-        (None, false),
-        (None, true),
-    ];
-    let catalog = state.catalog.item_count().max(1);
+}
+
+/// (channel alone, or the blend when `None`; whether the ranker runs).
+type System = (Option<Channel>, bool);
+
+const ALL_SYSTEMS: [System; 8] = [
+    (Some(Channel::Popularity), false),
+    (Some(Channel::Trending), false),
+    (Some(Channel::CoVisitation), false),
+    (Some(Channel::Als), false),
+    (Some(Channel::Ease), false),
+    (Some(Channel::Content), false),
+    (None, false),
+    (None, true),
+];
+
+const COLD_SYSTEMS: [System; 3] = [(Some(Channel::Popularity), false), (Some(Channel::Trending), false), (None, true)];
+
+fn system_name(system: System) -> String {
+    match system {
+        (Some(channel), _) => channel.as_str().to_string(),
+        (None, true) => "blend".to_string(),
+        (None, false) => "blend_unranked".to_string(),
+    }
+}
+
+fn score_systems(config: &EngineConfig, scope: &Scope, users: &[UserId], systems: &[System]) -> BTreeMap<String, SystemMetrics> {
+    if users.is_empty() {
+        return BTreeMap::new();
+    }
+    let catalog = scope.state.catalog.item_count().max(1);
     systems
-        .into_iter()
-        .map(|(only_channel, use_ranker)| {
+        .iter()
+        .map(|&(only_channel, use_ranker)| {
             let lists: Vec<(Vec<ItemId>, &HashSet<ItemId>)> = users
                 .par_iter()
                 .map(|user| {
@@ -203,23 +228,18 @@ fn score_systems(
                         user_id: user.clone(),
                         count: 20,
                         category: None,
-                        now: cut,
+                        now: scope.cut,
                         keep_features: false,
                         only_channel,
-                        exclude: history.get(user).cloned().unwrap_or_default(),
+                        exclude: scope.history.get(user).cloned().unwrap_or_default(),
                         use_ranker,
+                        enforce_deadlines: false,
                     };
-                    let rec = recommend(state, models, Some(content), config, &request);
-                    let ids = rec.items.into_iter().map(|i| i.item_id).collect();
-                    (ids, &truth[user])
+                    let rec = recommend(scope.state, scope.models, Some(scope.content), config, &request);
+                    (rec.items.into_iter().map(|i| i.item_id).collect(), &scope.truth[user])
                 })
                 .collect();
-            let name = match (only_channel, use_ranker) {
-                (Some(channel), _) => channel.as_str().to_string(),
-                (None, true) => "blend".to_string(),
-                (None, false) => "blend_unranked".to_string(),
-            };
-            (name, metrics_of(&lists, catalog))
+            (system_name((only_channel, use_ranker)), metrics_of(&lists, catalog))
         })
         .collect()
 }

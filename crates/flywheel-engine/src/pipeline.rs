@@ -10,7 +10,7 @@ use flywheel_core::{
     Action, Candidate, Channel, Explanation, ItemId, Timestamp, UserFeatures, UserId,
 };
 use flywheel_ranking::{explain, featurize, rerank, RankingInput, RerankConfig, Scored};
-use flywheel_retrieval::{blend, BlendConfig, ChannelList, ContentIndex};
+use flywheel_retrieval::{blend, fuse_scores, BlendConfig, ChannelList, ContentIndex};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ pub struct RecRequest {
     pub exclude: HashSet<ItemId>,
     /// Whether to apply the ranker (evaluation turns it off to measure what it adds).
     pub use_ranker: bool,
+    /// Whether stage deadlines apply (online yes; offline evaluation and training
+    /// must not depend on how fast the machine is).
+    pub enforce_deadlines: bool,
 }
 
 /// One recommended item.
@@ -245,7 +248,7 @@ fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
     let mut lists = Vec::new();
     let mut quotas = BTreeMap::new();
     for channel in channels {
-        if started.elapsed() > deadline {
+        if ctx.request.enforce_deadlines && started.elapsed() > deadline {
             ctx.fallback_reasons
                 .push(format!("retrieval deadline passed before the {} channel", channel.as_str()));
             break;
@@ -259,8 +262,16 @@ fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
         quotas.insert(channel, k);
         lists.push(ChannelList { channel, items });
     }
+    let weights: BTreeMap<Channel, f64> = quotas.keys().map(|&c| (c, channel_share(ctx.config, c).max(f64::EPSILON))).collect();
+    let fused = fuse_scores(&lists, &weights);
     let config = BlendConfig { quotas, total };
     let mut candidates = blend(lists, &config);
+    // The candidate's score is its fused score over every channel that proposed it;
+    // the fused order is what serves when no ranker is there.
+    for candidate in &mut candidates {
+        candidate.channel_score = fused.get(&candidate.item_id).copied().unwrap_or(0.0);
+    }
+    candidates.sort_by(|a, b| b.channel_score.total_cmp(&a.channel_score));
     if let Some(category) = &ctx.request.category {
         candidates.retain(|c| {
             ctx.state
@@ -362,20 +373,17 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
     let deadline = Duration::from_millis(ctx.config.deadlines.ranking_ms);
     let started = Instant::now();
     let now = ctx.request.now;
-    let mut ranker = ctx.models.ranker.as_ref().filter(|_| ctx.request.use_ranker);
+    let ranker = ctx.models.ranker.as_ref().filter(|_| ctx.request.use_ranker);
     if ranker.is_none() && ctx.request.use_ranker {
-        ctx.fallback_reasons.push("no trained ranker; retrieval order used".into());
+        ctx.fallback_reasons.push("no trained ranker; fused retrieval order used".into());
     }
-    let count = candidates.len().max(1) as f64;
     let mut scored = Vec::with_capacity(candidates.len());
-    for (index, candidate) in candidates.into_iter().enumerate() {
+    let mut late = false;
+    for candidate in candidates {
         let Some(item) = ctx.state.catalog.item(&candidate.item_id).cloned() else {
             continue;
         };
-        if ranker.is_some() && started.elapsed() > deadline {
-            ctx.fallback_reasons.push("ranking deadline passed; retrieval order used".into());
-            ranker = None;
-        }
+        late |= ranker.is_some() && ctx.request.enforce_deadlines && started.elapsed() > deadline;
         let item_features = ctx.state.features.item_features(&candidate.item_id, now);
         let features = featurize(&RankingInput {
             user: &ctx.user,
@@ -384,15 +392,22 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
             candidate: &candidate,
             now,
         });
-        // Without a ranker, keep the blended retrieval order: earlier is better.
+        // Without a ranker (or once it ran late), the fused retrieval score orders the list.
         let score = match ranker {
-            Some(model) => model.predict(&features),
-            None => 1.0 - index as f64 / count,
+            Some(model) if !late => model.predict(&features),
+            _ => f64::from(candidate.channel_score),
         };
         let kept = if ctx.request.keep_features { features } else { Vec::new() };
         let titles = |id: &ItemId| ctx.state.catalog.item(id).and_then(|i| i.title.clone());
         let explanation = explain(&candidate, &item, &item_features, titles, now);
         scored.push((Scored { candidate, item, score, explanation }, kept));
+    }
+    if late {
+        // Scores from two scales cannot share a list: fall back to retrieval order for all.
+        for (s, _) in &mut scored {
+            s.score = f64::from(s.candidate.channel_score);
+        }
+        ctx.fallback_reasons.push("ranking deadline passed; fused retrieval order used".into());
     }
     scored
 }

@@ -43,6 +43,7 @@ impl Engine {
             only_channel: None,
             exclude: Default::default(),
             use_ranker: true,
+            enforce_deadlines: true,
         };
         let models = self.models();
         let content = self.content_index();

@@ -8,7 +8,7 @@ use flywheel_features::{FeatureConfig, FeatureStore};
 use crate::catalog::Catalog;
 
 /// The catalog, the users and the online features, as of `applied` records.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct State {
     /// Items and users.
     pub catalog: Catalog,

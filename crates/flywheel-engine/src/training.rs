@@ -26,7 +26,8 @@ use std::time::Instant;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::models::{Manifest, ModelSet};
-use crate::pipeline::{retrieve_candidates, RecRequest};
+use crate::pipeline::{recommend, retrieve_candidates, RecRequest};
+use rayon::prelude::*;
 use crate::state::State;
 
 /// A source of log records that can be read more than once: it calls the visitor
@@ -52,6 +53,8 @@ pub struct TrainReport {
     pub interaction_rows: u64,
     /// Share of positive ranker rows.
     pub positive_rate: f64,
+    /// The held-out comparison of the ranker with the retrieval order it re-ranks.
+    pub ranker_gate: Option<RankerGate>,
     /// Seconds spent per stage.
     pub seconds: BTreeMap<String, f64>,
 }
@@ -208,7 +211,7 @@ fn sample_row_events(pass: &FirstPass) -> (Timestamp, HashSet<(UserId, Timestamp
 
 /// Rows for one sampled engagement: the serving retrieval's head, labelled by the
 /// user's later engagements.
-fn candidate_rows(state: &State, models: &ModelSet, content: &ContentIndex, config: &EngineConfig, event: &Event, future: &HashSet<&ItemId>, rows: &mut Vec<TrainingRow>) -> u64 {
+fn candidate_rows(state: &State, models: &ModelSet, content: &ContentIndex, config: &EngineConfig, event: &Event, seen: HashSet<ItemId>, future: &HashSet<&ItemId>, rows: &mut Vec<TrainingRow>) -> u64 {
     let now = event.timestamp;
     let request = RecRequest {
         user_id: event.user_id.clone(),
@@ -217,8 +220,9 @@ fn candidate_rows(state: &State, models: &ModelSet, content: &ContentIndex, conf
         now,
         keep_features: false,
         only_channel: None,
-        exclude: HashSet::new(),
+        exclude: seen,
         use_ranker: true,
+            enforce_deadlines: false,
     };
     let user = state.features.user_features(&event.user_id, now);
     let candidates = retrieve_candidates(state, models, Some(content), config, &request);
@@ -235,13 +239,26 @@ fn candidate_rows(state: &State, models: &ModelSet, content: &ContentIndex, conf
 }
 
 /// Builds the ranker rows by replaying the log (the second pass).
-fn ranker_rows(config: &EngineConfig, replay: &Replay, pass: &FirstPass, row_models: &ModelSet, sampled: &HashSet<(UserId, Timestamp, ItemId)>) -> Result<(Vec<TrainingRow>, u64, u64)> {
+/// Ranker rows and where each sampled event's group of candidate rows lies.
+struct RankerRows {
+    /// The derived state as of the row cut, for the gate.
+    state_at_cut: Option<State>,
+    rows: Vec<TrainingRow>,
+    from_impressions: u64,
+    from_interactions: u64,
+}
+
+fn ranker_rows(config: &EngineConfig, replay: &Replay, pass: &FirstPass, row_models: &ModelSet, row_cut: Timestamp, sampled: &HashSet<(UserId, Timestamp, ItemId)>) -> Result<RankerRows> {
     let items: Vec<Item> = pass.items.values().cloned().collect();
     let content = ContentIndex::build(&items);
     let mut state = State::new(crate::engine::feature_config(config));
     let mut rows = Vec::new();
+    let mut state_at_cut = None;
     let (mut from_impressions, mut from_interactions) = (0u64, 0u64);
     replay(&mut |offset, record| {
+        if state_at_cut.is_none() && matches!(record, LogRecord::Event(e) if e.timestamp >= row_cut) {
+            state_at_cut = Some(state.clone());
+        }
         if let Some(impressions) = pass.impressions_at.get(&offset) {
             for impression in impressions {
                 for (slot, features) in impression.slots.iter().zip(impression_features(&state, impression)) {
@@ -256,18 +273,101 @@ fn ranker_rows(config: &EngineConfig, replay: &Replay, pass: &FirstPass, row_mod
         }
         if let LogRecord::Event(event) = record {
             if event.request_id.is_none() && sampled.contains(&(event.user_id.clone(), event.timestamp, event.item_id.clone())) {
-                let future: HashSet<&ItemId> = pass.engagements[&event.user_id]
-                    .iter()
-                    .filter(|(t, _)| *t >= event.timestamp)
-                    .map(|(_, item)| item)
-                    .collect();
-                from_interactions += candidate_rows(&state, row_models, &content, config, event, &future, &mut rows);
+                let engagements = &pass.engagements[&event.user_id];
+                let (before, after): (Vec<_>, Vec<_>) = engagements.iter().partition(|(t, _)| *t < event.timestamp);
+                let seen: HashSet<ItemId> = before.into_iter().map(|(_, item)| item.clone()).collect();
+                let future: HashSet<&ItemId> = after.into_iter().map(|(_, item)| item).filter(|item| !seen.contains(*item)).collect();
+                from_interactions += candidate_rows(&state, row_models, &content, config, event, seen, &future, &mut rows);
             }
         }
         state.apply(record);
         Ok(())
     })?;
-    Ok((rows, from_impressions, from_interactions))
+    Ok(RankerRows { state_at_cut, rows, from_impressions, from_interactions })
+}
+
+/// The held-out comparison that decides whether the ranker ships.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankerGate {
+    /// Users compared: active both before and after the row cut.
+    pub users: usize,
+    /// Mean NDCG@10 of the whole pipeline with the ranker.
+    pub ranker_ndcg_at_10: f64,
+    /// Mean NDCG@10 of the same pipeline serving the fused retrieval order.
+    pub retrieval_ndcg_at_10: f64,
+    /// Whether the ranker was shipped (it must beat the retrieval order).
+    pub accepted: bool,
+}
+
+/// Users the gate scores at most (evenly sampled).
+const GATE_USERS: usize = 500;
+
+/// The gate: a temporal holdout inside the training data. At the row cut, every
+/// user with engagements both before and after it gets a list from the full
+/// pipeline (row models, state as of the cut) with and without the ranker; the
+/// ranker ships only if its mean NDCG@10 against the user's later engagements is higher.
+fn gate(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, state: &State, ranker: LogisticRegression, row_cut: Timestamp) -> (Option<LogisticRegression>, RankerGate) {
+    let mut users: Vec<(&UserId, HashSet<ItemId>, HashSet<&ItemId>)> = pass
+        .engagements
+        .iter()
+        .filter_map(|(user, list)| {
+            let seen: HashSet<ItemId> = list.iter().filter(|(t, _)| *t < row_cut).map(|(_, i)| i.clone()).collect();
+            let later: HashSet<&ItemId> = list.iter().filter(|(t, i)| *t >= row_cut && !seen.contains(i)).map(|(_, i)| i).collect();
+            (!seen.is_empty() && !later.is_empty()).then_some((user, seen, later))
+        })
+        .collect();
+    users.sort_by(|a, b| a.0.cmp(b.0));
+    let step = (users.len() as f64 / GATE_USERS as f64).max(1.0);
+    let sample: Vec<_> = (0..GATE_USERS.min(users.len())).map(|i| &users[(i as f64 * step) as usize]).collect();
+    let with_ranker = ModelSet { manifest: None, als: row_models.als.clone(), ease: row_models.ease.clone(), ranker: Some(ranker) };
+    let items: Vec<Item> = state.catalog.items().map(|i| Item::clone(i)).collect();
+    let content = ContentIndex::build(&items);
+    let mean_ndcg = |use_ranker: bool| -> f64 {
+        let total: f64 = sample
+            .par_iter()
+            .map(|(user, seen, later)| {
+                let request = RecRequest {
+                    user_id: (*user).clone(),
+                    count: 10,
+                    category: None,
+                    now: row_cut,
+                    keep_features: false,
+                    only_channel: None,
+                    exclude: seen.clone(),
+                    use_ranker,
+                    enforce_deadlines: false,
+                };
+                let list = recommend(state, &with_ranker, Some(&content), config, &request);
+                let ids: Vec<&str> = list.items.iter().map(|i| i.item_id.as_str()).collect();
+                let relevance: HashMap<&str, f64> = later.iter().map(|i| (i.as_str(), 1.0)).collect();
+                flywheel_eval::ranking::ndcg_at_k(&ids, &relevance, 10)
+            })
+            .sum();
+        total / sample.len().max(1) as f64
+    };
+    let verdict = RankerGate {
+        users: sample.len(),
+        ranker_ndcg_at_10: mean_ndcg(true),
+        retrieval_ndcg_at_10: mean_ndcg(false),
+        accepted: false,
+    };
+    let accepted = !sample.is_empty() && verdict.ranker_ndcg_at_10 > verdict.retrieval_ndcg_at_10;
+    let ranker = with_ranker.ranker.filter(|_| accepted);
+    (ranker, RankerGate { accepted, ..verdict })
+}
+
+/// Trains the ranker on every row, then gates it.
+fn train_ranker(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, built: &RankerRows, row_cut: Timestamp) -> Result<(Option<LogisticRegression>, Option<RankerGate>)> {
+    let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
+    if positives == 0 || positives == built.rows.len() {
+        return Ok((None, None));
+    }
+    let model = LogisticRegression::train(&built.rows, &LrParams::default()).map_err(|e| EngineError::Model(format!("ranker: {e}")))?;
+    let Some(state) = &built.state_at_cut else {
+        return Ok((Some(model), None));
+    };
+    let (ranker, verdict) = gate(config, pass, row_models, state, model, row_cut);
+    Ok((ranker, Some(verdict)))
 }
 
 /// Trains every model from a replayable log. `progress` receives stage names.
@@ -291,19 +391,14 @@ pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: 
     };
     progress("building ranker rows (point-in-time replay)");
     let started = Instant::now();
-    let (rows, impression_rows, interaction_rows) = ranker_rows(config, replay, &pass, &row_models, &sampled)?;
-    drop(row_models);
+    let built = ranker_rows(config, replay, &pass, &row_models, row_cut, &sampled)?;
     seconds.insert("ranker_rows".to_string(), started.elapsed().as_secs_f64());
-    let positives = rows.iter().filter(|r| r.label > 0.5).count();
-    let ranker = if positives > 0 && positives < rows.len() {
-        progress("training the ranker");
-        let started = Instant::now();
-        let model = LogisticRegression::train(&rows, &LrParams::default()).map_err(|e| EngineError::Model(format!("ranker: {e}")))?;
-        seconds.insert("ranker".to_string(), started.elapsed().as_secs_f64());
-        Some(model)
-    } else {
-        None
-    };
+    let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
+    progress("training the ranker");
+    let started = Instant::now();
+    let (ranker, ranker_gate) = train_ranker(config, &pass, &row_models, &built, row_cut)?;
+    drop(row_models);
+    seconds.insert("ranker".to_string(), started.elapsed().as_secs_f64());
     progress("training the served retrieval models");
     let interactions = Interactions::from_triples(pass.triples.iter().map(|(u, i, w, _)| (u.clone(), i.clone(), *w)));
     let (als, ease) = retrieval_models(config, &interactions, &mut seconds, "")?;
@@ -320,9 +415,10 @@ pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: 
         interactions: interactions.num_pairs() as u64,
         users: interactions.num_users() as u64,
         items: interactions.num_items() as u64,
-        impression_rows,
-        interaction_rows,
-        positive_rate: positives as f64 / rows.len().max(1) as f64,
+        impression_rows: built.from_impressions,
+        interaction_rows: built.from_interactions,
+        positive_rate: positives as f64 / built.rows.len().max(1) as f64,
+        ranker_gate,
         seconds,
     };
     let manifest = Manifest {
@@ -330,7 +426,7 @@ pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: 
         trained_at: Timestamp::now(),
         log_records: pass.records,
         interactions: report.interactions,
-        ranker_rows: rows.len() as u64,
+        ranker_rows: built.rows.len() as u64,
         models,
     };
     Ok((ModelSet { manifest: Some(manifest), als: Some(als), ease, ranker }, report))

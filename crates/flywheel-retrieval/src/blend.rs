@@ -1,7 +1,7 @@
 //! Blending channel lists into one candidate set: per-channel quotas, deduplication
 //! (the first channel to propose an item keeps it), leftover quota redistributed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use flywheel_core::{Candidate, Channel, ItemId};
 use serde::{Deserialize, Serialize};
@@ -152,6 +152,32 @@ fn interleave(picks: Vec<Vec<Candidate>>) -> Vec<Candidate> {
     keyed.into_iter().map(|(_, _, c)| c).collect()
 }
 
+/// The rank offset of reciprocal-rank fusion (Cormack et al. 2009 use 60).
+pub const FUSION_RANK_OFFSET: f64 = 60.0;
+
+/// Reciprocal-rank fusion: every item's score is `Σ_c w_c / (60 + rank_c)` over the
+/// channels `c` that proposed it (rank 0-based within the channel's list), scaled so
+/// the best item scores 1. Items several channels agree on rise above items only one
+/// channel proposed; `weights` (e.g. the quota shares) say how much each channel is
+/// trusted. Channels without a weight count with weight 0.
+pub fn fuse_scores(lists: &[ChannelList], weights: &BTreeMap<Channel, f64>) -> HashMap<ItemId, f32> {
+    let mut fused: HashMap<ItemId, f64> = HashMap::new();
+    for list in lists {
+        let weight = weights.get(&list.channel).copied().unwrap_or(0.0).max(0.0);
+        for (rank, (item, _, _)) in list.items.iter().enumerate() {
+            *fused.entry(item.clone()).or_insert(0.0) += weight / (FUSION_RANK_OFFSET + rank as f64);
+        }
+    }
+    let best = fused.values().copied().fold(0.0f64, f64::max);
+    fused
+        .into_iter()
+        .map(|(item, score)| {
+            let scaled = if best > 0.0 { score / best } else { 0.0 };
+            (item, scaled as f32)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +291,25 @@ mod tests {
             Some("seen")
         );
         assert_eq!(got[0].channel_score, 0.7);
+    }
+
+    #[test]
+    fn fusion_rewards_agreement_and_respects_weights() {
+        let id = |s: &str| ItemId::new_unchecked(s);
+        let lists = vec![
+            ChannelList::from_scored(Channel::Als, vec![(id("a"), 1.0), (id("b"), 0.5)]),
+            ChannelList::from_scored(Channel::Ease, vec![(id("b"), 1.0), (id("c"), 0.5)]),
+        ];
+        let weights: BTreeMap<Channel, f64> = [(Channel::Als, 1.0), (Channel::Ease, 1.0)].into_iter().collect();
+        let fused = fuse_scores(&lists, &weights);
+        // b: 1/61 + 1/60 is the best and scales to 1; a: 1/60; c: 1/61.
+        let best = 1.0 / 61.0 + 1.0 / 60.0;
+        assert!((fused[&id("b")] - 1.0).abs() < 1e-6);
+        assert!((f64::from(fused[&id("a")]) - (1.0 / 60.0) / best).abs() < 1e-6);
+        assert!((f64::from(fused[&id("c")]) - (1.0 / 61.0) / best).abs() < 1e-6);
+        let only_als: BTreeMap<Channel, f64> = [(Channel::Als, 1.0)].into_iter().collect();
+        let fused = fuse_scores(&lists, &only_als);
+        assert_eq!(fused[&id("c")], 0.0);
+        assert!((fused[&id("a")] - 1.0).abs() < 1e-6);
     }
 }

@@ -37,7 +37,7 @@ mod popularity;
 mod topk;
 
 pub use als::{AlsModel, AlsParams};
-pub use blend::{blend, BlendConfig, ChannelList};
+pub use blend::{blend, fuse_scores, BlendConfig, ChannelList, FUSION_RANK_OFFSET};
 pub use content::ContentIndex;
 pub use ease::{EaseModel, EASE_MAX_ITEMS};
 pub use error::{Result, RetrievalError};

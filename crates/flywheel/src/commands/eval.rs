@@ -80,12 +80,17 @@ pub fn render_holdout(report: &EvalReport) -> String {
         "{}; cut at {}\n{} train events, {} test events, {} test users ({} with no history), {} items\n\n",
         report.protocol, report.cut, report.train_events, report.test_events, report.test_users, report.cold_users, report.catalog_items
     );
-    out.push_str(&format!("{:<14} {:>9} {:>10} {:>9} {:>7}\n", "system", "ndcg@10", "recall@20", "coverage", "users"));
-    for (name, m) in &report.systems {
-        out.push_str(&format!(
-            "{name:<14} {:>9.4} {:>10.4} {:>9.4} {:>7}\n",
-            m.ndcg_at_10, m.recall_at_20, m.coverage, m.users_served
-        ));
-    }
+    let mut table = |title: &str, systems: &std::collections::BTreeMap<String, flywheel_engine::evaluation::SystemMetrics>| {
+        if systems.is_empty() {
+            return;
+        }
+        out.push_str(&format!("{title}\n{:<16} {:>9} {:>10} {:>9} {:>7}\n", "system", "ndcg@10", "recall@20", "coverage", "served"));
+        for (name, m) in systems {
+            out.push_str(&format!("{name:<16} {:>9.4} {:>10.4} {:>9.4} {:>7}\n", m.ndcg_at_10, m.recall_at_20, m.coverage, m.users_served));
+        }
+        out.push('\n');
+    };
+    table("users with history before the cut:", &report.systems);
+    table("users with no history (cold start):", &report.cold_start);
     out
 }

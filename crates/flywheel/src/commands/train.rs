@@ -19,6 +19,16 @@ pub fn run(data: &DataArgs) -> Result<()> {
         report.impression_rows,
         report.positive_rate
     );
+    match &report.ranker_gate {
+        Some(gate) => println!(
+            "ranker gate on {} users (temporal holdout inside the training data): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}",
+            gate.users,
+            gate.ranker_ndcg_at_10,
+            gate.retrieval_ndcg_at_10,
+            if gate.accepted { "ranker shipped" } else { "ranker rejected; the fused retrieval order serves" }
+        ),
+        None => println!("no ranker trained (no rows with both outcomes)"),
+    }
     for (stage, secs) in &report.seconds {
         println!("  {stage:<12} {secs:>7.2} s");
     }
