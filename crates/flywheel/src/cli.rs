@@ -244,4 +244,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 32)]
         clients: usize,
     },
+    /// Side by side with the peers (implicit's ALS, popularity) on MovieLens 100K,
+    /// per-user random 75/25 split, in one run on the same split.
+    Peers {
+        /// The MovieLens 100K folder.
+        #[arg(long, default_value = "../shared/data/ml-100k")]
+        ml_dir: PathBuf,
+        /// Where the split and the peer results are written.
+        #[arg(long, default_value = "target/bench-peers")]
+        out: PathBuf,
+        /// Split seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Python interpreter with `implicit` installed (the script scripts/bench-peers.sh sets it up); skip the peers when absent.
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
 }

@@ -17,6 +17,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
     match what {
         BenchCommand::Ingest { events, batch, clients } => ingest(events, batch, clients),
         BenchCommand::Recommend { rate, seconds, clients } => recommend(rate, seconds, clients),
+        BenchCommand::Peers { ml_dir, out, seed, python } => crate::commands::peers::run(&ml_dir, &out, seed, python.as_deref()),
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod eval;
 mod import;
 mod inspect;
+mod peers;
 mod quickstart;
 mod serve;
 mod simulate;
