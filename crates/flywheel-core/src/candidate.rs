@@ -115,14 +115,21 @@ impl Explanation {
     pub fn new(kind: ExplanationKind) -> Self {
         let text = match &kind {
             ExplanationKind::BecauseYouViewed { item_id, title } => {
-                format!("because you viewed {}", title.as_deref().unwrap_or(item_id.as_str()))
+                format!(
+                    "because you viewed {}",
+                    title.as_deref().unwrap_or(item_id.as_str())
+                )
             }
-            ExplanationKind::TrendingIn { category } if category.is_empty() => "trending now".into(),
+            ExplanationKind::TrendingIn { category } if category.is_empty() => {
+                "trending now".into()
+            }
             ExplanationKind::TrendingIn { category } => format!("trending in {category}"),
             ExplanationKind::NewIn { category } if category.is_empty() => "new arrival".into(),
             ExplanationKind::NewIn { category } => format!("new in {category}"),
             ExplanationKind::PopularWithSimilarUsers => "popular with people like you".into(),
-            ExplanationKind::PopularIn { category } if category.is_empty() => "popular right now".into(),
+            ExplanationKind::PopularIn { category } if category.is_empty() => {
+                "popular right now".into()
+            }
             ExplanationKind::PopularIn { category } => format!("popular in {category}"),
             ExplanationKind::Exploration => "something new for you to try".into(),
         };
@@ -167,6 +174,12 @@ mod tests {
             title: Some("Dune".into()),
         });
         assert_eq!(e.text, "because you viewed Dune");
-        assert_eq!(Explanation::new(ExplanationKind::TrendingIn { category: "books".into() }).text, "trending in books");
+        assert_eq!(
+            Explanation::new(ExplanationKind::TrendingIn {
+                category: "books".into()
+            })
+            .text,
+            "trending in books"
+        );
     }
 }

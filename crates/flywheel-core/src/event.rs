@@ -30,8 +30,14 @@ pub enum Action {
 
 impl Action {
     /// The built-in actions, in their wire spelling.
-    pub const BUILT_IN: [&'static str; 6] =
-        ["view", "click", "add_to_cart", "purchase", "like", "dislike"];
+    pub const BUILT_IN: [&'static str; 6] = [
+        "view",
+        "click",
+        "add_to_cart",
+        "purchase",
+        "like",
+        "dislike",
+    ];
 
     /// The wire spelling of the action.
     pub fn as_str(&self) -> &str {
@@ -119,7 +125,10 @@ impl ActionSet {
         allowed.extend(self.custom.iter().map(String::as_str));
         Err(CoreError::InvalidValue {
             field: field.to_string(),
-            reason: format!("unknown action `{name}`; expected one of {}", allowed.join(", ")),
+            reason: format!(
+                "unknown action `{name}`; expected one of {}",
+                allowed.join(", ")
+            ),
         })
     }
 }
@@ -163,7 +172,11 @@ impl Event {
 
     /// Parses and validates an event from JSON. A missing timestamp takes `now`.
     /// Every error names the offending field.
-    pub fn from_json(value: &serde_json::Value, actions: &ActionSet, now: Timestamp) -> Result<Self> {
+    pub fn from_json(
+        value: &serde_json::Value,
+        actions: &ActionSet,
+        now: Timestamp,
+    ) -> Result<Self> {
         let r = ObjectReader::new(value, &Self::FIELDS, "")?;
         let user_id = UserId::parse("user_id", &r.required("user_id", ObjectReader::id_text)?)?;
         let item_id = ItemId::parse("item_id", &r.required("item_id", ObjectReader::id_text)?)?;
@@ -196,9 +209,11 @@ mod tests {
 
     #[test]
     fn a_full_event_parses_and_round_trips() {
-        let e = parse(json!({"user_id": "u1", "item_id": 7, "action": "purchase", "value": 9.5,
+        let e = parse(
+            json!({"user_id": "u1", "item_id": 7, "action": "purchase", "value": 9.5,
             "timestamp": "2026-11-23T10:00:00Z", "request_id": "r1", "position": 3,
-            "context": {"device": "ios"}}))
+            "context": {"device": "ios"}}),
+        )
         .unwrap();
         assert_eq!(e.item_id.as_str(), "7");
         assert_eq!(e.action, Action::Purchase);
@@ -209,20 +224,41 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (json!({"user_id": "u", "item_id": "i", "action": "teleport"}), "action"),
-            (json!({"user_id": "", "item_id": "i", "action": "view"}), "user_id"),
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "teleport"}),
+                "action",
+            ),
+            (
+                json!({"user_id": "", "item_id": "i", "action": "view"}),
+                "user_id",
+            ),
             (json!({"item_id": "i", "action": "view"}), "user_id"),
-            (json!({"user_id": "u", "item_id": "i", "action": "view", "timestamp": "soon"}), "timestamp"),
-            (json!({"user_id": "u", "item_id": "i", "action": "view", "value": "ten"}), "value"),
-            (json!({"user_id": "u", "item_id": "i", "action": "view", "colour": 1}), "colour"),
-            (json!({"user_id": "u", "item_id": "i", "action": "view", "position": -1}), "position"),
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "view", "timestamp": "soon"}),
+                "timestamp",
+            ),
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "view", "value": "ten"}),
+                "value",
+            ),
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "view", "colour": 1}),
+                "colour",
+            ),
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "view", "position": -1}),
+                "position",
+            ),
         ];
         for (input, field) in cases {
             let err = parse(input.clone()).unwrap_err();
             assert_eq!(err.field(), Some(field), "{input} -> {err}");
             assert!(err.to_string().contains(field), "{err}");
         }
-        assert!(matches!(parse(json!([1])), Err(CoreError::NotAnObject { .. })));
+        assert!(matches!(
+            parse(json!([1])),
+            Err(CoreError::NotAnObject { .. })
+        ));
     }
 
     #[test]

@@ -98,6 +98,9 @@ mod tests {
     fn long_and_control_ids_are_rejected() {
         assert!(ItemId::parse("id", &"x".repeat(257)).is_err());
         assert!(ItemId::parse("id", "a\nb").is_err());
-        assert_eq!(ItemId::parse("id", "books/42").unwrap().as_str(), "books/42");
+        assert_eq!(
+            ItemId::parse("id", "books/42").unwrap().as_str(),
+            "books/42"
+        );
     }
 }

@@ -86,7 +86,10 @@ impl Item {
         let r = ObjectReader::new(value, &Self::FIELDS, "")?;
         let id = match (r.id_text("id")?, id_from_path) {
             (Some(body), Some(path)) if body != path => {
-                return Err(r.invalid("id", &format!("`{body}` differs from the id in the path `{path}`")))
+                return Err(r.invalid(
+                    "id",
+                    &format!("`{body}` differs from the id in the path `{path}`"),
+                ))
             }
             (Some(body), _) => body,
             (None, Some(path)) => path.to_string(),

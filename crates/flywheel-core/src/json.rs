@@ -56,7 +56,11 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
-    pub(crate) fn required<T>(&self, field: &str, read: impl Fn(&Self, &str) -> Result<Option<T>>) -> Result<T> {
+    pub(crate) fn required<T>(
+        &self,
+        field: &str,
+        read: impl Fn(&Self, &str) -> Result<Option<T>>,
+    ) -> Result<T> {
         read(self, field)?.ok_or_else(|| CoreError::MissingField {
             field: self.name(field),
         })
@@ -122,9 +126,14 @@ impl<'a> ObjectReader<'a> {
                 .and_then(Timestamp::from_secs_f64)
                 .map(Some)
                 .ok_or_else(|| {
-                    self.invalid(field, "as a number it must be seconds since 1970, before 2200")
+                    self.invalid(
+                        field,
+                        "as a number it must be seconds since 1970, before 2200",
+                    )
                 }),
-            Some(other) => Err(self.wrong(field, "an RFC 3339 string or seconds since 1970", other)),
+            Some(other) => {
+                Err(self.wrong(field, "an RFC 3339 string or seconds since 1970", other))
+            }
         }
     }
 

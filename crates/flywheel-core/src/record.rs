@@ -84,8 +84,14 @@ mod tests {
                 context: Default::default(),
             }),
             LogRecord::ItemUpsert(Item::new(ItemId::new_unchecked("i"), "books")),
-            LogRecord::ItemDelete { id: ItemId::new_unchecked("i"), at: Timestamp(5) },
-            LogRecord::UserDelete { id: UserId::new_unchecked("u"), at: Timestamp(6) },
+            LogRecord::ItemDelete {
+                id: ItemId::new_unchecked("i"),
+                at: Timestamp(5),
+            },
+            LogRecord::UserDelete {
+                id: UserId::new_unchecked("u"),
+                at: Timestamp(6),
+            },
         ];
         for r in records {
             assert_eq!(LogRecord::decode(&r.encode()).unwrap(), r);

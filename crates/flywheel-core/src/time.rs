@@ -119,7 +119,9 @@ impl<'de> Deserialize<'de> for Timestamp {
                 .as_f64()
                 .and_then(Timestamp::from_secs_f64)
                 .ok_or_else(|| serde::de::Error::custom("timestamp out of range")),
-            _ => Err(serde::de::Error::custom("timestamp must be a string or number")),
+            _ => Err(serde::de::Error::custom(
+                "timestamp must be a string or number",
+            )),
         }
     }
 }
@@ -166,7 +168,8 @@ fn number(text: &str, range: std::ops::Range<usize>, what: &str) -> Result<i64, 
     if !part.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("`{text}` has a bad {what} `{part}`"));
     }
-    part.parse::<i64>().map_err(|_| format!("`{text}` has a bad {what}"))
+    part.parse::<i64>()
+        .map_err(|_| format!("`{text}` has a bad {what}"))
 }
 
 fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
@@ -251,7 +254,10 @@ mod tests {
 
     #[test]
     fn known_epoch_values() {
-        assert_eq!(Timestamp::parse_rfc3339("1970-01-01T00:00:00Z").unwrap().0, 0);
+        assert_eq!(
+            Timestamp::parse_rfc3339("1970-01-01T00:00:00Z").unwrap().0,
+            0
+        );
         // 881250949 is the first rating of MovieLens 100K: 1997-12-04T15:55:49Z.
         let t = Timestamp::parse_rfc3339("1997-12-04T15:55:49Z").unwrap();
         assert_eq!(t, Timestamp::from_secs(881_250_949));
@@ -261,7 +267,13 @@ mod tests {
 
     #[test]
     fn rejects_non_times() {
-        for bad in ["yesterday", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01T00:00:00", "2026-01-01T25:00:00Z"] {
+        for bad in [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-01-01T00:00:00",
+            "2026-01-01T25:00:00Z",
+        ] {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
         }
         assert!(Timestamp::from_secs_f64(f64::NAN).is_none());

@@ -43,7 +43,10 @@ impl User {
         let r = ObjectReader::new(value, &Self::FIELDS, "")?;
         let id = match (r.id_text("id")?, id_from_path) {
             (Some(body), Some(path)) if body != path => {
-                return Err(r.invalid("id", &format!("`{body}` differs from the id in the path `{path}`")))
+                return Err(r.invalid(
+                    "id",
+                    &format!("`{body}` differs from the id in the path `{path}`"),
+                ))
             }
             (Some(body), _) => body,
             (None, Some(path)) => path.to_string(),
@@ -65,9 +68,16 @@ mod tests {
 
     #[test]
     fn user_round_trips_and_rejects_bad_fields() {
-        let u = User::from_json(&json!({"id": "u1", "attributes": {"country": "DE"}, "opted_out": true}), None).unwrap();
+        let u = User::from_json(
+            &json!({"id": "u1", "attributes": {"country": "DE"}, "opted_out": true}),
+            None,
+        )
+        .unwrap();
         assert!(u.opted_out);
-        assert_eq!(User::from_json(&serde_json::to_value(&u).unwrap(), None).unwrap(), u);
+        assert_eq!(
+            User::from_json(&serde_json::to_value(&u).unwrap(), None).unwrap(),
+            u
+        );
         let err = User::from_json(&json!({"id": "u1", "created_at": "later"}), None).unwrap_err();
         assert_eq!(err.field(), Some("created_at"));
     }

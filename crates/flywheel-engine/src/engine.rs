@@ -9,7 +9,9 @@
 //! - **watcher**: once a second, hot-swaps the models when `models/CURRENT` changes
 //!   and rebuilds the content index when the catalog changed.
 
-use flywheel_core::{ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId};
+use flywheel_core::{
+    ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId,
+};
 use flywheel_features::FeatureConfig;
 use flywheel_log::{EventLog, LogConfig, RecoveryReport, SyncMode};
 use flywheel_retrieval::ContentIndex;
@@ -99,7 +101,11 @@ impl Engine {
         let mut log_config = LogConfig::new(log_dir(&config.data_dir));
         log_config.segment_max_bytes = config.log.segment_max_bytes;
         log_config.max_batch_delay = Duration::from_micros(config.log.max_batch_delay_us);
-        log_config.sync = if config.log.fsync { SyncMode::Fsync } else { SyncMode::NoSync };
+        log_config.sync = if config.log.fsync {
+            SyncMode::Fsync
+        } else {
+            SyncMode::NoSync
+        };
         let (log, recovery) = EventLog::open(log_config)?;
         let models = models::load_current(&config.data_dir)?;
         let start_offset = log.end_offset();
@@ -123,7 +129,12 @@ impl Engine {
         });
         let threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
-            spawn_with("flywheel-impressions", Arc::clone(&inner), receiver, write_impressions),
+            spawn_with(
+                "flywheel-impressions",
+                Arc::clone(&inner),
+                receiver,
+                write_impressions,
+            ),
             spawn("flywheel-watcher", Arc::clone(&inner), watch),
         ];
         Ok(Engine {
@@ -211,18 +222,29 @@ impl Engine {
 
     /// The current content index, if built.
     pub fn content_index(&self) -> Option<Arc<ContentIndex>> {
-        self.inner.content.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .content
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Parses and validates one event from JSON.
-    pub fn parse_event(&self, value: &serde_json::Value, now: Timestamp) -> flywheel_core::Result<Event> {
+    pub fn parse_event(
+        &self,
+        value: &serde_json::Value,
+        now: Timestamp,
+    ) -> flywheel_core::Result<Event> {
         Event::from_json(value, &self.inner.actions, now)
     }
 
     /// Appends events durably; returns once they survive a crash. All or nothing.
     pub fn ingest(&self, events: Vec<Event>) -> Result<std::ops::Range<u64>> {
         let count = events.len() as u64;
-        let payloads: Vec<Vec<u8>> = events.into_iter().map(|e| LogRecord::Event(e).encode()).collect();
+        let payloads: Vec<Vec<u8>> = events
+            .into_iter()
+            .map(|e| LogRecord::Event(e).encode())
+            .collect();
         let range = self.inner.log.append_batch(&payloads)?;
         EngineStats::add(&self.inner.stats.events_ingested, count);
         self.inner
@@ -255,7 +277,10 @@ impl Engine {
         if self.state().catalog.item(id).is_none() {
             return Err(EngineError::NotFound(format!("item {id}")));
         }
-        self.append_and_apply(LogRecord::ItemDelete { id: id.clone(), at: Timestamp::now() })
+        self.append_and_apply(LogRecord::ItemDelete {
+            id: id.clone(),
+            at: Timestamp::now(),
+        })
     }
 
     /// An item by id.
@@ -273,7 +298,10 @@ impl Engine {
         if self.state().catalog.user(id).is_none() {
             return Err(EngineError::NotFound(format!("user {id}")));
         }
-        self.append_and_apply(LogRecord::UserDelete { id: id.clone(), at: Timestamp::now() })
+        self.append_and_apply(LogRecord::UserDelete {
+            id: id.clone(),
+            at: Timestamp::now(),
+        })
     }
 
     /// A user by id.
@@ -283,7 +311,11 @@ impl Engine {
 
     /// Queues a served list for the log without waiting for it to be durable.
     pub(crate) fn log_impression(&self, impression: Impression) {
-        let sender = self.inner.impressions.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = self
+            .inner
+            .impressions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = sender.as_ref() {
             if let Err(TrySendError::Full(_)) = sender.try_send(LogRecord::Impression(impression)) {
                 EngineStats::add(&self.inner.stats.impressions_dropped, 1);
@@ -303,7 +335,11 @@ impl Engine {
 
     fn stop(&mut self) {
         self.inner.shutdown.store(true, Ordering::Release);
-        self.inner.impressions.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.inner
+            .impressions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -323,7 +359,12 @@ fn spawn(name: &str, inner: Arc<Inner>, body: fn(&Inner)) -> JoinHandle<()> {
         .expect("spawning an engine thread must succeed at start-up")
 }
 
-fn spawn_with<T: Send + 'static>(name: &str, inner: Arc<Inner>, arg: T, body: fn(&Inner, T)) -> JoinHandle<()> {
+fn spawn_with<T: Send + 'static>(
+    name: &str,
+    inner: Arc<Inner>,
+    arg: T,
+    body: fn(&Inner, T),
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || body(&inner, arg))
@@ -357,14 +398,20 @@ fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
         while chunk.len() < APPLY_CHUNK {
             let Some(entry) = reader.next() else { break };
             let (offset, bytes) = entry?;
-            let record = LogRecord::decode(&bytes).map_err(|e| EngineError::CorruptRecord { offset, message: e.to_string() })?;
+            let record = LogRecord::decode(&bytes).map_err(|e| EngineError::CorruptRecord {
+                offset,
+                message: e.to_string(),
+            })?;
             chunk.push(record);
         }
         let mut changed_catalog = false;
         {
             let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
             for record in &chunk {
-                changed_catalog |= matches!(record, LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. });
+                changed_catalog |= matches!(
+                    record,
+                    LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. }
+                );
                 state.apply(record);
             }
             next = state.applied;
@@ -383,7 +430,10 @@ fn publish_applied(inner: &Inner, applied: u64) {
     if applied >= inner.start_offset {
         inner.caught_up_at_start.store(true, Ordering::Release);
     }
-    let mut pending = inner.pending_freshness.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pending = inner
+        .pending_freshness
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     while pending.front().is_some_and(|(end, _)| *end <= applied) {
         if let Some((_, acked)) = pending.pop_front() {
             inner.stats.feature_freshness.observe(acked.elapsed());
@@ -436,7 +486,12 @@ fn rebuild_content_index(inner: &Inner) {
 
 fn reload_models(inner: &Inner) -> Result<bool> {
     let wanted = models::current_version(&inner.config.data_dir)?;
-    let served = inner.models.read().unwrap_or_else(|e| e.into_inner()).version().to_string();
+    let served = inner
+        .models
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .version()
+        .to_string();
     match wanted {
         Some(version) if version != served => {
             let set = models::load(&inner.config.data_dir, &version)?;

@@ -31,7 +31,9 @@ pub enum EngineError {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The data directory is used by another flywheel process.
-    #[error("data directory {0} is in use by another flywheel process (is `flywheel serve` running?)")]
+    #[error(
+        "data directory {0} is in use by another flywheel process (is `flywheel serve` running?)"
+    )]
     Locked(PathBuf),
     /// There is not enough data to do what was asked (e.g. train without events).
     #[error("not enough data: {0}")]

@@ -47,7 +47,11 @@ fn is_csv(path: &Path) -> bool {
 }
 
 /// Parses one JSON object into a record of the given kind.
-fn record_from_json(kind: ImportKind, value: &Value, actions: &ActionSet) -> flywheel_core::Result<LogRecord> {
+fn record_from_json(
+    kind: ImportKind,
+    value: &Value,
+    actions: &ActionSet,
+) -> flywheel_core::Result<LogRecord> {
     Ok(match kind {
         ImportKind::Items => LogRecord::ItemUpsert(Item::from_json(value, None)?),
         ImportKind::Users => LogRecord::UserUpsert(User::from_json(value, None)?),
@@ -89,7 +93,8 @@ fn read_json_lines(
         }
         let value: Value = serde_json::from_str(&line)
             .map_err(|e| bad(path, number, format!("not valid JSON: {e}")))?;
-        let record = record_from_json(kind, &value, actions).map_err(|e| bad(path, number, e.to_string()))?;
+        let record = record_from_json(kind, &value, actions)
+            .map_err(|e| bad(path, number, e.to_string()))?;
         batch.push(record);
         count += 1;
         if batch.len() == BATCH {
@@ -110,13 +115,31 @@ const NUMBER_COLUMNS: [&str; 3] = ["price", "value", "position"];
 const BOOL_COLUMNS: [&str; 2] = ["available", "opted_out"];
 /// Columns that are always kept as strings (ids may look numeric).
 const KNOWN_COLUMNS: [&str; 16] = [
-    "id", "user_id", "item_id", "action", "timestamp", "request_id", "category", "title", "text",
-    "created_at", "tags", "price", "value", "position", "available", "opted_out",
+    "id",
+    "user_id",
+    "item_id",
+    "action",
+    "timestamp",
+    "request_id",
+    "category",
+    "title",
+    "text",
+    "created_at",
+    "tags",
+    "price",
+    "value",
+    "position",
+    "available",
+    "opted_out",
 ];
 
 /// Turns one CSV row into the JSON object the validators read. Unknown columns of
 /// items and users become attributes; of events, context.
-fn csv_row_to_json(kind: ImportKind, headers: &[String], row: &csv::StringRecord) -> std::result::Result<Value, String> {
+fn csv_row_to_json(
+    kind: ImportKind,
+    headers: &[String],
+    row: &csv::StringRecord,
+) -> std::result::Result<Value, String> {
     let mut object = Map::new();
     let mut extra = Map::new();
     for (name, cell) in headers.iter().zip(row.iter()) {
@@ -125,9 +148,17 @@ fn csv_row_to_json(kind: ImportKind, headers: &[String], row: &csv::StringRecord
             continue;
         }
         let value = if LIST_COLUMNS.contains(&name.as_str()) {
-            Value::Array(cell.split('|').map(|t| Value::String(t.trim().to_string())).collect())
-        } else if NUMBER_COLUMNS.contains(&name.as_str()) || (name == "timestamp" || name == "created_at") && cell.parse::<f64>().is_ok() {
-            let number: f64 = cell.parse().map_err(|_| format!("column `{name}`: `{cell}` is not a number"))?;
+            Value::Array(
+                cell.split('|')
+                    .map(|t| Value::String(t.trim().to_string()))
+                    .collect(),
+            )
+        } else if NUMBER_COLUMNS.contains(&name.as_str())
+            || (name == "timestamp" || name == "created_at") && cell.parse::<f64>().is_ok()
+        {
+            let number: f64 = cell
+                .parse()
+                .map_err(|_| format!("column `{name}`: `{cell}` is not a number"))?;
             serde_json::Number::from_f64(number)
                 .map(Value::Number)
                 .ok_or_else(|| format!("column `{name}`: `{cell}` is not a finite number"))?
@@ -147,7 +178,11 @@ fn csv_row_to_json(kind: ImportKind, headers: &[String], row: &csv::StringRecord
         }
     }
     if !extra.is_empty() {
-        let key = if kind == ImportKind::Events { "context" } else { "attributes" };
+        let key = if kind == ImportKind::Events {
+            "context"
+        } else {
+            "attributes"
+        };
         if kind == ImportKind::Events {
             for value in extra.values_mut() {
                 if !value.is_string() {
@@ -192,7 +227,8 @@ fn read_csv(
         })?;
         let line = row.position().map(|p| p.line()).unwrap_or(0);
         let value = csv_row_to_json(kind, &headers, &row).map_err(|m| bad(path, line, m))?;
-        let record = record_from_json(kind, &value, actions).map_err(|e| bad(path, line, e.to_string()))?;
+        let record =
+            record_from_json(kind, &value, actions).map_err(|e| bad(path, line, e.to_string()))?;
         batch.push(record);
         count += 1;
         if batch.len() == BATCH {
@@ -216,7 +252,10 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
 /// `movies.dat`, `users.dat`) folder. Every rating becomes a `like` event whose
 /// value is the rating; a movie's first genre is its category and all genres are
 /// its tags.
-pub fn read_movielens(dir: &Path, sink: &mut dyn FnMut(Vec<LogRecord>) -> Result<()>) -> Result<MovieLensCounts> {
+pub fn read_movielens(
+    dir: &Path,
+    sink: &mut dyn FnMut(Vec<LogRecord>) -> Result<()>,
+) -> Result<MovieLensCounts> {
     if let Some(ratings) = find(dir, "u.data") {
         let items = match find(dir, "u.item") {
             Some(path) => movielens_100k_items(&path, find(dir, "u.genre").as_deref())?,
@@ -285,13 +324,31 @@ fn emit_movielens(
         }
         let fields: Vec<&str> = line.split(separator).filter(|f| !f.is_empty()).collect();
         if fields.len() != 4 {
-            return Err(bad(ratings, number, format!("expected user, item, rating, timestamp; got `{line}`")));
+            return Err(bad(
+                ratings,
+                number,
+                format!("expected user, item, rating, timestamp; got `{line}`"),
+            ));
         }
-        let rating: f64 = fields[2].trim().parse().map_err(|_| bad(ratings, number, format!("rating `{}` is not a number", fields[2])))?;
-        let secs: i64 = fields[3].trim().parse().map_err(|_| bad(ratings, number, format!("timestamp `{}` is not an integer", fields[3])))?;
+        let rating: f64 = fields[2].trim().parse().map_err(|_| {
+            bad(
+                ratings,
+                number,
+                format!("rating `{}` is not a number", fields[2]),
+            )
+        })?;
+        let secs: i64 = fields[3].trim().parse().map_err(|_| {
+            bad(
+                ratings,
+                number,
+                format!("timestamp `{}` is not an integer", fields[3]),
+            )
+        })?;
         events.push(flywheel_core::Event {
-            user_id: UserId::parse("user", fields[0].trim()).map_err(|e| bad(ratings, number, e.to_string()))?,
-            item_id: ItemId::parse("item", fields[1].trim()).map_err(|e| bad(ratings, number, e.to_string()))?,
+            user_id: UserId::parse("user", fields[0].trim())
+                .map_err(|e| bad(ratings, number, e.to_string()))?,
+            item_id: ItemId::parse("item", fields[1].trim())
+                .map_err(|e| bad(ratings, number, e.to_string()))?,
             action: flywheel_core::Action::Like,
             value: Some(rating),
             timestamp: Timestamp::from_secs(secs),
@@ -336,9 +393,21 @@ fn genre_names(path: Option<&Path>) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn movie_item(id: &str, title: &str, genres: Vec<String>, created_at: Option<Timestamp>) -> Result<Item> {
-    let id = ItemId::parse("movie id", id.trim()).map_err(|e| EngineError::Invalid { index: None, source: e })?;
-    let category = genres.first().cloned().unwrap_or_else(|| "unknown".to_string()).to_lowercase();
+fn movie_item(
+    id: &str,
+    title: &str,
+    genres: Vec<String>,
+    created_at: Option<Timestamp>,
+) -> Result<Item> {
+    let id = ItemId::parse("movie id", id.trim()).map_err(|e| EngineError::Invalid {
+        index: None,
+        source: e,
+    })?;
+    let category = genres
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "unknown".to_string())
+        .to_lowercase();
     let mut item = Item::new(id, category);
     item.title = Some(title.trim().to_string());
     item.tags = genres.into_iter().map(|g| g.to_lowercase()).collect();
@@ -355,7 +424,11 @@ fn movielens_100k_items(path: &Path, genre_file: Option<&Path>) -> Result<Vec<It
             if line.trim().is_empty() {
                 continue;
             }
-            return Err(bad(path, index as u64 + 1, "expected id|title|release|video|url|genre flags"));
+            return Err(bad(
+                path,
+                index as u64 + 1,
+                "expected id|title|release|video|url|genre flags",
+            ));
         }
         let flags = &fields[5..5 + genres.len()];
         let movie_genres = genres
@@ -391,8 +464,18 @@ fn parse_movielens_date(text: &str) -> Option<Timestamp> {
     let mut parts = text.trim().split('-');
     let day: u32 = parts.next()?.parse().ok()?;
     let month = match parts.next()? {
-        "Jan" => 1, "Feb" => 2, "Mar" => 3, "Apr" => 4, "May" => 5, "Jun" => 6,
-        "Jul" => 7, "Aug" => 8, "Sep" => 9, "Oct" => 10, "Nov" => 11, "Dec" => 12,
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
         _ => return None,
     };
     let year: u32 = parts.next()?.parse().ok()?;
@@ -407,17 +490,25 @@ fn movielens_users(path: &Path, separator: char, version: MovieLensVersion) -> R
         }
         let fields: Vec<&str> = line.split(separator).filter(|f| !f.is_empty()).collect();
         if fields.len() < 5 {
-            return Err(bad(path, index as u64 + 1, "expected id, age, gender, occupation, zip"));
+            return Err(bad(
+                path,
+                index as u64 + 1,
+                "expected id, age, gender, occupation, zip",
+            ));
         }
-        let id = UserId::parse("user id", fields[0].trim()).map_err(|e| bad(path, index as u64 + 1, e.to_string()))?;
+        let id = UserId::parse("user id", fields[0].trim())
+            .map_err(|e| bad(path, index as u64 + 1, e.to_string()))?;
         let mut user = User::new(id);
         let (age, gender) = match version {
             MovieLensVersion::Ml100k => (fields[1], fields[2]),
             MovieLensVersion::Ml1m => (fields[2], fields[1]),
         };
-        user.attributes.insert("age".into(), Value::String(age.to_string()));
-        user.attributes.insert("gender".into(), Value::String(gender.to_string()));
-        user.attributes.insert("occupation".into(), Value::String(fields[3].to_string()));
+        user.attributes
+            .insert("age".into(), Value::String(age.to_string()));
+        user.attributes
+            .insert("gender".into(), Value::String(gender.to_string()));
+        user.attributes
+            .insert("occupation".into(), Value::String(fields[3].to_string()));
         users.push(user);
     }
     Ok(users)
@@ -444,16 +535,27 @@ mod tests {
         std::fs::write(&events, "user_id,item_id,action,timestamp,value,device\nu1,i1,click,1700000000,,ios\nu1,i2,purchase,2026-01-01T00:00:00Z,9.5,web\n").unwrap();
         let records = collect(&events, ImportKind::Events).unwrap();
         assert_eq!(records.len(), 2);
-        let LogRecord::Event(e) = &records[1] else { panic!() };
+        let LogRecord::Event(e) = &records[1] else {
+            panic!()
+        };
         assert_eq!(e.value, Some(9.5));
         assert_eq!(e.context.get("device").map(String::as_str), Some("web"));
 
         let items = dir.path().join("items.csv");
-        std::fs::write(&items, "id,category,tags,price,brand\n1,books,a|b,3.5,acme\n").unwrap();
+        std::fs::write(
+            &items,
+            "id,category,tags,price,brand\n1,books,a|b,3.5,acme\n",
+        )
+        .unwrap();
         let records = collect(&items, ImportKind::Items).unwrap();
-        let LogRecord::ItemUpsert(item) = &records[0] else { panic!() };
+        let LogRecord::ItemUpsert(item) = &records[0] else {
+            panic!()
+        };
         assert_eq!(item.tags, vec!["a", "b"]);
-        assert_eq!(item.attributes.get("brand"), Some(&Value::String("acme".into())));
+        assert_eq!(
+            item.attributes.get("brand"),
+            Some(&Value::String("acme".into()))
+        );
     }
 
     #[test]
@@ -464,12 +566,20 @@ mod tests {
         writeln!(f, r#"{{"user_id":"u","item_id":"i","action":"view"}}"#).unwrap();
         writeln!(f, r#"{{"user_id":"u","item_id":"i","action":"fly"}}"#).unwrap();
         let err = collect(&path, ImportKind::Events).unwrap_err().to_string();
-        assert!(err.contains("events.jsonl:2") && err.contains("action"), "{err}");
+        assert!(
+            err.contains("events.jsonl:2") && err.contains("action"),
+            "{err}"
+        );
 
         let csv_path = dir.path().join("items.csv");
         std::fs::write(&csv_path, "id,price\na,cheap\n").unwrap();
-        let err = collect(&csv_path, ImportKind::Items).unwrap_err().to_string();
-        assert!(err.contains("items.csv:2") && err.contains("price"), "{err}");
+        let err = collect(&csv_path, ImportKind::Items)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("items.csv:2") && err.contains("price"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub struct ModelSet {
 impl ModelSet {
     /// The served version's name, or `none`.
     pub fn version(&self) -> &str {
-        self.manifest.as_ref().map(|m| m.version.as_str()).unwrap_or("none")
+        self.manifest
+            .as_ref()
+            .map(|m| m.version.as_str())
+            .unwrap_or("none")
     }
 }
 
@@ -58,7 +61,8 @@ pub fn models_dir(data_dir: &Path) -> PathBuf {
 }
 
 fn write_bin<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = bincode::serialize(value).map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
+    let bytes = bincode::serialize(value)
+        .map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
     std::fs::write(path, bytes).map_err(|e| EngineError::io(path, e))
 }
 
@@ -67,9 +71,9 @@ fn read_bin<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         return Ok(None);
     }
     let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
-    bincode::deserialize(&bytes)
-        .map(Some)
-        .map_err(|e| EngineError::Model(format!("{} is not a valid model file: {e}", path.display())))
+    bincode::deserialize(&bytes).map(Some).map_err(|e| {
+        EngineError::Model(format!("{} is not a valid model file: {e}", path.display()))
+    })
 }
 
 /// Writes a file atomically: to a temporary name, fsync, rename.
@@ -77,7 +81,8 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| EngineError::io(&tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| EngineError::io(&tmp, e))?;
     file.sync_all().map_err(|e| EngineError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
 }
@@ -115,7 +120,8 @@ pub fn save(data_dir: &Path, set: &ModelSet) -> Result<PathBuf> {
     if let Some(ranker) = &set.ranker {
         write_bin(&dir.join("ranker.bin"), ranker)?;
     }
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| EngineError::Model(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(manifest).map_err(|e| EngineError::Model(e.to_string()))?;
     write_atomically(&dir.join("manifest.json"), &json)?;
     Ok(dir)
 }
@@ -170,13 +176,21 @@ pub fn list(data_dir: &Path) -> Result<Vec<Manifest>> {
         return Ok(manifests);
     }
     for entry in std::fs::read_dir(&dir).map_err(|e| EngineError::io(&dir, e))? {
-        let path = entry.map_err(|e| EngineError::io(&dir, e))?.path().join("manifest.json");
+        let path = entry
+            .map_err(|e| EngineError::io(&dir, e))?
+            .path()
+            .join("manifest.json");
         if let Ok(bytes) = std::fs::read(&path) {
             if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
                 manifests.push(manifest);
             }
         }
     }
-    manifests.sort_by_key(|m| m.version.trim_start_matches('v').parse::<u64>().unwrap_or(0));
+    manifests.sort_by_key(|m| {
+        m.version
+            .trim_start_matches('v')
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
     Ok(manifests)
 }

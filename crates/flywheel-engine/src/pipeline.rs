@@ -249,11 +249,17 @@ fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
     let mut quotas = BTreeMap::new();
     for channel in channels {
         if ctx.request.enforce_deadlines && started.elapsed() > deadline {
-            ctx.fallback_reasons
-                .push(format!("retrieval deadline passed before the {} channel", channel.as_str()));
+            ctx.fallback_reasons.push(format!(
+                "retrieval deadline passed before the {} channel",
+                channel.as_str()
+            ));
             break;
         }
-        let share = if ctx.request.only_channel.is_some() { 1.0 } else { channel_share(ctx.config, channel) };
+        let share = if ctx.request.only_channel.is_some() {
+            1.0
+        } else {
+            channel_share(ctx.config, channel)
+        };
         let k = ((total as f64) * share).ceil() as usize;
         if k == 0 {
             continue;
@@ -262,7 +268,10 @@ fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
         quotas.insert(channel, k);
         lists.push(ChannelList { channel, items });
     }
-    let weights: BTreeMap<Channel, f64> = quotas.keys().map(|&c| (c, channel_share(ctx.config, c).max(f64::EPSILON))).collect();
+    let weights: BTreeMap<Channel, f64> = quotas
+        .keys()
+        .map(|&c| (c, channel_share(ctx.config, c).max(f64::EPSILON)))
+        .collect();
     let fused = fuse_scores(&lists, &weights);
     let config = BlendConfig { quotas, total };
     let mut candidates = blend(lists, &config);
@@ -315,16 +324,32 @@ fn run_channel(
             None => Vec::new(),
         },
         Channel::CoVisitation if personal => co_visitation(ctx, history, exclude, k),
-        Channel::Trending => plain(ctx.state.features.trending(category, now, k + exclude.len())),
+        Channel::Trending => plain(
+            ctx.state
+                .features
+                .trending(category, now, k + exclude.len()),
+        ),
         Channel::Popularity => {
             let top = top_affinity_category(&ctx.user).filter(|_| personal);
-            let mut list = plain(ctx.state.features.popular(category.or(top.as_deref()), now, k + exclude.len()));
+            let mut list = plain(ctx.state.features.popular(
+                category.or(top.as_deref()),
+                now,
+                k + exclude.len(),
+            ));
             if list.len() < k {
-                list.extend(plain(ctx.state.features.popular(category, now, k + exclude.len())));
+                list.extend(plain(ctx.state.features.popular(
+                    category,
+                    now,
+                    k + exclude.len(),
+                )));
             }
             list
         }
-        Channel::Ease | Channel::Als | Channel::Content | Channel::CoVisitation | Channel::Exploration => Vec::new(),
+        Channel::Ease
+        | Channel::Als
+        | Channel::Content
+        | Channel::CoVisitation
+        | Channel::Exploration => Vec::new(),
     }
 }
 
@@ -373,9 +398,14 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
     let deadline = Duration::from_millis(ctx.config.deadlines.ranking_ms);
     let started = Instant::now();
     let now = ctx.request.now;
-    let ranker = ctx.models.ranker.as_ref().filter(|_| ctx.request.use_ranker);
+    let ranker = ctx
+        .models
+        .ranker
+        .as_ref()
+        .filter(|_| ctx.request.use_ranker);
     if ranker.is_none() && ctx.request.use_ranker {
-        ctx.fallback_reasons.push("no trained ranker; fused retrieval order used".into());
+        ctx.fallback_reasons
+            .push("no trained ranker; fused retrieval order used".into());
     }
     let mut scored = Vec::with_capacity(candidates.len());
     let mut late = false;
@@ -397,17 +427,30 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
             Some(model) if !late => model.predict(&features),
             _ => f64::from(candidate.channel_score),
         };
-        let kept = if ctx.request.keep_features { features } else { Vec::new() };
+        let kept = if ctx.request.keep_features {
+            features
+        } else {
+            Vec::new()
+        };
         let titles = |id: &ItemId| ctx.state.catalog.item(id).and_then(|i| i.title.clone());
         let explanation = explain(&candidate, &item, &item_features, titles, now);
-        scored.push((Scored { candidate, item, score, explanation }, kept));
+        scored.push((
+            Scored {
+                candidate,
+                item,
+                score,
+                explanation,
+            },
+            kept,
+        ));
     }
     if late {
         // Scores from two scales cannot share a list: fall back to retrieval order for all.
         for (s, _) in &mut scored {
             s.score = f64::from(s.candidate.channel_score);
         }
-        ctx.fallback_reasons.push("ranking deadline passed; fused retrieval order used".into());
+        ctx.fallback_reasons
+            .push("ranking deadline passed; fused retrieval order used".into());
     }
     scored
 }
@@ -434,12 +477,20 @@ fn finish(ctx: &Context, scored: Vec<(Scored, Vec<f32>)>) -> Vec<RecItem> {
         plain.push(s);
     }
     let config = rerank_config(&ctx.config.rerank);
-    let ranked = rerank(plain, &ctx.user, &config, ctx.request.count, ctx.request.now);
+    let ranked = rerank(
+        plain,
+        &ctx.user,
+        &config,
+        ctx.request.count,
+        ctx.request.now,
+    );
     ranked
         .into_iter()
         .enumerate()
         .map(|(position, r)| RecItem {
-            features: features_by_item.remove(&r.candidate.item_id).unwrap_or_default(),
+            features: features_by_item
+                .remove(&r.candidate.item_id)
+                .unwrap_or_default(),
             item_id: r.candidate.item_id,
             score: r.score,
             position: position as u32,
@@ -459,18 +510,33 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
     seen.extend(ctx.user.purchased.iter().cloned());
     seen.extend(ctx.request.exclude.iter().cloned());
     let now = ctx.request.now;
-    let mut pool = ctx.state.features.popular(ctx.request.category.as_deref(), now, wanted * 3 + seen.len());
+    let mut pool = ctx.state.features.popular(
+        ctx.request.category.as_deref(),
+        now,
+        wanted * 3 + seen.len(),
+    );
     if pool.len() < wanted + seen.len() {
         let mut newest: Vec<_> = ctx.state.catalog.items().filter(|i| i.available).collect();
-        newest.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
-        pool.extend(newest.into_iter().take(wanted * 3 + seen.len()).map(|i| (i.id.clone(), 0.0)));
+        newest.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        pool.extend(
+            newest
+                .into_iter()
+                .take(wanted * 3 + seen.len())
+                .map(|i| (i.id.clone(), 0.0)),
+        );
     }
     let before = items.len();
     for (item_id, _) in pool {
         if items.len() >= wanted {
             break;
         }
-        let Some(item) = ctx.state.catalog.item(&item_id) else { continue };
+        let Some(item) = ctx.state.catalog.item(&item_id) else {
+            continue;
+        };
         if !item.available || !seen.insert(item_id.clone()) {
             continue;
         }
@@ -493,8 +559,9 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
         });
     }
     if items.len() > before {
-        ctx.fallback_reasons
-            .push(format!("{} slots filled with popular items", items.len() - before));
+        ctx.fallback_reasons.push(format!(
+            "{} slots filled with popular items",
+            items.len() - before
+        ));
     }
 }
-

@@ -49,7 +49,10 @@ impl Engine {
         let content = self.content_index();
         let (recommendation, features_offset) = {
             let state = self.state();
-            (recommend(&state, &models, content.as_deref(), self.config(), &request), state.applied)
+            (
+                recommend(&state, &models, content.as_deref(), self.config(), &request),
+                state.applied,
+            )
         };
         let request_id = new_request_id();
         let impression = Impression {
@@ -85,8 +88,12 @@ impl Engine {
         if recommendation.fallback {
             EngineStats::add(&stats.fallbacks, 1);
         }
-        stats.retrieval_latency.observe(recommendation.timings.retrieval);
-        stats.ranking_latency.observe(recommendation.timings.ranking);
+        stats
+            .retrieval_latency
+            .observe(recommendation.timings.retrieval);
+        stats
+            .ranking_latency
+            .observe(recommendation.timings.ranking);
         stats.rerank_latency.observe(recommendation.timings.rerank);
         stats.request_latency.observe(started.elapsed());
         Served {

@@ -16,7 +16,9 @@
 //!   computed by a model that had seen the future. The served retrieval models are
 //!   then retrained on everything.
 
-use flywheel_core::{Candidate, Event, Impression, Item, ItemId, LogRecord, RequestId, Timestamp, UserId};
+use flywheel_core::{
+    Candidate, Event, Impression, Item, ItemId, LogRecord, RequestId, Timestamp, UserId,
+};
 use flywheel_ranking::{featurize, LogisticRegression, LrParams, RankingInput, TrainingRow};
 use flywheel_retrieval::{AlsModel, AlsParams, ContentIndex, EaseModel, Interactions};
 use serde::Serialize;
@@ -27,8 +29,8 @@ use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::models::{Manifest, ModelSet};
 use crate::pipeline::{recommend, retrieve_candidates, RecRequest};
-use rayon::prelude::*;
 use crate::state::State;
+use rayon::prelude::*;
 
 /// A source of log records that can be read more than once: it calls the visitor
 /// with every (offset, record) in log order.
@@ -92,12 +94,18 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
             LogRecord::Event(event) => {
                 let weight = event.action.implicit_weight();
                 if weight > 0.0 {
-                    pass.triples.push((event.user_id.clone(), event.item_id.clone(), weight, event.timestamp));
+                    pass.triples.push((
+                        event.user_id.clone(),
+                        event.item_id.clone(),
+                        weight,
+                        event.timestamp,
+                    ));
                 }
                 if is_positive(event) {
                     match &event.request_id {
                         Some(request) => {
-                            pass.positives.insert((request.clone(), event.item_id.clone()));
+                            pass.positives
+                                .insert((request.clone(), event.item_id.clone()));
                         }
                         None => pass
                             .engagements
@@ -112,7 +120,10 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
             }
             LogRecord::Impression(impression) => {
                 let at = impression.features_offset.unwrap_or(offset);
-                pass.impressions_at.entry(at).or_default().push(impression.clone());
+                pass.impressions_at
+                    .entry(at)
+                    .or_default()
+                    .push(impression.clone());
             }
             LogRecord::ItemUpsert(item) => {
                 pass.items.insert(item.id.clone(), item.clone());
@@ -172,13 +183,20 @@ fn als_params(config: &EngineConfig) -> AlsParams {
 }
 
 /// Trains ALS and (for small enough catalogs) EASE on the given interactions.
-fn retrieval_models(config: &EngineConfig, interactions: &Interactions, seconds: &mut BTreeMap<String, f64>, tag: &str) -> Result<(AlsModel, Option<EaseModel>)> {
+fn retrieval_models(
+    config: &EngineConfig,
+    interactions: &Interactions,
+    seconds: &mut BTreeMap<String, f64>,
+    tag: &str,
+) -> Result<(AlsModel, Option<EaseModel>)> {
     let started = Instant::now();
-    let als = AlsModel::train(interactions, &als_params(config)).map_err(|e| EngineError::Model(format!("ALS: {e}")))?;
+    let als = AlsModel::train(interactions, &als_params(config))
+        .map_err(|e| EngineError::Model(format!("ALS: {e}")))?;
     seconds.insert(format!("als{tag}"), started.elapsed().as_secs_f64());
     let ease = if interactions.num_items() <= config.training.ease_max_items {
         let started = Instant::now();
-        let model = EaseModel::train(interactions, config.training.ease_lambda).map_err(|e| EngineError::Model(format!("EASE: {e}")))?;
+        let model = EaseModel::train(interactions, config.training.ease_lambda)
+            .map_err(|e| EngineError::Model(format!("EASE: {e}")))?;
         seconds.insert(format!("ease{tag}"), started.elapsed().as_secs_f64());
         Some(model)
     } else {
@@ -190,7 +208,12 @@ fn retrieval_models(config: &EngineConfig, interactions: &Interactions, seconds:
 /// The time before which the row-generating models learn, and the engagement
 /// events (user, time, item) sampled evenly from after it.
 fn sample_row_events(pass: &FirstPass) -> (Timestamp, HashSet<(UserId, Timestamp, ItemId)>) {
-    let mut times: Vec<Timestamp> = pass.engagements.values().flatten().map(|(t, _)| *t).collect();
+    let mut times: Vec<Timestamp> = pass
+        .engagements
+        .values()
+        .flatten()
+        .map(|(t, _)| *t)
+        .collect();
     times.sort_unstable();
     let Some(&last) = times.last() else {
         return (Timestamp(i64::MAX), HashSet::new());
@@ -199,7 +222,11 @@ fn sample_row_events(pass: &FirstPass) -> (Timestamp, HashSet<(UserId, Timestamp
     let mut late: Vec<(UserId, Timestamp, ItemId)> = pass
         .engagements
         .iter()
-        .flat_map(|(user, list)| list.iter().filter(|(t, _)| *t >= cut).map(move |(t, i)| (user.clone(), *t, i.clone())))
+        .flat_map(|(user, list)| {
+            list.iter()
+                .filter(|(t, _)| *t >= cut)
+                .map(move |(t, i)| (user.clone(), *t, i.clone()))
+        })
         .collect();
     late.sort();
     let step = (late.len() as f64 / RANKER_EVENTS as f64).max(1.0);
@@ -209,9 +236,29 @@ fn sample_row_events(pass: &FirstPass) -> (Timestamp, HashSet<(UserId, Timestamp
     (cut, sampled)
 }
 
+/// What generates the candidates of interaction rows.
+#[derive(Clone, Copy)]
+struct RowRetrieval<'a> {
+    models: &'a ModelSet,
+    content: &'a ContentIndex,
+    config: &'a EngineConfig,
+}
+
 /// Rows for one sampled engagement: the serving retrieval's head, labelled by the
 /// user's later engagements.
-fn candidate_rows(state: &State, models: &ModelSet, content: &ContentIndex, config: &EngineConfig, event: &Event, seen: HashSet<ItemId>, future: &HashSet<&ItemId>, rows: &mut Vec<TrainingRow>) -> u64 {
+fn candidate_rows(
+    retrieval: &RowRetrieval,
+    state: &State,
+    event: &Event,
+    seen: HashSet<ItemId>,
+    future: &HashSet<&ItemId>,
+    rows: &mut Vec<TrainingRow>,
+) -> u64 {
+    let RowRetrieval {
+        models,
+        content,
+        config,
+    } = *retrieval;
     let now = event.timestamp;
     let request = RecRequest {
         user_id: event.user_id.clone(),
@@ -222,24 +269,35 @@ fn candidate_rows(state: &State, models: &ModelSet, content: &ContentIndex, conf
         only_channel: None,
         exclude: seen,
         use_ranker: true,
-            enforce_deadlines: false,
+        enforce_deadlines: false,
     };
     let user = state.features.user_features(&event.user_id, now);
     let candidates = retrieve_candidates(state, models, Some(content), config, &request);
     let mut added = 0;
     for candidate in candidates.iter().take(ROWS_PER_EVENT) {
-        let Some(item) = state.catalog.item(&candidate.item_id) else { continue };
+        let Some(item) = state.catalog.item(&candidate.item_id) else {
+            continue;
+        };
         let item_features = state.features.item_features(&candidate.item_id, now);
-        let features = featurize(&RankingInput { user: &user, item, item_features: &item_features, candidate, now });
+        let features = featurize(&RankingInput {
+            user: &user,
+            item,
+            item_features: &item_features,
+            candidate,
+            now,
+        });
         let label = f32::from(u8::from(future.contains(&candidate.item_id)));
-        rows.push(TrainingRow { features, label, weight: 1.0 });
+        rows.push(TrainingRow {
+            features,
+            label,
+            weight: 1.0,
+        });
         added += 1;
     }
     added
 }
 
-/// Builds the ranker rows by replaying the log (the second pass).
-/// Ranker rows and where each sampled event's group of candidate rows lies.
+/// Ranker rows, and the state at the row cut for the gate.
 struct RankerRows {
     /// The derived state as of the row cut, for the gate.
     state_at_cut: Option<State>,
@@ -248,7 +306,15 @@ struct RankerRows {
     from_interactions: u64,
 }
 
-fn ranker_rows(config: &EngineConfig, replay: &Replay, pass: &FirstPass, row_models: &ModelSet, row_cut: Timestamp, sampled: &HashSet<(UserId, Timestamp, ItemId)>) -> Result<RankerRows> {
+/// Builds the ranker rows by replaying the log (the second pass).
+fn ranker_rows(
+    config: &EngineConfig,
+    replay: &Replay,
+    pass: &FirstPass,
+    row_models: &ModelSet,
+    row_cut: Timestamp,
+    sampled: &HashSet<(UserId, Timestamp, ItemId)>,
+) -> Result<RankerRows> {
     let items: Vec<Item> = pass.items.values().cloned().collect();
     let content = ContentIndex::build(&items);
     let mut state = State::new(crate::engine::feature_config(config));
@@ -256,34 +322,68 @@ fn ranker_rows(config: &EngineConfig, replay: &Replay, pass: &FirstPass, row_mod
     let mut state_at_cut = None;
     let (mut from_impressions, mut from_interactions) = (0u64, 0u64);
     replay(&mut |offset, record| {
-        if state_at_cut.is_none() && matches!(record, LogRecord::Event(e) if e.timestamp >= row_cut) {
+        if state_at_cut.is_none() && matches!(record, LogRecord::Event(e) if e.timestamp >= row_cut)
+        {
             state_at_cut = Some(state.clone());
         }
         if let Some(impressions) = pass.impressions_at.get(&offset) {
             for impression in impressions {
-                for (slot, features) in impression.slots.iter().zip(impression_features(&state, impression)) {
+                for (slot, features) in impression
+                    .slots
+                    .iter()
+                    .zip(impression_features(&state, impression))
+                {
                     if features.is_empty() {
                         continue;
                     }
-                    let label = pass.positives.contains(&(impression.request_id.clone(), slot.item_id.clone()));
-                    rows.push(TrainingRow { features, label: f32::from(u8::from(label)), weight: 1.0 });
+                    let label = pass
+                        .positives
+                        .contains(&(impression.request_id.clone(), slot.item_id.clone()));
+                    rows.push(TrainingRow {
+                        features,
+                        label: f32::from(u8::from(label)),
+                        weight: 1.0,
+                    });
                     from_impressions += 1;
                 }
             }
         }
         if let LogRecord::Event(event) = record {
-            if event.request_id.is_none() && sampled.contains(&(event.user_id.clone(), event.timestamp, event.item_id.clone())) {
+            if event.request_id.is_none()
+                && sampled.contains(&(
+                    event.user_id.clone(),
+                    event.timestamp,
+                    event.item_id.clone(),
+                ))
+            {
                 let engagements = &pass.engagements[&event.user_id];
-                let (before, after): (Vec<_>, Vec<_>) = engagements.iter().partition(|(t, _)| *t < event.timestamp);
-                let seen: HashSet<ItemId> = before.into_iter().map(|(_, item)| item.clone()).collect();
-                let future: HashSet<&ItemId> = after.into_iter().map(|(_, item)| item).filter(|item| !seen.contains(*item)).collect();
-                from_interactions += candidate_rows(&state, row_models, &content, config, event, seen, &future, &mut rows);
+                let (before, after): (Vec<_>, Vec<_>) =
+                    engagements.iter().partition(|(t, _)| *t < event.timestamp);
+                let seen: HashSet<ItemId> =
+                    before.into_iter().map(|(_, item)| item.clone()).collect();
+                let future: HashSet<&ItemId> = after
+                    .into_iter()
+                    .map(|(_, item)| item)
+                    .filter(|item| !seen.contains(*item))
+                    .collect();
+                let retrieval = RowRetrieval {
+                    models: row_models,
+                    content: &content,
+                    config,
+                };
+                from_interactions +=
+                    candidate_rows(&retrieval, &state, event, seen, &future, &mut rows);
             }
         }
         state.apply(record);
         Ok(())
     })?;
-    Ok(RankerRows { state_at_cut, rows, from_impressions, from_interactions })
+    Ok(RankerRows {
+        state_at_cut,
+        rows,
+        from_impressions,
+        from_interactions,
+    })
 }
 
 /// The held-out comparison that decides whether the ranker ships.
@@ -306,20 +406,42 @@ const GATE_USERS: usize = 500;
 /// user with engagements both before and after it gets a list from the full
 /// pipeline (row models, state as of the cut) with and without the ranker; the
 /// ranker ships only if its mean NDCG@10 against the user's later engagements is higher.
-fn gate(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, state: &State, ranker: LogisticRegression, row_cut: Timestamp) -> (Option<LogisticRegression>, RankerGate) {
+fn gate(
+    config: &EngineConfig,
+    pass: &FirstPass,
+    row_models: &ModelSet,
+    state: &State,
+    ranker: LogisticRegression,
+    row_cut: Timestamp,
+) -> (Option<LogisticRegression>, RankerGate) {
     let mut users: Vec<(&UserId, HashSet<ItemId>, HashSet<&ItemId>)> = pass
         .engagements
         .iter()
         .filter_map(|(user, list)| {
-            let seen: HashSet<ItemId> = list.iter().filter(|(t, _)| *t < row_cut).map(|(_, i)| i.clone()).collect();
-            let later: HashSet<&ItemId> = list.iter().filter(|(t, i)| *t >= row_cut && !seen.contains(i)).map(|(_, i)| i).collect();
+            let seen: HashSet<ItemId> = list
+                .iter()
+                .filter(|(t, _)| *t < row_cut)
+                .map(|(_, i)| i.clone())
+                .collect();
+            let later: HashSet<&ItemId> = list
+                .iter()
+                .filter(|(t, i)| *t >= row_cut && !seen.contains(i))
+                .map(|(_, i)| i)
+                .collect();
             (!seen.is_empty() && !later.is_empty()).then_some((user, seen, later))
         })
         .collect();
     users.sort_by(|a, b| a.0.cmp(b.0));
     let step = (users.len() as f64 / GATE_USERS as f64).max(1.0);
-    let sample: Vec<_> = (0..GATE_USERS.min(users.len())).map(|i| &users[(i as f64 * step) as usize]).collect();
-    let with_ranker = ModelSet { manifest: None, als: row_models.als.clone(), ease: row_models.ease.clone(), ranker: Some(ranker) };
+    let sample: Vec<_> = (0..GATE_USERS.min(users.len()))
+        .map(|i| &users[(i as f64 * step) as usize])
+        .collect();
+    let with_ranker = ModelSet {
+        manifest: None,
+        als: row_models.als.clone(),
+        ease: row_models.ease.clone(),
+        ranker: Some(ranker),
+    };
     let items: Vec<Item> = state.catalog.items().map(|i| Item::clone(i)).collect();
     let content = ContentIndex::build(&items);
     let mean_ndcg = |use_ranker: bool| -> f64 {
@@ -339,7 +461,8 @@ fn gate(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, state: &
                 };
                 let list = recommend(state, &with_ranker, Some(&content), config, &request);
                 let ids: Vec<&str> = list.items.iter().map(|i| i.item_id.as_str()).collect();
-                let relevance: HashMap<&str, f64> = later.iter().map(|i| (i.as_str(), 1.0)).collect();
+                let relevance: HashMap<&str, f64> =
+                    later.iter().map(|i| (i.as_str(), 1.0)).collect();
                 flywheel_eval::ranking::ndcg_at_k(&ids, &relevance, 10)
             })
             .sum();
@@ -353,16 +476,29 @@ fn gate(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, state: &
     };
     let accepted = !sample.is_empty() && verdict.ranker_ndcg_at_10 > verdict.retrieval_ndcg_at_10;
     let ranker = with_ranker.ranker.filter(|_| accepted);
-    (ranker, RankerGate { accepted, ..verdict })
+    (
+        ranker,
+        RankerGate {
+            accepted,
+            ..verdict
+        },
+    )
 }
 
 /// Trains the ranker on every row, then gates it.
-fn train_ranker(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, built: &RankerRows, row_cut: Timestamp) -> Result<(Option<LogisticRegression>, Option<RankerGate>)> {
+fn train_ranker(
+    config: &EngineConfig,
+    pass: &FirstPass,
+    row_models: &ModelSet,
+    built: &RankerRows,
+    row_cut: Timestamp,
+) -> Result<(Option<LogisticRegression>, Option<RankerGate>)> {
     let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
     if positives == 0 || positives == built.rows.len() {
         return Ok((None, None));
     }
-    let model = LogisticRegression::train(&built.rows, &LrParams::default()).map_err(|e| EngineError::Model(format!("ranker: {e}")))?;
+    let model = LogisticRegression::train(&built.rows, &LrParams::default())
+        .map_err(|e| EngineError::Model(format!("ranker: {e}")))?;
     let Some(state) = &built.state_at_cut else {
         return Ok((Some(model), None));
     };
@@ -371,7 +507,12 @@ fn train_ranker(config: &EngineConfig, pass: &FirstPass, row_models: &ModelSet, 
 }
 
 /// Trains every model from a replayable log. `progress` receives stage names.
-pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: &mut dyn FnMut(&str)) -> Result<(ModelSet, TrainReport)> {
+pub fn train(
+    config: &EngineConfig,
+    replay: &Replay,
+    version: String,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(ModelSet, TrainReport)> {
     let mut seconds = BTreeMap::new();
     progress("reading the log");
     let pass = first_pass(replay)?;
@@ -382,10 +523,20 @@ pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: 
     }
     progress("training the retrieval models for ranker rows");
     let (row_cut, sampled) = sample_row_events(&pass);
-    let early = Interactions::from_triples(pass.triples.iter().filter(|t| t.3 < row_cut).map(|(u, i, w, _)| (u.clone(), i.clone(), *w)));
+    let early = Interactions::from_triples(
+        pass.triples
+            .iter()
+            .filter(|t| t.3 < row_cut)
+            .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
+    );
     let row_models = if early.num_pairs() > 0 && !sampled.is_empty() {
         let (als, ease) = retrieval_models(config, &early, &mut seconds, "_rows")?;
-        ModelSet { manifest: None, als: Some(als), ease, ranker: None }
+        ModelSet {
+            manifest: None,
+            als: Some(als),
+            ease,
+            ranker: None,
+        }
     } else {
         ModelSet::default()
     };
@@ -400,7 +551,11 @@ pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: 
     drop(row_models);
     seconds.insert("ranker".to_string(), started.elapsed().as_secs_f64());
     progress("training the served retrieval models");
-    let interactions = Interactions::from_triples(pass.triples.iter().map(|(u, i, w, _)| (u.clone(), i.clone(), *w)));
+    let interactions = Interactions::from_triples(
+        pass.triples
+            .iter()
+            .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
+    );
     let (als, ease) = retrieval_models(config, &interactions, &mut seconds, "")?;
     let mut models = vec!["als".to_string()];
     if ease.is_some() {
@@ -429,5 +584,13 @@ pub fn train(config: &EngineConfig, replay: &Replay, version: String, progress: 
         ranker_rows: built.rows.len() as u64,
         models,
     };
-    Ok((ModelSet { manifest: Some(manifest), als: Some(als), ease, ranker }, report))
+    Ok((
+        ModelSet {
+            manifest: Some(manifest),
+            als: Some(als),
+            ease,
+            ranker,
+        },
+        report,
+    ))
 }

@@ -54,7 +54,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -65,9 +67,13 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
-            EngineError::Invalid { .. } => ApiError::bad_request("invalid_input", error.to_string()),
+            EngineError::Invalid { .. } => {
+                ApiError::bad_request("invalid_input", error.to_string())
+            }
             EngineError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            EngineError::NotEnoughData(_) | EngineError::Config(_) | EngineError::BadFile { .. } => {
+            EngineError::NotEnoughData(_)
+            | EngineError::Config(_)
+            | EngineError::BadFile { .. } => {
                 ApiError::bad_request("precondition_failed", error.to_string())
             }
             EngineError::Locked(_)

@@ -47,7 +47,10 @@ fn write_histogram(out: &mut String, name: &str, labels: &str, histogram: &Histo
     let (buckets, count, sum) = histogram.snapshot();
     let sep = if labels.is_empty() { "" } else { "," };
     for (bound, cumulative) in buckets {
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+        );
     }
     let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
@@ -74,32 +77,119 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
     let mut out = String::with_capacity(8192);
     let engine = &app.engine;
     let stats = engine.stats();
-    header_line(&mut out, "flywheel_http_requests_total", "counter", "HTTP requests by method, route and status.");
-    for ((method, route, status), count) in app.http.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    header_line(
+        &mut out,
+        "flywheel_http_requests_total",
+        "counter",
+        "HTTP requests by method, route and status.",
+    );
+    for ((method, route, status), count) in app
+        .http
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
         let _ = writeln!(out, "flywheel_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
     }
-    header_line(&mut out, "flywheel_http_request_duration_seconds", "histogram", "HTTP request latency by route.");
-    for (route, histogram) in app.http.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        write_histogram(&mut out, "flywheel_http_request_duration_seconds", &format!("route=\"{route}\""), histogram);
+    header_line(
+        &mut out,
+        "flywheel_http_request_duration_seconds",
+        "histogram",
+        "HTTP request latency by route.",
+    );
+    for (route, histogram) in app
+        .http
+        .latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        write_histogram(
+            &mut out,
+            "flywheel_http_request_duration_seconds",
+            &format!("route=\"{route}\""),
+            histogram,
+        );
     }
-    header_line(&mut out, "flywheel_stage_duration_seconds", "histogram", "Recommendation latency per pipeline stage.");
+    header_line(
+        &mut out,
+        "flywheel_stage_duration_seconds",
+        "histogram",
+        "Recommendation latency per pipeline stage.",
+    );
     for (stage, histogram) in [
         ("retrieval", &stats.retrieval_latency),
         ("ranking", &stats.ranking_latency),
         ("rerank", &stats.rerank_latency),
         ("total", &stats.request_latency),
     ] {
-        write_histogram(&mut out, "flywheel_stage_duration_seconds", &format!("stage=\"{stage}\""), histogram);
+        write_histogram(
+            &mut out,
+            "flywheel_stage_duration_seconds",
+            &format!("stage=\"{stage}\""),
+            histogram,
+        );
     }
-    counter(&mut out, "flywheel_events_ingested_total", "Events acknowledged (durable).", EngineStats::get(&stats.events_ingested));
-    counter(&mut out, "flywheel_events_rejected_total", "Events rejected as invalid.", EngineStats::get(&stats.events_rejected));
-    counter(&mut out, "flywheel_recommendations_total", "Recommendation lists served.", EngineStats::get(&stats.recommendations));
-    counter(&mut out, "flywheel_fallbacks_total", "Lists served with a fallback.", EngineStats::get(&stats.fallbacks));
-    counter(&mut out, "flywheel_impressions_dropped_total", "Impressions dropped because the queue was full.", EngineStats::get(&stats.impressions_dropped));
-    header_line(&mut out, "flywheel_feature_freshness_seconds", "histogram", "Time from an event's acknowledgement to its features being updated.");
-    write_histogram(&mut out, "flywheel_feature_freshness_seconds", "", &stats.feature_freshness);
-    gauge(&mut out, "flywheel_consumer_lag_records", "Log records not yet applied to the online features.", engine.consumer_lag() as f64);
-    gauge(&mut out, "flywheel_log_end_offset", "Records in the durable log.", engine.log().end_offset() as f64);
-    gauge(&mut out, "flywheel_ready", "1 when the state has caught up with the log.", if engine.is_ready() { 1.0 } else { 0.0 });
+    counter(
+        &mut out,
+        "flywheel_events_ingested_total",
+        "Events acknowledged (durable).",
+        EngineStats::get(&stats.events_ingested),
+    );
+    counter(
+        &mut out,
+        "flywheel_events_rejected_total",
+        "Events rejected as invalid.",
+        EngineStats::get(&stats.events_rejected),
+    );
+    counter(
+        &mut out,
+        "flywheel_recommendations_total",
+        "Recommendation lists served.",
+        EngineStats::get(&stats.recommendations),
+    );
+    counter(
+        &mut out,
+        "flywheel_fallbacks_total",
+        "Lists served with a fallback.",
+        EngineStats::get(&stats.fallbacks),
+    );
+    counter(
+        &mut out,
+        "flywheel_impressions_dropped_total",
+        "Impressions dropped because the queue was full.",
+        EngineStats::get(&stats.impressions_dropped),
+    );
+    header_line(
+        &mut out,
+        "flywheel_feature_freshness_seconds",
+        "histogram",
+        "Time from an event's acknowledgement to its features being updated.",
+    );
+    write_histogram(
+        &mut out,
+        "flywheel_feature_freshness_seconds",
+        "",
+        &stats.feature_freshness,
+    );
+    gauge(
+        &mut out,
+        "flywheel_consumer_lag_records",
+        "Log records not yet applied to the online features.",
+        engine.consumer_lag() as f64,
+    );
+    gauge(
+        &mut out,
+        "flywheel_log_end_offset",
+        "Records in the durable log.",
+        engine.log().end_offset() as f64,
+    );
+    gauge(
+        &mut out,
+        "flywheel_ready",
+        "1 when the state has caught up with the log.",
+        if engine.is_ready() { 1.0 } else { 0.0 },
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -57,8 +57,14 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/v1/recommendations", get(get_recommendations))
         .route("/v1/events", post(post_events))
         .route("/v1/events:batch", post(post_events))
-        .route("/v1/items/{id}", get(get_item).put(put_item).delete(delete_item))
-        .route("/v1/users/{id}", get(get_user).put(put_user).delete(delete_user))
+        .route(
+            "/v1/items/{id}",
+            get(get_item).put(put_item).delete(delete_item),
+        )
+        .route(
+            "/v1/users/{id}",
+            get(get_user).put(put_user).delete(delete_user),
+        )
         .route("/v1/models", get(list_models))
         .route("/v1/models/train", post(train_models))
         .route("/v1/models/{version}/promote", post(promote_model))
@@ -68,7 +74,10 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(options.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -82,7 +91,9 @@ async fn method_not_allowed() -> Response {
 }
 
 /// Runs blocking engine work off the event loop.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
@@ -99,7 +110,9 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
+    })
 }
 
 fn is_ndjson(headers: &HeaderMap) -> bool {
@@ -112,33 +125,53 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
 /// Splits an events body into JSON values: one object, an array, or NDJSON lines.
 fn event_values(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
     if is_ndjson(headers) {
-        let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("malformed_json", "body is not UTF-8"))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ApiError::bad_request("malformed_json", "body is not UTF-8"))?;
         return text
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| ApiError::bad_request("malformed_json", format!("line {}: not valid JSON: {e}", i + 1)))
+                serde_json::from_str(line).map_err(|e| {
+                    ApiError::bad_request(
+                        "malformed_json",
+                        format!("line {}: not valid JSON: {e}", i + 1),
+                    )
+                })
             })
             .collect();
     }
     match parse_json(bytes)? {
         Value::Array(values) => Ok(values),
         value @ Value::Object(_) => Ok(vec![value]),
-        _ => Err(ApiError::bad_request("invalid_event", "expected an event object, an array of events, or NDJSON")),
+        _ => Err(ApiError::bad_request(
+            "invalid_event",
+            "expected an event object, an array of events, or NDJSON",
+        )),
     }
 }
 
-async fn post_events(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn post_events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let bytes = body_bytes(body, app.options.max_body_bytes)?;
     let values = event_values(&headers, &bytes)?;
     if values.is_empty() {
-        return Err(ApiError::bad_request("invalid_event", "the batch holds no events"));
+        return Err(ApiError::bad_request(
+            "invalid_event",
+            "the batch holds no events",
+        ));
     }
     if values.len() > app.options.max_batch_events {
         return Err(ApiError::bad_request(
             "batch_too_large",
-            format!("a batch may hold at most {} events, got {}", app.options.max_batch_events, values.len()),
+            format!(
+                "a batch may hold at most {} events, got {}",
+                app.options.max_batch_events,
+                values.len()
+            ),
         ));
     }
     let now = Timestamp::now();
@@ -147,38 +180,74 @@ async fn post_events(State(app): State<AppState>, headers: HeaderMap, body: Resu
     for (index, value) in values.iter().enumerate() {
         match app.engine.parse_event(value, now) {
             Ok(event) => events.push(event),
-            Err(e) => details.push(json!({"index": index, "field": e.field(), "message": e.to_string()})),
+            Err(e) => {
+                details.push(json!({"index": index, "field": e.field(), "message": e.to_string()}))
+            }
         }
     }
     if !details.is_empty() {
         flywheel_engine::EngineStats::add(&app.engine.stats().events_rejected, values.len() as u64);
-        let first = details[0]["message"].as_str().unwrap_or_default().to_string();
+        let first = details[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let message = if values.len() == 1 {
             first
         } else {
-            format!("{} of {} events are invalid, so none were stored; first: event {}: {first}", details.len(), values.len(), details[0]["index"])
+            format!(
+                "{} of {} events are invalid, so none were stored; first: event {}: {first}",
+                details.len(),
+                values.len(),
+                details[0]["index"]
+            )
         };
-        return Err(ApiError::BadRequest { code: "invalid_event", message, details });
+        return Err(ApiError::BadRequest {
+            code: "invalid_event",
+            message,
+            details,
+        });
     }
     let accepted = events.len();
     let engine = Arc::clone(&app.engine);
     let range = blocking(move || engine.ingest(events).map_err(ApiError::from)).await?;
-    Ok(Json(json!({"accepted": accepted, "first_offset": range.start, "last_offset": range.end - 1})))
+    Ok(Json(
+        json!({"accepted": accepted, "first_offset": range.start, "last_offset": range.end - 1}),
+    ))
 }
 
-async fn get_recommendations(State(app): State<AppState>, Query(params): Query<HashMap<String, String>>) -> Result<Json<WireRecommendations>, ApiError> {
-    if let Some(unknown) = params.keys().find(|k| !["user_id", "count", "category"].contains(&k.as_str())) {
-        return Err(ApiError::bad_request("invalid_parameter", format!("unknown parameter `{unknown}`; allowed: user_id, count, category")));
+async fn get_recommendations(
+    State(app): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<WireRecommendations>, ApiError> {
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["user_id", "count", "category"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("unknown parameter `{unknown}`; allowed: user_id, count, category"),
+        ));
     }
-    let raw_user = params.get("user_id").ok_or_else(|| ApiError::bad_request("invalid_parameter", "parameter `user_id` is required"))?;
-    let user_id = UserId::parse("user_id", raw_user).map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
+    let raw_user = params.get("user_id").ok_or_else(|| {
+        ApiError::bad_request("invalid_parameter", "parameter `user_id` is required")
+    })?;
+    let user_id = UserId::parse("user_id", raw_user)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
     let count = match params.get("count") {
         None => 10,
         Some(text) => text
             .parse::<usize>()
             .ok()
             .filter(|c| (1..=app.options.max_count).contains(c))
-            .ok_or_else(|| ApiError::bad_request("invalid_parameter", format!("parameter `count` must be an integer from 1 to {}", app.options.max_count)))?,
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "parameter `count` must be an integer from 1 to {}",
+                        app.options.max_count
+                    ),
+                )
+            })?,
     };
     let category = params.get("category").filter(|c| !c.is_empty()).cloned();
     let engine = Arc::clone(&app.engine);
@@ -191,44 +260,72 @@ fn path_id<T>(raw: &str, parse: fn(&str, &str) -> flywheel_core::Result<T>) -> R
     parse("id", raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
 }
 
-async fn put_item(State(app): State<AppState>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn put_item(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let bytes = body_bytes(body, app.options.max_body_bytes)?;
-    let item = Item::from_json(&parse_json(&bytes)?, Some(&id)).map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
+    let item = Item::from_json(&parse_json(&bytes)?, Some(&id))
+        .map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
     let reply = serde_json::to_value(&item).unwrap_or(Value::Null);
     let engine = Arc::clone(&app.engine);
     blocking(move || engine.put_item(item).map_err(ApiError::from)).await?;
     Ok(Json(reply))
 }
 
-async fn get_item(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_item(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id: ItemId = path_id(&id, ItemId::parse)?;
-    let item = app.engine.get_item(&id).ok_or_else(|| ApiError::NotFound(format!("item {id} not found")))?;
+    let item = app
+        .engine
+        .get_item(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("item {id} not found")))?;
     Ok(Json(serde_json::to_value(&*item).unwrap_or(Value::Null)))
 }
 
-async fn delete_item(State(app): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_item(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id: ItemId = path_id(&id, ItemId::parse)?;
     let engine = Arc::clone(&app.engine);
     blocking(move || engine.delete_item(&id).map_err(ApiError::from)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn put_user(State(app): State<AppState>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn put_user(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let bytes = body_bytes(body, app.options.max_body_bytes)?;
-    let user = User::from_json(&parse_json(&bytes)?, Some(&id)).map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))?;
+    let user = User::from_json(&parse_json(&bytes)?, Some(&id))
+        .map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))?;
     let reply = serde_json::to_value(&user).unwrap_or(Value::Null);
     let engine = Arc::clone(&app.engine);
     blocking(move || engine.put_user(user).map_err(ApiError::from)).await?;
     Ok(Json(reply))
 }
 
-async fn get_user(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_user(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id: UserId = path_id(&id, UserId::parse)?;
-    let user = app.engine.get_user(&id).ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    let user = app
+        .engine
+        .get_user(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
     Ok(Json(serde_json::to_value(&*user).unwrap_or(Value::Null)))
 }
 
-async fn delete_user(State(app): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_user(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id: UserId = path_id(&id, UserId::parse)?;
     let engine = Arc::clone(&app.engine);
     blocking(move || engine.delete_user(&id).map_err(ApiError::from)).await?;
@@ -239,7 +336,9 @@ async fn list_models(State(app): State<AppState>) -> Result<Json<Value>, ApiErro
     let data_dir = app.engine.config().data_dir.clone();
     let versions = models::list(&data_dir).map_err(ApiError::from)?;
     let current = models::current_version(&data_dir).map_err(ApiError::from)?;
-    Ok(Json(json!({"serving": app.engine.models().version(), "current": current, "versions": versions})))
+    Ok(Json(
+        json!({"serving": app.engine.models().version(), "current": current, "versions": versions}),
+    ))
 }
 
 async fn train_models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -248,7 +347,10 @@ async fn train_models(State(app): State<AppState>) -> Result<Json<Value>, ApiErr
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
-async fn promote_model(State(app): State<AppState>, Path(version): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn promote_model(
+    State(app): State<AppState>,
+    Path(version): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
     blocking(move || {
         models::promote(&engine.config().data_dir, &version).map_err(ApiError::from)?;
@@ -265,7 +367,9 @@ async fn healthz() -> Json<Value> {
 
 async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     if app.engine.is_ready() {
-        Ok(Json(json!({"status": "ready", "consumer_lag": app.engine.consumer_lag()})))
+        Ok(Json(
+            json!({"status": "ready", "consumer_lag": app.engine.consumer_lag()}),
+        ))
     } else {
         Err(ApiError::NotReady)
     }

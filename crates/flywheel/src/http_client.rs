@@ -15,7 +15,9 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` (host:port).
     pub async fn open(addr: &str) -> Result<Self> {
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         Ok(Connection {
             stream: BufReader::new(stream),
@@ -24,7 +26,13 @@ impl Connection {
     }
 
     /// Sends a request and returns (status, body).
-    pub async fn request(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             self.host,

@@ -20,9 +20,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let locked = error
-                .chain()
-                .any(|cause| matches!(cause.downcast_ref::<flywheel_engine::EngineError>(), Some(flywheel_engine::EngineError::Locked(_))));
+            let locked = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<flywheel_engine::EngineError>(),
+                    Some(flywheel_engine::EngineError::Locked(_))
+                )
+            });
             ExitCode::from(if locked { 3 } else { 1 })
         }
     }

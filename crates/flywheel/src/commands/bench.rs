@@ -15,9 +15,22 @@ use crate::http_client::Connection;
 /// Runs a benchmark.
 pub fn run(what: BenchCommand) -> Result<()> {
     match what {
-        BenchCommand::Ingest { events, batch, clients } => ingest(events, batch, clients),
-        BenchCommand::Recommend { rate, seconds, clients } => recommend(rate, seconds, clients),
-        BenchCommand::Peers { ml_dir, out, seed, python } => crate::commands::peers::run(&ml_dir, &out, seed, python.as_deref()),
+        BenchCommand::Ingest {
+            events,
+            batch,
+            clients,
+        } => ingest(events, batch, clients),
+        BenchCommand::Recommend {
+            rate,
+            seconds,
+            clients,
+        } => recommend(rate, seconds, clients),
+        BenchCommand::Peers {
+            ml_dir,
+            out,
+            seed,
+            python,
+        } => crate::commands::peers::run(&ml_dir, &out, seed, python.as_deref()),
     }
 }
 
@@ -33,9 +46,14 @@ async fn start_server(engine: Arc<Engine>) -> Result<(String, tokio::sync::onesh
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(flywheel_server::serve_on(engine, ServerOptions::default(), listener, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(flywheel_server::serve_on(
+        engine,
+        ServerOptions::default(),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Ok((addr, stop))
 }
 
@@ -64,7 +82,10 @@ fn ingest(events: usize, batch: usize, clients: usize) -> Result<()> {
         bail!("--events, --batch and --clients must be positive");
     }
     let dir = tempdir()?;
-    let config = EngineConfig { data_dir: dir.clone(), ..EngineConfig::default() };
+    let config = EngineConfig {
+        data_dir: dir.clone(),
+        ..EngineConfig::default()
+    };
     let engine = Arc::new(Engine::open(config)?);
     let bodies = Arc::new(event_batches(events, batch));
     println!("bench ingest: {events} events in batches of {batch} over {clients} connections, fsync on, data in {}", dir.display());
@@ -79,7 +100,9 @@ fn ingest(events: usize, batch: usize, clients: usize) -> Result<()> {
             tasks.push(tokio::spawn(async move {
                 let mut connection = Connection::open(&addr).await?;
                 for body in bodies.iter().skip(client).step_by(clients) {
-                    let (status, reply) = connection.request("POST", "/v1/events:batch", "application/json", body).await?;
+                    let (status, reply) = connection
+                        .request("POST", "/v1/events:batch", "application/json", body)
+                        .await?;
                     if status != 200 {
                         bail!("status {status}: {}", String::from_utf8_lossy(&reply));
                     }
@@ -97,8 +120,11 @@ fn ingest(events: usize, batch: usize, clients: usize) -> Result<()> {
     let acknowledged = engine.log().end_offset();
     let rate = events as f64 / elapsed.as_secs_f64();
     println!("acknowledged (durable) events: {acknowledged}");
-    println!("{:<40} {:>14}   {}", "metric", "flywheel", "target");
-    println!("{:<40} {:>14.0}   >= 100000", "durable ingestion, events/s", rate);
+    println!("{:<40} {:>14}   target", "metric", "flywheel");
+    println!(
+        "{:<40} {:>14.0}   >= 100000",
+        "durable ingestion, events/s", rate
+    );
     println!("{:<40} {:>14.3}", "wall time, s", elapsed.as_secs_f64());
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
@@ -121,9 +147,15 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn prepare_shop(dir: &std::path::Path) -> Result<(Arc<Engine>, Vec<String>)> {
-    let config = EngineConfig { data_dir: dir.to_path_buf(), ..EngineConfig::default() };
+    let config = EngineConfig {
+        data_dir: dir.to_path_buf(),
+        ..EngineConfig::default()
+    };
     let engine = Engine::open(config)?;
-    let files = simulate::write_shop(&dir.join("dataset"), &simulate::sim_config(7, None, None, None))?;
+    let files = simulate::write_shop(
+        &dir.join("dataset"),
+        &simulate::sim_config(7, None, None, None),
+    )?;
     import::import_file(&engine, &files.items, ImportKind::Items)?;
     import::import_file(&engine, &files.users, ImportKind::Users)?;
     import::import_file(&engine, &files.events, ImportKind::Events)?;
@@ -143,11 +175,16 @@ fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
         bail!("--rate, --seconds and --clients must be positive");
     }
     let dir = tempdir()?;
-    println!("bench recommend: preparing the quick-start shop in {}", dir.display());
+    println!(
+        "bench recommend: preparing the quick-start shop in {}",
+        dir.display()
+    );
     let (engine, users) = prepare_shop(&dir)?;
     let users = Arc::new(users);
     let total = rate as u64 * seconds;
-    println!("bench recommend: {total} requests at {rate}/s (open loop) over {clients} connections");
+    println!(
+        "bench recommend: {total} requests at {rate}/s (open loop) over {clients} connections"
+    );
     let runtime = runtime()?;
     let (latencies, errors, elapsed) = runtime.block_on(async {
         let (addr, stop) = start_server(Arc::clone(&engine)).await?;
@@ -168,7 +205,9 @@ fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
                     tokio::time::sleep_until(scheduled.into()).await;
                     let user = &users[(n as usize * 7) % users.len().max(1)];
                     let path = format!("/v1/recommendations?user_id={user}&count=10");
-                    let (status, _) = connection.request("GET", &path, "application/json", b"").await?;
+                    let (status, _) = connection
+                        .request("GET", &path, "application/json", b"")
+                        .await?;
                     latencies.push(scheduled.elapsed());
                     errors += u64::from(status != 200);
                     n += clients as u64;
@@ -190,12 +229,32 @@ fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
     let mut sorted = latencies;
     sorted.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("{:<40} {:>14}   {}", "metric", "flywheel", "target");
-    println!("{:<40} {:>14.0}   500", "throughput, requests/s", sorted.len() as f64 / elapsed.as_secs_f64());
-    println!("{:<40} {:>14.2}", "latency p50, ms", ms(percentile(&sorted, 0.50)));
-    println!("{:<40} {:>14.2}", "latency p90, ms", ms(percentile(&sorted, 0.90)));
-    println!("{:<40} {:>14.2}   <= 20", "latency p99, ms", ms(percentile(&sorted, 0.99)));
-    println!("{:<40} {:>14.2}", "latency max, ms", ms(percentile(&sorted, 1.0)));
+    println!("{:<40} {:>14}   target", "metric", "flywheel");
+    println!(
+        "{:<40} {:>14.0}   500",
+        "throughput, requests/s",
+        sorted.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "latency p50, ms",
+        ms(percentile(&sorted, 0.50))
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "latency p90, ms",
+        ms(percentile(&sorted, 0.90))
+    );
+    println!(
+        "{:<40} {:>14.2}   <= 20",
+        "latency p99, ms",
+        ms(percentile(&sorted, 0.99))
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "latency max, ms",
+        ms(percentile(&sorted, 1.0))
+    );
     println!("{:<40} {:>14}   0", "non-200 responses", errors);
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);

@@ -17,7 +17,13 @@ pub fn run(what: ImportCommand) -> Result<()> {
         ImportCommand::Movielens { data, dir } => {
             let engine = open_engine(resolve_config(&data, "flywheel-data")?)?;
             let counts = import_movielens(&engine, &dir)?;
-            println!("imported MovieLens from {}: {} movies, {} users, {} ratings", dir.display(), counts.items, counts.users, counts.events);
+            println!(
+                "imported MovieLens from {}: {} movies, {} users, {} ratings",
+                dir.display(),
+                counts.items,
+                counts.users,
+                counts.events
+            );
             engine.shutdown();
             Ok(())
         }
@@ -48,7 +54,10 @@ pub fn import_file(engine: &Engine, file: &Path, kind: ImportKind) -> Result<u64
 }
 
 /// Imports a MovieLens folder.
-pub fn import_movielens(engine: &Engine, dir: &Path) -> Result<flywheel_engine::import::MovieLensCounts> {
+pub fn import_movielens(
+    engine: &Engine,
+    dir: &Path,
+) -> Result<flywheel_engine::import::MovieLensCounts> {
     let bar = crate::progress::counter("importing MovieLens");
     let counts = read_movielens(dir, &mut |batch| {
         bar.inc(batch.len() as u64);

@@ -29,7 +29,8 @@ pub fn run(data: &DataArgs, segment: Option<&Path>, records: usize) -> Result<()
 }
 
 fn print_segment(path: &Path, limit: usize) -> Result<()> {
-    let inspection = inspect_segment(path).with_context(|| format!("inspecting {}", path.display()))?;
+    let inspection =
+        inspect_segment(path).with_context(|| format!("inspecting {}", path.display()))?;
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut undecodable = 0u64;
     for (_, payload) in &inspection.entries {
@@ -55,7 +56,9 @@ fn print_segment(path: &Path, limit: usize) -> Result<()> {
         println!("  {undecodable} records are not flywheel records");
     }
     if let Some(tail) = &inspection.corrupt_tail {
-        println!("  CORRUPT TAIL: {tail:?} (it is truncated the next time the engine opens the log)");
+        println!(
+            "  CORRUPT TAIL: {tail:?} (it is truncated the next time the engine opens the log)"
+        );
     }
     for (offset, payload) in inspection.entries.iter().take(limit) {
         println!("  {offset}: {}", String::from_utf8_lossy(payload));

@@ -19,13 +19,28 @@ use crate::cli::{Cli, Command, DataArgs};
 /// Runs one command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Quickstart { data, port, no_serve, seed } => quickstart::run(&data, port, no_serve, seed),
+        Command::Quickstart {
+            data,
+            port,
+            no_serve,
+            seed,
+        } => quickstart::run(&data, port, no_serve, seed),
         Command::Serve { data, port, host } => serve::run(&data, &host, port),
         Command::Import { what } => import::run(what),
         Command::Train { data } => train::run(&data),
         Command::Eval(args) => eval::run(args),
-        Command::Simulate { out, seed, users, items, days } => simulate::run(&out, seed, users, items, days),
-        Command::Inspect { data, segment, records } => inspect::run(&data, segment.as_deref(), records),
+        Command::Simulate {
+            out,
+            seed,
+            users,
+            items,
+            days,
+        } => simulate::run(&out, seed, users, items, days),
+        Command::Inspect {
+            data,
+            segment,
+            records,
+        } => inspect::run(&data, segment.as_deref(), records),
         Command::Bench { what } => bench::run(what),
     }
 }
@@ -54,7 +69,8 @@ pub fn resolve_config(data: &DataArgs, default_dir: &str) -> Result<EngineConfig
 /// Opens the engine and waits until its state has replayed the log.
 pub fn open_engine(config: EngineConfig) -> Result<Engine> {
     let dir = config.data_dir.clone();
-    let engine = Engine::open(config).with_context(|| format!("opening data directory {}", dir.display()))?;
+    let engine = Engine::open(config)
+        .with_context(|| format!("opening data directory {}", dir.display()))?;
     report_recovery(&engine, &dir);
     let bar = crate::progress::spinner("replaying the log");
     engine.catch_up();

@@ -13,23 +13,45 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
     let dataset_dir = config.data_dir.join("dataset");
     let engine = open_engine(config)?;
     if engine.log().end_offset() == 0 {
-        println!("1/4 simulating a shop (seed {seed}) into {}", dataset_dir.display());
-        let files = simulate::write_shop(&dataset_dir, &simulate::sim_config(seed, None, None, None))?;
-        println!("    {} items, {} users, {} events", files.item_count, files.user_count, files.event_count);
+        println!(
+            "1/4 simulating a shop (seed {seed}) into {}",
+            dataset_dir.display()
+        );
+        let files =
+            simulate::write_shop(&dataset_dir, &simulate::sim_config(seed, None, None, None))?;
+        println!(
+            "    {} items, {} users, {} events",
+            files.item_count, files.user_count, files.event_count
+        );
         println!("2/4 importing it");
         import::import_file(&engine, &files.items, ImportKind::Items)?;
         import::import_file(&engine, &files.users, ImportKind::Users)?;
         import::import_file(&engine, &files.events, ImportKind::Events)?;
         engine.catch_up();
     } else {
-        println!("1/4 {} already holds {} log records; reusing them", engine.config().data_dir.display(), engine.log().end_offset());
+        println!(
+            "1/4 {} already holds {} log records; reusing them",
+            engine.config().data_dir.display(),
+            engine.log().end_offset()
+        );
         println!("2/4 (nothing to import)");
     }
     println!("3/4 training");
     let report = train::train_with_progress(&engine)?;
-    println!("    {} trained on {} interactions; {} ranker rows", report.version, report.interactions, report.impression_rows + report.interaction_rows);
+    println!(
+        "    {} trained on {} interactions; {} ranker rows",
+        report.version,
+        report.interactions,
+        report.impression_rows + report.interaction_rows
+    );
     println!("4/4 evaluating on a temporal holdout");
-    let evaluation = eval::holdout(&engine, &flywheel_engine::evaluation::EvalOptions { holdout: 0.1, max_users: Some(1000) })?;
+    let evaluation = eval::holdout(
+        &engine,
+        &flywheel_engine::evaluation::EvalOptions {
+            holdout: 0.1,
+            max_users: Some(1000),
+        },
+    )?;
     print!("{}", eval::render_holdout(&evaluation));
     if no_serve {
         engine.shutdown();

@@ -13,14 +13,22 @@ use crate::commands::resolve_config;
 pub fn run(data: &DataArgs, host: &str, port: u16) -> Result<()> {
     let config = resolve_config(data, "flywheel-data")?;
     let dir = config.data_dir.clone();
-    let engine = Engine::open(config).with_context(|| format!("opening data directory {}", dir.display()))?;
+    let engine = Engine::open(config)
+        .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
     serve_engine(Arc::new(engine), host, port, None)
 }
 
 /// Serves an open engine; prints `banner` once listening.
-pub fn serve_engine(engine: Arc<Engine>, host: &str, port: u16, banner: Option<String>) -> Result<()> {
-    let addr: SocketAddr = format!("{host}:{port}").parse().with_context(|| format!("`{host}:{port}` is not an address"))?;
+pub fn serve_engine(
+    engine: Arc<Engine>,
+    host: &str,
+    port: u16,
+    banner: Option<String>,
+) -> Result<()> {
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .with_context(|| format!("`{host}:{port}` is not an address"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,9 +42,14 @@ pub fn serve_engine(engine: Arc<Engine>, host: &str, port: u16, banner: Option<S
         if let Some(text) = banner {
             println!("{text}");
         }
-        flywheel_server::serve_on(Arc::clone(&engine), ServerOptions::default(), listener, shutdown_signal())
-            .await
-            .context("serving")
+        flywheel_server::serve_on(
+            Arc::clone(&engine),
+            ServerOptions::default(),
+            listener,
+            shutdown_signal(),
+        )
+        .await
+        .context("serving")
     })?;
     println!("shutting down");
     Ok(())

@@ -38,7 +38,9 @@ pub fn run(data: &DataArgs) -> Result<()> {
 }
 
 /// Trains with a spinner showing the stage.
-pub fn train_with_progress(engine: &flywheel_engine::Engine) -> Result<flywheel_engine::training::TrainReport> {
+pub fn train_with_progress(
+    engine: &flywheel_engine::Engine,
+) -> Result<flywheel_engine::training::TrainReport> {
     let bar = crate::progress::spinner("training");
     let report = engine.train(&mut |stage| bar.set_message(stage.to_string()));
     bar.finish_and_clear();
