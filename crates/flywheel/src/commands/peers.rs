@@ -1,10 +1,412 @@
 //! `flywheel bench peers`: flywheel's retrieval beside implicit's ALS and popularity
 //! on MovieLens 100K, same split, same metrics, one run.
+//!
+//! The protocol is `shared/research/peers-ml100k.md`: per user, a seeded random 75/25
+//! split (as Microsoft Recommenders' `python_stratified_split(ratio=0.75,
+//! filter_by="user")`); every rating is an implicit positive; candidates are all items
+//! seen in train minus the user's own train items; top 10 for every test user. Metrics
+//! are Recommenders' definitions, computed by `flywheel_eval::ranking`. The split is
+//! written to `out/train.tsv` and `out/test.tsv` so that `scripts/bench_peers.py` scores
+//! the peers on exactly the same pairs; its rows come back through `out/peers.json`.
 
-use anyhow::{bail, Result};
-use std::path::Path;
+use anyhow::{bail, Context, Result};
+use flywheel_core::{Channel, ItemId, UserId};
+use flywheel_eval::ranking;
+use flywheel_retrieval::{
+    fuse_scores, AlsModel, AlsParams, ChannelList, EaseModel, Interactions, PopularityModel,
+};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The cutoff of every metric and the length of every list.
+const K: usize = 10;
+/// Share of each user's ratings that goes to train.
+const TRAIN_RATIO: f64 = 0.75;
+/// EASE's L2 penalty, chosen on the validation slice (flywheel-retrieval's crate doc).
+const EASE_LAMBDA: f32 = 300.0;
+/// How deep each channel's list goes into reciprocal-rank fusion.
+const FUSION_DEPTH: usize = 100;
+/// Environment variable that overrides where the peers' script is looked for.
+const SCRIPT_ENV: &str = "FLYWHEEL_BENCH_PEERS_SCRIPT";
+/// The peers' script, relative to the repository root.
+const SCRIPT_RELATIVE: &str = "scripts/bench_peers.py";
+
+/// One line of `u.data`: user, item, rating, timestamp.
+#[derive(Debug, Clone, Copy)]
+struct Rating {
+    user: u32,
+    item: u32,
+    stars: u32,
+    timestamp: u64,
+}
+
+/// One system's mean metrics over the test users (the JSON shape shared with the script).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    system: String,
+    ndcg: f64,
+    precision: f64,
+    recall: f64,
+    map: f64,
+    map10: f64,
+    train_seconds: f64,
+}
+
+/// What the peers' script writes to `peers.json`.
+#[derive(Debug, Deserialize)]
+struct PeerReport {
+    rows: Vec<Row>,
+}
 
 /// Runs the side-by-side benchmark.
-pub fn run(_ml_dir: &Path, _out: &Path, _seed: u64, _python: Option<&Path>) -> Result<()> {
-    bail!("not implemented yet")
+pub fn run(ml_dir: &Path, out: &Path, seed: u64, python: Option<&Path>) -> Result<()> {
+    let data = ml_dir.join("u.data.gz");
+    let ratings = read_ratings(&data)?;
+    let (train, test) = split_per_user(&ratings, TRAIN_RATIO, seed);
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let (train_tsv, test_tsv) = (out.join("train.tsv"), out.join("test.tsv"));
+    write_tsv(&train_tsv, &train)?;
+    write_tsv(&test_tsv, &test)?;
+    println!(
+        "bench peers: {} ratings from {}, per-user {:.0}/{:.0} split (seed {seed}): {} train, {} test; written to {}",
+        ratings.len(),
+        data.display(),
+        TRAIN_RATIO * 100.0,
+        (1.0 - TRAIN_RATIO) * 100.0,
+        train.len(),
+        test.len(),
+        out.display()
+    );
+    let mut rows = flywheel_rows(&train, &test, seed)?;
+    if let Some(python) = python {
+        rows.extend(peer_rows(python, &train_tsv, &test_tsv, out, seed)?);
+    }
+    print_table(&rows);
+    let results = out.join("results.json");
+    std::fs::write(&results, serde_json::to_vec_pretty(&rows)?)
+        .with_context(|| format!("write {}", results.display()))?;
+    if python.is_none() {
+        println!(
+            "\nThe peers' rows (implicit's ALS, popularity in Python) need a Python with `implicit`:\n  \
+             scripts/bench-peers.sh   (creates target/bench-venv, then runs this with --python target/bench-venv/bin/python)"
+        );
+    }
+    Ok(())
+}
+
+/// Reads `u.data` (optionally gzipped): `user \t item \t rating \t timestamp`.
+fn read_ratings(path: &Path) -> Result<Vec<Rating>> {
+    let reader = flywheel_engine::import::open_maybe_gz(path)?;
+    let mut ratings = Vec::with_capacity(100_000);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: read", path.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<u64> = line
+            .split('\t')
+            .map(|f| f.trim().parse::<u64>())
+            .collect::<std::result::Result<_, _>>()
+            .with_context(|| {
+                format!(
+                    "{}:{}: expected four whole numbers `user<TAB>item<TAB>rating<TAB>timestamp`, got {line:?}",
+                    path.display(),
+                    n + 1
+                )
+            })?;
+        let &[user, item, stars, timestamp] = fields.as_slice() else {
+            bail!(
+                "{}:{}: expected 4 tab-separated fields (user, item, rating, timestamp), got {}",
+                path.display(),
+                n + 1,
+                fields.len()
+            );
+        };
+        let narrow = |v: u64, what: &str| {
+            u32::try_from(v).with_context(|| format!("{}:{}: {what} {v} too large", path.display(), n + 1))
+        };
+        ratings.push(Rating {
+            user: narrow(user, "user")?,
+            item: narrow(item, "item")?,
+            stars: narrow(stars, "rating")?,
+            timestamp,
+        });
+    }
+    if ratings.is_empty() {
+        bail!("{}: no ratings; is this MovieLens 100K's u.data?", path.display());
+    }
+    Ok(ratings)
+}
+
+/// Per user (ascending id), the user's ratings in file order shuffled by one seeded
+/// generator; the first round(ratio·n) go to train, the rest to test. Halves round to
+/// even, as Python's `round` in Recommenders' `split_pandas_data_with_ratios`.
+fn split_per_user(ratings: &[Rating], ratio: f64, seed: u64) -> (Vec<Rating>, Vec<Rating>) {
+    let mut by_user: BTreeMap<u32, Vec<Rating>> = BTreeMap::new();
+    for r in ratings {
+        by_user.entry(r.user).or_default().push(*r);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (_, mut own) in by_user {
+        own.shuffle(&mut rng);
+        let cut = ((own.len() as f64) * ratio).round_ties_even() as usize;
+        let (head, tail) = own.split_at(cut.min(own.len()));
+        train.extend_from_slice(head);
+        test.extend_from_slice(tail);
+    }
+    (train, test)
+}
+
+fn write_tsv(path: &Path, ratings: &[Rating]) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    for r in ratings {
+        writeln!(w, "{}\t{}\t{}\t{}", r.user, r.item, r.stars, r.timestamp)?;
+    }
+    w.flush().with_context(|| format!("write {}", path.display()))
+}
+
+fn user_id(u: u32) -> UserId {
+    UserId::new_unchecked(u.to_string())
+}
+
+fn item_id(i: u32) -> ItemId {
+    ItemId::new_unchecked(i.to_string())
+}
+
+/// Each user's train items (what is excluded) and test items (what is relevant).
+struct Truth {
+    seen: BTreeMap<u32, HashSet<ItemId>>,
+    relevant: BTreeMap<u32, HashMap<ItemId, f64>>,
+}
+
+impl Truth {
+    fn new(train: &[Rating], test: &[Rating]) -> Self {
+        let mut seen: BTreeMap<u32, HashSet<ItemId>> = BTreeMap::new();
+        for r in train {
+            seen.entry(r.user).or_default().insert(item_id(r.item));
+        }
+        let mut relevant: BTreeMap<u32, HashMap<ItemId, f64>> = BTreeMap::new();
+        for r in test {
+            relevant.entry(r.user).or_default().insert(item_id(r.item), 1.0);
+        }
+        Truth { seen, relevant }
+    }
+
+    /// Mean metrics over the test users of `recommend(user, their train items)`.
+    fn score(
+        &self,
+        system: &str,
+        train_seconds: f64,
+        recommend: impl Fn(u32, &HashSet<ItemId>) -> Vec<ItemId>,
+    ) -> Row {
+        let empty = HashSet::new();
+        let mut sums = [0.0f64; 5];
+        for (user, relevance) in &self.relevant {
+            let list = recommend(*user, self.seen.get(user).unwrap_or(&empty));
+            let ranked: Vec<&str> = list.iter().map(ItemId::as_str).collect();
+            let values = [
+                ranking::ndcg_binary_at_k(&ranked, relevance, K),
+                ranking::precision_at_k(&ranked, relevance, K),
+                ranking::recall_at_k(&ranked, relevance, K),
+                ranking::average_precision_at_k(&ranked, relevance, K),
+                ranking::average_precision_min_kr_at_k(&ranked, relevance, K),
+            ];
+            for (sum, value) in sums.iter_mut().zip(values) {
+                *sum += value;
+            }
+        }
+        let users = self.relevant.len().max(1) as f64;
+        Row {
+            system: system.to_string(),
+            ndcg: sums[0] / users,
+            precision: sums[1] / users,
+            recall: sums[2] / users,
+            map: sums[3] / users,
+            map10: sums[4] / users,
+            train_seconds,
+        }
+    }
+}
+
+fn history(items: &HashSet<ItemId>) -> Vec<(ItemId, f32)> {
+    let mut h: Vec<(ItemId, f32)> = items.iter().map(|i| (i.clone(), 1.0)).collect();
+    h.sort_by(|a, b| a.0.cmp(&b.0));
+    h
+}
+
+fn ids(scored: Vec<(ItemId, f32)>) -> Vec<ItemId> {
+    scored.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Runs `train` and returns its result with the wall-clock seconds it took.
+fn timed<T>(train: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let value = train();
+    (value, start.elapsed().as_secs_f64())
+}
+
+/// Trains and scores flywheel's popularity, EASE, ALS and their rank fusion.
+fn flywheel_rows(train: &[Rating], test: &[Rating], seed: u64) -> Result<Vec<Row>> {
+    let truth = Truth::new(train, test);
+    let data = Interactions::from_triples(train.iter().map(|r| (user_id(r.user), item_id(r.item), 1.0)));
+
+    let (ease, ease_s) = timed(|| EaseModel::train(&data, EASE_LAMBDA));
+    let ease = ease.context("train EASE")?;
+    let als_params = AlsParams {
+        seed,
+        ..AlsParams::default()
+    };
+    let (als, als_s) = timed(|| AlsModel::train(&data, &als_params));
+    let als = als.context("train ALS")?;
+    let (popularity, popularity_s) = timed(|| PopularityModel::train(&data, &[]));
+
+    let als_name = format!(
+        "flywheel ALS ({} f, reg {}, α {})",
+        als_params.factors, als_params.regularization, als_params.alpha
+    );
+    let ease_top = |seen: &HashSet<ItemId>, k| ease.recommend_for_history(&history(seen), k, seen);
+    let als_top = |u, seen: &HashSet<ItemId>, k| als.recommend_for_user(&user_id(u), k, seen);
+    let weights: BTreeMap<Channel, f64> = [(Channel::Ease, 1.0), (Channel::Als, 1.0)].into();
+    let fused = |u, seen: &HashSet<ItemId>| {
+        let lists = [
+            ChannelList::from_scored(Channel::Ease, ease_top(seen, FUSION_DEPTH)),
+            ChannelList::from_scored(Channel::Als, als_top(u, seen, FUSION_DEPTH)),
+        ];
+        let mut scored: Vec<(ItemId, f32)> = fuse_scores(&lists, &weights).into_iter().collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        scored.truncate(K);
+        ids(scored)
+    };
+    Ok(vec![
+        truth.score(&format!("flywheel EASE (λ {EASE_LAMBDA})"), ease_s, |_, seen| ids(ease_top(seen, K))),
+        truth.score(&als_name, als_s, |u, seen| ids(als_top(u, seen, K))),
+        truth.score("flywheel EASE+ALS (rank fusion 1:1)", ease_s + als_s, fused),
+        truth.score("flywheel popularity", popularity_s, |_, seen| ids(popularity.recommend(K, seen))),
+    ])
+}
+
+/// Where the peers' script is: `$FLYWHEEL_BENCH_PEERS_SCRIPT`, else `scripts/bench_peers.py`
+/// under the current directory, else beside the repository of the running binary.
+fn peer_script() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(SCRIPT_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let mut tried = vec![PathBuf::from(SCRIPT_RELATIVE)];
+    if let Ok(exe) = std::env::current_exe() {
+        // target/release/flywheel → the repository root is three levels up.
+        if let Some(root) = exe.ancestors().nth(3) {
+            tried.push(root.join(SCRIPT_RELATIVE));
+        }
+    }
+    match tried.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => bail!(
+            "cannot find the peers' script (tried {}); run from the repository root or set {SCRIPT_ENV}",
+            tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Runs `python bench_peers.py` on the written split and reads its `peers.json`.
+fn peer_rows(python: &Path, train: &Path, test: &Path, out: &Path, seed: u64) -> Result<Vec<Row>> {
+    let script = peer_script()?;
+    let json = out.join("peers.json");
+    let _ = std::fs::remove_file(&json);
+    println!("running the peers: {} {}", python.display(), script.display());
+    let status = Command::new(python)
+        .arg(&script)
+        .arg("--train")
+        .arg(train)
+        .arg("--test")
+        .arg(test)
+        .arg("--json")
+        .arg(&json)
+        .arg("--seed")
+        .arg(seed.to_string())
+        .status()
+        .with_context(|| format!("start {} (is it a Python interpreter?)", python.display()))?;
+    if !status.success() {
+        bail!(
+            "{} {} failed ({status}); is `implicit` installed in that environment? scripts/bench-peers.sh sets one up",
+            python.display(),
+            script.display()
+        );
+    }
+    let text = std::fs::read_to_string(&json).with_context(|| format!("read {}", json.display()))?;
+    let report: PeerReport = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected {{\"rows\": [{{\"system\", \"ndcg\", …}}]}}", json.display()))?;
+    Ok(report.rows)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<42} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8}",
+        "system", "NDCG@10", "P@10", "R@10", "MAP", "MAP@10", "train s"
+    );
+    for r in rows {
+        println!(
+            "{:<42} {:>8.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>8.3}",
+            r.system, r.ndcg, r.precision, r.recall, r.map, r.map10, r.train_seconds
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ratings(per_user: &[(u32, u32)]) -> Vec<Rating> {
+        per_user
+            .iter()
+            .flat_map(|&(user, n)| {
+                (0..n).map(move |item| Rating {
+                    user,
+                    item,
+                    stars: 3,
+                    timestamp: 0,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_puts_round_three_quarters_of_each_user_in_train() {
+        // Python: round(0.75*4) = 3, round(3.75) = 4, round(4.5) = 4, round(7.5) = 8 (ties to even).
+        let all = ratings(&[(1, 4), (2, 5), (3, 6), (4, 10)]);
+        let (train, test) = split_per_user(&all, 0.75, 42);
+        let count = |set: &[Rating], u| set.iter().filter(|r| r.user == u).count();
+        let train_counts: Vec<usize> = (1..=4).map(|u| count(&train, u)).collect();
+        let test_counts: Vec<usize> = (1..=4).map(|u| count(&test, u)).collect();
+        assert_eq!(train_counts, [3, 4, 4, 8]);
+        assert_eq!(test_counts, [1, 1, 2, 2]);
+        let again = split_per_user(&all, 0.75, 42);
+        let items = |set: &[Rating]| set.iter().map(|r| (r.user, r.item)).collect::<Vec<_>>();
+        assert_eq!(items(&again.0), items(&train), "same seed, same split");
+    }
+
+    #[test]
+    fn truth_scores_a_perfect_and_an_empty_list() {
+        let train = ratings(&[(1, 2)]);
+        let test = [Rating {
+            user: 1,
+            item: 7,
+            stars: 5,
+            timestamp: 0,
+        }];
+        let truth = Truth::new(&train, &test);
+        let perfect = truth.score("perfect", 0.0, |_, _| vec![item_id(7)]);
+        // One relevant item at rank 1: NDCG 1, P@10 = 1/10, R@10 = 1, AP = 1.
+        assert_eq!((perfect.ndcg, perfect.precision, perfect.recall), (1.0, 0.1, 1.0));
+        assert_eq!((perfect.map, perfect.map10), (1.0, 1.0));
+        let empty = truth.score("empty", 0.0, |_, _| Vec::new());
+        assert_eq!((empty.ndcg, empty.recall, empty.map), (0.0, 0.0, 0.0));
+    }
 }
