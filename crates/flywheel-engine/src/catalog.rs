@@ -54,6 +54,11 @@ impl Catalog {
         self.items.values()
     }
 
+    /// All users, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.users.values()
+    }
+
     /// Number of items.
     pub fn item_count(&self) -> usize {
         self.items.len()

@@ -57,23 +57,28 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
         engine.shutdown();
         return Ok(());
     }
-    let user = first_user(&engine).unwrap_or_else(|| "u1".to_string());
+    let (user, item) = example_ids(&engine);
     let base = format!("http://127.0.0.1:{port}");
     let banner = format!(
-        "\nTry:\n  curl '{base}/v1/recommendations?user_id={user}&count=10'\n  curl -X POST {base}/v1/events -H 'Content-Type: application/json' -d '{{\"user_id\":\"{user}\",\"item_id\":\"i1\",\"action\":\"click\"}}'\n  curl {base}/metrics\nPress Ctrl-C to stop."
+        "\nTry:\n  curl '{base}/v1/recommendations?user_id={user}&count=10'\n  curl -X POST {base}/v1/events -H 'Content-Type: application/json' -d '{{\"user_id\":\"{user}\",\"item_id\":\"{item}\",\"action\":\"click\"}}'\n  curl {base}/metrics\nPress Ctrl-C to stop."
     );
     serve::serve_engine(Arc::new(engine), "127.0.0.1", port, Some(banner))
 }
 
-fn first_user(engine: &flywheel_engine::Engine) -> Option<String> {
-    let mut found = None;
-    let _ = engine.replay(&mut |_, record| {
-        if found.is_none() {
-            if let flywheel_core::LogRecord::Event(e) = record {
-                found = Some(e.user_id.to_string());
-            }
-        }
-        Ok(())
-    });
-    found
+/// A user and an item to put in the printed examples: the smallest ids.
+fn example_ids(engine: &flywheel_engine::Engine) -> (String, String) {
+    let state = engine.state();
+    let user = state
+        .catalog
+        .users()
+        .map(|u| u.id.to_string())
+        .min()
+        .unwrap_or_else(|| "u1".into());
+    let item = state
+        .catalog
+        .items()
+        .map(|i| i.id.to_string())
+        .min()
+        .unwrap_or_else(|| "i1".into());
+    (user, item)
 }
