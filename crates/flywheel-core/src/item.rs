@@ -84,17 +84,7 @@ impl Item {
     /// is used when the body has no `id`, and must match it when it does.
     pub fn from_json(value: &Value, id_from_path: Option<&str>) -> Result<Self> {
         let r = ObjectReader::new(value, &Self::FIELDS, "")?;
-        let id = match (r.id_text("id")?, id_from_path) {
-            (Some(body), Some(path)) if body != path => {
-                return Err(r.invalid(
-                    "id",
-                    &format!("`{body}` differs from the id in the path `{path}`"),
-                ))
-            }
-            (Some(body), _) => body,
-            (None, Some(path)) => path.to_string(),
-            (None, None) => r.required("id", ObjectReader::id_text)?,
-        };
+        let id = r.id_with_path(id_from_path)?;
         let category = r.string("category")?.unwrap_or_default();
         if category.len() > MAX_CATEGORY_LEN {
             return Err(r.invalid("category", "must be at most 256 bytes"));

@@ -215,6 +215,20 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
+    /// The `id` of a body sent to `PUT /…/:id`: taken from the path when the body has
+    /// none, and required to match it when it has one.
+    pub(crate) fn id_with_path(&self, id_from_path: Option<&str>) -> Result<String> {
+        match (self.id_text("id")?, id_from_path) {
+            (Some(body), Some(path)) if body != path => Err(self.invalid(
+                "id",
+                &format!("`{body}` differs from the id in the path `{path}`"),
+            )),
+            (Some(body), _) => Ok(body),
+            (None, Some(path)) => Ok(path.to_string()),
+            (None, None) => self.required("id", ObjectReader::id_text),
+        }
+    }
+
     pub(crate) fn invalid(&self, field: &str, reason: &str) -> CoreError {
         CoreError::InvalidValue {
             field: self.name(field),

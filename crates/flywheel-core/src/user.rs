@@ -41,17 +41,7 @@ impl User {
     /// Parses and validates a user from JSON; `id_from_path` as for [`crate::Item::from_json`].
     pub fn from_json(value: &Value, id_from_path: Option<&str>) -> Result<Self> {
         let r = ObjectReader::new(value, &Self::FIELDS, "")?;
-        let id = match (r.id_text("id")?, id_from_path) {
-            (Some(body), Some(path)) if body != path => {
-                return Err(r.invalid(
-                    "id",
-                    &format!("`{body}` differs from the id in the path `{path}`"),
-                ))
-            }
-            (Some(body), _) => body,
-            (None, Some(path)) => path.to_string(),
-            (None, None) => r.required("id", ObjectReader::id_text)?,
-        };
+        let id = r.id_with_path(id_from_path)?;
         Ok(User {
             id: UserId::parse("id", &id)?,
             attributes: r.attributes("attributes")?,

@@ -3,6 +3,7 @@
 //! overridden by environment variables and command-line flags in the binary.
 //! Unknown keys are errors, so a typo never silently falls back to a default.
 
+use flywheel_ranking::RerankConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,8 @@ pub struct EngineConfig {
     pub log: LogSettings,
     /// Candidate retrieval.
     pub retrieval: RetrievalSettings,
-    /// Re-ranking and business rules.
-    pub rerank: RerankSettings,
+    /// Re-ranking and business rules (the ranking crate's own config type).
+    pub rerank: RerankConfig,
     /// Per-stage deadlines of a recommendation request.
     pub deadlines: DeadlineSettings,
     /// Model training.
@@ -36,7 +37,7 @@ impl Default for EngineConfig {
             custom_actions: Vec::new(),
             log: LogSettings::default(),
             retrieval: RetrievalSettings::default(),
-            rerank: RerankSettings::default(),
+            rerank: RerankConfig::default(),
             deadlines: DeadlineSettings::default(),
             training: TrainingSettings::default(),
         }
@@ -92,40 +93,6 @@ impl Default for RetrievalSettings {
             candidates: 200,
             quotas: quotas.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             history_items: 50,
-        }
-    }
-}
-
-/// Settings of re-ranking.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RerankSettings {
-    /// At most this share of the first `cap_window` items may share a top-level category.
-    pub category_cap: f64,
-    /// The window the category cap applies to.
-    pub cap_window: usize,
-    /// MMR trade-off: 1.0 is pure relevance, lower values diversify more.
-    pub mmr_lambda: f64,
-    /// Multiplicative boost for brand-new items (decays with the half-life).
-    pub freshness_boost: f64,
-    /// Half-life of the freshness boost, in days.
-    pub freshness_half_life_days: f64,
-    /// Drop an item once it was shown to the user this many times without engagement.
-    pub max_times_shown: u32,
-    /// Drop items the user already bought.
-    pub drop_purchased: bool,
-}
-
-impl Default for RerankSettings {
-    fn default() -> Self {
-        RerankSettings {
-            category_cap: 0.3,
-            cap_window: 10,
-            mmr_lambda: 0.8,
-            freshness_boost: 0.2,
-            freshness_half_life_days: 3.0,
-            max_times_shown: 5,
-            drop_purchased: true,
         }
     }
 }
@@ -211,12 +178,9 @@ impl EngineConfig {
     /// Checks ranges that serde cannot.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: &str| Err(EngineError::Config(msg.to_string()));
-        if !(0.0..=1.0).contains(&self.rerank.category_cap) || self.rerank.category_cap == 0.0 {
-            return bad("rerank.category_cap must be in (0, 1]");
-        }
-        if !(0.0..=1.0).contains(&self.rerank.mmr_lambda) {
-            return bad("rerank.mmr_lambda must be in [0, 1]");
-        }
+        self.rerank
+            .validate()
+            .map_err(|e| EngineError::Config(format!("rerank: {e}")))?;
         if self.retrieval.candidates == 0 {
             return bad("retrieval.candidates must be positive");
         }

@@ -76,6 +76,39 @@ pub fn read_file(
 
 const BATCH: usize = 10_000;
 
+/// Hands records to a sink in batches of [`BATCH`], counting them.
+struct Batcher<'a> {
+    batch: Vec<LogRecord>,
+    count: u64,
+    sink: &'a mut dyn FnMut(Vec<LogRecord>) -> Result<()>,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(sink: &'a mut dyn FnMut(Vec<LogRecord>) -> Result<()>) -> Self {
+        Batcher {
+            batch: Vec::with_capacity(BATCH),
+            count: 0,
+            sink,
+        }
+    }
+
+    fn push(&mut self, record: LogRecord) -> Result<()> {
+        self.batch.push(record);
+        self.count += 1;
+        if self.batch.len() == BATCH {
+            (self.sink)(std::mem::take(&mut self.batch))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        if !self.batch.is_empty() {
+            (self.sink)(std::mem::take(&mut self.batch))?;
+        }
+        Ok(self.count)
+    }
+}
+
 fn read_json_lines(
     path: &Path,
     kind: ImportKind,
@@ -83,8 +116,7 @@ fn read_json_lines(
     sink: &mut dyn FnMut(Vec<LogRecord>) -> Result<()>,
 ) -> Result<u64> {
     let reader = open_maybe_gz(path)?;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut count = 0;
+    let mut batches = Batcher::new(sink);
     for (index, line) in reader.lines().enumerate() {
         let number = index as u64 + 1;
         let line = line.map_err(|e| bad(path, number, e.to_string()))?;
@@ -95,16 +127,9 @@ fn read_json_lines(
             .map_err(|e| bad(path, number, format!("not valid JSON: {e}")))?;
         let record = record_from_json(kind, &value, actions)
             .map_err(|e| bad(path, number, e.to_string()))?;
-        batch.push(record);
-        count += 1;
-        if batch.len() == BATCH {
-            sink(std::mem::take(&mut batch))?;
-        }
+        batches.push(record)?;
     }
-    if !batch.is_empty() {
-        sink(batch)?;
-    }
-    Ok(count)
+    batches.finish()
 }
 
 /// Columns of a CSV that are lists separated by `|`.
@@ -218,8 +243,7 @@ fn read_csv(
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut count = 0;
+    let mut batches = Batcher::new(sink);
     for row in reader.records() {
         let row = row.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -229,16 +253,9 @@ fn read_csv(
         let value = csv_row_to_json(kind, &headers, &row).map_err(|m| bad(path, line, m))?;
         let record =
             record_from_json(kind, &value, actions).map_err(|e| bad(path, line, e.to_string()))?;
-        batch.push(record);
-        count += 1;
-        if batch.len() == BATCH {
-            sink(std::mem::take(&mut batch))?;
-        }
+        batches.push(record)?;
     }
-    if !batch.is_empty() {
-        sink(batch)?;
-    }
-    Ok(count)
+    batches.finish()
 }
 
 /// Finds `name` or `name.gz` in a directory.

@@ -9,12 +9,12 @@
 use flywheel_core::{
     Action, Candidate, Channel, Explanation, ItemId, Timestamp, UserFeatures, UserId,
 };
-use flywheel_ranking::{explain, featurize, rerank, RankingInput, RerankConfig, Scored};
+use flywheel_ranking::{explain, featurize, rerank, RankingInput, Scored};
 use flywheel_retrieval::{blend, fuse_scores, BlendConfig, ChannelList, ContentIndex};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::config::{EngineConfig, RerankSettings};
+use crate::config::EngineConfig;
 use crate::models::ModelSet;
 use crate::state::State;
 
@@ -101,6 +101,34 @@ struct Context<'a> {
     fallback_reasons: Vec<String>,
 }
 
+impl<'a> Context<'a> {
+    /// Reads the user's features; opted-out users and users without history get
+    /// non-personalised channels only.
+    fn new(
+        state: &'a State,
+        models: &'a ModelSet,
+        content: Option<&'a ContentIndex>,
+        config: &'a EngineConfig,
+        request: &'a RecRequest,
+    ) -> Self {
+        let user = state.features.user_features(&request.user_id, request.now);
+        let opted_out = state
+            .catalog
+            .user(&request.user_id)
+            .is_some_and(|u| u.opted_out);
+        Context {
+            state,
+            models,
+            content,
+            config,
+            request,
+            personalised: !opted_out && !user.recent.is_empty(),
+            user,
+            fallback_reasons: Vec::new(),
+        }
+    }
+}
+
 /// Retrieval alone: the blended candidates for a request, before ranking. Training
 /// uses it to build ranker rows from the very candidates serving would see.
 pub fn retrieve_candidates(
@@ -110,18 +138,7 @@ pub fn retrieve_candidates(
     config: &EngineConfig,
     request: &RecRequest,
 ) -> Vec<Candidate> {
-    let user = state.features.user_features(&request.user_id, request.now);
-    let mut ctx = Context {
-        state,
-        models,
-        content,
-        config,
-        request,
-        personalised: !user.recent.is_empty(),
-        user,
-        fallback_reasons: Vec::new(),
-    };
-    retrieve(&mut ctx)
+    retrieve(&mut Context::new(state, models, content, config, request))
 }
 
 /// Serves one request.
@@ -132,21 +149,7 @@ pub fn recommend(
     config: &EngineConfig,
     request: &RecRequest,
 ) -> Recommendation {
-    let user = state.features.user_features(&request.user_id, request.now);
-    let opted_out = state
-        .catalog
-        .user(&request.user_id)
-        .is_some_and(|u| u.opted_out);
-    let mut ctx = Context {
-        state,
-        models,
-        content,
-        config,
-        request,
-        personalised: !opted_out && !user.recent.is_empty(),
-        user,
-        fallback_reasons: Vec::new(),
-    };
+    let mut ctx = Context::new(state, models, content, config, request);
     let mut timings = StageTimings::default();
     let started = Instant::now();
     let candidates = retrieve(&mut ctx);
@@ -455,18 +458,6 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
     scored
 }
 
-fn rerank_config(settings: &RerankSettings) -> RerankConfig {
-    RerankConfig {
-        category_cap: settings.category_cap,
-        cap_window: settings.cap_window,
-        mmr_lambda: settings.mmr_lambda,
-        freshness_boost: settings.freshness_boost,
-        freshness_half_life_days: settings.freshness_half_life_days,
-        max_times_shown: settings.max_times_shown,
-        drop_purchased: settings.drop_purchased,
-    }
-}
-
 fn finish(ctx: &Context, scored: Vec<(Scored, Vec<f32>)>) -> Vec<RecItem> {
     let mut features_by_item: HashMap<ItemId, Vec<f32>> = HashMap::new();
     let mut plain = Vec::with_capacity(scored.len());
@@ -476,11 +467,10 @@ fn finish(ctx: &Context, scored: Vec<(Scored, Vec<f32>)>) -> Vec<RecItem> {
         }
         plain.push(s);
     }
-    let config = rerank_config(&ctx.config.rerank);
     let ranked = rerank(
         plain,
         &ctx.user,
-        &config,
+        &ctx.config.rerank,
         ctx.request.count,
         ctx.request.now,
     );
