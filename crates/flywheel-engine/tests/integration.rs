@@ -1,0 +1,611 @@
+//! End-to-end tests of the engine over a simulated shop: the serving/training
+//! feature parity the spec requires, point-in-time training, restart, hot reload,
+//! fallbacks and import errors.
+//!
+//! Fixtures come from `flywheel_sim::SimConfig::small()` (seed 42), so every run
+//! sees the same shop.
+
+use flywheel_core::{Channel, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId};
+use flywheel_engine::import::{read_file, ImportKind};
+use flywheel_engine::training::{self, impression_features};
+use flywheel_engine::{feature_config, models, Engine, EngineConfig, EngineError, State};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The small simulated shop, written once per test binary.
+struct Shop {
+    _dir: tempfile::TempDir,
+    files: flywheel_sim::DatasetFiles,
+    /// items, then users, then events, as the import reads them.
+    records: Vec<LogRecord>,
+}
+
+fn shop() -> &'static Shop {
+    static SHOP: OnceLock<Shop> = OnceLock::new();
+    SHOP.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = flywheel_sim::simulate(&flywheel_sim::SimConfig::small()).unwrap();
+        let files = flywheel_sim::write_dataset(&sim, dir.path()).unwrap();
+        let mut records = Vec::new();
+        let actions = flywheel_core::ActionSet::default();
+        for (path, kind) in [
+            (&files.items, ImportKind::Items),
+            (&files.users, ImportKind::Users),
+            (&files.events, ImportKind::Events),
+        ] {
+            read_file(path, kind, &actions, &mut |batch| {
+                records.extend(batch);
+                Ok(())
+            })
+            .unwrap();
+        }
+        Shop {
+            _dir: dir,
+            files,
+            records,
+        }
+    })
+}
+
+/// A test configuration: no fsync (throwaway data), and deadlines far beyond any
+/// machine's speed so a slow debug build never changes what is served.
+fn config(dir: &Path) -> EngineConfig {
+    let mut config = EngineConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    config.log.fsync = false;
+    config.deadlines.retrieval_ms = 600_000;
+    config.deadlines.ranking_ms = 600_000;
+    config
+}
+
+fn open_with_shop(dir: &Path) -> Engine {
+    let engine = Engine::open(config(dir)).unwrap();
+    let shop = shop();
+    for (path, kind) in [
+        (&shop.files.items, ImportKind::Items),
+        (&shop.files.users, ImportKind::Users),
+        (&shop.files.events, ImportKind::Events),
+    ] {
+        read_file(path, kind, engine.actions(), &mut |batch| {
+            engine.append_records(&batch).map(|_| ())
+        })
+        .unwrap();
+    }
+    engine.catch_up();
+    engine
+}
+
+/// Users of the shop with the most events, most active first (ties by id).
+fn active_users(count: usize) -> Vec<UserId> {
+    let mut per_user = std::collections::HashMap::<UserId, usize>::new();
+    for record in &shop().records {
+        if let LogRecord::Event(event) = record {
+            *per_user.entry(event.user_id.clone()).or_default() += 1;
+        }
+    }
+    let mut users: Vec<_> = per_user.into_iter().collect();
+    users.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    users.into_iter().take(count).map(|(u, _)| u).collect()
+}
+
+/// Polls the log until it holds `end` records. Impressions are written by a
+/// background thread, so there is no call to block on; the bound only keeps a
+/// broken writer from hanging the test.
+fn wait_for_log(engine: &Engine, end: u64) {
+    let started = Instant::now();
+    while engine.log().end_offset() < end {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the log holds {} records; {end} expected after the impressions",
+            engine.log().end_offset()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn all_records(engine: &Engine) -> Vec<LogRecord> {
+    let mut records = Vec::new();
+    engine
+        .replay(&mut |offset, record| {
+            assert_eq!(offset, records.len() as u64, "offsets are dense");
+            records.push(record.clone());
+            Ok(())
+        })
+        .unwrap();
+    records
+}
+
+fn bits(features: &[f32]) -> Vec<u32> {
+    features.iter().map(|f| f.to_bits()).collect()
+}
+
+/// The spec's parity check: the features logged with every served slot equal the
+/// features recomputed offline from the log prefix before `features_offset`,
+/// bit for bit.
+#[test]
+fn served_features_equal_features_replayed_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with_shop(dir.path());
+    engine.train(&mut |_| {}).unwrap();
+    assert_eq!(engine.models().version(), "v1");
+    let users = active_users(6);
+    let unknown = [UserId::new_unchecked("never-seen-user")];
+    let mut served = 0u64;
+    let start = engine.log().end_offset();
+
+    // Round 1: several users, no wait in between (several share a features_offset).
+    for user in users.iter().chain(&unknown) {
+        engine.recommend(user.clone(), 10, None);
+        served += 1;
+    }
+    wait_for_log(&engine, start + served);
+    engine.catch_up();
+    // New events in between, so round 2 sees different state and later offsets.
+    let item = match &shop().records[0] {
+        LogRecord::ItemUpsert(item) => item.id.clone(),
+        other => panic!("the shop starts with items, got {}", other.kind()),
+    };
+    let clicks: Vec<Event> = users
+        .iter()
+        .map(|u| {
+            Event::from_json(
+                &serde_json::json!({"user_id": u.as_str(), "item_id": item.as_str(), "action": "click"}),
+                engine.actions(),
+                Timestamp::now(),
+            )
+            .unwrap()
+        })
+        .collect();
+    engine.ingest(clicks).unwrap();
+    engine.catch_up();
+    // Round 2: one at a time, each after the previous impression was applied.
+    for user in users.iter().take(3) {
+        let end = engine.log().end_offset();
+        engine.recommend(user.clone(), 20, None);
+        wait_for_log(&engine, end + 1);
+        engine.catch_up();
+        served += 1;
+    }
+    let category = engine
+        .get_item(&item)
+        .map(|i| i.top_category().to_string())
+        .unwrap();
+    let end = engine.log().end_offset();
+    engine.recommend(users[0].clone(), 5, Some(category));
+    served += 1;
+    wait_for_log(&engine, end + 1);
+
+    let records = all_records(&engine);
+    let impressions: Vec<&Impression> = records[start as usize..]
+        .iter()
+        .filter_map(|r| match r {
+            LogRecord::Impression(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        impressions.len() as u64,
+        served,
+        "every served list is logged once"
+    );
+
+    // Walk the log once; at each offset, check the impressions computed there.
+    let mut by_offset: Vec<&Impression> = impressions.clone();
+    by_offset.sort_by_key(|i| i.features_offset);
+    let mut state = State::new(feature_config(engine.config()));
+    let mut slots_checked = 0;
+    let mut control_differs = false;
+    let mut later_time_differs = false;
+    let mut distinct_offsets = BTreeSet::new();
+    for impression in by_offset {
+        let offset = impression
+            .features_offset
+            .expect("the engine logs features_offset");
+        distinct_offsets.insert(offset);
+        assert!(offset as usize <= records.len());
+        while state.applied < offset {
+            state.apply(&records[state.applied as usize]);
+        }
+        assert!(!impression.slots.is_empty(), "a served list is never empty");
+        let recomputed = impression_features(&state, impression);
+        assert_eq!(recomputed.len(), impression.slots.len());
+        for (slot, features) in impression.slots.iter().zip(&recomputed) {
+            assert!(
+                !slot.features.is_empty(),
+                "slot {} logged no features",
+                slot.item_id
+            );
+            assert_eq!(
+                bits(&slot.features),
+                bits(features),
+                "features of {} at position {} for {} (offset {offset}) differ:\nserved   {:?}\nreplayed {:?}",
+                slot.item_id,
+                slot.position,
+                impression.user_id,
+                slot.features,
+                features
+            );
+            slots_checked += 1;
+        }
+        // Negative controls: one record too many, or a later clock, must show.
+        let mut ahead = state.clone();
+        ahead.apply(&records[offset as usize]);
+        control_differs |= impression_features(&ahead, impression)
+            .iter()
+            .zip(&impression.slots)
+            .any(|(f, slot)| bits(f) != bits(&slot.features));
+        let mut later = impression.clone();
+        later.timestamp = impression.timestamp.plus_millis(6 * 3_600_000);
+        later_time_differs |= impression_features(&state, &later)
+            .iter()
+            .zip(&impression.slots)
+            .any(|(f, slot)| bits(f) != bits(&slot.features));
+    }
+    assert!(slots_checked >= 50, "only {slots_checked} slots checked");
+    assert!(distinct_offsets.len() >= 4, "offsets {distinct_offsets:?}");
+    assert!(
+        control_differs,
+        "applying one more record changed no feature: the check cannot fail"
+    );
+    assert!(
+        later_time_differs,
+        "a later timestamp changed no feature: the check cannot fail"
+    );
+}
+
+/// Training replays the log point-in-time and produces every model on the small shop,
+/// with and without logged impressions.
+#[test]
+fn training_on_a_replay_produces_every_model() {
+    let shop = shop();
+    let config = config(Path::new("unused"));
+    let records = &shop.records;
+    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_engine::Result<()>| {
+        for (offset, record) in records.iter().enumerate() {
+            visit(offset as u64, record)?;
+        }
+        Ok(())
+    };
+    let mut stages = Vec::new();
+    let (set, report) = training::train(&config, &replay, "v7".into(), &mut |s| {
+        stages.push(s.to_string())
+    })
+    .unwrap();
+    assert!(set.als.is_some() && set.ease.is_some());
+    assert_eq!(set.version(), "v7");
+    assert_eq!(report.log_records, records.len() as u64);
+    assert!(report.interactions > 0 && report.users > 0 && report.items > 0);
+    assert_eq!(report.impression_rows, 0, "the import holds no impressions");
+    assert!(report.interaction_rows > 0);
+    assert!(report.positive_rate > 0.0 && report.positive_rate < 1.0);
+    let gate = report.ranker_gate.as_ref().expect("the ranker gate ran");
+    assert!(gate.users > 0);
+    assert!(gate.ranker_ndcg_at_10.is_finite() && gate.retrieval_ndcg_at_10.is_finite());
+    assert_eq!(set.ranker.is_some(), gate.accepted);
+    assert!(!stages.is_empty());
+
+    // The simulator's logged impressions interleaved by time: each slot becomes a row.
+    let sim = flywheel_sim::simulate(&flywheel_sim::SimConfig::small()).unwrap();
+    let catalog: Vec<LogRecord> = records
+        .iter()
+        .filter(|r| !matches!(r, LogRecord::Event(_)))
+        .cloned()
+        .collect();
+    let mut timed: Vec<(Timestamp, u8, LogRecord)> = Vec::new();
+    timed.extend(
+        sim.impressions
+            .iter()
+            .map(|i| (i.timestamp, 0, LogRecord::Impression(i.clone()))),
+    );
+    timed.extend(
+        sim.events
+            .iter()
+            .map(|e| (e.timestamp, 1, LogRecord::Event(e.clone()))),
+    );
+    timed.sort_by_key(|(t, order, _)| (*t, *order));
+    let with_impressions: Vec<LogRecord> = catalog
+        .into_iter()
+        .chain(timed.into_iter().map(|t| t.2))
+        .collect();
+    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_engine::Result<()>| {
+        for (offset, record) in with_impressions.iter().enumerate() {
+            visit(offset as u64, record)?;
+        }
+        Ok(())
+    };
+    let (set, report) = training::train(&config, &replay, "v8".into(), &mut |_| {}).unwrap();
+    let slots: usize = sim.impressions.iter().map(|i| i.slots.len()).sum();
+    assert!(set.als.is_some() && set.ease.is_some());
+    assert!(report.impression_rows > 0 && report.impression_rows <= slots as u64);
+    assert!(report.ranker_gate.is_some());
+
+    // No events: a clear error rather than empty models.
+    let catalog_only: Vec<LogRecord> = records
+        .iter()
+        .filter(|r| !matches!(r, LogRecord::Event(_)))
+        .cloned()
+        .collect();
+    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_engine::Result<()>| {
+        for (offset, record) in catalog_only.iter().enumerate() {
+            visit(offset as u64, record)?;
+        }
+        Ok(())
+    };
+    let error = training::train(&config, &replay, "v9".into(), &mut |_| {}).unwrap_err();
+    assert!(matches!(error, EngineError::NotEnoughData(_)), "{error}");
+}
+
+/// Everything the state holds comes back after a restart, from the durable log.
+#[test]
+fn restart_restores_catalog_and_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.log.fsync = true;
+    let user = active_users(1).remove(0);
+    let at = Timestamp::now();
+    let (item_ids, before_items, before_user, before_user_features, before_item_features, end);
+    {
+        let engine = Engine::open(config.clone()).unwrap();
+        engine.append_records(&shop().records).unwrap();
+        let mut extra = Item::new(ItemId::new_unchecked("added-by-put"), "garden/tools");
+        extra.price = Some(12.5);
+        engine.put_item(extra).unwrap();
+        let mut opted = User::new(UserId::new_unchecked("private-user"));
+        opted.opted_out = true;
+        engine.put_user(opted).unwrap();
+        engine.catch_up();
+        let state = engine.state();
+        item_ids = state
+            .catalog
+            .items()
+            .map(|i| i.id.clone())
+            .collect::<BTreeSet<_>>();
+        before_items = item_ids
+            .iter()
+            .map(|id| engine_item(&state, id))
+            .collect::<Vec<_>>();
+        before_user = state.catalog.user(&user).cloned();
+        before_user_features = state.features.user_features(&user, at);
+        before_item_features = item_ids
+            .iter()
+            .map(|id| state.features.item_features(id, at))
+            .collect::<Vec<_>>();
+        end = engine.log().end_offset();
+        drop(state);
+        engine.shutdown();
+    }
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(engine.log().end_offset(), end);
+    engine.catch_up();
+    assert_eq!(engine.applied(), end);
+    // `catch_up` returns when `applied` is published, which the consumer does just
+    // before it raises the ready flag (engine.rs `publish_applied`), so readiness
+    // may trail by an instant: poll for it.
+    let started = Instant::now();
+    while !engine.is_ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "caught up but never ready"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let state = engine.state();
+    assert_eq!(state.catalog.item_count(), item_ids.len());
+    let after_items: Vec<_> = item_ids.iter().map(|id| engine_item(&state, id)).collect();
+    assert_eq!(after_items, before_items);
+    assert!(before_user.is_some());
+    assert_eq!(state.catalog.user(&user).cloned(), before_user);
+    assert!(before_user_features.event_count > 0);
+    assert_eq!(
+        state.features.user_features(&user, at),
+        before_user_features
+    );
+    let after_item_features: Vec<_> = item_ids
+        .iter()
+        .map(|id| state.features.item_features(id, at))
+        .collect();
+    assert_eq!(after_item_features, before_item_features);
+    drop(state);
+    let added = engine
+        .get_item(&ItemId::new_unchecked("added-by-put"))
+        .unwrap();
+    assert_eq!(added.price, Some(12.5));
+    assert!(
+        engine
+            .get_user(&UserId::new_unchecked("private-user"))
+            .unwrap()
+            .opted_out
+    );
+}
+
+fn engine_item(state: &State, id: &ItemId) -> Item {
+    Item::clone(state.catalog.item(id).unwrap())
+}
+
+/// Promoting a version rewrites `CURRENT`; the running engine swaps to it.
+#[test]
+fn promoting_a_version_hot_swaps_the_served_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with_shop(dir.path());
+    assert_eq!(engine.models().version(), "none");
+    assert!(!engine.reload_models().unwrap(), "nothing to load yet");
+    let first = engine.train(&mut |_| {}).unwrap();
+    assert_eq!(first.version, "v1");
+    assert_eq!(engine.models().version(), "v1");
+    let second = engine.train(&mut |_| {}).unwrap();
+    assert_eq!(second.version, "v2");
+    assert_eq!(engine.models().version(), "v2");
+    assert_eq!(
+        models::current_version(dir.path()).unwrap().as_deref(),
+        Some("v2")
+    );
+    let listed: Vec<String> = models::list(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(listed, ["v1", "v2"]);
+
+    // Roll back by rewriting CURRENT, as another process would.
+    models::promote(dir.path(), "v1").unwrap();
+    // The watcher may swap first; either way the engine must now serve v1.
+    engine.reload_models().unwrap();
+    assert_eq!(engine.models().version(), "v1");
+    assert!(!engine.reload_models().unwrap(), "already serving v1");
+    let served = engine.recommend(active_users(1).remove(0), 5, None);
+    assert_eq!(served.model_version, "v1");
+    assert!(engine.models().als.is_some());
+
+    let error = models::promote(dir.path(), "v99").unwrap_err();
+    assert!(matches!(error, EngineError::NotFound(_)), "{error}");
+    assert_eq!(engine.models().version(), "v1");
+
+    // A reopened engine serves CURRENT.
+    drop(engine);
+    let engine = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(engine.models().version(), "v1");
+}
+
+/// Without models, or for users the engine knows nothing about, lists are still
+/// full; an opted-out user's list is not personalised.
+#[test]
+fn fallbacks_fill_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with_shop(dir.path());
+    // Wait for the content index so the untrained list uses every channel it can.
+    let started = Instant::now();
+    while engine.content_index().is_none() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let user = active_users(1).remove(0);
+    let served = engine.recommend(user.clone(), 10, None);
+    let list = &served.recommendation;
+    assert_eq!(served.model_version, "none");
+    assert_eq!(list.items.len(), 10);
+    assert!(list.fallback);
+    let reasons = list.fallback_reasons.join("; ");
+    assert!(reasons.contains("ranker"), "{reasons}");
+    assert!(
+        reasons.contains("ease") && reasons.contains("als"),
+        "{reasons}"
+    );
+    assert_positions(&list.items);
+    let personal = list
+        .items
+        .iter()
+        .any(|i| matches!(i.channel, Channel::CoVisitation | Channel::Content));
+    assert!(personal, "a known user's list uses history-driven channels");
+
+    let unknown = engine.recommend(UserId::new_unchecked("a-stranger"), 10, None);
+    assert_eq!(unknown.recommendation.items.len(), 10);
+    assert_positions(&unknown.recommendation.items);
+
+    // The same user, opted out: no history-driven channel may contribute.
+    let mut record = User::clone(&engine.get_user(&user).unwrap());
+    record.opted_out = true;
+    engine.put_user(record).unwrap();
+    let opted = engine.recommend(user.clone(), 10, None);
+    assert_eq!(opted.recommendation.items.len(), 10);
+    for item in &opted.recommendation.items {
+        assert!(
+            matches!(item.channel, Channel::Trending | Channel::Popularity),
+            "opted-out user got {} from {:?}",
+            item.item_id,
+            item.channel
+        );
+        assert!(item.source_item.is_none());
+    }
+
+    // Trained models take the fallback flag off for a known user.
+    engine.train(&mut |_| {}).unwrap();
+    let trained = engine.recommend(active_users(2).remove(1), 10, None);
+    assert_eq!(trained.recommendation.items.len(), 10);
+    assert_eq!(trained.model_version, "v1");
+    let has_ranker = engine.models().ranker.is_some();
+    assert!(
+        trained
+            .recommendation
+            .fallback_reasons
+            .iter()
+            .all(|r| !r.contains("ease") && !r.contains("als")),
+        "{:?}",
+        trained.recommendation.fallback_reasons
+    );
+    assert_eq!(trained.recommendation.fallback, !has_ranker);
+}
+
+fn assert_positions(items: &[flywheel_engine::pipeline::RecItem]) {
+    let ids: BTreeSet<_> = items.iter().map(|i| &i.item_id).collect();
+    assert_eq!(ids.len(), items.len(), "no item twice");
+    for (index, item) in items.iter().enumerate() {
+        assert_eq!(item.position as usize, index);
+        assert!(item.score.is_finite());
+        assert!(!item.explanation.text.is_empty());
+    }
+}
+
+/// A bad line stops the import with the file, the line and the field, and nothing
+/// of the file reaches the sink.
+#[test]
+fn bad_import_lines_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let actions = flywheel_core::ActionSet::default();
+    let cases = [
+        (
+            "items.jsonl",
+            ImportKind::Items,
+            "{\"id\":\"a\",\"category\":\"books\"}\n{\"id\":\"b\",\"category\":\"books\"}\n\n{\"id\":\"c\",\"price\":\"cheap\"}\n",
+            4,
+            "price",
+        ),
+        (
+            "events.jsonl",
+            ImportKind::Events,
+            "{\"user_id\":\"u\",\"item_id\":\"i\",\"action\":\"view\"}\n{\"user_id\":\"u\",\"item_id\":\"i\",\"action\":\"teleport\"}\n",
+            2,
+            "action",
+        ),
+        (
+            "users.jsonl",
+            ImportKind::Users,
+            "{\"id\":\"u1\"}\n{\"id\":\"u2\",\"favourite\":1}\n",
+            2,
+            "favourite",
+        ),
+        (
+            "broken.jsonl",
+            ImportKind::Events,
+            "{\"user_id\":\"u\",\"item_id\":\"i\",\"action\":\"view\"}\n{\"user_id\": \n",
+            2,
+            "JSON",
+        ),
+    ];
+    for (name, kind, text, line, field) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut sunk = 0;
+        let error = read_file(&path, kind, &actions, &mut |batch| {
+            sunk += batch.len();
+            Ok(())
+        })
+        .unwrap_err();
+        let message = error.to_string();
+        match &error {
+            EngineError::BadFile {
+                path: p, line: l, ..
+            } => {
+                assert_eq!(p, &path);
+                assert_eq!(*l, line, "{message}");
+            }
+            other => panic!("expected BadFile, got {other:?}"),
+        }
+        assert!(message.contains(&format!("{name}:{line}")), "{message}");
+        assert!(message.contains(field), "{message}");
+        assert!(error.is_user_error());
+        assert_eq!(sunk, 0, "{name}: records before the bad line were imported");
+    }
+}
