@@ -31,8 +31,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_flywheel");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The product requirement: an acknowledged event shows in recommendations within 1 s.
 const FRESHNESS_LIMIT: Duration = Duration::from_secs(1);
-/// Deadlines far above any debug-build stage time, so lists do not depend on speed.
-const GENEROUS_DEADLINES: &str = "[deadlines]\nretrieval_ms = 60000\nranking_ms = 60000\n";
+/// Deadlines far above any debug-build stage time, so lists do not depend on speed,
+/// and no impression cap, so polling a user's list cannot by itself change it.
+const SERVE_CONFIG: &str = "[deadlines]\nretrieval_ms = 60000\nranking_ms = 60000\n\n[rerank]\nmax_times_shown = 1000000\n";
 
 // ---------------------------------------------------------------------------
 // A minimal HTTP/1.1 client.
@@ -922,6 +923,9 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("reading the shop") {
         let entry = entry.expect("a directory entry");
         let target = to.join(entry.file_name());
+        if entry.file_name() == "dataset" {
+            continue; // the simulated input files; serving reads the log
+        }
         if entry.file_type().expect("a file type").is_dir() {
             copy_dir(&entry.path(), &target);
         } else if entry.file_name() != "flywheel.lock" {
@@ -936,7 +940,7 @@ fn serve_shop() -> (tempfile::TempDir, Server) {
     let (temp, data) = temp_data_dir();
     copy_dir(shop, &data);
     let config = temp.path().join("flywheel.toml");
-    std::fs::write(&config, GENEROUS_DEADLINES).expect("writing the config");
+    std::fs::write(&config, SERVE_CONFIG).expect("writing the config");
     let server = Server::start(&data, Some(&config));
     (temp, server)
 }
@@ -993,6 +997,12 @@ fn freshness() {
     let user = a_user_with_history();
     let before = recommendations(port, &user, 10);
     let ids = item_ids(&before);
+    let again = recommendations(port, &user, 10);
+    assert_eq!(
+        item_ids(&again),
+        ids,
+        "without new events the list is stable"
+    );
     let bought = ids
         .first()
         .unwrap_or_else(|| panic!("an empty list for {user}: {before}"))
@@ -1064,6 +1074,39 @@ fn assert_sensible(list: &Value, user: &str, count: usize, port: u16) {
     }
 }
 
+/// The models the shop's current version holds, from its manifest.
+fn served_models(data: &Path) -> Vec<String> {
+    let models = data.join("models");
+    let current = std::fs::read_to_string(models.join("CURRENT")).expect("models/CURRENT");
+    let manifest = models.join(current.trim()).join("manifest.json");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(&manifest).expect("the current version's manifest"),
+    )
+    .expect("the manifest is JSON");
+    let names = manifest["models"].as_array().expect("a models list");
+    assert!(
+        !names.is_empty(),
+        "the quick start trained nothing: {manifest}"
+    );
+    names
+        .iter()
+        .map(|m| m.as_str().expect("a model name").to_string())
+        .collect()
+}
+
+/// The fallback reasons of a list (absent when there are none).
+fn fallback_reasons(list: &Value) -> Vec<&str> {
+    match &list["fallback_reasons"] {
+        Value::Null => Vec::new(),
+        reasons => reasons
+            .as_array()
+            .expect("fallback_reasons is an array")
+            .iter()
+            .map(|r| r.as_str().expect("a reason is text"))
+            .collect(),
+    }
+}
+
 #[test]
 fn recommendations_are_sensible() {
     let (_temp, server) = serve_shop();
@@ -1089,10 +1132,27 @@ fn recommendations_are_sensible() {
     let user = a_user_with_history();
     let known = recommendations(port, &user, 10);
     assert_sensible(&known, &user, 10, port);
-    assert_eq!(
-        known["fallback"], false,
-        "trained models, generous deadlines: {known}"
+    assert!(
+        known["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| personal.contains(&i["channel"].as_str().unwrap_or_default())),
+        "{user}, the most active user, got no personal item: {known}"
     );
+
+    // With generous deadlines and ALS + EASE trained, the only admissible fallback is
+    // a ranker the promotion gate did not keep (the manifest says which models exist).
+    let expected_reasons: Vec<&str> =
+        if served_models(quickstart_shop()).contains(&"ranker".to_string()) {
+            Vec::new()
+        } else {
+            vec!["no trained ranker; fused retrieval order used"]
+        };
+    for list in [&unknown, &fresh, &known] {
+        assert_eq!(fallback_reasons(list), expected_reasons, "{list}");
+        assert_eq!(list["fallback"], !expected_reasons.is_empty(), "{list}");
+    }
 
     let metrics = get(port, "/metrics");
     assert_eq!(metrics.status, 200);
