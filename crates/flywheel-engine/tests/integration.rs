@@ -5,6 +5,9 @@
 //! Fixtures come from `flywheel_sim::SimConfig::small()` (seed 42), so every run
 //! sees the same shop.
 
+// Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use flywheel_core::{Channel, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId};
 use flywheel_engine::import::{read_file, ImportKind};
 use flywheel_engine::training::{self, impression_features};

@@ -2,6 +2,9 @@
 //! body limit and metrics middleware) via `tower::ServiceExt::oneshot`, against a
 //! real engine on a temporary data directory.
 
+// Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
