@@ -468,6 +468,7 @@ fn crash_safety() {
         "the kill came after every batch was sent; it proves nothing"
     );
 
+    eprintln!("crash_safety: {acknowledged} of {sent} sent batches acknowledged before SIGKILL");
     // Restart: recovery must keep every acknowledged batch.
     let restarted = Server::start(&data, None);
     let end_offset = metric(restarted.port, "flywheel_log_end_offset");
@@ -1028,6 +1029,10 @@ fn freshness() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    eprintln!(
+        "freshness: purchase of {bought} reflected {:?} after its acknowledgement ({polls} polls)",
+        acknowledged.elapsed()
+    );
     // Once reflected, it stays reflected.
     let later = recommendations(port, &user, 10);
     assert!(
