@@ -1,8 +1,13 @@
-//! `flywheel eval`: the temporal holdout on a data dir, or the file-based tools.
+//! `flywheel eval`: the holdout evaluation on a data dir (temporal, leave-last-out or
+//! user-random split), the promotion gate between two model versions, or the
+//! file-based tools.
 
 use anyhow::{bail, Context, Result};
-use flywheel_engine::evaluation::{evaluate, EvalOptions, EvalReport};
-use flywheel_engine::Engine;
+use flywheel_engine::evaluation::{
+    compare_versions, evaluate_with, render_html, Comparison, EvalOptions, EvalReport, GateOptions,
+    PromotionRule, Protocol,
+};
+use flywheel_engine::{models, Engine};
 use std::path::Path;
 
 use crate::cli::{EvalArgs, EvalTool};
@@ -11,43 +16,159 @@ use crate::commands::{open_engine, resolve_config};
 /// Runs `flywheel eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     match args.tool {
-        Some(EvalTool::Metrics { qrels, run, preds, k, html }) => {
+        Some(EvalTool::Metrics {
+            qrels,
+            run,
+            preds,
+            k,
+            html,
+        }) => {
             if qrels.is_none() && run.is_none() && preds.is_none() {
-                bail!("give --qrels and --run (ranking metrics) and/or --preds (pointwise metrics)");
+                bail!(
+                    "give --qrels and --run (ranking metrics) and/or --preds (pointwise metrics)"
+                );
             }
-            let report = flywheel_eval::metrics_from_files(qrels.as_deref(), run.as_deref(), preds.as_deref(), &k)?;
+            let report = flywheel_eval::metrics_from_files(
+                qrels.as_deref(),
+                run.as_deref(),
+                preds.as_deref(),
+                &k,
+            )?;
             if let Some(path) = html {
-                write_html(&path, &flywheel_eval::html_report("flywheel metrics", Some(&report), None))?;
+                write_html(
+                    &path,
+                    &flywheel_eval::html_report("flywheel metrics", Some(&report), None),
+                )?;
             }
             print_report(args.json, &report, || report.render_text())
         }
-        Some(EvalTool::Ope { log, clip, bootstrap, seed, html }) => {
+        Some(EvalTool::Ope {
+            log,
+            clip,
+            bootstrap,
+            seed,
+            html,
+        }) => {
             let options = flywheel_eval::OpeOptions {
                 clip_weights: clip,
-                bootstrap: (bootstrap > 0).then_some(flywheel_eval::ope::BootstrapOptions { resamples: bootstrap, seed }),
+                bootstrap: (bootstrap > 0).then_some(flywheel_eval::ope::BootstrapOptions {
+                    resamples: bootstrap,
+                    seed,
+                }),
                 ..flywheel_eval::OpeOptions::default()
             };
             let report = flywheel_eval::ope_from_file(&log, &options)?;
             if let Some(path) = html {
-                write_html(&path, &flywheel_eval::html_report("flywheel off-policy evaluation", None, Some(&report)))?;
+                write_html(
+                    &path,
+                    &flywheel_eval::html_report(
+                        "flywheel off-policy evaluation",
+                        None,
+                        Some(&report),
+                    ),
+                )?;
             }
             print_report(args.json, &report, || report.render_text())
         }
         Some(EvalTool::Ab { users }) => {
-            let report = flywheel_experiments::ab_from_file(&users, &flywheel_experiments::AbOptions::default())?;
+            let report = flywheel_experiments::ab_from_file(
+                &users,
+                &flywheel_experiments::AbOptions::default(),
+            )?;
             print_report(args.json, &report, || report.render_text())
         }
         None => {
             let engine = open_engine(resolve_config(&args.data, "flywheel-data")?)?;
-            let options = EvalOptions {
-                holdout: args.holdout,
-                max_users: args.max_users,
-            };
-            let report = holdout(&engine, &options)?;
+            let result = on_data_dir(&engine, &args);
             engine.shutdown();
-            print_report(args.json, &report, || render_holdout(&report))
+            result
         }
     }
+}
+
+/// The holdout evaluation, or the promotion gate when `--compare` is given.
+fn on_data_dir(engine: &Engine, args: &EvalArgs) -> Result<()> {
+    let options = EvalOptions {
+        holdout: args.holdout,
+        max_users: args.max_users,
+    };
+    let protocol = Protocol {
+        split: args.split.parse()?,
+        seed: args.seed,
+        ..Protocol::default()
+    };
+    if let Some(candidate) = &args.compare {
+        let comparison = gate(engine, &options, &protocol, candidate, args)?;
+        if let Some(path) = &args.html {
+            let report = holdout_with(engine, &options, &protocol)?;
+            write_html(path, &render_html(&report, Some(&comparison)))?;
+        }
+        return print_report(args.json, &comparison, || render_comparison(&comparison));
+    }
+    let report = holdout_with(engine, &options, &protocol)?;
+    if let Some(path) = &args.html {
+        write_html(path, &render_html(&report, None))?;
+    }
+    print_report(args.json, &report, || render_holdout(&report))
+}
+
+/// Scores `candidate` against the serving (or `--against`) version; promotes it
+/// when `--promote` is given and the gate says so.
+fn gate(
+    engine: &Engine,
+    options: &EvalOptions,
+    protocol: &Protocol,
+    candidate: &str,
+    args: &EvalArgs,
+) -> Result<Comparison> {
+    let data_dir = &engine.config().data_dir;
+    let serving_version = match &args.against {
+        Some(version) => version.clone(),
+        None => models::current_version(data_dir)?.with_context(|| {
+            format!(
+                "no model version is served in {}; give --against VERSION",
+                data_dir.display()
+            )
+        })?,
+    };
+    let serving = models::load(data_dir, &serving_version)
+        .with_context(|| format!("loading the serving version {serving_version}"))?;
+    let challenger = models::load(data_dir, candidate)
+        .with_context(|| format!("loading the candidate version {candidate}"))?;
+    let rule = match args.min_lift {
+        Some(lift) => PromotionRule::MeanLiftAbove(lift),
+        None => PromotionRule::CiAboveZero,
+    };
+    let gate_options = GateOptions {
+        rule,
+        resamples: args.resamples,
+        seed: args.seed,
+        ..GateOptions::default()
+    };
+    let bar = crate::progress::spinner("comparing");
+    let replay =
+        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_engine::Result<()>| {
+            engine.replay(visit)
+        };
+    let comparison = compare_versions(
+        engine.config(),
+        &replay,
+        options,
+        protocol,
+        &serving,
+        &challenger,
+        &gate_options,
+        &mut |stage| bar.set_message(stage.to_string()),
+    );
+    bar.finish_and_clear();
+    let comparison = comparison?;
+    if args.promote && comparison.promote {
+        models::promote(data_dir, candidate)?;
+        eprintln!("promoted {candidate}");
+    } else if args.promote {
+        eprintln!("{candidate} not promoted: the gate's rule is not met");
+    }
+    Ok(comparison)
 }
 
 fn write_html(path: &Path, html: &str) -> Result<()> {
@@ -56,7 +177,11 @@ fn write_html(path: &Path, html: &str) -> Result<()> {
     Ok(())
 }
 
-fn print_report<T: serde::Serialize>(json: bool, report: &T, text: impl Fn() -> String) -> Result<()> {
+fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    text: impl Fn() -> String,
+) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
@@ -67,9 +192,23 @@ fn print_report<T: serde::Serialize>(json: bool, report: &T, text: impl Fn() -> 
 
 /// Runs the temporal holdout with a spinner.
 pub fn holdout(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
+    holdout_with(engine, options, &Protocol::default())
+}
+
+/// Runs the holdout evaluation under any protocol, with a spinner.
+pub fn holdout_with(
+    engine: &Engine,
+    options: &EvalOptions,
+    protocol: &Protocol,
+) -> Result<EvalReport> {
     let bar = crate::progress::spinner("evaluating");
-    let replay = |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_engine::Result<()>| engine.replay(visit);
-    let report = evaluate(engine.config(), &replay, options, &mut |stage| bar.set_message(stage.to_string()));
+    let replay =
+        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_engine::Result<()>| {
+            engine.replay(visit)
+        };
+    let report = evaluate_with(engine.config(), &replay, options, protocol, &mut |stage| {
+        bar.set_message(stage.to_string())
+    });
     bar.finish_and_clear();
     Ok(report?)
 }
@@ -77,20 +216,92 @@ pub fn holdout(engine: &Engine, options: &EvalOptions) -> Result<EvalReport> {
 /// A table of the holdout metrics.
 pub fn render_holdout(report: &EvalReport) -> String {
     let mut out = format!(
-        "{}; cut at {}\n{} train events, {} test events, {} test users ({} with no history), {} items\n\n",
+        "{}; recommending as of {}\n{} train events, {} test events, {} test users ({} with no history), {} items\n\n",
         report.protocol, report.cut, report.train_events, report.test_events, report.test_users, report.cold_users, report.catalog_items
     );
-    let mut table = |title: &str, systems: &std::collections::BTreeMap<String, flywheel_engine::evaluation::SystemMetrics>| {
+    let mut table = |title: &str,
+                     systems: &std::collections::BTreeMap<
+        String,
+        flywheel_engine::evaluation::SystemMetrics,
+    >| {
         if systems.is_empty() {
             return;
         }
-        out.push_str(&format!("{title}\n{:<16} {:>9} {:>10} {:>9} {:>7}\n", "system", "ndcg@10", "recall@20", "coverage", "served"));
+        out.push_str(&format!(
+            "{title}\n{:<16} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>7} {:>6}\n",
+            "system",
+            "ndcg@10",
+            "recall@20",
+            "p@10",
+            "map@10",
+            "hit@10",
+            "coverage",
+            "diversity",
+            "novelty",
+            "served"
+        ));
         for (name, m) in systems {
-            out.push_str(&format!("{name:<16} {:>9.4} {:>10.4} {:>9.4} {:>7}\n", m.ndcg_at_10, m.recall_at_20, m.coverage, m.users_served));
+            out.push_str(&format!(
+                "{name:<16} {:>8.4} {:>9.4} {:>7.4} {:>7.4} {:>7.4} {:>8.4} {:>9.4} {:>7.3} {:>6}\n",
+                m.ndcg_at_10,
+                m.recall_at_20,
+                m.precision_at_10,
+                m.map_at_10,
+                m.hit_at_10,
+                m.coverage,
+                m.intra_list_diversity,
+                m.novelty,
+                m.users_served
+            ));
         }
         out.push('\n');
     };
-    table("users with history before the cut:", &report.systems);
+    table("users with training history:", &report.systems);
     table("users with no history (cold start):", &report.cold_start);
+    if let Some(blend) = report.slices.get("blend") {
+        out.push_str(&format!(
+            "blend by slice:\n{:<28} {:>8} {:>9} {:>7} {:>6}\n",
+            "slice", "ndcg@10", "recall@20", "hit@10", "users"
+        ));
+        for (name, m) in blend {
+            out.push_str(&format!(
+                "{name:<28} {:>8.4} {:>9.4} {:>7.4} {:>6}\n",
+                m.ndcg_at_10, m.recall_at_20, m.hit_at_10, m.users
+            ));
+        }
+        out.push('\n');
+    }
+    if let Some(c) = &report.calibration {
+        out.push_str(&format!(
+            "ranker calibration on {} holdout candidates ({} positive): AUC {}, log-loss {:.4}, ECE {:.4}, MCE {:.4}\n",
+            c.rows,
+            c.positives,
+            c.auc.map_or_else(|| "-".to_string(), |a| format!("{a:.4}")),
+            c.log_loss,
+            c.ece,
+            c.mce
+        ));
+    }
     out
+}
+
+/// The gate's verdict in words.
+pub fn render_comparison(c: &Comparison) -> String {
+    format!(
+        "{}\n{} (serving) ndcg@10 {:.4} vs {} (candidate) ndcg@10 {:.4} on {} users\nmean lift {:+.5}, {:.0}% paired bootstrap CI [{:+.5}, {:+.5}] ({} resamples, seed {})\nrule {:?}: {}\n",
+        c.protocol,
+        c.serving_version,
+        c.serving.ndcg_at_10,
+        c.candidate_version,
+        c.candidate.ndcg_at_10,
+        c.users,
+        c.mean_difference,
+        c.confidence * 100.0,
+        c.ci_low,
+        c.ci_high,
+        c.resamples,
+        c.seed,
+        c.rule,
+        if c.promote { "PROMOTE" } else { "keep serving" }
+    )
 }
