@@ -425,11 +425,12 @@ fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
 }
 
 fn publish_applied(inner: &Inner, applied: u64) {
-    *inner.applied.lock().unwrap_or_else(|e| e.into_inner()) = applied;
-    inner.applied_changed.notify_all();
+    // Readiness first: whoever `catch_up` wakes must already see the engine ready.
     if applied >= inner.start_offset {
         inner.caught_up_at_start.store(true, Ordering::Release);
     }
+    *inner.applied.lock().unwrap_or_else(|e| e.into_inner()) = applied;
+    inner.applied_changed.notify_all();
     let mut pending = inner
         .pending_freshness
         .lock()

@@ -499,6 +499,8 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
     let mut seen: HashSet<ItemId> = items.iter().map(|i| i.item_id.clone()).collect();
     seen.extend(ctx.user.purchased.iter().cloned());
     seen.extend(ctx.request.exclude.iter().cloned());
+    // Retrieval excluded the user's recent items; the top-up must not bring them back.
+    seen.extend(ctx.user.recent.iter().map(|(item, _, _)| item.clone()));
     let now = ctx.request.now;
     let mut pool = ctx.state.features.popular(
         ctx.request.category.as_deref(),

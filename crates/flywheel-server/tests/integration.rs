@@ -627,13 +627,10 @@ async fn a_reopened_engine_is_ready_after_catching_up() {
     assert_eq!(body, json!({"status": "ready", "consumer_lag": 0}));
 }
 
-/// Retrieval excludes the user's recent items from every channel
-/// (pipeline.rs `retrieve`), but the popular top-up of a short list
-/// (pipeline.rs `fill_with_popular`) only excludes listed, purchased and
-/// request-excluded items, so it puts back an item the user just viewed while
-/// never-seen catalog items are still available.
+/// Regression: the popular top-up of a short list used to put back an item the user
+/// had just viewed (retrieval excluded it, `fill_with_popular` did not) while
+/// never-seen catalog items were still available.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "product bug: fill_with_popular re-adds the user's recent items (pipeline.rs); see report"]
 async fn the_popular_top_up_does_not_repeat_what_the_user_just_viewed() {
     let api = api();
     small_shop(&api).await;
