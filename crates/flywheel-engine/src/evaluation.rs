@@ -451,3 +451,148 @@ fn system_name(system: System) -> String {
         (None, false) => "blend_unranked".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::{Action, Event, Item};
+
+    /// 60 users over 30 items in 3 categories; user u likes items of category u % 3,
+    /// one event a minute, in a fixed order.
+    fn shop_log() -> Vec<LogRecord> {
+        let mut log: Vec<LogRecord> = (0..30)
+            .map(|i| {
+                LogRecord::ItemUpsert(Item::new(
+                    ItemId::new_unchecked(format!("i{i}")),
+                    ["books", "games", "music"][i % 3],
+                ))
+            })
+            .collect();
+        let mut minute = 0;
+        for round in 0..8 {
+            for u in 0..60usize {
+                let item = (u % 3) + 3 * ((u + round * 7) % 10);
+                minute += 1;
+                log.push(LogRecord::Event(Event {
+                    user_id: UserId::new_unchecked(format!("u{u}")),
+                    item_id: ItemId::new_unchecked(format!("i{item}")),
+                    action: if round % 3 == 0 {
+                        Action::Click
+                    } else {
+                        Action::View
+                    },
+                    value: None,
+                    timestamp: Timestamp::from_secs(1_700_000_000 + 60 * minute),
+                    request_id: None,
+                    position: None,
+                    context: Default::default(),
+                }));
+            }
+        }
+        log
+    }
+
+    fn replay_of(
+        log: &[LogRecord],
+    ) -> impl Fn(&mut dyn FnMut(u64, &LogRecord) -> Result<()>) -> Result<()> + '_ {
+        move |visit| {
+            for (offset, record) in log.iter().enumerate() {
+                visit(offset as u64, record)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_split_reports_every_system_without_nan() {
+        let log = shop_log();
+        let replay = replay_of(&log);
+        let config = EngineConfig::default();
+        for split in [Split::Temporal, Split::LeaveLastOut, Split::UserRandom] {
+            let protocol = Protocol {
+                split,
+                ..Protocol::default()
+            };
+            let report = evaluate_with(
+                &config,
+                &replay,
+                &EvalOptions::default(),
+                &protocol,
+                &mut |_| {},
+            )
+            .expect("480 events are enough");
+            assert_eq!(report.train_events + report.test_events, 480, "{split:?}");
+            if split == Split::LeaveLastOut {
+                assert_eq!(report.test_events, 60, "one left-out event per user");
+            }
+            let json = serde_json::to_value(&report).expect("serializable");
+            for name in [
+                "popularity",
+                "trending",
+                "co_visitation",
+                "als",
+                "ease",
+                "content",
+                "blend",
+                "blend_unranked",
+            ] {
+                let system = &json["systems"][name];
+                for key in [
+                    "ndcg@10",
+                    "recall@20",
+                    "p@10",
+                    "map@10",
+                    "hit@10",
+                    "coverage",
+                    "intra_list_diversity",
+                    "novelty",
+                ] {
+                    let value = system[key].as_f64();
+                    assert!(
+                        value.is_some_and(f64::is_finite),
+                        "{split:?} {name} {key}: {value:?}"
+                    );
+                }
+            }
+            for key in ["items:head", "items:tail", "users:new", "users:power"] {
+                assert!(
+                    json["slices"]["blend"][key]["ndcg@10"].is_f64(),
+                    "{split:?} {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_model_set_compared_with_itself_is_not_promoted() {
+        let log = shop_log();
+        let replay = replay_of(&log);
+        let config = EngineConfig::default();
+        let (models, _) =
+            training::train(&config, &replay, "v1".into(), &mut |_| {}).expect("trains");
+        let comparison = compare_versions(
+            &config,
+            &replay,
+            &EvalOptions::default(),
+            &Protocol::default(),
+            &models,
+            &models,
+            &GateOptions::default(),
+            &mut |_| {},
+        )
+        .expect("compares");
+        assert!(comparison.users > 0);
+        assert_eq!(
+            (
+                comparison.mean_difference,
+                comparison.ci_low,
+                comparison.ci_high
+            ),
+            (0.0, 0.0, 0.0)
+        );
+        assert!(
+            !comparison.promote,
+            "no lift: the CI's lower bound is not above 0"
+        );
+    }
+}

@@ -181,7 +181,7 @@ pub struct EvalArgs {
     #[arg(long, requires = "compare")]
     pub against: Option<String>,
     /// Gate rule: promote when the mean NDCG@10 lift exceeds this, instead of when the CI's lower bound exceeds 0.
-    #[arg(long, requires = "compare")]
+    #[arg(long, requires = "compare", allow_hyphen_values = true)]
     pub min_lift: Option<f64>,
     /// Bootstrap resamples of the gate's CI.
     #[arg(long, default_value_t = 1000)]
