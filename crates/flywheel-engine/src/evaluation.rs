@@ -492,15 +492,13 @@ mod tests {
         log
     }
 
-    fn replay_of(
-        log: &[LogRecord],
-    ) -> impl Fn(&mut dyn FnMut(u64, &LogRecord) -> Result<()>) -> Result<()> + '_ {
-        move |visit| {
+    fn replay_of(log: &[LogRecord]) -> Box<Replay<'_>> {
+        Box::new(move |visit| {
             for (offset, record) in log.iter().enumerate() {
                 visit(offset as u64, record)?;
             }
             Ok(())
-        }
+        })
     }
 
     #[test]

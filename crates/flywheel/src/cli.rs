@@ -165,28 +165,24 @@ pub struct EvalArgs {
     /// Evaluate at most this many test users.
     #[arg(long)]
     pub max_users: Option<usize>,
-    /// How the log is split into train and test.
-    #[arg(long, default_value = "temporal", value_parser = ["temporal", "leave-last-out", "user-random"])]
-    pub split: String,
-    /// Seed of the user-random split.
+    /// How the log is split into train and test: temporal, leave-last-out or user-random.
+    #[arg(long, default_value = "temporal")]
+    pub split: flywheel_engine::evaluation::Split,
+    /// Seed of the user-random split and of the gate's bootstrap.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Write a self-contained HTML report here.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Promotion gate: compare this saved model version with the serving one on the same holdout users.
-    #[arg(long)]
-    pub compare: Option<String>,
-    /// The version to compare against (default: the served one).
-    #[arg(long, requires = "compare")]
-    pub against: Option<String>,
+    /// Promotion gate: `--compare CANDIDATE [SERVING]` scores two saved model versions
+    /// (SERVING defaults to the served one) on the same holdout users, with a paired
+    /// bootstrap CI (1000 resamples) of the NDCG@10 lift.
+    #[arg(long, num_args = 1..=2, value_names = ["CANDIDATE", "SERVING"])]
+    pub compare: Vec<String>,
     /// Gate rule: promote when the mean NDCG@10 lift exceeds this, instead of when the CI's lower bound exceeds 0.
     #[arg(long, requires = "compare", allow_hyphen_values = true)]
     pub min_lift: Option<f64>,
-    /// Bootstrap resamples of the gate's CI.
-    #[arg(long, default_value_t = 1000)]
-    pub resamples: usize,
-    /// Promote the compared version when the gate says so.
+    /// Promote the candidate when the gate says so.
     #[arg(long, requires = "compare")]
     pub promote: bool,
     /// File-based evaluations.

@@ -93,11 +93,11 @@ fn on_data_dir(engine: &Engine, args: &EvalArgs) -> Result<()> {
         max_users: args.max_users,
     };
     let protocol = Protocol {
-        split: args.split.parse()?,
+        split: args.split,
         seed: args.seed,
         ..Protocol::default()
     };
-    if let Some(candidate) = &args.compare {
+    if let Some(candidate) = args.compare.first() {
         let comparison = gate(engine, &options, &protocol, candidate, args)?;
         if let Some(path) = &args.html {
             let report = holdout_with(engine, &options, &protocol)?;
@@ -112,7 +112,7 @@ fn on_data_dir(engine: &Engine, args: &EvalArgs) -> Result<()> {
     print_report(args.json, &report, || render_holdout(&report))
 }
 
-/// Scores `candidate` against the serving (or `--against`) version; promotes it
+/// Scores `candidate` against the serving (or the given) version; promotes it
 /// when `--promote` is given and the gate says so.
 fn gate(
     engine: &Engine,
@@ -122,11 +122,11 @@ fn gate(
     args: &EvalArgs,
 ) -> Result<Comparison> {
     let data_dir = &engine.config().data_dir;
-    let serving_version = match &args.against {
+    let serving_version = match args.compare.get(1) {
         Some(version) => version.clone(),
         None => models::current_version(data_dir)?.with_context(|| {
             format!(
-                "no model version is served in {}; give --against VERSION",
+                "no model version is served in {}; give --compare CANDIDATE SERVING",
                 data_dir.display()
             )
         })?,
@@ -141,7 +141,6 @@ fn gate(
     };
     let gate_options = GateOptions {
         rule,
-        resamples: args.resamples,
         seed: args.seed,
         ..GateOptions::default()
     };
