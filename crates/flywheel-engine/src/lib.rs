@@ -12,7 +12,10 @@
 //!   fallback whenever a model is missing or a stage runs past its deadline.
 //! - [`training::train`] replays the log into interactions (ALS, EASE) and
 //!   point-in-time ranker rows; [`models`] saves versions and hot-swaps them.
-//! - [`evaluation::evaluate`] is the temporal-holdout evaluation of `flywheel eval`.
+//! - [`evaluation`] is `flywheel eval` on the engine's own data: temporal,
+//!   leave-last-out and per-user random splits; accuracy, coverage, diversity and
+//!   novelty per channel and for the blend; slices (head/tail items, new/power users,
+//!   categories); ranker calibration; and a promotion gate with a paired bootstrap CI.
 //! - [`import`] reads JSON lines, CSV and MovieLens files into log records.
 
 mod catalog;
