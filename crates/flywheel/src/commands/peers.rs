@@ -129,7 +129,8 @@ fn read_ratings(path: &Path) -> Result<Vec<Rating>> {
             );
         };
         let narrow = |v: u64, what: &str| {
-            u32::try_from(v).with_context(|| format!("{}:{}: {what} {v} too large", path.display(), n + 1))
+            u32::try_from(v)
+                .with_context(|| format!("{}:{}: {what} {v} too large", path.display(), n + 1))
         };
         ratings.push(Rating {
             user: narrow(user, "user")?,
@@ -139,7 +140,10 @@ fn read_ratings(path: &Path) -> Result<Vec<Rating>> {
         });
     }
     if ratings.is_empty() {
-        bail!("{}: no ratings; is this MovieLens 100K's u.data?", path.display());
+        bail!(
+            "{}: no ratings; is this MovieLens 100K's u.data?",
+            path.display()
+        );
     }
     Ok(ratings)
 }
@@ -170,7 +174,8 @@ fn write_tsv(path: &Path, ratings: &[Rating]) -> Result<()> {
     for r in ratings {
         writeln!(w, "{}\t{}\t{}\t{}", r.user, r.item, r.stars, r.timestamp)?;
     }
-    w.flush().with_context(|| format!("write {}", path.display()))
+    w.flush()
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn user_id(u: u32) -> UserId {
@@ -195,7 +200,10 @@ impl Truth {
         }
         let mut relevant: BTreeMap<u32, HashMap<ItemId, f64>> = BTreeMap::new();
         for r in test {
-            relevant.entry(r.user).or_default().insert(item_id(r.item), 1.0);
+            relevant
+                .entry(r.user)
+                .or_default()
+                .insert(item_id(r.item), 1.0);
         }
         Truth { seen, relevant }
     }
@@ -256,7 +264,11 @@ fn timed<T>(train: impl FnOnce() -> T) -> (T, f64) {
 /// Trains and scores flywheel's popularity, EASE, ALS and their rank fusion.
 fn flywheel_rows(train: &[Rating], test: &[Rating], seed: u64) -> Result<Vec<Row>> {
     let truth = Truth::new(train, test);
-    let data = Interactions::from_triples(train.iter().map(|r| (user_id(r.user), item_id(r.item), 1.0)));
+    let data = Interactions::from_triples(
+        train
+            .iter()
+            .map(|r| (user_id(r.user), item_id(r.item), 1.0)),
+    );
 
     let (ease, ease_s) = timed(|| EaseModel::train(&data, EASE_LAMBDA));
     let ease = ease.context("train EASE")?;
@@ -286,10 +298,16 @@ fn flywheel_rows(train: &[Rating], test: &[Rating], seed: u64) -> Result<Vec<Row
         ids(scored)
     };
     Ok(vec![
-        truth.score(&format!("flywheel EASE (λ {EASE_LAMBDA})"), ease_s, |_, seen| ids(ease_top(seen, K))),
+        truth.score(
+            &format!("flywheel EASE (λ {EASE_LAMBDA})"),
+            ease_s,
+            |_, seen| ids(ease_top(seen, K)),
+        ),
         truth.score(&als_name, als_s, |u, seen| ids(als_top(u, seen, K))),
         truth.score("flywheel EASE+ALS (rank fusion 1:1)", ease_s + als_s, fused),
-        truth.score("flywheel popularity", popularity_s, |_, seen| ids(popularity.recommend(K, seen))),
+        truth.score("flywheel popularity", popularity_s, |_, seen| {
+            ids(popularity.recommend(K, seen))
+        }),
     ])
 }
 
@@ -320,7 +338,11 @@ fn peer_rows(python: &Path, train: &Path, test: &Path, out: &Path, seed: u64) ->
     let script = peer_script()?;
     let json = out.join("peers.json");
     let _ = std::fs::remove_file(&json);
-    println!("running the peers: {} {}", python.display(), script.display());
+    println!(
+        "running the peers: {} {}",
+        python.display(),
+        script.display()
+    );
     let status = Command::new(python)
         .arg(&script)
         .arg("--train")
@@ -340,9 +362,14 @@ fn peer_rows(python: &Path, train: &Path, test: &Path, out: &Path, seed: u64) ->
             script.display()
         );
     }
-    let text = std::fs::read_to_string(&json).with_context(|| format!("read {}", json.display()))?;
-    let report: PeerReport = serde_json::from_str(&text)
-        .with_context(|| format!("{}: expected {{\"rows\": [{{\"system\", \"ndcg\", …}}]}}", json.display()))?;
+    let text =
+        std::fs::read_to_string(&json).with_context(|| format!("read {}", json.display()))?;
+    let report: PeerReport = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected {{\"rows\": [{{\"system\", \"ndcg\", …}}]}}",
+            json.display()
+        )
+    })?;
     Ok(report.rows)
 }
 
@@ -404,9 +431,37 @@ mod tests {
         let truth = Truth::new(&train, &test);
         let perfect = truth.score("perfect", 0.0, |_, _| vec![item_id(7)]);
         // One relevant item at rank 1: NDCG 1, P@10 = 1/10, R@10 = 1, AP = 1.
-        assert_eq!((perfect.ndcg, perfect.precision, perfect.recall), (1.0, 0.1, 1.0));
+        assert_eq!(
+            (perfect.ndcg, perfect.precision, perfect.recall),
+            (1.0, 0.1, 1.0)
+        );
         assert_eq!((perfect.map, perfect.map10), (1.0, 1.0));
         let empty = truth.score("empty", 0.0, |_, _| Vec::new());
         assert_eq!((empty.ndcg, empty.recall, empty.map), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn map_and_map_at_10_differ_when_more_than_ten_items_are_relevant() {
+        // 12 relevant items (100..112), hits at ranks 1 and 3: AP numerator 1/1 + 2/3 = 5/3.
+        // Recommenders (peers-ml100k.md): MAP divides by |rel| = 12, MAP@10 by min(10, 12).
+        let train = ratings(&[(1, 2)]);
+        let test: Vec<Rating> = (100..112)
+            .map(|item| Rating {
+                user: 1,
+                item,
+                stars: 4,
+                timestamp: 0,
+            })
+            .collect();
+        let truth = Truth::new(&train, &test);
+        let row = truth.score("two hits", 0.0, |_, _| {
+            vec![item_id(100), item_id(5), item_id(101)]
+        });
+        let idcg: f64 = (0..10).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
+        assert!((row.map - (5.0 / 3.0) / 12.0).abs() < 1e-12);
+        assert!((row.map10 - (5.0 / 3.0) / 10.0).abs() < 1e-12);
+        assert!((row.ndcg - (1.0 + 0.5) / idcg).abs() < 1e-12);
+        assert!((row.precision - 0.2).abs() < 1e-12);
+        assert!((row.recall - 2.0 / 12.0).abs() < 1e-12);
     }
 }
