@@ -160,12 +160,16 @@ pub const FUSION_RANK_OFFSET: f64 = 60.0;
 /// the best item scores 1. Items several channels agree on rise above items only one
 /// channel proposed; `weights` (e.g. the quota shares) say how much each channel is
 /// trusted. Channels without a weight count with weight 0.
-pub fn fuse_scores(lists: &[ChannelList], weights: &BTreeMap<Channel, f64>) -> HashMap<ItemId, f32> {
+pub fn fuse_scores(
+    lists: &[ChannelList],
+    weights: &BTreeMap<Channel, f64>,
+) -> HashMap<ItemId, f32> {
     let mut fused: HashMap<ItemId, f64> = HashMap::new();
     for list in lists {
         let weight = weights.get(&list.channel).copied().unwrap_or(0.0).max(0.0);
         for (rank, (item, _, _)) in list.items.iter().enumerate() {
-            *fused.entry(item.clone()).or_insert(0.0) += weight / (FUSION_RANK_OFFSET + rank as f64);
+            *fused.entry(item.clone()).or_insert(0.0) +=
+                weight / (FUSION_RANK_OFFSET + rank as f64);
         }
     }
     let best = fused.values().copied().fold(0.0f64, f64::max);
@@ -300,7 +304,9 @@ mod tests {
             ChannelList::from_scored(Channel::Als, vec![(id("a"), 1.0), (id("b"), 0.5)]),
             ChannelList::from_scored(Channel::Ease, vec![(id("b"), 1.0), (id("c"), 0.5)]),
         ];
-        let weights: BTreeMap<Channel, f64> = [(Channel::Als, 1.0), (Channel::Ease, 1.0)].into_iter().collect();
+        let weights: BTreeMap<Channel, f64> = [(Channel::Als, 1.0), (Channel::Ease, 1.0)]
+            .into_iter()
+            .collect();
         let fused = fuse_scores(&lists, &weights);
         // b: 1/61 + 1/60 is the best and scales to 1; a: 1/60; c: 1/61.
         let best = 1.0 / 61.0 + 1.0 / 60.0;
