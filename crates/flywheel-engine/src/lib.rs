@@ -23,6 +23,7 @@ pub mod config;
 mod engine;
 mod error;
 pub mod evaluation;
+mod gate;
 pub mod import;
 pub mod models;
 pub mod pipeline;

@@ -7,10 +7,11 @@
 //!   and a serving engine polls it, so `flywheel train` in another process, or a
 //!   rollback that rewrites `CURRENT`, hot-swaps the models without a restart.
 
-use flywheel_core::Timestamp;
+use flywheel_core::{Channel, Timestamp};
 use flywheel_ranking::LogisticRegression;
 use flywheel_retrieval::{AlsModel, EaseModel};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
@@ -30,6 +31,10 @@ pub struct Manifest {
     pub ranker_rows: u64,
     /// Which models the version contains.
     pub models: Vec<String>,
+    /// Per channel, its weight in the reciprocal-rank fusion (learned on a holdout
+    /// inside the training data); empty means the configured quota shares.
+    #[serde(default)]
+    pub fusion_weights: BTreeMap<String, f64>,
 }
 
 /// The models served together.
@@ -43,6 +48,8 @@ pub struct ModelSet {
     pub ease: Option<EaseModel>,
     /// The ranker.
     pub ranker: Option<LogisticRegression>,
+    /// Per channel, its weight in the fusion; empty means the quota shares.
+    pub fusion_weights: BTreeMap<Channel, f64>,
 }
 
 impl ModelSet {
@@ -152,7 +159,13 @@ pub fn load(data_dir: &Path, version: &str) -> Result<ModelSet> {
     let bytes = std::fs::read(&manifest_path).map_err(|e| EngineError::io(&manifest_path, e))?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| EngineError::Model(format!("{}: {e}", manifest_path.display())))?;
+    let fusion_weights = manifest
+        .fusion_weights
+        .iter()
+        .filter_map(|(name, weight)| Channel::parse(name).map(|c| (c, *weight)))
+        .collect();
     Ok(ModelSet {
+        fusion_weights,
         manifest: Some(manifest),
         als: read_bin(&dir.join("als.bin"))?,
         ease: read_bin(&dir.join("ease.bin"))?,

@@ -273,7 +273,14 @@ fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
     }
     let weights: BTreeMap<Channel, f64> = quotas
         .keys()
-        .map(|&c| (c, channel_share(ctx.config, c).max(f64::EPSILON)))
+        .map(|&c| {
+            let weight = if ctx.models.fusion_weights.is_empty() {
+                channel_share(ctx.config, c)
+            } else {
+                ctx.models.fusion_weights.get(&c).copied().unwrap_or(0.0)
+            };
+            (c, weight.max(f64::EPSILON))
+        })
         .collect();
     let fused = fuse_scores(&lists, &weights);
     let config = BlendConfig { quotas, total };

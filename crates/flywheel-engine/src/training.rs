@@ -27,10 +27,11 @@ use std::time::Instant;
 
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::gate::GateSample;
+pub use crate::gate::RankerGate;
 use crate::models::{Manifest, ModelSet};
-use crate::pipeline::{recommend, retrieve_candidates, RecRequest};
+use crate::pipeline::{retrieve_candidates, RecRequest};
 use crate::state::State;
-use rayon::prelude::*;
 
 /// A source of log records that can be read more than once: it calls the visitor
 /// with every (offset, record) in log order.
@@ -57,6 +58,9 @@ pub struct TrainReport {
     pub positive_rate: f64,
     /// The held-out comparison of the ranker with the retrieval order it re-ranks.
     pub ranker_gate: Option<RankerGate>,
+    /// Per channel, its NDCG@10 on the training holdout: its weight in the fusion
+    /// (empty: the quota shares weigh the channels).
+    pub fusion_weights: BTreeMap<String, f64>,
     /// Seconds spent per stage.
     pub seconds: BTreeMap<String, f64>,
 }
@@ -299,8 +303,6 @@ fn candidate_rows(
 
 /// Ranker rows, and the state at the row cut for the gate.
 struct RankerRows {
-    /// The derived state as of the row cut, for the gate.
-    state_at_cut: Option<State>,
     rows: Vec<TrainingRow>,
     from_impressions: u64,
     from_interactions: u64,
@@ -312,20 +314,14 @@ fn ranker_rows(
     replay: &Replay,
     pass: &FirstPass,
     row_models: &ModelSet,
-    row_cut: Timestamp,
     sampled: &HashSet<(UserId, Timestamp, ItemId)>,
 ) -> Result<RankerRows> {
     let items: Vec<Item> = pass.items.values().cloned().collect();
     let content = ContentIndex::build(&items);
     let mut state = State::new(crate::engine::feature_config(config));
     let mut rows = Vec::new();
-    let mut state_at_cut = None;
     let (mut from_impressions, mut from_interactions) = (0u64, 0u64);
     replay(&mut |offset, record| {
-        if state_at_cut.is_none() && matches!(record, LogRecord::Event(e) if e.timestamp >= row_cut)
-        {
-            state_at_cut = Some(state.clone());
-        }
         if let Some(impressions) = pass.impressions_at.get(&offset) {
             for impression in impressions {
                 for (slot, features) in impression
@@ -379,131 +375,35 @@ fn ranker_rows(
         Ok(())
     })?;
     Ok(RankerRows {
-        state_at_cut,
         rows,
         from_impressions,
         from_interactions,
     })
 }
 
-/// The held-out comparison that decides whether the ranker ships.
-#[derive(Debug, Clone, Serialize)]
-pub struct RankerGate {
-    /// Users compared: active both before and after the row cut.
-    pub users: usize,
-    /// Mean NDCG@10 of the whole pipeline with the ranker.
-    pub ranker_ndcg_at_10: f64,
-    /// Mean NDCG@10 of the same pipeline serving the fused retrieval order.
-    pub retrieval_ndcg_at_10: f64,
-    /// Whether the ranker was shipped (it must beat the retrieval order).
-    pub accepted: bool,
-}
-
-/// Users the gate scores at most (evenly sampled).
-const GATE_USERS: usize = 500;
-
-/// The gate: a temporal holdout inside the training data. At the row cut, every
-/// user with engagements both before and after it gets a list from the full
-/// pipeline (row models, state as of the cut) with and without the ranker; the
-/// ranker ships only if its mean NDCG@10 against the user's later engagements is higher.
-fn gate(
-    config: &EngineConfig,
-    pass: &FirstPass,
-    row_models: &ModelSet,
-    state: &State,
-    ranker: LogisticRegression,
-    row_cut: Timestamp,
-) -> (Option<LogisticRegression>, RankerGate) {
-    let mut users: Vec<(&UserId, HashSet<ItemId>, HashSet<&ItemId>)> = pass
-        .engagements
-        .iter()
-        .filter_map(|(user, list)| {
-            let seen: HashSet<ItemId> = list
-                .iter()
-                .filter(|(t, _)| *t < row_cut)
-                .map(|(_, i)| i.clone())
-                .collect();
-            let later: HashSet<&ItemId> = list
-                .iter()
-                .filter(|(t, i)| *t >= row_cut && !seen.contains(i))
-                .map(|(_, i)| i)
-                .collect();
-            (!seen.is_empty() && !later.is_empty()).then_some((user, seen, later))
-        })
-        .collect();
-    users.sort_by(|a, b| a.0.cmp(b.0));
-    let step = (users.len() as f64 / GATE_USERS as f64).max(1.0);
-    let sample: Vec<_> = (0..GATE_USERS.min(users.len()))
-        .map(|i| &users[(i as f64 * step) as usize])
-        .collect();
-    let with_ranker = ModelSet {
-        manifest: None,
-        als: row_models.als.clone(),
-        ease: row_models.ease.clone(),
-        ranker: Some(ranker),
-    };
-    let items: Vec<Item> = state.catalog.items().map(|i| Item::clone(i)).collect();
-    let content = ContentIndex::build(&items);
-    let mean_ndcg = |use_ranker: bool| -> f64 {
-        let total: f64 = sample
-            .par_iter()
-            .map(|(user, seen, later)| {
-                let request = RecRequest {
-                    user_id: (*user).clone(),
-                    count: 10,
-                    category: None,
-                    now: row_cut,
-                    keep_features: false,
-                    only_channel: None,
-                    exclude: seen.clone(),
-                    use_ranker,
-                    enforce_deadlines: false,
-                };
-                let list = recommend(state, &with_ranker, Some(&content), config, &request);
-                let ids: Vec<&str> = list.items.iter().map(|i| i.item_id.as_str()).collect();
-                let relevance: HashMap<&str, f64> =
-                    later.iter().map(|i| (i.as_str(), 1.0)).collect();
-                flywheel_eval::ranking::ndcg_at_k(&ids, &relevance, 10)
-            })
-            .sum();
-        total / sample.len().max(1) as f64
-    };
-    let verdict = RankerGate {
-        users: sample.len(),
-        ranker_ndcg_at_10: mean_ndcg(true),
-        retrieval_ndcg_at_10: mean_ndcg(false),
-        accepted: false,
-    };
-    let accepted = !sample.is_empty() && verdict.ranker_ndcg_at_10 > verdict.retrieval_ndcg_at_10;
-    let ranker = with_ranker.ranker.filter(|_| accepted);
-    (
-        ranker,
-        RankerGate {
-            accepted,
-            ..verdict
-        },
-    )
-}
-
-/// Trains the ranker on every row, then gates it.
-fn train_ranker(
-    config: &EngineConfig,
-    pass: &FirstPass,
-    row_models: &ModelSet,
-    built: &RankerRows,
-    row_cut: Timestamp,
-) -> Result<(Option<LogisticRegression>, Option<RankerGate>)> {
+/// Fits the ranker on every row; the gate decides later whether it ships.
+fn fit_ranker(built: &RankerRows) -> Result<Option<LogisticRegression>> {
     let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
     if positives == 0 || positives == built.rows.len() {
-        return Ok((None, None));
+        return Ok(None);
     }
-    let model = LogisticRegression::train(&built.rows, &LrParams::default())
-        .map_err(|e| EngineError::Model(format!("ranker: {e}")))?;
-    let Some(state) = &built.state_at_cut else {
-        return Ok((Some(model), None));
-    };
-    let (ranker, verdict) = gate(config, pass, row_models, state, model, row_cut);
-    Ok((ranker, Some(verdict)))
+    LogisticRegression::train(&built.rows, &LrParams::default())
+        .map(Some)
+        .map_err(|e| EngineError::Model(format!("ranker: {e}")))
+}
+
+/// The derived state as of `cut`: every record before the first event at or after it.
+fn state_at(config: &EngineConfig, replay: &Replay, cut: Timestamp) -> Result<State> {
+    let mut state = State::new(crate::engine::feature_config(config));
+    let mut reached = false;
+    replay(&mut |_, record| {
+        reached |= matches!(record, LogRecord::Event(e) if e.timestamp >= cut);
+        if !reached {
+            state.apply(record);
+        }
+        Ok(())
+    })?;
+    Ok(state)
 }
 
 /// Trains every model from a replayable log. `progress` receives stage names.
@@ -529,25 +429,42 @@ pub fn train(
             .filter(|t| t.3 < row_cut)
             .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
     );
-    let row_models = if early.num_pairs() > 0 && !sampled.is_empty() {
+    let mut row_models = if early.num_pairs() > 0 && !sampled.is_empty() {
         let (als, ease) = retrieval_models(config, &early, &mut seconds, "_rows")?;
         ModelSet {
-            manifest: None,
             als: Some(als),
             ease,
-            ranker: None,
+            ..ModelSet::default()
         }
     } else {
         ModelSet::default()
     };
+    progress("learning fusion weights on a holdout inside the training data");
+    let started = Instant::now();
+    let state_at_cut = state_at(config, replay, row_cut)?;
+    let gate_sample = GateSample::new(&pass.engagements, &state_at_cut, row_cut);
+    if gate_sample.len() > 0 && row_models.als.is_some() {
+        row_models.fusion_weights = gate_sample.channel_weights(config, &row_models);
+    }
+    seconds.insert(
+        "fusion_weights".to_string(),
+        started.elapsed().as_secs_f64(),
+    );
     progress("building ranker rows (point-in-time replay)");
     let started = Instant::now();
-    let built = ranker_rows(config, replay, &pass, &row_models, row_cut, &sampled)?;
+    let built = ranker_rows(config, replay, &pass, &row_models, &sampled)?;
     seconds.insert("ranker_rows".to_string(), started.elapsed().as_secs_f64());
     let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
-    progress("training the ranker");
+    progress("training and gating the ranker");
     let started = Instant::now();
-    let (ranker, ranker_gate) = train_ranker(config, &pass, &row_models, &built, row_cut)?;
+    let (ranker, ranker_gate) = match fit_ranker(&built)? {
+        Some(model) if gate_sample.len() > 0 => {
+            let (ranker, verdict) = gate_sample.judge_ranker(config, &row_models, model);
+            (ranker, Some(verdict))
+        }
+        other => (other, None),
+    };
+    let fusion_weights = std::mem::take(&mut row_models.fusion_weights);
     drop(row_models);
     seconds.insert("ranker".to_string(), started.elapsed().as_secs_f64());
     progress("training the served retrieval models");
@@ -574,6 +491,10 @@ pub fn train(
         interaction_rows: built.from_interactions,
         positive_rate: positives as f64 / built.rows.len().max(1) as f64,
         ranker_gate,
+        fusion_weights: fusion_weights
+            .iter()
+            .map(|(c, w)| (c.as_str().to_string(), *w))
+            .collect(),
         seconds,
     };
     let manifest = Manifest {
@@ -583,6 +504,7 @@ pub fn train(
         interactions: report.interactions,
         ranker_rows: built.rows.len() as u64,
         models,
+        fusion_weights: report.fusion_weights.clone(),
     };
     Ok((
         ModelSet {
@@ -590,6 +512,7 @@ pub fn train(
             als: Some(als),
             ease,
             ranker,
+            fusion_weights,
         },
         report,
     ))

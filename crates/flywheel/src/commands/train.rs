@@ -29,6 +29,17 @@ pub fn run(data: &DataArgs) -> Result<()> {
         ),
         None => println!("no ranker trained (no rows with both outcomes)"),
     }
+    if !report.fusion_weights.is_empty() {
+        let weights: Vec<String> = report
+            .fusion_weights
+            .iter()
+            .map(|(c, w)| format!("{c} {w:.3}"))
+            .collect();
+        println!(
+            "fusion weights (each channel's ndcg@10 on the training holdout): {}",
+            weights.join(", ")
+        );
+    }
     for (stage, secs) in &report.seconds {
         println!("  {stage:<12} {secs:>7.2} s");
     }
