@@ -78,22 +78,22 @@ fn systems_table(
     if systems.is_empty() {
         return;
     }
-    let _ = write!(out, "<h2>{}</h2><table><tr><th>system</th><th>ndcg@10</th><th>recall@20</th><th>p@10</th><th>map@10</th><th>hit@10</th><th>coverage</th><th>diversity</th><th>novelty</th><th>served</th></tr>", escape(title));
+    let header = systems
+        .values()
+        .next()
+        .map(SystemMetrics::columns)
+        .unwrap_or_default();
+    let _ = write!(out, "<h2>{}</h2><table><tr><th>system</th>", escape(title));
+    for (name, _) in header {
+        let _ = write!(out, "<th>{name}</th>");
+    }
+    out.push_str("<th>served</th></tr>");
     for (name, m) in systems {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.3}</td><td>{}</td></tr>",
-            escape(name),
-            m.ndcg_at_10,
-            m.recall_at_20,
-            m.precision_at_10,
-            m.map_at_10,
-            m.hit_at_10,
-            m.coverage,
-            m.intra_list_diversity,
-            m.novelty,
-            m.users_served
-        );
+        let _ = write!(out, "<tr><td>{}</td>", escape(name));
+        for (_, value) in m.columns() {
+            let _ = write!(out, "<td>{value:.4}</td>");
+        }
+        let _ = write!(out, "<td>{}</td></tr>", m.users_served);
     }
     out.push_str("</table>");
 }

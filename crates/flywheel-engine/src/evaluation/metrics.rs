@@ -52,6 +52,22 @@ pub struct SystemMetrics {
     pub users_served: usize,
 }
 
+impl SystemMetrics {
+    /// The headline columns, in display order, for tables (text and HTML alike).
+    pub fn columns(&self) -> [(&'static str, f64); 8] {
+        [
+            ("ndcg@10", self.ndcg_at_10),
+            ("recall@20", self.recall_at_20),
+            ("p@10", self.precision_at_10),
+            ("map@10", self.map_at_10),
+            ("hit@10", self.hit_at_10),
+            ("coverage", self.coverage),
+            ("diversity", self.intra_list_diversity),
+            ("novelty", self.novelty),
+        ]
+    }
+}
+
 /// Accuracy on one slice.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SliceMetrics {

@@ -226,32 +226,22 @@ pub fn render_holdout(report: &EvalReport) -> String {
         if systems.is_empty() {
             return;
         }
-        out.push_str(&format!(
-            "{title}\n{:<16} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>7} {:>6}\n",
-            "system",
-            "ndcg@10",
-            "recall@20",
-            "p@10",
-            "map@10",
-            "hit@10",
-            "coverage",
-            "diversity",
-            "novelty",
-            "served"
-        ));
+        out.push_str(&format!("{title}\n{:<16}", "system"));
+        let header = systems
+            .values()
+            .next()
+            .map(|m| m.columns())
+            .unwrap_or_default();
+        for (name, _) in header {
+            out.push_str(&format!(" {name:>9}"));
+        }
+        out.push_str("    served\n");
         for (name, m) in systems {
-            out.push_str(&format!(
-                "{name:<16} {:>8.4} {:>9.4} {:>7.4} {:>7.4} {:>7.4} {:>8.4} {:>9.4} {:>7.3} {:>6}\n",
-                m.ndcg_at_10,
-                m.recall_at_20,
-                m.precision_at_10,
-                m.map_at_10,
-                m.hit_at_10,
-                m.coverage,
-                m.intra_list_diversity,
-                m.novelty,
-                m.users_served
-            ));
+            out.push_str(&format!("{name:<16}"));
+            for (_, value) in m.columns() {
+                out.push_str(&format!(" {value:>9.4}"));
+            }
+            out.push_str(&format!(" {:>9}\n", m.users_served));
         }
         out.push('\n');
     };
