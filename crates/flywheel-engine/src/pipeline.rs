@@ -413,9 +413,11 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
         .ranker
         .as_ref()
         .filter(|_| ctx.request.use_ranker);
-    if ranker.is_none() && ctx.request.use_ranker {
+    // A trained model set without a ranker is the gate's decision, not a degradation:
+    // only an engine that was never trained falls back here.
+    if ranker.is_none() && ctx.request.use_ranker && ctx.models.manifest.is_none() {
         ctx.fallback_reasons
-            .push("no trained ranker; fused retrieval order used".into());
+            .push("no trained ranker yet; fused retrieval order used".into());
     }
     let mut scored = Vec::with_capacity(candidates.len());
     let mut late = false;
