@@ -181,6 +181,21 @@ pub fn load_current(data_dir: &Path) -> Result<ModelSet> {
     }
 }
 
+/// Promotes the version saved just before the served one; returns it. `NotFound`
+/// when nothing is served or the served version is the oldest.
+pub fn rollback(data_dir: &Path) -> Result<String> {
+    let current = current_version(data_dir)?
+        .ok_or_else(|| EngineError::NotFound("a served model version to roll back from".into()))?;
+    let versions = list(data_dir)?;
+    let position = versions.iter().position(|m| m.version == current);
+    let previous = position
+        .and_then(|p| p.checked_sub(1))
+        .map(|p| versions[p].version.clone())
+        .ok_or_else(|| EngineError::NotFound(format!("a model version older than {current}")))?;
+    promote(data_dir, &previous)?;
+    Ok(previous)
+}
+
 /// Every saved version's manifest, oldest first.
 pub fn list(data_dir: &Path) -> Result<Vec<Manifest>> {
     let dir = models_dir(data_dir);

@@ -68,6 +68,8 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/v1/models", get(list_models))
         .route("/v1/models/train", post(train_models))
         .route("/v1/models/{version}/promote", post(promote_model))
+        .route("/v1/models/rollback", post(rollback_model))
+        .route("/v1/users/{id}/opt-out", post(opt_out_user))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
@@ -359,6 +361,34 @@ async fn promote_model(
     })
     .await?;
     Ok(Json(json!({"serving": app.engine.models().version()})))
+}
+
+async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let engine = Arc::clone(&app.engine);
+    let version = blocking(move || {
+        let version = models::rollback(&engine.config().data_dir).map_err(ApiError::from)?;
+        engine.reload_models().map_err(ApiError::from)?;
+        Ok(version)
+    })
+    .await?;
+    Ok(Json(json!({"serving": version})))
+}
+
+async fn opt_out_user(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: UserId = path_id(&id, UserId::parse)?;
+    let mut user = app
+        .engine
+        .get_user(&id)
+        .map(|u| User::clone(&u))
+        .unwrap_or_else(|| User::new(id.clone()));
+    user.opted_out = true;
+    let reply = serde_json::to_value(&user).unwrap_or(Value::Null);
+    let engine = Arc::clone(&app.engine);
+    blocking(move || engine.put_user(user).map_err(ApiError::from)).await?;
+    Ok(Json(reply))
 }
 
 async fn healthz() -> Json<Value> {

@@ -646,3 +646,48 @@ async fn the_popular_top_up_does_not_repeat_what_the_user_just_viewed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opting_out_makes_lists_non_personal_and_is_stored() {
+    let api = api();
+    small_shop(&api).await;
+    let reply = api.post_json("/v1/users/u1/opt-out", &json!({})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json()["opted_out"], true);
+    assert_eq!(api.get("/v1/users/u1").await.json()["opted_out"], true);
+    let list = api
+        .get("/v1/recommendations?user_id=u1&count=5")
+        .await
+        .json();
+    for item in list["items"].as_array().expect("items") {
+        let channel = item["channel"].as_str().unwrap();
+        assert!(["popularity", "trending"].contains(&channel), "{list}");
+    }
+    api.post_json("/v1/users/%20/opt-out", &json!({}))
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_serves_the_previous_version() {
+    let api = api();
+    small_shop(&api).await;
+    api.post_json("/v1/models/rollback", &json!({}))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    for expected in ["v1", "v2"] {
+        let reply = api.post_json("/v1/models/train", &json!({})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.json()["version"], expected);
+    }
+    assert_eq!(api.engine.models().version(), "v2");
+    let reply = api.post_json("/v1/models/rollback", &json!({})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json()["serving"], "v1");
+    assert_eq!(api.engine.models().version(), "v1");
+    assert_eq!(api.get("/v1/models").await.json()["serving"], "v1");
+    // v1 is the oldest: nothing to roll back to.
+    api.post_json("/v1/models/rollback", &json!({}))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
