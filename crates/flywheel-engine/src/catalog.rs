@@ -39,11 +39,6 @@ impl Catalog {
         self.items.get(id)
     }
 
-    /// An item by id given as a string slice.
-    pub fn item_by_str(&self, id: &str) -> Option<&Arc<Item>> {
-        self.items.get(id)
-    }
-
     /// A user by id.
     pub fn user(&self, id: &UserId) -> Option<&Arc<User>> {
         self.users.get(id)

@@ -427,13 +427,19 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
         };
         late |= ranker.is_some() && ctx.request.enforce_deadlines && started.elapsed() > deadline;
         let item_features = ctx.state.features.item_features(&candidate.item_id, now);
-        let features = featurize(&RankingInput {
-            user: &ctx.user,
-            item: &item,
-            item_features: &item_features,
-            candidate: &candidate,
-            now,
-        });
+        // Features are needed by a ranker on time, or for the impression log.
+        let wanted = (ranker.is_some() && !late) || ctx.request.keep_features;
+        let features = if wanted {
+            featurize(&RankingInput {
+                user: &ctx.user,
+                item: &item,
+                item_features: &item_features,
+                candidate: &candidate,
+                now,
+            })
+        } else {
+            Vec::new()
+        };
         // Without a ranker (or once it ran late), the fused retrieval score orders the list.
         let score = match ranker {
             Some(model) if !late => model.predict(&features),
