@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::CoreError;
 use crate::event::Event;
 use crate::ids::{ItemId, UserId};
 use crate::impression::Impression;
@@ -39,11 +40,54 @@ pub enum LogRecord {
 }
 
 impl LogRecord {
-    /// Encodes the record as the bytes stored in the log (compact JSON).
-    pub fn encode(&self) -> Vec<u8> {
-        // Serialising these plain structs to a Vec cannot fail: no maps with
-        // non-string keys, no failing Serialize impls.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// Encodes the record as the bytes stored in the log (compact JSON). A record
+    /// that could not be decoded again is refused: JSON has no NaN or infinity (they
+    /// would be written as `null` and poison the log), so every float must be finite.
+    pub fn encode(&self) -> Result<Vec<u8>, CoreError> {
+        if let Some(field) = self.first_non_finite_float() {
+            return Err(CoreError::InvalidValue {
+                field: field.to_string(),
+                reason: "must be a finite number".into(),
+            });
+        }
+        serde_json::to_vec(self).map_err(|e| CoreError::InvalidValue {
+            field: self.kind().to_string(),
+            reason: format!("cannot be encoded: {e}"),
+        })
+    }
+
+    /// The first float field that JSON cannot carry (NaN or infinite), if any.
+    fn first_non_finite_float(&self) -> Option<&'static str> {
+        let bad64 = |v: f64| !v.is_finite();
+        let bad32 = |v: f32| !v.is_finite();
+        match self {
+            LogRecord::Event(event) => event.value.filter(|v| bad64(*v)).map(|_| "value"),
+            LogRecord::ItemUpsert(item) => {
+                if item.price.is_some_and(bad64) {
+                    Some("price")
+                } else if item.embedding.iter().flatten().any(|v| bad32(*v)) {
+                    Some("embedding")
+                } else {
+                    None
+                }
+            }
+            LogRecord::Impression(impression) => impression.slots.iter().find_map(|slot| {
+                if bad64(slot.score) {
+                    Some("slots.score")
+                } else if bad64(slot.propensity) {
+                    Some("slots.propensity")
+                } else if bad32(slot.channel_score) {
+                    Some("slots.channel_score")
+                } else if slot.features.iter().any(|v| bad32(*v)) {
+                    Some("slots.features")
+                } else {
+                    None
+                }
+            }),
+            LogRecord::ItemDelete { .. }
+            | LogRecord::UserUpsert(_)
+            | LogRecord::UserDelete { .. } => None,
+        }
     }
 
     /// Decodes bytes read from the log.
@@ -94,7 +138,15 @@ mod tests {
             },
         ];
         for r in records {
-            assert_eq!(LogRecord::decode(&r.encode()).unwrap(), r);
+            assert_eq!(LogRecord::decode(&r.encode().unwrap()).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn a_record_json_cannot_carry_is_refused_not_written_as_null() {
+        let mut item = Item::new(ItemId::new_unchecked("i"), "books");
+        item.embedding = Some(vec![1.0, f32::INFINITY]);
+        let error = LogRecord::ItemUpsert(item).encode().unwrap_err();
+        assert!(error.to_string().contains("embedding"), "{error}");
     }
 }

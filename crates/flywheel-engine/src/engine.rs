@@ -12,8 +12,9 @@
 use flywheel_core::{
     ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId,
 };
-use flywheel_features::FeatureConfig;
 use flywheel_log::{EventLog, LogConfig, RecoveryReport, SyncMode};
+use flywheel_pipeline::{feature_config, EngineConfig, ModelSet, State};
+use flywheel_registry as registry;
 use flywheel_retrieval::ContentIndex;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -24,18 +25,9 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::models::{self, ModelSet};
-use crate::state::State;
+use crate::records::{self, SkippedRecord};
 use crate::stats::EngineStats;
-
-/// The feature store configuration implied by the engine's.
-pub fn feature_config(config: &EngineConfig) -> FeatureConfig {
-    let mut features = FeatureConfig::default();
-    features.recent_actions = features.recent_actions.max(config.retrieval.history_items);
-    features
-}
 
 /// How many impressions may wait for the log before new ones are dropped.
 const IMPRESSION_QUEUE: usize = 20_000;
@@ -60,7 +52,14 @@ pub(crate) struct Inner {
     impressions: Mutex<Option<SyncSender<LogRecord>>>,
     caught_up_at_start: AtomicBool,
     start_offset: u64,
+    /// The most recent records the consumer could not decode and skipped.
+    skipped: Mutex<VecDeque<SkippedRecord>>,
+    /// Why the consumer cannot read the log right now (`None` while it can).
+    consumer_error: Mutex<Option<String>>,
 }
+
+/// How many skipped records the engine remembers (all are counted).
+const SKIPPED_KEPT: usize = 100;
 
 /// A running engine over one data directory.
 pub struct Engine {
@@ -107,7 +106,7 @@ impl Engine {
             SyncMode::NoSync
         };
         let (log, recovery) = EventLog::open(log_config)?;
-        let models = models::load_current(&config.data_dir)?;
+        let models = registry::load_current(&config.data_dir)?;
         let start_offset = log.end_offset();
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let inner = Arc::new(Inner {
@@ -126,6 +125,8 @@ impl Engine {
             impressions: Mutex::new(Some(sender)),
             caught_up_at_start: AtomicBool::new(start_offset == 0),
             start_offset,
+            skipped: Mutex::new(VecDeque::new()),
+            consumer_error: Mutex::new(None),
         });
         let threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
@@ -178,6 +179,21 @@ impl Engine {
     /// Records appended but not yet applied to the state.
     pub fn consumer_lag(&self) -> u64 {
         self.inner.log.end_offset().saturating_sub(self.applied())
+    }
+
+    /// The most recent records the consumer skipped because they cannot be decoded.
+    pub fn skipped_records(&self) -> Vec<SkippedRecord> {
+        let kept = self.inner.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().cloned().collect()
+    }
+
+    /// Why the consumer cannot read the log right now, if it cannot.
+    pub fn consumer_error(&self) -> Option<String> {
+        self.inner
+            .consumer_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Records applied to the state so far.
@@ -241,10 +257,7 @@ impl Engine {
     /// Appends events durably; returns once they survive a crash. All or nothing.
     pub fn ingest(&self, events: Vec<Event>) -> Result<std::ops::Range<u64>> {
         let count = events.len() as u64;
-        let payloads: Vec<Vec<u8>> = events
-            .into_iter()
-            .map(|e| LogRecord::Event(e).encode())
-            .collect();
+        let payloads = encode_all(events.into_iter().map(LogRecord::Event))?;
         let range = self.inner.log.append_batch(&payloads)?;
         EngineStats::add(&self.inner.stats.events_ingested, count);
         self.inner
@@ -257,12 +270,12 @@ impl Engine {
 
     /// Appends any records durably (import) and returns their offsets.
     pub fn append_records(&self, records: &[LogRecord]) -> Result<std::ops::Range<u64>> {
-        let payloads: Vec<Vec<u8>> = records.iter().map(LogRecord::encode).collect();
+        let payloads = encode_all(records.iter().cloned())?;
         Ok(self.inner.log.append_batch(&payloads)?)
     }
 
     fn append_and_apply(&self, record: LogRecord) -> Result<()> {
-        let range = self.inner.log.append_batch(&[record.encode()])?;
+        let range = self.inner.log.append_batch(&encode_all([record])?)?;
         self.wait_applied(range.end, Duration::from_secs(10));
         Ok(())
     }
@@ -371,7 +384,8 @@ fn spawn_with<T: Send + 'static>(
         .expect("spawning an engine thread must succeed at start-up")
 }
 
-/// The consumer loop: tail the log, apply, publish the applied offset.
+/// The consumer loop: tail the log, apply, publish the applied offset. After a read
+/// error it resumes from what it had applied, so no record is ever applied twice.
 fn consume(inner: &Inner) {
     let mut next = 0u64;
     while !inner.shutdown.load(Ordering::Acquire) {
@@ -380,39 +394,77 @@ fn consume(inner: &Inner) {
             continue;
         }
         match apply_available(inner, next) {
-            Ok(applied) => next = applied,
+            Ok(applied) => {
+                next = applied;
+                set_consumer_error(inner, None);
+            }
             Err(e) => {
-                tracing::error!("consumer stopped at offset {next}: {e}");
+                next = current_applied(inner);
+                tracing::error!("consumer cannot read the log at offset {next}: {e}");
+                set_consumer_error(inner, Some(format!("offset {next}: {e}")));
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
     }
 }
 
+fn current_applied(inner: &Inner) -> u64 {
+    *inner.applied.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn set_consumer_error(inner: &Inner, error: Option<String>) {
+    *inner
+        .consumer_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = error;
+}
+
+/// One decoded chunk of the log: each entry a record, or a record to skip.
+type Chunk = Vec<std::result::Result<LogRecord, SkippedRecord>>;
+
+/// Reads up to [`APPLY_CHUNK`] records; a read error after some records were read
+/// returns those first (the error comes back on the next read).
+fn read_chunk(
+    reader: &mut dyn Iterator<Item = flywheel_log::Result<(u64, Vec<u8>)>>,
+) -> Result<Chunk> {
+    let mut chunk = Vec::with_capacity(APPLY_CHUNK);
+    while chunk.len() < APPLY_CHUNK {
+        match reader.next() {
+            None => break,
+            Some(Ok((offset, bytes))) => chunk.push(records::decode(offset, &bytes)),
+            Some(Err(e)) if chunk.is_empty() => return Err(e.into()),
+            Some(Err(_)) => break,
+        }
+    }
+    Ok(chunk)
+}
+
 /// Applies every durable record from `from`, in chunks; returns the new applied offset.
 fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
-    let mut reader = inner.log.read_from(from)?.peekable();
+    let mut reader = inner.log.read_from(from)?;
     let mut next = from;
-    while reader.peek().is_some() {
-        let mut chunk = Vec::with_capacity(APPLY_CHUNK);
-        while chunk.len() < APPLY_CHUNK {
-            let Some(entry) = reader.next() else { break };
-            let (offset, bytes) = entry?;
-            let record = LogRecord::decode(&bytes).map_err(|e| EngineError::CorruptRecord {
-                offset,
-                message: e.to_string(),
-            })?;
-            chunk.push(record);
+    loop {
+        let chunk = read_chunk(&mut reader)?;
+        if chunk.is_empty() {
+            return Ok(next);
         }
         let mut changed_catalog = false;
         {
             let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
-            for record in &chunk {
-                changed_catalog |= matches!(
-                    record,
-                    LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. }
-                );
-                state.apply(record);
+            for entry in &chunk {
+                match entry {
+                    Ok(record) => {
+                        changed_catalog |= matches!(
+                            record,
+                            LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. }
+                        );
+                        state.apply(record);
+                    }
+                    Err(skipped) => {
+                        state.skip();
+                        remember_skipped(inner, skipped.clone());
+                    }
+                }
             }
             next = state.applied;
         }
@@ -421,7 +473,34 @@ fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
         }
         publish_applied(inner, next);
     }
-    Ok(next)
+}
+
+fn remember_skipped(inner: &Inner, skipped: SkippedRecord) {
+    tracing::error!(
+        "skipped log record {} that cannot be decoded: {}",
+        skipped.offset,
+        skipped.reason
+    );
+    EngineStats::add(&inner.stats.skipped_records, 1);
+    let mut kept = inner.skipped.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() == SKIPPED_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back(skipped);
+}
+
+/// Encodes records for the log; a record that could not be decoded again is an error.
+fn encode_all(records: impl IntoIterator<Item = LogRecord>) -> Result<Vec<Vec<u8>>> {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| {
+            record.encode().map_err(|source| EngineError::Invalid {
+                index: Some(index),
+                source,
+            })
+        })
+        .collect()
 }
 
 fn publish_applied(inner: &Inner, applied: u64) {
@@ -442,18 +521,30 @@ fn publish_applied(inner: &Inner, applied: u64) {
     }
 }
 
-/// The impression writer loop.
+/// The impression writer loop. An impression that cannot be encoded is counted as
+/// dropped (with the reason logged), never written as a record that would not decode.
 fn write_impressions(inner: &Inner, receiver: Receiver<LogRecord>) {
     while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first.encode()];
-        while batch.len() < 1024 {
+        let mut records = vec![first];
+        while records.len() < 1024 {
             match receiver.try_recv() {
-                Ok(record) => batch.push(record.encode()),
+                Ok(record) => records.push(record),
                 Err(_) => break,
+            }
+        }
+        let mut batch = Vec::with_capacity(records.len());
+        for record in records {
+            match record.encode() {
+                Ok(bytes) => batch.push(bytes),
+                Err(e) => {
+                    tracing::error!("dropped an impression that cannot be encoded: {e}");
+                    EngineStats::add(&inner.stats.impressions_dropped, 1);
+                }
             }
         }
         if let Err(e) = inner.log.append_batch(&batch) {
             tracing::error!("could not log {} impressions: {e}", batch.len());
+            EngineStats::add(&inner.stats.impressions_dropped, batch.len() as u64);
         }
     }
 }
@@ -486,7 +577,7 @@ fn rebuild_content_index(inner: &Inner) {
 }
 
 fn reload_models(inner: &Inner) -> Result<bool> {
-    let wanted = models::current_version(&inner.config.data_dir)?;
+    let wanted = registry::current_version(&inner.config.data_dir)?;
     let served = inner
         .models
         .read()
@@ -495,11 +586,17 @@ fn reload_models(inner: &Inner) -> Result<bool> {
         .to_string();
     match wanted {
         Some(version) if version != served => {
-            let set = models::load(&inner.config.data_dir, &version)?;
-            *inner.models.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
-            tracing::info!("now serving models {version}");
+            let set = registry::load(&inner.config.data_dir, &version)?;
+            swap_models(inner, set);
             Ok(true)
         }
         _ => Ok(false),
     }
+}
+
+/// Serves `set` from now on.
+pub(crate) fn swap_models(inner: &Inner, set: ModelSet) {
+    let version = set.version().to_string();
+    *inner.models.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+    tracing::info!("now serving models {version}");
 }

@@ -1,12 +1,13 @@
-//! The engine's error type. User errors (bad input) are kept apart from internal
-//! ones so the server can map them to 4xx and 5xx respectively.
+//! The engine's error type. It wraps the error of each crate below it, and keeps user
+//! errors (bad input) apart from internal ones so the server can map them to 4xx and
+//! 5xx respectively.
 
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A request or import record was invalid; `index` is its position in a batch.
+    /// A request record was invalid; `index` is its position in a batch.
     #[error("{}{source}", index.map(|i| format!("record {i}: ")).unwrap_or_default())]
     Invalid {
         /// Position of the bad record in its batch, if it came in a batch.
@@ -14,44 +15,40 @@ pub enum EngineError {
         /// What was wrong.
         source: flywheel_core::CoreError,
     },
-    /// An input file could not be parsed; names the file and line.
-    #[error("{path}:{line}: {message}")]
-    BadFile {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: u64,
-        /// What was wrong.
-        message: String,
-    },
     /// Something the caller asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
     /// The data directory is used by another flywheel process.
     #[error(
         "data directory {0} is in use by another flywheel process (is `flywheel serve` running?)"
     )]
     Locked(PathBuf),
-    /// There is not enough data to do what was asked (e.g. train without events).
-    #[error("not enough data: {0}")]
-    NotEnoughData(String),
+    /// A job of this kind is already running; names its id.
+    #[error("a {kind} job is already running: {id}")]
+    Busy {
+        /// The kind of job.
+        kind: &'static str,
+        /// The running job's id.
+        id: String,
+    },
     /// The durable log failed.
     #[error("event log: {0}")]
     Log(#[from] flywheel_log::LogError),
-    /// A log record could not be decoded.
-    #[error("corrupt log record at offset {offset}: {message}")]
-    CorruptRecord {
-        /// Where.
-        offset: u64,
-        /// Why.
-        message: String,
-    },
-    /// A model failed to train or load.
-    #[error("model: {0}")]
-    Model(String),
+    /// A record could not be encoded for the log.
+    #[error("encoding a log record: {0}")]
+    Encode(String),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Pipeline(#[from] flywheel_pipeline::PipelineError),
+    /// The model registry failed.
+    #[error(transparent)]
+    Registry(#[from] flywheel_registry::RegistryError),
+    /// Training or evaluation failed.
+    #[error(transparent)]
+    Offline(#[from] flywheel_offline::OfflineError),
+    /// An import failed.
+    #[error(transparent)]
+    Import(#[from] flywheel_import::ImportError),
     /// A filesystem operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -66,15 +63,16 @@ impl EngineError {
     /// Whether the error is the caller's fault (bad input) rather than ours.
     pub fn is_user_error(&self) -> bool {
         match self {
-            EngineError::Invalid { .. }
-            | EngineError::BadFile { .. }
-            | EngineError::NotFound(_)
-            | EngineError::Config(_)
-            | EngineError::NotEnoughData(_) => true,
+            EngineError::Invalid { .. } | EngineError::NotFound(_) | EngineError::Busy { .. } => {
+                true
+            }
+            EngineError::Pipeline(_) => true,
+            EngineError::Registry(e) => e.is_user_error(),
+            EngineError::Offline(e) => e.is_user_error(),
+            EngineError::Import(e) => e.is_user_error(),
             EngineError::Locked(_)
             | EngineError::Log(_)
-            | EngineError::CorruptRecord { .. }
-            | EngineError::Model(_)
+            | EngineError::Encode(_)
             | EngineError::Io { .. } => false,
         }
     }

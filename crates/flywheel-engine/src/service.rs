@@ -5,12 +5,15 @@ use flywheel_core::{Impression, ImpressionSlot, LogRecord, RequestId, Timestamp,
 use rand::Rng;
 use std::time::Instant;
 
+use flywheel_offline::training::{self, TrainReport};
+use flywheel_offline::OfflineError;
+use flywheel_pipeline::{recommend, RecRequest, Recommendation};
+use flywheel_registry as registry;
+
 use crate::engine::Engine;
-use crate::error::{EngineError, Result};
-use crate::models;
-use crate::pipeline::{recommend, RecRequest, Recommendation};
+use crate::error::Result;
+use crate::records;
 use crate::stats::EngineStats;
-use crate::training::{self, TrainReport};
 
 /// A served list with the identifiers the client needs.
 #[derive(Debug, Clone)]
@@ -103,15 +106,18 @@ impl Engine {
         }
     }
 
-    /// Calls `visit` with every durable record, in log order.
-    pub fn replay(&self, visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>) -> Result<()> {
-        for entry in self.log().read_from(0)? {
-            let (offset, bytes) = entry?;
-            let record = LogRecord::decode(&bytes).map_err(|e| EngineError::CorruptRecord {
-                offset,
-                message: e.to_string(),
-            })?;
-            visit(offset, &record)?;
+    /// Calls `visit` with every durable record, in log order, skipping exactly the
+    /// records the consumer skips (those that cannot be decoded).
+    pub fn replay(
+        &self,
+        visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>,
+    ) -> flywheel_offline::Result<()> {
+        let replay_error = |e: flywheel_log::LogError| OfflineError::Replay(e.to_string());
+        for entry in self.log().read_from(0).map_err(replay_error)? {
+            let (offset, bytes) = entry.map_err(replay_error)?;
+            if let Ok(record) = records::decode(offset, &bytes) {
+                visit(offset, &record)?;
+            }
         }
         Ok(())
     }
@@ -120,13 +126,38 @@ impl Engine {
     /// swaps it in.
     pub fn train(&self, progress: &mut dyn FnMut(&str)) -> Result<TrainReport> {
         let data_dir = self.config().data_dir.clone();
-        let version = models::next_version(&data_dir)?;
-        let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| self.replay(visit);
+        let version = registry::reserve_version(&data_dir)?;
+        let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
+            self.replay(visit)
+        };
         let (set, report) = training::train(self.config(), &replay, version.clone(), progress)?;
         progress("saving");
-        models::save(&data_dir, &set)?;
-        models::promote(&data_dir, &version)?;
+        registry::save(&data_dir, &set)?;
+        registry::promote(&data_dir, &version)?;
         self.reload_models()?;
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// Every registered version with its status, oldest first.
+    pub fn list_versions(&self) -> Result<Vec<registry::VersionInfo>> {
+        Ok(registry::list(&self.config().data_dir)?)
+    }
+
+    /// Serves `version` from now on. The name must be a registered version and it
+    /// must load completely before `CURRENT` changes; the served models stay
+    /// otherwise.
+    pub fn promote(&self, version: &str) -> Result<String> {
+        let set = registry::promote(&self.config().data_dir, version)?;
+        crate::engine::swap_models(&self.inner, set);
+        Ok(version.to_string())
+    }
+
+    /// Serves the version that served before the current one; returns its name.
+    pub fn rollback(&self) -> Result<String> {
+        let version = registry::rollback(&self.config().data_dir)?;
+        self.reload_models()?;
+        Ok(version)
     }
 }

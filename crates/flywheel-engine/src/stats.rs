@@ -54,8 +54,10 @@ pub struct EngineStats {
     pub recommendations: AtomicU64,
     /// Requests answered with a fallback.
     pub fallbacks: AtomicU64,
-    /// Impressions dropped because the impression queue was full.
+    /// Impressions dropped: the impression queue was full, or the log refused them.
     pub impressions_dropped: AtomicU64,
+    /// Log records the consumer skipped because they cannot be decoded.
+    pub skipped_records: AtomicU64,
     /// Retrieval stage latency.
     pub retrieval_latency: Histogram,
     /// Ranking stage latency.

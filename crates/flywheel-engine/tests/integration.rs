@@ -9,9 +9,12 @@
 #![allow(clippy::unwrap_used)]
 
 use flywheel_core::{Channel, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId};
-use flywheel_engine::import::{read_file, ImportKind};
-use flywheel_engine::training::{self, impression_features};
-use flywheel_engine::{feature_config, models, Engine, EngineConfig, EngineError, State};
+use flywheel_engine::{feature_config, Engine, EngineConfig, State};
+use flywheel_import::{read_file, ImportError, ImportKind};
+use flywheel_offline::training::{self, impression_features};
+use flywheel_offline::OfflineError;
+use flywheel_registry as models;
+use flywheel_registry::RegistryError;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -74,7 +77,10 @@ fn open_with_shop(dir: &Path) -> Engine {
         (&shop.files.events, ImportKind::Events),
     ] {
         read_file(path, kind, engine.actions(), &mut |batch| {
-            engine.append_records(&batch).map(|_| ())
+            engine
+                .append_records(&batch)
+                .map(|_| ())
+                .map_err(|e| ImportError::Sink(Box::new(e)))
         })
         .unwrap();
     }
@@ -267,7 +273,7 @@ fn training_on_a_replay_produces_every_model() {
     let shop = shop();
     let config = config(Path::new("unused"));
     let records = &shop.records;
-    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_engine::Result<()>| {
+    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
         for (offset, record) in records.iter().enumerate() {
             visit(offset as u64, record)?;
         }
@@ -278,7 +284,7 @@ fn training_on_a_replay_produces_every_model() {
         stages.push(s.to_string())
     })
     .unwrap();
-    assert!(set.als.is_some() && set.ease.is_some());
+    assert!(set.als().is_some() && set.retrieval_for(flywheel_core::Channel::Ease).is_some());
     assert_eq!(set.version(), "v7");
     assert_eq!(report.log_records, records.len() as u64);
     assert!(report.interactions > 0 && report.users > 0 && report.items > 0);
@@ -314,7 +320,7 @@ fn training_on_a_replay_produces_every_model() {
         .into_iter()
         .chain(timed.into_iter().map(|t| t.2))
         .collect();
-    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_engine::Result<()>| {
+    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
         for (offset, record) in with_impressions.iter().enumerate() {
             visit(offset as u64, record)?;
         }
@@ -322,7 +328,7 @@ fn training_on_a_replay_produces_every_model() {
     };
     let (set, report) = training::train(&config, &replay, "v8".into(), &mut |_| {}).unwrap();
     let slots: usize = sim.impressions.iter().map(|i| i.slots.len()).sum();
-    assert!(set.als.is_some() && set.ease.is_some());
+    assert!(set.als().is_some() && set.retrieval_for(flywheel_core::Channel::Ease).is_some());
     assert!(report.impression_rows > 0 && report.impression_rows <= slots as u64);
     assert!(report.ranker_gate.is_some());
 
@@ -332,14 +338,14 @@ fn training_on_a_replay_produces_every_model() {
         .filter(|r| !matches!(r, LogRecord::Event(_)))
         .cloned()
         .collect();
-    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_engine::Result<()>| {
+    let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
         for (offset, record) in catalog_only.iter().enumerate() {
             visit(offset as u64, record)?;
         }
         Ok(())
     };
     let error = training::train(&config, &replay, "v9".into(), &mut |_| {}).unwrap_err();
-    assert!(matches!(error, EngineError::NotEnoughData(_)), "{error}");
+    assert!(matches!(error, OfflineError::NotEnoughData(_)), "{error}");
 }
 
 /// Everything the state holds comes back after a restart, from the durable log.
@@ -461,10 +467,10 @@ fn promoting_a_version_hot_swaps_the_served_models() {
     assert!(!engine.reload_models().unwrap(), "already serving v1");
     let served = engine.recommend(active_users(1).remove(0), 5, None);
     assert_eq!(served.model_version, "v1");
-    assert!(engine.models().als.is_some());
+    assert!(engine.models().als().is_some());
 
     let error = models::promote(dir.path(), "v99").unwrap_err();
-    assert!(matches!(error, EngineError::NotFound(_)), "{error}");
+    assert!(matches!(error, RegistryError::NotFound(_)), "{error}");
     assert_eq!(engine.models().version(), "v1");
 
     // A reopened engine serves CURRENT.
@@ -545,7 +551,7 @@ fn fallbacks_fill_the_list() {
     );
 }
 
-fn assert_positions(items: &[flywheel_engine::pipeline::RecItem]) {
+fn assert_positions(items: &[flywheel_pipeline::RecItem]) {
     let ids: BTreeSet<_> = items.iter().map(|i| &i.item_id).collect();
     assert_eq!(ids.len(), items.len(), "no item twice");
     for (index, item) in items.iter().enumerate() {
@@ -602,7 +608,7 @@ fn bad_import_lines_name_file_line_and_field() {
         .unwrap_err();
         let message = error.to_string();
         match &error {
-            EngineError::BadFile {
+            ImportError::BadFile {
                 path: p, line: l, ..
             } => {
                 assert_eq!(p, &path);

@@ -7,6 +7,10 @@
 //! *the same code* over the log up to each impression's time ([`replay_as_of`]), so
 //! a training row sees exactly what serving saw: no future event leaks into it.
 //!
+//! The pipeline reads through the [`FeatureReader`] seam (batched: one call for all
+//! the candidates of a request) and the consumer writes through [`FeatureWriter`], so a
+//! store shared by replicas implements the same two traits.
+//!
 //! What the store keeps, per user: the last N actions (most recent first), category
 //! affinity (implicit weights per top-level category, normalised to sum 1), purchased
 //! items, slots recently shown. Per item: views, clicks, purchases, engagement and
@@ -61,6 +65,7 @@ mod error;
 mod item_state;
 mod ranking;
 mod replay;
+mod seam;
 mod store;
 mod user_state;
 
@@ -68,4 +73,5 @@ pub use config::FeatureConfig;
 pub use decay::{decay_factors, Horizon, HALF_LIVES_MS, HORIZONS};
 pub use error::{FeatureError, Result};
 pub use replay::{is_before, replay, replay_as_of};
+pub use seam::{FeatureReader, FeatureWriter};
 pub use store::{top_level_category, FeatureStore};

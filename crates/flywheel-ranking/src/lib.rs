@@ -14,7 +14,9 @@
 //! get a neutral value and a flag. Changing a feature bumps
 //! [`FEATURE_SCHEMA_VERSION`]; a model records the [`FeatureSchema`] it was trained on.
 //!
-//! **2. Scoring.** [`LogisticRegression`] is the baseline ranker: features are
+//! **2. Scoring.** Every ranker sits behind the [`Ranker`] seam (one enum, one
+//! interface), so a GBDT or an imported model is a new variant.
+//! [`LogisticRegression`] is the baseline ranker: features are
 //! standardised (weighted mean and standard deviation of the training rows),
 //! an L2 penalty applies to the standardised coefficients (not the intercept),
 //! and the penalised log-loss is minimised by Newton's method with step halving,
@@ -56,6 +58,7 @@ mod features;
 mod linalg;
 mod logistic;
 mod params;
+mod ranker;
 mod rerank;
 
 pub use calibration::{
@@ -70,4 +73,5 @@ pub use features::{
 };
 pub use logistic::LogisticRegression;
 pub use params::{LrParams, TrainingRow};
+pub use ranker::Ranker;
 pub use rerank::{rerank, Ranked, RerankConfig, Scored};

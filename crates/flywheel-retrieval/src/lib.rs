@@ -13,6 +13,8 @@
 //! - [`ContentIndex`]: TF-IDF over category paths, tags and words, plus supplied
 //!   embeddings; cosine similarity, for cold-start items and users.
 //! - [`PopularityModel`]: train-set counts, global and per category.
+//! - [`RetrievalModel`]: the seam every trained retrieval model sits behind (one enum,
+//!   one interface), so a new kind of model is a new variant.
 //! - [`blend`]: per-channel quotas, deduplication, the channel kept per candidate.
 //!
 //! All linear algebra is hand-written ([`linalg`]); exact top-k uses a bounded heap
@@ -33,6 +35,7 @@ mod error;
 mod ids;
 mod interactions;
 pub mod linalg;
+mod model;
 mod popularity;
 mod topk;
 
@@ -43,5 +46,6 @@ pub use ease::{EaseModel, EASE_MAX_ITEMS};
 pub use error::{Result, RetrievalError};
 pub use ids::IdIndex;
 pub use interactions::{Interactions, SparseRows};
+pub use model::RetrievalModel;
 pub use popularity::PopularityModel;
 pub use topk::TopK;

@@ -32,6 +32,14 @@ pub enum ApiError {
     /// Not found (404).
     #[error("{0}")]
     NotFound(String),
+    /// A job of that kind is already running (409); names the running job.
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// The running job's id.
+        job_id: String,
+    },
     /// The engine is starting and has not replayed its log yet (503).
     #[error("the engine is still replaying its log")]
     NotReady,
@@ -58,6 +66,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -66,21 +75,25 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
-        match error {
+        use flywheel_registry::RegistryError;
+        match &error {
             EngineError::Invalid { .. } => {
                 ApiError::bad_request("invalid_input", error.to_string())
             }
-            EngineError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            EngineError::NotEnoughData(_)
-            | EngineError::Config(_)
-            | EngineError::BadFile { .. } => {
+            EngineError::NotFound(_) | EngineError::Registry(RegistryError::NotFound(_)) => {
+                ApiError::NotFound(error.to_string())
+            }
+            EngineError::Registry(RegistryError::InvalidVersion(_)) => {
+                ApiError::bad_request("invalid_version", error.to_string())
+            }
+            EngineError::Busy { id, .. } => ApiError::Conflict {
+                message: error.to_string(),
+                job_id: id.clone(),
+            },
+            other if other.is_user_error() => {
                 ApiError::bad_request("precondition_failed", error.to_string())
             }
-            EngineError::Locked(_)
-            | EngineError::Log(_)
-            | EngineError::CorruptRecord { .. }
-            | EngineError::Model(_)
-            | EngineError::Io { .. } => ApiError::Internal(error.to_string()),
+            _ => ApiError::Internal(error.to_string()),
         }
     }
 }
@@ -96,6 +109,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut error = json!({ "code": code, "message": message });
+        if let ApiError::Conflict { job_id, .. } = &self {
+            error["job_id"] = json!(job_id);
+        }
         if let ApiError::BadRequest { details, .. } = &self {
             if !details.is_empty() {
                 error["details"] = serde_json::Value::Array(details.clone());

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flywheel_core::{Item, ItemId, Timestamp, User, UserId};
-use flywheel_engine::{models, Engine};
+use flywheel_engine::Engine;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -335,11 +335,10 @@ async fn delete_user(
 }
 
 async fn list_models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let data_dir = app.engine.config().data_dir.clone();
-    let versions = models::list(&data_dir).map_err(ApiError::from)?;
-    let current = models::current_version(&data_dir).map_err(ApiError::from)?;
+    let engine = Arc::clone(&app.engine);
+    let versions = blocking(move || engine.list_versions().map_err(ApiError::from)).await?;
     Ok(Json(
-        json!({"serving": app.engine.models().version(), "current": current, "versions": versions}),
+        json!({"serving": app.engine.models().version(), "versions": versions}),
     ))
 }
 
@@ -354,24 +353,14 @@ async fn promote_model(
     Path(version): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
-        models::promote(&engine.config().data_dir, &version).map_err(ApiError::from)?;
-        engine.reload_models().map_err(ApiError::from)?;
-        Ok(())
-    })
-    .await?;
-    Ok(Json(json!({"serving": app.engine.models().version()})))
+    let serving = blocking(move || engine.promote(&version).map_err(ApiError::from)).await?;
+    Ok(Json(json!({ "serving": serving })))
 }
 
 async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let version = blocking(move || {
-        let version = models::rollback(&engine.config().data_dir).map_err(ApiError::from)?;
-        engine.reload_models().map_err(ApiError::from)?;
-        Ok(version)
-    })
-    .await?;
-    Ok(Json(json!({"serving": version})))
+    let serving = blocking(move || engine.rollback().map_err(ApiError::from)).await?;
+    Ok(Json(json!({ "serving": serving })))
 }
 
 async fn opt_out_user(

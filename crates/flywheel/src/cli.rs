@@ -167,7 +167,7 @@ pub struct EvalArgs {
     pub max_users: Option<usize>,
     /// How the log is split into train and test: temporal, leave-last-out or user-random.
     #[arg(long, default_value = "temporal")]
-    pub split: flywheel_engine::evaluation::Split,
+    pub split: flywheel_offline::evaluation::Split,
     /// Seed of the user-random split and of the gate's bootstrap.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

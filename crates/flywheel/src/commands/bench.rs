@@ -2,8 +2,8 @@
 //! figure beside its target. Data is prepared before the clock starts.
 
 use anyhow::{bail, Context, Result};
-use flywheel_engine::import::ImportKind;
 use flywheel_engine::{Engine, EngineConfig};
+use flywheel_import::ImportKind;
 use flywheel_server::ServerOptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,11 +3,12 @@
 //! file-based tools.
 
 use anyhow::{bail, Context, Result};
-use flywheel_engine::evaluation::{
+use flywheel_engine::Engine;
+use flywheel_offline::evaluation::{
     compare_versions, evaluate_with, render_html, Comparison, EvalOptions, EvalReport, GateOptions,
     PromotionRule, Protocol,
 };
-use flywheel_engine::{models, Engine};
+use flywheel_registry as models;
 use std::path::Path;
 
 use crate::cli::{EvalArgs, EvalTool};
@@ -146,7 +147,7 @@ fn gate(
     };
     let bar = crate::progress::spinner("comparing");
     let replay =
-        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_engine::Result<()>| {
+        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_offline::Result<()>| {
             engine.replay(visit)
         };
     let comparison = compare_versions(
@@ -202,7 +203,7 @@ pub fn holdout_with(
 ) -> Result<EvalReport> {
     let bar = crate::progress::spinner("evaluating");
     let replay =
-        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_engine::Result<()>| {
+        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_offline::Result<()>| {
             engine.replay(visit)
         };
     let report = evaluate_with(engine.config(), &replay, options, protocol, &mut |stage| {
@@ -221,7 +222,7 @@ pub fn render_holdout(report: &EvalReport) -> String {
     let mut table = |title: &str,
                      systems: &std::collections::BTreeMap<
         String,
-        flywheel_engine::evaluation::SystemMetrics,
+        flywheel_offline::evaluation::SystemMetrics,
     >| {
         if systems.is_empty() {
             return;

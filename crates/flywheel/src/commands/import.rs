@@ -1,8 +1,8 @@
 //! `flywheel import`.
 
 use anyhow::{Context, Result};
-use flywheel_engine::import::{read_file, read_movielens, ImportKind};
 use flywheel_engine::Engine;
+use flywheel_import::{read_file, read_movielens, ImportKind};
 use std::path::{Path, PathBuf};
 
 use crate::cli::ImportCommand;
@@ -46,7 +46,10 @@ pub fn import_file(engine: &Engine, file: &Path, kind: ImportKind) -> Result<u64
     let bar = crate::progress::counter(&format!("importing {}", file.display()));
     let count = read_file(file, kind, engine.actions(), &mut |batch| {
         bar.inc(batch.len() as u64);
-        engine.append_records(&batch).map(|_| ())
+        engine
+            .append_records(&batch)
+            .map(|_| ())
+            .map_err(|e| flywheel_import::ImportError::Sink(Box::new(e)))
     })
     .with_context(|| format!("importing {}", file.display()))?;
     bar.finish_and_clear();
@@ -54,14 +57,14 @@ pub fn import_file(engine: &Engine, file: &Path, kind: ImportKind) -> Result<u64
 }
 
 /// Imports a MovieLens folder.
-pub fn import_movielens(
-    engine: &Engine,
-    dir: &Path,
-) -> Result<flywheel_engine::import::MovieLensCounts> {
+pub fn import_movielens(engine: &Engine, dir: &Path) -> Result<flywheel_import::MovieLensCounts> {
     let bar = crate::progress::counter("importing MovieLens");
     let counts = read_movielens(dir, &mut |batch| {
         bar.inc(batch.len() as u64);
-        engine.append_records(&batch).map(|_| ())
+        engine
+            .append_records(&batch)
+            .map(|_| ())
+            .map_err(|e| flywheel_import::ImportError::Sink(Box::new(e)))
     })
     .with_context(|| format!("importing MovieLens from {}", dir.display()))?;
     bar.finish_and_clear();

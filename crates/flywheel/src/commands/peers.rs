@@ -102,7 +102,7 @@ pub fn run(ml_dir: &Path, out: &Path, seed: u64, python: Option<&Path>) -> Resul
 
 /// Reads `u.data` (optionally gzipped): `user \t item \t rating \t timestamp`.
 fn read_ratings(path: &Path) -> Result<Vec<Rating>> {
-    let reader = flywheel_engine::import::open_maybe_gz(path)?;
+    let reader = flywheel_import::open_maybe_gz(path)?;
     let mut ratings = Vec::with_capacity(100_000);
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{}:{}: read", path.display(), n + 1))?;

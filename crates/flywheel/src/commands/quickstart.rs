@@ -1,7 +1,7 @@
 //! `flywheel quickstart`: simulate → import → train → evaluate → serve.
 
 use anyhow::Result;
-use flywheel_engine::import::ImportKind;
+use flywheel_import::ImportKind;
 use std::sync::Arc;
 
 use crate::cli::DataArgs;
@@ -47,7 +47,7 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
     println!("4/4 evaluating on a temporal holdout");
     let evaluation = eval::holdout(
         &engine,
-        &flywheel_engine::evaluation::EvalOptions {
+        &flywheel_offline::evaluation::EvalOptions {
             holdout: 0.1,
             max_users: Some(1000),
         },

@@ -51,7 +51,7 @@ pub fn run(data: &DataArgs) -> Result<()> {
 /// Trains with a spinner showing the stage.
 pub fn train_with_progress(
     engine: &flywheel_engine::Engine,
-) -> Result<flywheel_engine::training::TrainReport> {
+) -> Result<flywheel_offline::training::TrainReport> {
     let bar = crate::progress::spinner("training");
     let report = engine.train(&mut |stage| bar.set_message(stage.to_string()));
     bar.finish_and_clear();

@@ -14,6 +14,8 @@ use flywheel_retrieval::{blend, fuse_scores, BlendConfig, ChannelList, ContentIn
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use flywheel_features::FeatureReader;
+
 use crate::config::EngineConfig;
 use crate::models::ModelSet;
 use crate::state::State;
@@ -92,6 +94,7 @@ pub struct Recommendation {
 /// The per-request context the stages share.
 struct Context<'a> {
     state: &'a State,
+    features: &'a dyn FeatureReader,
     models: &'a ModelSet,
     content: Option<&'a ContentIndex>,
     config: &'a EngineConfig,
@@ -111,13 +114,15 @@ impl<'a> Context<'a> {
         config: &'a EngineConfig,
         request: &'a RecRequest,
     ) -> Self {
-        let user = state.features.user_features(&request.user_id, request.now);
+        let features = state.feature_reader();
+        let user = features.user_features(&request.user_id, request.now);
         let opted_out = state
             .catalog
             .user(&request.user_id)
             .is_some_and(|u| u.opted_out);
         Context {
             state,
+            features,
             models,
             content,
             config,
@@ -321,11 +326,7 @@ fn run_channel(
             .collect()
     };
     match channel {
-        Channel::Ease if personal => match &ctx.models.ease {
-            Some(model) => plain(model.recommend_for_history(history, k, exclude)),
-            None => missing(ctx, channel),
-        },
-        Channel::Als if personal => match &ctx.models.als {
+        Channel::Ease | Channel::Als if personal => match ctx.models.retrieval_for(channel) {
             Some(model) => plain(model.recommend_for_history(history, k, exclude)),
             None => missing(ctx, channel),
         },
@@ -334,20 +335,16 @@ fn run_channel(
             None => Vec::new(),
         },
         Channel::CoVisitation if personal => co_visitation(ctx, history, exclude, k),
-        Channel::Trending => plain(
-            ctx.state
-                .features
-                .trending(category, now, k + exclude.len()),
-        ),
+        Channel::Trending => plain(ctx.features.trending(category, now, k + exclude.len())),
         Channel::Popularity => {
             let top = top_affinity_category(&ctx.user).filter(|_| personal);
-            let mut list = plain(ctx.state.features.popular(
+            let mut list = plain(ctx.features.popular(
                 category.or(top.as_deref()),
                 now,
                 k + exclude.len(),
             ));
             if list.len() < k {
-                list.extend(plain(ctx.state.features.popular(
+                list.extend(plain(ctx.features.popular(
                     category,
                     now,
                     k + exclude.len(),
@@ -377,9 +374,11 @@ fn co_visitation(
     k: usize,
 ) -> ChannelItems {
     let mut scores: HashMap<ItemId, (f32, ItemId)> = HashMap::new();
-    for (rank, (seed, weight)) in history.iter().take(10).enumerate() {
+    let seeds: Vec<&ItemId> = history.iter().take(10).map(|(seed, _)| seed).collect();
+    let neighbours = ctx.features.co_visited_many(&seeds, k);
+    for (rank, ((seed, weight), found)) in history.iter().zip(neighbours).enumerate() {
         let recency = 1.0 / (1.0 + rank as f32);
-        for (neighbour, strength) in ctx.state.features.co_visited(seed, k) {
+        for (neighbour, strength) in found {
             if exclude.contains(&neighbour) {
                 continue;
             }
@@ -421,12 +420,16 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
     }
     let mut scored = Vec::with_capacity(candidates.len());
     let mut late = false;
-    for candidate in candidates {
+    // One batched read of every candidate's features (one round trip for a remote store).
+    let all_item_features = {
+        let ids: Vec<&ItemId> = candidates.iter().map(|c| &c.item_id).collect();
+        ctx.features.item_features_many(&ids, now)
+    };
+    for (candidate, item_features) in candidates.into_iter().zip(all_item_features) {
         let Some(item) = ctx.state.catalog.item(&candidate.item_id).cloned() else {
             continue;
         };
         late |= ranker.is_some() && ctx.request.enforce_deadlines && started.elapsed() > deadline;
-        let item_features = ctx.state.features.item_features(&candidate.item_id, now);
         // Features are needed by a ranker on time, or for the impression log.
         let wanted = (ranker.is_some() && !late) || ctx.request.keep_features;
         let features = if wanted {
@@ -517,7 +520,7 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
     // Retrieval excluded the user's recent items; the top-up must not bring them back.
     seen.extend(ctx.user.recent.iter().map(|(item, _, _)| item.clone()));
     let now = ctx.request.now;
-    let mut pool = ctx.state.features.popular(
+    let mut pool = ctx.features.popular(
         ctx.request.category.as_deref(),
         now,
         wanted * 3 + seen.len(),

@@ -11,16 +11,16 @@
 //!   same pipeline serving the fused retrieval order.
 
 use flywheel_core::{Channel, Item, ItemId, Timestamp, UserId};
-use flywheel_ranking::LogisticRegression;
+use flywheel_ranking::Ranker;
 use flywheel_retrieval::ContentIndex;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::config::EngineConfig;
-use crate::models::ModelSet;
-use crate::pipeline::{recommend, RecRequest};
-use crate::state::State;
+use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::ModelSet;
+use flywheel_pipeline::State;
+use flywheel_pipeline::{recommend, RecRequest};
 
 /// Users the gate scores at most (evenly sampled).
 const GATE_USERS: usize = 500;
@@ -170,15 +170,9 @@ impl<'a> GateSample<'a> {
         &self,
         config: &EngineConfig,
         models: &ModelSet,
-        ranker: LogisticRegression,
-    ) -> (Option<LogisticRegression>, RankerGate) {
-        let with_ranker = ModelSet {
-            als: models.als.clone(),
-            ease: models.ease.clone(),
-            ranker: Some(ranker),
-            fusion_weights: models.fusion_weights.clone(),
-            manifest: None,
-        };
+        ranker: Ranker,
+    ) -> (Option<Ranker>, RankerGate) {
+        let with_ranker = models.with_ranker(Some(ranker));
         let ranker_ndcg_at_10 = self.mean_ndcg(config, &with_ranker, None, true);
         let retrieval_ndcg_at_10 = self.mean_ndcg(config, &with_ranker, None, false);
         let accepted = !self.users.is_empty() && ranker_ndcg_at_10 > retrieval_ndcg_at_10;

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 
 use super::metrics::{self, SystemMetrics};
 use super::{EvalOptions, Holdout, Protocol, SplitLog};
-use crate::config::EngineConfig;
-use crate::error::{EngineError, Result};
-use crate::models::ModelSet;
+use crate::error::{OfflineError, Result};
 use crate::training::Replay;
+use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::ModelSet;
 
 /// When a candidate is promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -157,7 +157,7 @@ pub fn compare_versions(
     progress("replaying the state from the training records");
     let holdout = Holdout::prepare(config, &log, options);
     if holdout.warm.is_empty() {
-        return Err(EngineError::NotEnoughData(
+        return Err(OfflineError::NotEnoughData(
             "no test user has training history; the gate has nobody to compare on".into(),
         ));
     }

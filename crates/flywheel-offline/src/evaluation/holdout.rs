@@ -11,13 +11,13 @@ use std::collections::{HashMap, HashSet};
 
 use super::metrics::{self, TrainStats, UserList};
 use super::{split, EvalOptions, Protocol, RankerCalibration, System};
-use crate::config::EngineConfig;
-use crate::engine::feature_config;
 use crate::error::Result;
-use crate::models::ModelSet;
-use crate::pipeline::{recommend, retrieve_candidates, RecRequest};
-use crate::state::State;
 use crate::training::Replay;
+use flywheel_pipeline::feature_config;
+use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::ModelSet;
+use flywheel_pipeline::State;
+use flywheel_pipeline::{recommend, retrieve_candidates, RecRequest};
 
 /// The log in memory with its test records marked.
 pub(super) struct SplitLog {

@@ -6,7 +6,7 @@ use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use super::{bad, open_maybe_gz, BATCH};
-use crate::error::{EngineError, Result};
+use crate::error::{ImportError, Result};
 
 /// Finds `name` or `name.gz` in a directory.
 fn find(dir: &Path, name: &str) -> Option<PathBuf> {
@@ -45,7 +45,7 @@ pub fn read_movielens(
         };
         return emit_movielens(items, users, &ratings, ':', sink);
     }
-    Err(EngineError::NotFound(format!(
+    Err(ImportError::NotFound(format!(
         "MovieLens ratings in {} (expected u.data for 100K or ratings.dat for 1M, optionally .gz)",
         dir.display()
     )))
@@ -138,7 +138,7 @@ fn latin1_lines(path: &Path) -> Result<Vec<String>> {
     let mut bytes = Vec::new();
     open_maybe_gz(path)?
         .read_to_end(&mut bytes)
-        .map_err(|e| EngineError::io(path, e))?;
+        .map_err(|e| ImportError::io(path, e))?;
     let text: String = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
@@ -166,7 +166,7 @@ fn movie_item(
     genres: Vec<String>,
     created_at: Option<Timestamp>,
 ) -> Result<Item> {
-    let id = ItemId::parse("movie id", id.trim()).map_err(|e| EngineError::Invalid {
+    let id = ItemId::parse("movie id", id.trim()).map_err(|e| ImportError::Invalid {
         index: None,
         source: e,
     })?;

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{EngineError, Result};
+use flywheel_features::FeatureConfig;
+
+use crate::error::{PipelineError, Result};
 
 /// Everything the engine can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,12 +159,14 @@ impl Default for TrainingSettings {
 impl EngineConfig {
     /// Reads a TOML config file; errors name the file and the offending key.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         Self::from_toml_str(&text).map_err(|e| match e {
-            EngineError::Config(msg) => EngineError::Config(format!("{}: {msg}", path.display())),
+            PipelineError::Config(msg) => {
+                PipelineError::Config(format!("{}: {msg}", path.display()))
+            }
             other => other,
         })
     }
@@ -170,17 +174,17 @@ impl EngineConfig {
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let config: EngineConfig =
-            toml::from_str(text).map_err(|e| EngineError::Config(e.to_string()))?;
+            toml::from_str(text).map_err(|e| PipelineError::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks ranges that serde cannot.
     pub fn validate(&self) -> Result<()> {
-        let bad = |msg: &str| Err(EngineError::Config(msg.to_string()));
+        let bad = |msg: &str| Err(PipelineError::Config(msg.to_string()));
         self.rerank
             .validate()
-            .map_err(|e| EngineError::Config(format!("rerank: {e}")))?;
+            .map_err(|e| PipelineError::Config(format!("rerank: {e}")))?;
         if self.retrieval.candidates == 0 {
             return bad("retrieval.candidates must be positive");
         }
@@ -197,6 +201,13 @@ impl EngineConfig {
         }
         Ok(())
     }
+}
+
+/// The feature store configuration implied by the engine's.
+pub fn feature_config(config: &EngineConfig) -> FeatureConfig {
+    let mut features = FeatureConfig::default();
+    features.recent_actions = features.recent_actions.max(config.retrieval.history_items);
+    features
 }
 
 #[cfg(test)]

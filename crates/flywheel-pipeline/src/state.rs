@@ -3,7 +3,7 @@
 //! fresh `State` offline. One `apply`, two uses.
 
 use flywheel_core::LogRecord;
-use flywheel_features::{FeatureConfig, FeatureStore};
+use flywheel_features::{FeatureConfig, FeatureReader, FeatureStore, FeatureWriter};
 
 use crate::catalog::Catalog;
 
@@ -28,13 +28,11 @@ impl State {
         }
     }
 
-    /// Applies one record. This is the only way state changes.
+    /// Applies one record. This is the only way state changes: the catalog takes
+    /// upserts and deletes, and the features take every record through their one
+    /// write path ([`FeatureWriter::apply_record`]).
     pub fn apply(&mut self, record: &LogRecord) {
         match record {
-            LogRecord::Event(event) => {
-                let category = self.catalog.category_of(&event.item_id);
-                self.features.apply_event(event, category);
-            }
             LogRecord::ItemUpsert(item) => self.catalog.upsert_item(item.clone()),
             LogRecord::ItemDelete { id, .. } => {
                 self.catalog.delete_item(id);
@@ -42,10 +40,21 @@ impl State {
             LogRecord::UserUpsert(user) => self.catalog.upsert_user(user.clone()),
             LogRecord::UserDelete { id, .. } => {
                 self.catalog.delete_user(id);
-                self.features.forget_user(id);
             }
-            LogRecord::Impression(impression) => self.features.apply_impression(impression),
+            LogRecord::Event(_) | LogRecord::Impression(_) => {}
         }
+        FeatureWriter::apply_record(&mut self.features, record);
         self.applied += 1;
+    }
+
+    /// Counts a record that was skipped because it could not be decoded: the offset
+    /// advances as if it had been applied, and nothing else changes.
+    pub fn skip(&mut self) {
+        self.applied += 1;
+    }
+
+    /// The online features, read through their seam.
+    pub fn feature_reader(&self) -> &dyn FeatureReader {
+        &self.features
     }
 }

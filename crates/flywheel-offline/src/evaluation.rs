@@ -26,9 +26,9 @@ use flywheel_eval::pointwise::ReliabilityBin;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::config::EngineConfig;
 use crate::error::Result;
 use crate::training::{self, Replay};
+use flywheel_pipeline::EngineConfig;
 
 pub use compare::{compare_versions, paired_bootstrap_ci, Comparison, GateOptions, PromotionRule};
 use holdout::{Holdout, SplitLog};

@@ -1,3 +1,5 @@
+//! # flywheel-import: outside data into log records
+//!
 //! Reading outside data into log records: JSON lines and CSV for items, users and
 //! events, and the MovieLens 100K / 1M file formats. Every error names the file
 //! and the line. Files ending in `.gz` are decompressed on the fly.
@@ -9,9 +11,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use crate::error::{EngineError, Result};
-
+mod error;
 mod movielens;
+pub use error::{ImportError, Result};
 pub use movielens::{read_movielens, MovieLensCounts};
 
 /// What kind of records a file holds.
@@ -27,7 +29,7 @@ pub enum ImportKind {
 
 /// Opens a file, transparently decompressing `.gz`.
 pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
-    let file = File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let file = File::open(path).map_err(|e| ImportError::io(path, e))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(GzDecoder::new(file))
     } else {
@@ -36,8 +38,8 @@ pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, reader)))
 }
 
-fn bad(path: &Path, line: u64, message: impl Into<String>) -> EngineError {
-    EngineError::BadFile {
+fn bad(path: &Path, line: u64, message: impl Into<String>) -> ImportError {
+    ImportError::BadFile {
         path: path.to_path_buf(),
         line,
         message: message.into(),

@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use crate::error::{EngineError, Result};
+use crate::error::{OfflineError, Result};
 
 /// Which records are held out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -36,14 +36,14 @@ pub enum Split {
 }
 
 impl FromStr for Split {
-    type Err = EngineError;
+    type Err = OfflineError;
 
     fn from_str(text: &str) -> Result<Self> {
         match text {
             "temporal" => Ok(Split::Temporal),
             "leave-last-out" => Ok(Split::LeaveLastOut),
             "user-random" => Ok(Split::UserRandom),
-            other => Err(EngineError::Config(format!(
+            other => Err(OfflineError::Config(format!(
                 "unknown split `{other}`: use temporal, leave-last-out or user-random"
             ))),
         }
@@ -100,7 +100,7 @@ pub fn mark(records: &[LogRecord], protocol: &Protocol, holdout: f64) -> Result<
         .filter(|r| matches!(r, LogRecord::Event(_)))
         .count();
     if events < 10 {
-        return Err(EngineError::NotEnoughData(format!(
+        return Err(OfflineError::NotEnoughData(format!(
             "evaluation needs at least 10 events, the log has {events}"
         )));
     }

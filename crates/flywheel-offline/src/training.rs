@@ -19,19 +19,23 @@
 use flywheel_core::{
     Candidate, Event, Impression, Item, ItemId, LogRecord, RequestId, Timestamp, UserId,
 };
-use flywheel_ranking::{featurize, LogisticRegression, LrParams, RankingInput, TrainingRow};
-use flywheel_retrieval::{AlsModel, AlsParams, ContentIndex, EaseModel, Interactions};
+use flywheel_ranking::{
+    featurize, LogisticRegression, LrParams, Ranker, RankingInput, TrainingRow,
+};
+use flywheel_retrieval::{
+    AlsModel, AlsParams, ContentIndex, EaseModel, Interactions, RetrievalModel,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use crate::config::EngineConfig;
-use crate::error::{EngineError, Result};
+use crate::error::{OfflineError, Result};
 use crate::gate::GateSample;
 pub use crate::gate::RankerGate;
-use crate::models::{Manifest, ModelSet};
-use crate::pipeline::{retrieve_candidates, RecRequest};
-use crate::state::State;
+use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::State;
+use flywheel_pipeline::{retrieve_candidates, RecRequest};
+use flywheel_pipeline::{Manifest, ModelSet};
 
 /// A source of log records that can be read more than once: it calls the visitor
 /// with every (offset, record) in log order.
@@ -192,21 +196,23 @@ fn retrieval_models(
     interactions: &Interactions,
     seconds: &mut BTreeMap<String, f64>,
     tag: &str,
-) -> Result<(AlsModel, Option<EaseModel>)> {
+) -> Result<Vec<RetrievalModel>> {
     let started = Instant::now();
     let als = AlsModel::train(interactions, &als_params(config))
-        .map_err(|e| EngineError::Model(format!("ALS: {e}")))?;
+        .map_err(|e| OfflineError::Model(format!("ALS: {e}")))?;
     seconds.insert(format!("als{tag}"), started.elapsed().as_secs_f64());
     let ease = if interactions.num_items() <= config.training.ease_max_items {
         let started = Instant::now();
         let model = EaseModel::train(interactions, config.training.ease_lambda)
-            .map_err(|e| EngineError::Model(format!("EASE: {e}")))?;
+            .map_err(|e| OfflineError::Model(format!("EASE: {e}")))?;
         seconds.insert(format!("ease{tag}"), started.elapsed().as_secs_f64());
         Some(model)
     } else {
         None
     };
-    Ok((als, ease))
+    let mut trained = vec![RetrievalModel::Als(als)];
+    trained.extend(ease.map(RetrievalModel::Ease));
+    Ok(trained)
 }
 
 /// The time before which the row-generating models learn, and the engagement
@@ -318,7 +324,7 @@ fn ranker_rows(
 ) -> Result<RankerRows> {
     let items: Vec<Item> = pass.items.values().cloned().collect();
     let content = ContentIndex::build(&items);
-    let mut state = State::new(crate::engine::feature_config(config));
+    let mut state = State::new(flywheel_pipeline::feature_config(config));
     let mut rows = Vec::new();
     let (mut from_impressions, mut from_interactions) = (0u64, 0u64);
     replay(&mut |offset, record| {
@@ -382,19 +388,19 @@ fn ranker_rows(
 }
 
 /// Fits the ranker on every row; the gate decides later whether it ships.
-fn fit_ranker(built: &RankerRows) -> Result<Option<LogisticRegression>> {
+fn fit_ranker(built: &RankerRows) -> Result<Option<Ranker>> {
     let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
     if positives == 0 || positives == built.rows.len() {
         return Ok(None);
     }
     LogisticRegression::train(&built.rows, &LrParams::default())
-        .map(Some)
-        .map_err(|e| EngineError::Model(format!("ranker: {e}")))
+        .map(|model| Some(Ranker::Logistic(model)))
+        .map_err(|e| OfflineError::Model(format!("ranker: {e}")))
 }
 
 /// The derived state as of `cut`: every record before the first event at or after it.
 fn state_at(config: &EngineConfig, replay: &Replay, cut: Timestamp) -> Result<State> {
-    let mut state = State::new(crate::engine::feature_config(config));
+    let mut state = State::new(flywheel_pipeline::feature_config(config));
     let mut reached = false;
     replay(&mut |_, record| {
         reached |= matches!(record, LogRecord::Event(e) if e.timestamp >= cut);
@@ -417,7 +423,7 @@ pub fn train(
     progress("reading the log");
     let pass = first_pass(replay)?;
     if pass.triples.is_empty() {
-        return Err(EngineError::NotEnoughData(
+        return Err(OfflineError::NotEnoughData(
             "the log holds no events to learn from; import or send events first".into(),
         ));
     }
@@ -430,10 +436,8 @@ pub fn train(
             .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
     );
     let mut row_models = if early.num_pairs() > 0 && !sampled.is_empty() {
-        let (als, ease) = retrieval_models(config, &early, &mut seconds, "_rows")?;
         ModelSet {
-            als: Some(als),
-            ease,
+            retrieval: retrieval_models(config, &early, &mut seconds, "_rows")?,
             ..ModelSet::default()
         }
     } else {
@@ -443,7 +447,7 @@ pub fn train(
     let started = Instant::now();
     let state_at_cut = state_at(config, replay, row_cut)?;
     let gate_sample = GateSample::new(&pass.engagements, &state_at_cut, row_cut);
-    if gate_sample.len() > 0 && row_models.als.is_some() {
+    if gate_sample.len() > 0 && !row_models.retrieval.is_empty() {
         row_models.fusion_weights = gate_sample.channel_weights(config, &row_models);
     }
     seconds.insert(
@@ -473,11 +477,8 @@ pub fn train(
             .iter()
             .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
     );
-    let (als, ease) = retrieval_models(config, &interactions, &mut seconds, "")?;
-    let mut models = vec!["als".to_string()];
-    if ease.is_some() {
-        models.push("ease".into());
-    }
+    let retrieval = retrieval_models(config, &interactions, &mut seconds, "")?;
+    let mut models: Vec<String> = retrieval.iter().map(|m| m.kind().to_string()).collect();
     if ranker.is_some() {
         models.push("ranker".into());
     }
@@ -505,12 +506,12 @@ pub fn train(
         ranker_rows: built.rows.len() as u64,
         models,
         fusion_weights: report.fusion_weights.clone(),
+        config: Some(config.clone()),
     };
     Ok((
         ModelSet {
             manifest: Some(manifest),
-            als: Some(als),
-            ease,
+            retrieval,
             ranker,
             fusion_weights,
         },

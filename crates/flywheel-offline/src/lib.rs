@@ -1,0 +1,21 @@
+//! # flywheel-offline: training and evaluation on a replayed log
+//!
+//! Everything here reads the log through a [`Replay`] (a function that visits every
+//! record in log order, as often as asked) and rebuilds the derived state with the
+//! same `State::apply` the server uses, so a training row or a holdout list sees only
+//! what was known at its moment.
+//! - [`training::train`]: point-in-time ranker rows, the retrieval models, the fusion
+//!   weights and the ranker gate ([`gate`]), into one model set;
+//! - [`evaluation`]: `flywheel eval` on the engine's own data (temporal, leave-last-out
+//!   and per-user random splits; accuracy, coverage, diversity, novelty per channel and
+//!   for the blend; slices; ranker calibration) and the promotion gate between two
+//!   model sets with a paired bootstrap CI.
+
+mod error;
+pub mod evaluation;
+mod gate;
+pub mod training;
+
+pub use error::{OfflineError, Result};
+pub use gate::RankerGate;
+pub use training::Replay;

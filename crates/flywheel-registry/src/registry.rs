@@ -1,0 +1,539 @@
+//! The on-disk registry of model versions.
+//!
+//! Layout under `<data_dir>/models/`:
+//! - `<version>/manifest.json`: how the version was made (immutable once written);
+//! - `<version>/<kind>.bin` for each retrieval model and `ranker.bin`: bincode-encoded
+//!   models behind their seams (absent when not trained);
+//! - `<version>/record.json`: the version's status, evaluation figures and gate
+//!   decision (rewritten atomically when they change);
+//! - `CURRENT`: the version being served. It is replaced atomically (write + fsync +
+//!   rename), and only after the version it names has loaded completely, so a bad
+//!   version can never leave the registry unable to start.
+//!
+//! Version names are names the registry made (`v1`, `v2`, …). A name from outside
+//! (an HTTP path, a CLI argument) is checked against [`is_valid_version_name`] and
+//! against the registry's own listing before any path is built from it.
+
+use flywheel_pipeline::{Manifest, ModelSet};
+use flywheel_ranking::Ranker;
+use flywheel_retrieval::RetrievalModel;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{RegistryError, Result};
+
+/// Where a version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// It is the version `CURRENT` names.
+    Serving,
+    /// Trained and registered, not (yet) promoted.
+    Candidate,
+    /// The promotion gate refused it.
+    Rejected,
+    /// It serves a share of users as a canary.
+    Canary,
+    /// It served once and was replaced.
+    Retired,
+}
+
+impl Status {
+    /// The status as the API and the CLI spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Serving => "serving",
+            Status::Candidate => "candidate",
+            Status::Rejected => "rejected",
+            Status::Canary => "canary",
+            Status::Retired => "retired",
+        }
+    }
+}
+
+/// What the promotion gate decided about a version, with the figures behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// The rule applied, in words (e.g. `non-inferiority, margin 0.01`).
+    pub rule: String,
+    /// The version it was compared with (`None` when nothing served).
+    pub against: Option<String>,
+    /// How the comparison was made (e.g. both retrained on the same split).
+    pub method: String,
+    /// Users compared.
+    pub users: usize,
+    /// The candidate's NDCG@10 on the holdout.
+    pub candidate_ndcg_at_10: Option<f64>,
+    /// The serving version's NDCG@10 on the same holdout.
+    pub serving_ndcg_at_10: Option<f64>,
+    /// Mean paired difference (candidate − serving).
+    pub mean_difference: Option<f64>,
+    /// Lower bound of the bootstrap CI of the difference.
+    pub ci_low: Option<f64>,
+    /// Upper bound of the bootstrap CI of the difference.
+    pub ci_high: Option<f64>,
+    /// Whether the version was promoted.
+    pub promoted: bool,
+    /// Whether it was promoted by `--force`, whatever the rule said.
+    pub forced: bool,
+    /// The decision in words.
+    pub reason: String,
+}
+
+/// The mutable part of a version: status, figures, gate decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// The version's status when `CURRENT` does not name it.
+    pub status: Status,
+    /// Evaluation figures (e.g. `ndcg_at_10`), from the gate's holdout.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// The gate's decision.
+    #[serde(default)]
+    pub gate: Option<GateRecord>,
+    /// Increases with every promotion: the order in which versions served.
+    #[serde(default)]
+    pub promoted_seq: Option<u64>,
+}
+
+impl Default for VersionRecord {
+    fn default() -> Self {
+        VersionRecord {
+            status: Status::Candidate,
+            metrics: BTreeMap::new(),
+            gate: None,
+            promoted_seq: None,
+        }
+    }
+}
+
+/// One version as listed: its manifest, its record and its effective status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionInfo {
+    /// The version name.
+    pub version: String,
+    /// Serving when `CURRENT` names it, else the recorded status.
+    pub status: Status,
+    /// Evaluation figures.
+    pub metrics: BTreeMap<String, f64>,
+    /// The gate's decision.
+    pub gate: Option<GateRecord>,
+    /// How it was made.
+    pub manifest: Manifest,
+}
+
+/// The models folder of a data directory.
+pub fn models_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+/// Whether `name` can be a version name: `v` and digits, nothing a path could hide in.
+pub fn is_valid_version_name(name: &str) -> bool {
+    name.len() <= 24
+        && name
+            .strip_prefix('v')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The folder of an existing version; refuses names that are not registry names.
+fn version_dir(data_dir: &Path, version: &str) -> Result<PathBuf> {
+    if !is_valid_version_name(version) {
+        return Err(RegistryError::InvalidVersion(truncated(version)));
+    }
+    let dir = models_dir(data_dir).join(version);
+    if !dir.join("manifest.json").is_file() {
+        return Err(RegistryError::NotFound(format!("model version {version}")));
+    }
+    Ok(dir)
+}
+
+fn truncated(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+fn write_bin<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = bincode::serialize(value)
+        .map_err(|e| RegistryError::Model(format!("{}: {e}", path.display())))?;
+    write_atomically(path, &bytes)
+}
+
+fn read_bin<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(|e| RegistryError::io(path, e))?;
+    bincode::deserialize(&bytes).map(Some).map_err(|e| {
+        RegistryError::Model(format!("{} is not a valid model file: {e}", path.display()))
+    })
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| RegistryError::io(path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::Model(format!("{}: {e}", path.display())))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| RegistryError::Model(format!("{}: {e}", path.display())))?;
+    write_atomically(path, &json)
+}
+
+/// Writes a file atomically: to a temporary name, fsync, rename, fsync the folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| RegistryError::io(&tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| RegistryError::io(&tmp, e))?;
+    file.sync_all().map_err(|e| RegistryError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| RegistryError::io(path, e))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Reserves the next free version name (`v1`, `v2`, …) by creating its folder, so two
+/// trainings never write the same version.
+pub fn reserve_version(data_dir: &Path) -> Result<String> {
+    let dir = models_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| RegistryError::io(&dir, e))?;
+    let mut next = highest_version_number(&dir)? + 1;
+    loop {
+        let version = format!("v{next}");
+        match std::fs::create_dir(dir.join(&version)) {
+            Ok(()) => return Ok(version),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
+            Err(e) => return Err(RegistryError::io(dir.join(&version), e)),
+        }
+    }
+}
+
+fn highest_version_number(dir: &Path) -> Result<u64> {
+    let mut highest = 0u64;
+    for entry in std::fs::read_dir(dir).map_err(|e| RegistryError::io(dir, e))? {
+        let entry = entry.map_err(|e| RegistryError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(n) = name.strip_prefix('v').and_then(|n| n.parse::<u64>().ok()) {
+            highest = highest.max(n);
+        }
+    }
+    Ok(highest)
+}
+
+/// Saves a model set under its manifest's version as a candidate (does not promote it).
+pub fn save(data_dir: &Path, set: &ModelSet) -> Result<PathBuf> {
+    let manifest = set
+        .manifest
+        .as_ref()
+        .ok_or_else(|| RegistryError::Model("cannot save a model set without a manifest".into()))?;
+    if !is_valid_version_name(&manifest.version) {
+        return Err(RegistryError::InvalidVersion(truncated(&manifest.version)));
+    }
+    let dir = models_dir(data_dir).join(&manifest.version);
+    std::fs::create_dir_all(&dir).map_err(|e| RegistryError::io(&dir, e))?;
+    for model in &set.retrieval {
+        write_bin(&dir.join(format!("{}.bin", model.kind())), model)?;
+    }
+    if let Some(ranker) = &set.ranker {
+        write_bin(&dir.join("ranker.bin"), ranker)?;
+    }
+    write_json(&dir.join("record.json"), &VersionRecord::default())?;
+    // The manifest last: a folder without one is not a version.
+    write_json(&dir.join("manifest.json"), manifest)?;
+    Ok(dir)
+}
+
+/// The version's record (a default candidate record for versions saved before records).
+pub fn record(data_dir: &Path, version: &str) -> Result<VersionRecord> {
+    let path = version_dir(data_dir, version)?.join("record.json");
+    if !path.exists() {
+        return Ok(VersionRecord::default());
+    }
+    read_json(&path)
+}
+
+/// Rewrites the version's record through `change`.
+pub fn update_record(
+    data_dir: &Path,
+    version: &str,
+    change: impl FnOnce(&mut VersionRecord),
+) -> Result<VersionRecord> {
+    let mut current = record(data_dir, version)?;
+    change(&mut current);
+    let path = version_dir(data_dir, version)?.join("record.json");
+    write_json(&path, &current)?;
+    Ok(current)
+}
+
+/// Makes `version` the served one: it must be a registered version that loads
+/// completely; only then is `CURRENT` rewritten. Returns the loaded set.
+pub fn promote(data_dir: &Path, version: &str) -> Result<ModelSet> {
+    let seq = next_promotion_seq(data_dir)?;
+    switch_to(data_dir, version, Some(seq))
+}
+
+/// Loads `version`, marks it serving (with a new promotion number, or keeping its old
+/// one for a rollback), rewrites `CURRENT`, and retires the version served before.
+fn switch_to(data_dir: &Path, version: &str, seq: Option<u64>) -> Result<ModelSet> {
+    let set = load(data_dir, version)?;
+    let previous = current_version(data_dir)?;
+    update_record(data_dir, version, |r| {
+        r.status = Status::Serving;
+        if seq.is_some() {
+            r.promoted_seq = seq;
+        }
+    })?;
+    write_atomically(&models_dir(data_dir).join("CURRENT"), version.as_bytes())?;
+    if let Some(previous) = previous.filter(|p| p != version) {
+        // The old version may have vanished; retiring it is best effort.
+        let _ = update_record(data_dir, &previous, |r| r.status = Status::Retired);
+    }
+    Ok(set)
+}
+
+fn next_promotion_seq(data_dir: &Path) -> Result<u64> {
+    let highest = list(data_dir)?
+        .iter()
+        .filter_map(|v| record(data_dir, &v.version).ok()?.promoted_seq)
+        .max()
+        .unwrap_or(0);
+    Ok(highest + 1)
+}
+
+/// The served version's name, if any (a `CURRENT` that does not name a valid version
+/// is reported as an error, never followed).
+pub fn current_version(data_dir: &Path) -> Result<Option<String>> {
+    let path = models_dir(data_dir).join("CURRENT");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let name = text.trim();
+            if !is_valid_version_name(name) {
+                return Err(RegistryError::InvalidVersion(truncated(name)));
+            }
+            Ok(Some(name.to_string()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RegistryError::io(path, e)),
+    }
+}
+
+/// Loads one version completely; any missing or undecodable part is an error.
+pub fn load(data_dir: &Path, version: &str) -> Result<ModelSet> {
+    let dir = version_dir(data_dir, version)?;
+    let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
+    let mut retrieval = Vec::new();
+    for kind in RetrievalModel::KINDS {
+        let model: Option<RetrievalModel> = read_bin(&dir.join(format!("{kind}.bin")))?;
+        if let Some(model) = model {
+            if model.kind() != kind || !model.is_consistent() {
+                return Err(RegistryError::Model(format!(
+                    "{version}/{kind}.bin holds an inconsistent or mislabelled model"
+                )));
+            }
+            retrieval.push(model);
+        }
+    }
+    let ranker: Option<Ranker> = read_bin(&dir.join("ranker.bin"))?;
+    for listed in &manifest.models {
+        let present = retrieval.iter().any(|m| m.kind() == listed)
+            || (listed == "ranker" && ranker.is_some());
+        if !present {
+            return Err(RegistryError::Model(format!(
+                "{version}: the manifest lists `{listed}` but its file is missing"
+            )));
+        }
+    }
+    let fusion_weights = manifest
+        .fusion_weights
+        .iter()
+        .filter_map(|(name, weight)| flywheel_core::Channel::parse(name).map(|c| (c, *weight)))
+        .collect();
+    Ok(ModelSet {
+        fusion_weights,
+        manifest: Some(manifest),
+        retrieval,
+        ranker,
+    })
+}
+
+/// Loads the served version, or an empty set when nothing was trained yet.
+pub fn load_current(data_dir: &Path) -> Result<ModelSet> {
+    match current_version(data_dir)? {
+        Some(version) => load(data_dir, &version),
+        None => Ok(ModelSet::default()),
+    }
+}
+
+/// Promotes the version that served before the current one; returns it. `NotFound`
+/// when nothing is served or no version served before it.
+pub fn rollback(data_dir: &Path) -> Result<String> {
+    let current = current_version(data_dir)?.ok_or_else(|| {
+        RegistryError::NotFound("a served model version to roll back from".into())
+    })?;
+    let current_seq = record(data_dir, &current)?.promoted_seq.unwrap_or(u64::MAX);
+    let previous = list(data_dir)?
+        .into_iter()
+        .filter(|v| v.version != current)
+        .filter_map(|v| {
+            let seq = record(data_dir, &v.version).ok()?.promoted_seq?;
+            (seq < current_seq).then_some((seq, v.version))
+        })
+        .max()
+        .map(|(_, version)| version)
+        .ok_or_else(|| {
+            RegistryError::NotFound(format!("a version that served before {current}"))
+        })?;
+    // The rolled-back-to version keeps its place in the order, so a second rollback
+    // goes further back instead of flipping between two versions.
+    switch_to(data_dir, &previous, None)?;
+    Ok(previous)
+}
+
+/// Every saved version, oldest first, with its effective status.
+pub fn list(data_dir: &Path) -> Result<Vec<VersionInfo>> {
+    let dir = models_dir(data_dir);
+    let mut versions = Vec::new();
+    if !dir.exists() {
+        return Ok(versions);
+    }
+    let current = current_version(data_dir).ok().flatten();
+    for entry in std::fs::read_dir(&dir).map_err(|e| RegistryError::io(&dir, e))? {
+        let name = entry
+            .map_err(|e| RegistryError::io(&dir, e))?
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        if let Some(info) = version_info(data_dir, &name, current.as_deref()) {
+            versions.push(info);
+        }
+    }
+    versions.sort_by_key(|v| version_number(&v.version));
+    Ok(versions)
+}
+
+fn version_info(data_dir: &Path, name: &str, current: Option<&str>) -> Option<VersionInfo> {
+    let dir = version_dir(data_dir, name).ok()?;
+    let manifest: Manifest = read_json(&dir.join("manifest.json")).ok()?;
+    let record = record(data_dir, name).unwrap_or_default();
+    let status = match (current == Some(name), record.status) {
+        (true, _) => Status::Serving,
+        (false, Status::Serving) => Status::Retired,
+        (false, other) => other,
+    };
+    Some(VersionInfo {
+        version: name.to_string(),
+        status,
+        metrics: record.metrics,
+        gate: record.gate,
+        manifest,
+    })
+}
+
+fn version_number(version: &str) -> u64 {
+    version
+        .trim_start_matches('v')
+        .parse::<u64>()
+        .unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::Timestamp;
+
+    fn manifest(version: &str) -> Manifest {
+        Manifest {
+            version: version.to_string(),
+            trained_at: Timestamp::from_secs(1),
+            log_records: 0,
+            interactions: 0,
+            ranker_rows: 0,
+            models: Vec::new(),
+            fusion_weights: BTreeMap::new(),
+            config: None,
+        }
+    }
+
+    fn saved(dir: &Path) -> String {
+        let version = reserve_version(dir).unwrap();
+        let set = ModelSet {
+            manifest: Some(manifest(&version)),
+            ..ModelSet::default()
+        };
+        save(dir, &set).unwrap();
+        version
+    }
+
+    #[test]
+    fn names_that_could_be_paths_are_refused_before_any_path_is_built() {
+        for bad in [
+            "/tmp/x",
+            "../../etc",
+            "v1/../v2",
+            "",
+            "v",
+            "v1 ",
+            "..",
+            "V1",
+        ] {
+            assert!(!is_valid_version_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_version_name("v12"));
+        let dir = tempfile::tempdir().unwrap();
+        let error = promote(dir.path(), "/tmp/x").unwrap_err();
+        assert!(matches!(error, RegistryError::InvalidVersion(_)));
+        assert!(current_version(dir.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn reserving_never_hands_out_a_version_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = reserve_version(dir.path()).unwrap();
+        let b = reserve_version(dir.path()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!((a.as_str(), b.as_str()), ("v1", "v2"));
+    }
+
+    #[test]
+    fn a_version_that_does_not_load_never_becomes_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = saved(dir.path());
+        promote(dir.path(), &good).unwrap();
+        let bad = saved(dir.path());
+        let path = models_dir(dir.path()).join(&bad).join("ranker.bin");
+        std::fs::write(path, b"not a model").unwrap();
+        assert!(promote(dir.path(), &bad).is_err());
+        assert_eq!(current_version(dir.path()).unwrap(), Some(good));
+    }
+
+    #[test]
+    fn statuses_follow_promotions_and_rollback_returns_to_the_previous_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = saved(dir.path());
+        promote(dir.path(), &first).unwrap();
+        let rejected = saved(dir.path());
+        update_record(dir.path(), &rejected, |r| r.status = Status::Rejected).unwrap();
+        let second = saved(dir.path());
+        promote(dir.path(), &second).unwrap();
+        let statuses: Vec<(String, Status)> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.version, v.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (first.clone(), Status::Retired),
+                (rejected, Status::Rejected),
+                (second, Status::Serving)
+            ]
+        );
+        assert_eq!(rollback(dir.path()).unwrap(), first);
+        assert!(rollback(dir.path()).is_err());
+    }
+}
