@@ -103,6 +103,14 @@ pub enum LogError {
         /// The original failure.
         reason: String,
     },
+    /// A partition that the log does not have was named.
+    #[error("partition {partition} does not exist; the log has partitions 0..{partitions}")]
+    UnknownPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the log has.
+        partitions: u32,
+    },
     /// The log is shutting down and accepts no more appends.
     #[error("the log is closed")]
     Closed,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::recovery::list_segments;
 use crate::scan::scan_segment;
+use crate::storage::{FsStorage, Storage};
 
 /// The contents and health of one segment file, read without modifying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +44,13 @@ pub struct CorruptTail {
 
 /// Reads and verifies one segment file, collecting its records. Never modifies the file.
 pub fn inspect_segment(path: &Path) -> Result<SegmentInspection> {
+    inspect_segment_with(&FsStorage, path)
+}
+
+/// [`inspect_segment`] on another [`Storage`] (e.g. a [`SimDisk`](crate::sim::SimDisk)).
+pub fn inspect_segment_with(storage: &dyn Storage, path: &Path) -> Result<SegmentInspection> {
     let mut entries = Vec::new();
-    let outcome = scan_segment(path, &mut |offset, payload| {
+    let outcome = scan_segment(storage, path, &mut |offset, payload| {
         entries.push((offset, payload.to_vec()))
     })?;
     let corrupt_tail = outcome.damage.map(|damage| CorruptTail {
@@ -67,6 +73,11 @@ pub fn inspect_segment(path: &Path) -> Result<SegmentInspection> {
 
 /// The segment files of a log directory, oldest first (for `flywheel inspect <dir>`).
 pub fn segment_paths(dir: &Path) -> Result<Vec<PathBuf>> {
-    let segments = list_segments(dir)?;
+    segment_paths_with(&FsStorage, dir)
+}
+
+/// [`segment_paths`] on another [`Storage`].
+pub fn segment_paths_with(storage: &dyn Storage, dir: &Path) -> Result<Vec<PathBuf>> {
+    let segments = list_segments(storage, dir)?;
     Ok(segments.into_iter().map(|segment| segment.path).collect())
 }

@@ -12,6 +12,7 @@ use crate::format::{encode_record, MAX_BATCH_RECORDS, MAX_PAYLOAD_BYTES, RECORD_
 use crate::reader::LogReader;
 use crate::recovery::{recover, RecoveryReport};
 use crate::shared::{Request, Shared};
+use crate::storage::{FsStorage, Storage};
 use crate::writer::Writer;
 
 /// A durable, append-only log of opaque byte records, numbered 0, 1, 2, …
@@ -28,9 +29,23 @@ impl EventLog {
     /// Opens (or creates) the log in `config.dir`, verifying every segment and truncating a
     /// torn tail of the last one (see the crate doc for the recovery policy).
     pub fn open(config: LogConfig) -> Result<(EventLog, RecoveryReport)> {
+        Self::open_with_storage(config, Arc::new(FsStorage))
+    }
+
+    /// Like [`open`](Self::open), with every file operation going to `storage`: the real
+    /// file system ([`FsStorage`]), the crash-test disk
+    /// ([`SimDisk`](crate::sim::SimDisk)) or another implementation.
+    pub fn open_with_storage(
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<(EventLog, RecoveryReport)> {
         config.validate()?;
-        let recovered = recover(&config)?;
-        let shared = Arc::new(Shared::new(recovered.segments, recovered.end_offset));
+        let recovered = recover(&config, storage.as_ref())?;
+        let shared = Arc::new(Shared::new(
+            recovered.segments,
+            recovered.end_offset,
+            storage,
+        ));
         let writer = Writer::new(Arc::clone(&shared), recovered.active, &config);
         let handle = std::thread::Builder::new()
             .name("flywheel-log-writer".into())
@@ -113,6 +128,11 @@ impl EventLog {
     /// `timeout` elapses (also returns early if the writer failed); returns whether it is.
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
         self.shared.wait_for(offset, timeout)
+    }
+
+    /// Why the writer stopped, if it did.
+    pub(crate) fn writer_failure(&self) -> Option<String> {
+        self.shared.lock().failure.clone()
     }
 
     /// Counters since open, for metrics and benchmarks.

@@ -1,7 +1,5 @@
 //! Replay: `LogReader` iterates records from any offset up to the durable end.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +8,7 @@ use crate::error::{io_error, LogError, Result};
 use crate::format::{split_body, FrameHeader, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::recovery::SegmentEntry;
 use crate::shared::Shared;
+use crate::storage::{read_exact_at, read_up_to_at, Storage, StorageFile};
 
 /// Iterator over `(offset, payload)` from a start offset up to the durable end of the log.
 ///
@@ -30,7 +29,7 @@ pub struct LogReader {
 /// Position in a segment file: the next frame header.
 #[derive(Debug)]
 struct Cursor {
-    file: File,
+    file: Box<dyn StorageFile>,
     path: PathBuf,
     byte_pos: u64,
     next_frame_offset: u64,
@@ -98,17 +97,11 @@ impl LogReader {
             }
             let body = &mut self.frame.body;
             body.resize(frame.body_len as usize, 0);
-            cursor
-                .file
-                .read_exact(body)
+            let body_at = cursor.byte_pos - frame.body_len;
+            read_exact_at(cursor.file.as_mut(), body_at, body)
                 .map_err(io_error("read frame body in segment", &cursor.path))?;
-            self.frame.payloads = split_body(body, frame.record_count).map_err(|reason| {
-                corrupt(
-                    cursor,
-                    cursor.byte_pos - FRAME_HEADER_LEN as u64 - frame.body_len,
-                    reason,
-                )
-            })?;
+            self.frame.payloads = split_body(body, frame.record_count)
+                .map_err(|reason| corrupt(cursor, body_at - FRAME_HEADER_LEN as u64, reason))?;
             self.frame.first_offset = frame.first_offset;
             return Ok(());
         }
@@ -128,7 +121,7 @@ fn open_segment_holding(shared: &Shared, target: u64) -> Result<Cursor> {
             byte_offset: 0,
             reason: "the log has no segments".into(),
         })?;
-    open_cursor(entry)
+    open_cursor(shared.storage.as_ref(), entry)
 }
 
 /// Opens the segment that continues where `cursor`'s segment ended.
@@ -139,7 +132,7 @@ fn open_segment_starting(shared: &Shared, cursor: &Cursor) -> Result<Cursor> {
         .iter()
         .find(|segment| segment.first_offset == offset)
     {
-        Some(entry) => open_cursor(entry),
+        Some(entry) => open_cursor(shared.storage.as_ref(), entry),
         None => Err(corrupt(
             cursor,
             cursor.byte_pos,
@@ -161,11 +154,13 @@ impl Iterator for LogReader {
     }
 }
 
-fn open_cursor(entry: &SegmentEntry) -> Result<Cursor> {
+fn open_cursor(storage: &dyn Storage, entry: &SegmentEntry) -> Result<Cursor> {
     let path = &entry.path;
-    let mut file = File::open(path).map_err(io_error("open segment", path))?;
+    let mut file = storage
+        .open_read(path)
+        .map_err(io_error("open segment", path))?;
     let mut bytes = [0u8; SEGMENT_HEADER_LEN];
-    file.read_exact(&mut bytes)
+    read_exact_at(file.as_mut(), 0, &mut bytes)
         .map_err(io_error("read header of segment", path))?;
     let header = SegmentHeader::decode(&bytes).map_err(|reason| LogError::BadSegmentHeader {
         path: path.clone(),
@@ -184,13 +179,9 @@ fn open_cursor(entry: &SegmentEntry) -> Result<Cursor> {
 /// the clean end of the segment.
 fn read_frame_header(cursor: &mut Cursor) -> Result<Option<FrameHeader>> {
     let path = &cursor.path;
-    cursor
-        .file
-        .seek(SeekFrom::Start(cursor.byte_pos))
-        .map_err(io_error("seek in segment", path))?;
     let mut bytes = [0u8; FRAME_HEADER_LEN];
-    let filled =
-        read_up_to(&mut cursor.file, &mut bytes).map_err(io_error("read segment", path))?;
+    let filled = read_up_to_at(cursor.file.as_mut(), cursor.byte_pos, &mut bytes)
+        .map_err(io_error("read segment", path))?;
     if filled == 0 {
         return Ok(None);
     }
@@ -213,20 +204,6 @@ fn read_frame_header(cursor: &mut Cursor) -> Result<Option<FrameHeader>> {
     cursor.byte_pos += FRAME_HEADER_LEN as u64 + frame.body_len;
     cursor.next_frame_offset = frame.end_offset();
     Ok(Some(frame))
-}
-
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }
 
 fn corrupt(cursor: &Cursor, byte_offset: u64, reason: String) -> LogError {

@@ -1,7 +1,5 @@
 //! Opening the log: find the segments, verify them, repair a torn tail.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{LogConfig, SyncMode};
@@ -10,6 +8,7 @@ use crate::format::{
     parse_segment_file_name, segment_file_name, SegmentHeader, SEGMENT_HEADER_LEN,
 };
 use crate::scan::scan_segment;
+use crate::storage::{parent_dir, Storage, StorageFile};
 
 /// What `EventLog::open` found and repaired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +47,8 @@ pub(crate) struct SegmentEntry {
 /// The segment new batches are appended to.
 #[derive(Debug)]
 pub(crate) struct ActiveSegment {
-    /// Open in append mode.
-    pub file: File,
+    /// Open for appending.
+    pub file: Box<dyn StorageFile>,
     /// Its path.
     pub path: PathBuf,
     /// Current length in bytes.
@@ -66,48 +65,20 @@ pub(crate) struct Recovered {
 }
 
 /// Verifies every segment in `config.dir` (creating the directory and a first segment if
-/// needed) and truncates a torn tail of the last segment.
-pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
+/// needed), truncates a torn tail of the last segment, and makes what it found durable.
+pub(crate) fn recover(config: &LogConfig, storage: &dyn Storage) -> Result<Recovered> {
     let dir = &config.dir;
-    std::fs::create_dir_all(dir).map_err(io_error("create log directory", dir))?;
-    let segments = list_segments(dir)?;
+    ensure_dir(storage, dir, config.sync)?;
+    let segments = list_segments(storage, dir)?;
     let Some(last) = segments.last() else {
-        let active = create_segment(dir, 0, config.sync)?;
-        let segments = vec![SegmentEntry {
-            first_offset: 0,
-            path: active.path.clone(),
-        }];
-        let report = RecoveryReport {
-            segments: 1,
-            records: 0,
-            truncated: None,
-        };
-        return Ok(Recovered {
-            segments,
-            end_offset: 0,
-            active,
-            report,
-        });
+        return create_first_segment(storage, config);
     };
     let last_path = last.path.clone();
-    let mut end_offset = segments[0].first_offset;
-    let mut records = 0;
-    let mut truncated = None;
-    for (index, segment) in segments.iter().enumerate() {
-        if segment.first_offset != end_offset {
-            return Err(LogError::Gap {
-                path: segment.path.clone(),
-                expected: end_offset,
-                found: segment.first_offset,
-            });
-        }
-        let is_last = index + 1 == segments.len();
-        let verified = verify_segment(segment, is_last, config.sync)?;
-        end_offset += verified.records;
-        records += verified.records;
-        truncated = truncated.or(verified.truncated);
+    let (end_offset, records, truncated) = verify_segments(storage, &segments, config.sync)?;
+    let mut active = open_active(storage, &last_path)?;
+    if config.sync == SyncMode::Fsync {
+        make_durable(storage, &mut active, dir)?;
     }
-    let active = open_active(&last_path)?;
     let report = RecoveryReport {
         segments: segments.len(),
         records,
@@ -121,21 +92,132 @@ pub(crate) fn recover(config: &LogConfig) -> Result<Recovered> {
     })
 }
 
+/// A new, empty log: one segment starting at offset 0.
+fn create_first_segment(storage: &dyn Storage, config: &LogConfig) -> Result<Recovered> {
+    let active = create_segment(storage, &config.dir, 0, config.sync)?;
+    let segments = vec![SegmentEntry {
+        first_offset: 0,
+        path: active.path.clone(),
+    }];
+    let report = RecoveryReport {
+        segments: 1,
+        records: 0,
+        truncated: None,
+    };
+    Ok(Recovered {
+        segments,
+        end_offset: 0,
+        active,
+        report,
+    })
+}
+
+/// Verifies the segments in order; returns the end offset, the record count and the
+/// truncation of the last segment's tail, if any.
+fn verify_segments(
+    storage: &dyn Storage,
+    segments: &[SegmentEntry],
+    sync: SyncMode,
+) -> Result<(u64, u64, Option<Truncation>)> {
+    let mut end_offset = segments.first().map_or(0, |segment| segment.first_offset);
+    let mut records = 0;
+    let mut truncated = None;
+    for (index, segment) in segments.iter().enumerate() {
+        if segment.first_offset != end_offset {
+            return Err(LogError::Gap {
+                path: segment.path.clone(),
+                expected: end_offset,
+                found: segment.first_offset,
+            });
+        }
+        let is_last = index + 1 == segments.len();
+        let verified = verify_segment(storage, segment, is_last, sync)?;
+        end_offset += verified.records;
+        records += verified.records;
+        truncated = truncated.or(verified.truncated);
+    }
+    Ok((end_offset, records, truncated))
+}
+
+/// Readers are served everything recovery found at once, so it must survive a power cut
+/// even if a killed process left it only in the page cache: the tail of the last segment,
+/// and the directory entry of a segment created just before the crash.
+fn make_durable(storage: &dyn Storage, active: &mut ActiveSegment, dir: &Path) -> Result<()> {
+    active
+        .file
+        .sync_all()
+        .map_err(io_error("fsync segment", &active.path))?;
+    sync_dir(storage, dir)
+}
+
+/// Creates `dir` and any missing ancestors and, with fsync on, makes the whole chain of
+/// directory entries durable, so that the log directory survives a power cut even if an
+/// earlier open crashed between creating a directory and fsyncing its parent.
+fn ensure_dir(storage: &dyn Storage, dir: &Path, sync: SyncMode) -> Result<()> {
+    create_dir_chain(storage, dir)?;
+    if sync == SyncMode::Fsync {
+        sync_ancestors(storage, dir)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` unless it exists, after its missing ancestors.
+fn create_dir_chain(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let error = match storage.create_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(error) => error,
+    };
+    let parent = dir.parent().filter(|parent| !parent.as_os_str().is_empty());
+    match (error.kind(), parent) {
+        (std::io::ErrorKind::AlreadyExists, _) => Ok(()),
+        (std::io::ErrorKind::NotFound, Some(parent)) => {
+            create_dir_chain(storage, parent)?;
+            storage
+                .create_dir(dir)
+                .map_err(io_error("create log directory", dir))
+        }
+        // Some systems report other errors (read-only file system) for existing directories.
+        _ if storage.list_dir(dir).is_ok() => Ok(()),
+        _ => Err(io_error("create log directory", dir)(error)),
+    }
+}
+
+/// Fsyncs the parent of `dir` (an error if it fails) and every directory above it (best
+/// effort: the log cannot tell which of them an earlier, crashed open created, but those
+/// it did create are its own and can be synced; a failure means one it did not create).
+fn sync_ancestors(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let parent = parent_dir(dir);
+    storage
+        .sync_dir(parent)
+        .map_err(io_error("fsync the parent of log directory", parent))?;
+    for ancestor in parent.ancestors().skip(1) {
+        if !ancestor.as_os_str().is_empty() {
+            let _ = storage.sync_dir(ancestor);
+        }
+    }
+    Ok(())
+}
+
 struct Verified {
     records: u64,
     truncated: Option<Truncation>,
 }
 
 /// Scans one segment; repairs the last one if its tail is torn, fails on anything else.
-fn verify_segment(segment: &SegmentEntry, is_last: bool, sync: SyncMode) -> Result<Verified> {
+fn verify_segment(
+    storage: &dyn Storage,
+    segment: &SegmentEntry,
+    is_last: bool,
+    sync: SyncMode,
+) -> Result<Verified> {
     let path = &segment.path;
-    let outcome = match scan_segment(path, &mut |_, _| {}) {
+    let outcome = match scan_segment(storage, path, &mut |_, _| {}) {
         Ok(outcome) => outcome,
         Err(LogError::BadSegmentHeader {
             reason, file_bytes, ..
         }) if is_last && file_bytes <= SEGMENT_HEADER_LEN as u64 => {
             // A crash while the segment was being created: no frame was ever written to it.
-            rewrite_header(path, segment.first_offset, sync)?;
+            rewrite_header(storage, path, segment.first_offset, sync)?;
             let truncated = Some(Truncation {
                 segment: path.clone(),
                 valid_bytes: SEGMENT_HEADER_LEN as u64,
@@ -167,7 +249,7 @@ fn verify_segment(segment: &SegmentEntry, is_last: bool, sync: SyncMode) -> Resu
             reason: format!("{} ({place})", damage.reason),
         });
     }
-    truncate_file(path, damage.at_byte, sync)?;
+    truncate_file(storage, path, damage.at_byte, sync)?;
     Ok(Verified {
         records: outcome.records,
         truncated: Some(Truncation {
@@ -180,19 +262,18 @@ fn verify_segment(segment: &SegmentEntry, is_last: bool, sync: SyncMode) -> Resu
 }
 
 /// The segment files of `dir`, sorted by first offset. Other files are ignored.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentEntry>> {
-    let mut segments = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(io_error("list log directory", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_error("list log directory", dir))?;
-        let name = entry.file_name();
-        if let Some(first_offset) = name.to_str().and_then(parse_segment_file_name) {
-            segments.push(SegmentEntry {
-                first_offset,
-                path: entry.path(),
-            });
-        }
-    }
+pub(crate) fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<SegmentEntry>> {
+    let names = storage
+        .list_dir(dir)
+        .map_err(io_error("list log directory", dir))?;
+    let mut segments: Vec<SegmentEntry> = names
+        .iter()
+        .filter_map(|name| {
+            let first_offset = name.to_str().and_then(parse_segment_file_name)?;
+            let path = dir.join(name);
+            Some(SegmentEntry { first_offset, path })
+        })
+        .collect();
     segments.sort_by_key(|segment| segment.first_offset);
     Ok(segments)
 }
@@ -200,22 +281,21 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentEntry>> {
 /// Creates the segment starting at `first_offset`, writes its header and makes both the
 /// file and its directory entry durable.
 pub(crate) fn create_segment(
+    storage: &dyn Storage,
     dir: &Path,
     first_offset: u64,
     sync: SyncMode,
 ) -> Result<ActiveSegment> {
     let path = dir.join(segment_file_name(first_offset));
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
+    let mut file = storage
+        .create_new(&path)
         .map_err(io_error("create segment", &path))?;
     let header = SegmentHeader { first_offset }.encode();
-    file.write_all(&header)
+    file.append(&header)
         .map_err(io_error("write header of segment", &path))?;
     if sync == SyncMode::Fsync {
         file.sync_all().map_err(io_error("fsync segment", &path))?;
-        sync_dir(dir)?;
+        sync_dir(storage, dir)?;
     }
     Ok(ActiveSegment {
         file,
@@ -224,14 +304,18 @@ pub(crate) fn create_segment(
     })
 }
 
-fn rewrite_header(path: &Path, first_offset: u64, sync: SyncMode) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
+fn rewrite_header(
+    storage: &dyn Storage,
+    path: &Path,
+    first_offset: u64,
+    sync: SyncMode,
+) -> Result<()> {
+    let mut file = storage
+        .open_append(path)
         .map_err(io_error("open segment for repair", path))?;
     file.set_len(0)
         .map_err(io_error("truncate segment", path))?;
-    file.write_all(&SegmentHeader { first_offset }.encode())
+    file.append(&SegmentHeader { first_offset }.encode())
         .map_err(io_error("write header of segment", path))?;
     if sync == SyncMode::Fsync {
         file.sync_all().map_err(io_error("fsync segment", path))?;
@@ -239,10 +323,9 @@ fn rewrite_header(path: &Path, first_offset: u64, sync: SyncMode) -> Result<()> 
     Ok(())
 }
 
-fn truncate_file(path: &Path, len: u64, sync: SyncMode) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
+fn truncate_file(storage: &dyn Storage, path: &Path, len: u64, sync: SyncMode) -> Result<()> {
+    let mut file = storage
+        .open_append(path)
         .map_err(io_error("open segment for truncation", path))?;
     file.set_len(len)
         .map_err(io_error("truncate segment", path))?;
@@ -252,15 +335,13 @@ fn truncate_file(path: &Path, len: u64, sync: SyncMode) -> Result<()> {
     Ok(())
 }
 
-fn open_active(path: &Path) -> Result<ActiveSegment> {
-    let file = OpenOptions::new()
-        .append(true)
-        .open(path)
+fn open_active(storage: &dyn Storage, path: &Path) -> Result<ActiveSegment> {
+    let mut file = storage
+        .open_append(path)
         .map_err(io_error("open segment for appending", path))?;
     let bytes = file
-        .metadata()
-        .map_err(io_error("read metadata of segment", path))?
-        .len();
+        .size()
+        .map_err(io_error("read the size of segment", path))?;
     Ok(ActiveSegment {
         file,
         path: path.to_path_buf(),
@@ -268,9 +349,88 @@ fn open_active(path: &Path) -> Result<ActiveSegment> {
     })
 }
 
-/// Makes a directory entry change (a created segment) durable.
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
+/// Makes directory entry changes (a created segment) durable.
+fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    storage
+        .sync_dir(dir)
         .map_err(io_error("fsync log directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use crate::config::LogConfig;
+    use crate::log::EventLog;
+    use crate::sim::{Crash, SimDisk};
+
+    fn open(disk: &SimDisk, config: &LogConfig) -> EventLog {
+        let storage = Arc::new(disk.clone());
+        EventLog::open_with_storage(config.clone(), storage)
+            .expect("open")
+            .0
+    }
+
+    #[test]
+    fn a_new_log_in_new_directories_survives_any_power_cut() {
+        let config = LogConfig::new("/a/b/log");
+        let disk = SimDisk::new();
+        drop(open(&disk, &config));
+        assert_eq!(
+            disk.unsynced_changes(),
+            0,
+            "directories and first segment synced"
+        );
+        for seed in 0..50 {
+            let fork = disk.fork();
+            fork.power_cut(&mut StdRng::seed_from_u64(seed));
+            fork.restart();
+            let storage = Arc::new(fork.clone());
+            let (_, report) = EventLog::open_with_storage(config.clone(), storage).expect("open");
+            assert_eq!(
+                (report.segments, report.truncated),
+                (1, None),
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn recovery_makes_a_frame_a_killed_writer_left_unsynced_durable() {
+        let config = LogConfig::new("/log");
+        let disk = SimDisk::new();
+        let log = open(&disk, &config);
+        log.append(b"acked").expect("append");
+        disk.crash_after(1, Crash::ProcessKill, 0); // the frame is written, its fsync fails
+        assert!(log.append(b"written, never synced").is_err());
+        drop(log);
+        disk.restart();
+        assert_eq!(disk.unsynced_changes(), 1);
+        let log = open(&disk, &config);
+        assert_eq!(log.end_offset(), 2, "the page cache survived the kill");
+        assert_eq!(
+            disk.unsynced_changes(),
+            0,
+            "what recovery serves is durable"
+        );
+    }
+
+    #[test]
+    fn recovery_fsyncs_the_directory_of_a_segment_created_just_before_a_kill() {
+        let mut config = LogConfig::new("/log");
+        config.segment_max_bytes = 1; // every commit after the first rolls
+        let disk = SimDisk::new();
+        let log = open(&disk, &config);
+        log.append(b"first").expect("append");
+        disk.crash_after(3, Crash::ProcessKill, 0); // create, header, fsync, then dir fsync
+        assert!(log.append(b"second").is_err());
+        drop(log);
+        disk.restart();
+        let log = open(&disk, &config);
+        assert_eq!(log.stats().segments, 2);
+        assert_eq!(disk.unsynced_changes(), 0);
+    }
 }

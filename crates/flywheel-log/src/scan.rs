@@ -1,6 +1,5 @@
 //! Sequential verification of one segment file: the shared core of recovery and `inspect`.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -9,6 +8,10 @@ use crate::format::{
     parse_segment_file_name, split_body, FrameHeader, SegmentHeader, FRAME_HEADER_LEN, FRAME_MAGIC,
     SEGMENT_HEADER_LEN,
 };
+use crate::storage::{read_all, SequentialReader, Storage, StorageFile};
+
+/// Largest read buffer of a scan.
+const MAX_BUFFER: usize = 1 << 20;
 
 /// What a full scan of a segment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,15 +47,18 @@ pub(crate) struct Damage {
 /// Scans `path` frame by frame, calling `on_record(offset, payload)` for each record of
 /// every valid frame, and stops at the first invalid frame.
 pub(crate) fn scan_segment(
+    storage: &dyn Storage,
     path: &Path,
     on_record: &mut dyn FnMut(u64, &[u8]),
 ) -> Result<ScanOutcome> {
-    let file = File::open(path).map_err(io_error("open segment", path))?;
+    let mut file = storage
+        .open_read(path)
+        .map_err(io_error("open segment", path))?;
     let file_bytes = file
-        .metadata()
-        .map_err(io_error("read metadata of segment", path))?
-        .len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+        .size()
+        .map_err(io_error("read the size of segment", path))?;
+    let capacity = usize::try_from(file_bytes).map_or(MAX_BUFFER, |len| len.clamp(1, MAX_BUFFER));
+    let mut reader = BufReader::with_capacity(capacity, SequentialReader::new(file.as_mut()));
     let header = read_segment_header(&mut reader, path, file_bytes)?;
     let mut outcome = ScanOutcome {
         first_offset: header.first_offset,
@@ -63,30 +69,42 @@ pub(crate) fn scan_segment(
         file_bytes,
         damage: None,
     };
-    let mut body = Vec::new();
-    while outcome.valid_bytes < file_bytes {
-        match next_frame(&mut reader, path, &outcome, &mut body)? {
-            Ok((frame, payloads)) => {
-                for (index, range) in payloads.into_iter().enumerate() {
-                    on_record(frame.first_offset + index as u64, &body[range]);
-                }
-                outcome.end_offset = frame.end_offset();
-                outcome.records += u64::from(frame.record_count);
-                outcome.frames += 1;
-                outcome.valid_bytes += FRAME_HEADER_LEN as u64 + frame.body_len;
-            }
-            Err(reason) => {
-                let frame_follows = valid_frame_follows(path, &outcome)?;
-                outcome.damage = Some(Damage {
-                    at_byte: outcome.valid_bytes,
-                    reason,
-                    frame_follows,
-                });
-                break;
-            }
-        }
+    let damage = scan_frames(&mut reader, path, &mut outcome, on_record)?;
+    drop(reader);
+    if let Some(reason) = damage {
+        let frame_follows = valid_frame_follows(file.as_mut(), path, &outcome)?;
+        outcome.damage = Some(Damage {
+            at_byte: outcome.valid_bytes,
+            reason,
+            frame_follows,
+        });
     }
     Ok(outcome)
+}
+
+/// Reads the valid frames after the header into `outcome`; returns why the first invalid
+/// one is invalid, or `None` if the file ends cleanly.
+fn scan_frames(
+    reader: &mut impl Read,
+    path: &Path,
+    outcome: &mut ScanOutcome,
+    on_record: &mut dyn FnMut(u64, &[u8]),
+) -> Result<Option<String>> {
+    let mut body = Vec::new();
+    while outcome.valid_bytes < outcome.file_bytes {
+        let (frame, payloads) = match next_frame(reader, path, outcome, &mut body)? {
+            Ok(valid) => valid,
+            Err(reason) => return Ok(Some(reason)),
+        };
+        for (index, range) in payloads.into_iter().enumerate() {
+            on_record(frame.first_offset + index as u64, &body[range]);
+        }
+        outcome.end_offset = frame.end_offset();
+        outcome.records += u64::from(frame.record_count);
+        outcome.frames += 1;
+        outcome.valid_bytes += FRAME_HEADER_LEN as u64 + frame.body_len;
+    }
+    Ok(None)
 }
 
 fn read_segment_header(
@@ -168,8 +186,12 @@ fn next_frame(
 /// Whether a well-formed frame header with an offset past the last valid record appears
 /// at or after the damage (searched byte by byte). The damaged frame's own header, if
 /// well-formed, starts exactly at the last valid offset and does not count.
-fn valid_frame_follows(path: &Path, outcome: &ScanOutcome) -> Result<bool> {
-    let bytes = std::fs::read(path).map_err(io_error("read segment", path))?;
+fn valid_frame_follows(
+    file: &mut dyn StorageFile,
+    path: &Path,
+    outcome: &ScanOutcome,
+) -> Result<bool> {
+    let bytes = read_all(file).map_err(io_error("read segment", path))?;
     let start = outcome.valid_bytes as usize;
     let magic = FRAME_MAGIC.to_le_bytes();
     let found = (start..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1)).any(|at| {
@@ -187,6 +209,7 @@ fn valid_frame_follows(path: &Path, outcome: &ScanOutcome) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::format::encode_record;
+    use crate::storage::FsStorage;
 
     fn frame(first_offset: u64, payloads: &[&[u8]]) -> Vec<u8> {
         let mut body = Vec::new();
@@ -206,7 +229,7 @@ mod tests {
         let path = dir.path().join("00000000000000000010.log");
         std::fs::write(&path, bytes).expect("write");
         let mut records = Vec::new();
-        let outcome = scan_segment(&path, &mut |offset, payload| {
+        let outcome = scan_segment(&FsStorage, &path, &mut |offset, payload| {
             records.push((offset, payload.to_vec()))
         })
         .expect("scan");
@@ -265,7 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("00000000000000000099.log");
         std::fs::write(&path, segment(&[])).expect("write");
-        let error = scan_segment(&path, &mut |_, _| {}).expect_err("name mismatch");
+        let error = scan_segment(&FsStorage, &path, &mut |_, _| {}).expect_err("name mismatch");
         assert!(
             error.to_string().contains("file name says first offset 99"),
             "{error}"

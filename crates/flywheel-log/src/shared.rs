@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::recovery::SegmentEntry;
+use crate::storage::Storage;
 
 /// Encoded records of one `append`/`append_batch` call waiting for the writer.
 #[derive(Debug)]
@@ -52,10 +53,12 @@ pub(crate) struct Shared {
     /// The segments, oldest first; the writer pushes a new entry before publishing any of
     /// its records as durable.
     pub segments: RwLock<Vec<SegmentEntry>>,
+    /// Where the segments live.
+    pub storage: Arc<dyn Storage>,
 }
 
 impl Shared {
-    pub fn new(segments: Vec<SegmentEntry>, end_offset: u64) -> Self {
+    pub fn new(segments: Vec<SegmentEntry>, end_offset: u64, storage: Arc<dyn Storage>) -> Self {
         Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -72,6 +75,7 @@ impl Shared {
             commits: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             segments: RwLock::new(segments),
+            storage,
         }
     }
 

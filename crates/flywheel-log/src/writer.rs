@@ -134,11 +134,10 @@ impl Writer {
     }
 
     fn write_frame(&mut self) -> Result<()> {
-        use std::io::Write;
         let path = &self.active.path;
         self.active
             .file
-            .write_all(&self.frame)
+            .append(&self.frame)
             .map_err(io_error("append to segment", path))?;
         if self.sync == SyncMode::Fsync {
             self.active
@@ -160,7 +159,12 @@ impl Writer {
 
     /// Starts a new segment at `first_offset`. The current one was synced by its last commit.
     fn roll(&mut self, first_offset: u64) -> Result<()> {
-        let next = create_segment(&self.dir, first_offset, self.sync)?;
+        let next = create_segment(
+            self.shared.storage.as_ref(),
+            &self.dir,
+            first_offset,
+            self.sync,
+        )?;
         self.shared
             .segments
             .write()
@@ -186,5 +190,58 @@ impl Writer {
         state.failure = Some(reason);
         drop(state);
         self.shared.durable_advanced.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{LogConfig, SyncMode};
+    use crate::log::EventLog;
+    use crate::sim::SimDisk;
+
+    fn appends_leave_unsynced(sync: SyncMode) -> Vec<usize> {
+        let disk = SimDisk::new();
+        let mut config = LogConfig::new("/log");
+        config.segment_max_bytes = 120;
+        config.sync = sync;
+        let storage = std::sync::Arc::new(disk.clone());
+        let (log, _) = EventLog::open_with_storage(config, storage).expect("open");
+        (0..20u8)
+            .map(|i| {
+                log.append_batch(&[vec![i; 30], vec![i; 3]])
+                    .expect("append");
+                disk.unsynced_changes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_acknowledgement_comes_after_the_fsyncs_it_needs() {
+        assert!(appends_leave_unsynced(SyncMode::Fsync)
+            .iter()
+            .all(|&n| n == 0));
+    }
+
+    #[test]
+    fn without_fsync_acknowledged_appends_stay_volatile() {
+        let unsynced = appends_leave_unsynced(SyncMode::NoSync);
+        assert!(unsynced.windows(2).all(|w| w[0] < w[1]), "{unsynced:?}");
+    }
+
+    #[test]
+    fn segments_roll_on_the_simulated_disk_too() {
+        let disk = SimDisk::new();
+        let mut config = LogConfig::new("/log");
+        config.segment_max_bytes = 1;
+        let storage = std::sync::Arc::new(disk.clone());
+        let (log, _) = EventLog::open_with_storage(config, storage).expect("open");
+        log.append(b"a").expect("append");
+        log.append(b"b").expect("append");
+        let second = Path::new("/log/00000000000000000001.log");
+        assert!(disk
+            .file_contents(second)
+            .is_ok_and(|bytes| bytes.len() > 32));
     }
 }

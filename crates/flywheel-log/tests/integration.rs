@@ -4,6 +4,8 @@
 //! write, a flipped bit or a garbage tail would leave them. Expected values are derived from
 //! what the test itself wrote (the exact oracle) and from the format documented in the
 //! crate doc (32-byte segment and frame headers, 8-byte record headers).
+//!
+//! `crash_cycles` crashes the log for real, on the crash-test disk, thousands of times.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -13,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flywheel_log::{inspect_segment, segment_paths, EventLog, LogConfig, LogError, SyncMode};
+
+#[path = "integration/crash_cycles.rs"]
+mod crash_cycles;
 
 const SEGMENT_HEADER: u64 = 32;
 const FRAME_HEADER: u64 = 32;
