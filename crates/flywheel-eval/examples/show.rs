@@ -3,7 +3,7 @@
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/reference");
     let ex = reference.join("metrics_example");
     let metrics = flywheel_eval::metrics_from_files(
         Some(&ex.join("qrels.txt")),

@@ -1,7 +1,8 @@
-//! Checks flywheel-eval against every value in `shared/reference` (trec_eval/pytrec_eval,
-//! ranx, scikit-learn via `metrics_reference.py`; Open Bandit Pipeline 0.5.7 via
-//! `obp_reference.py` and its standard-library re-computation `check_obd_csv.py`),
-//! plus malformed-input cases.
+//! Checks flywheel-eval against every value in `tests/fixtures/reference` (the repository's
+//! copy of `shared/reference`: trec_eval/pytrec_eval, ranx, scikit-learn via
+//! `metrics_reference.py`; Open Bandit Pipeline 0.5.7 via `obp_reference.py` and its
+//! standard-library re-computation `check_obd_csv.py`), plus malformed-input cases, and
+//! that the copy still matches `../shared/reference` where that folder exists.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +15,15 @@ use flywheel_eval::{
 };
 use serde_json::Value;
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
+/// The reference fixtures kept in the repository (`tests/fixtures/reference/README.md`).
 fn reference() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/reference"
+    ))
 }
 
 fn example(file: &str) -> PathBuf {
@@ -623,4 +631,101 @@ fn large_predictions_parse_in_parallel_exactly() {
     let direct = flywheel_eval::pointwise::roc_auc(&labels, &scores);
     let report = metrics_from_files(None, None, Some(&path), &[]).expect("evaluates");
     assert_eq!(report.mean.get("auc"), direct);
+}
+
+/// The Open Bandit CSVs, of which the repository keeps only the columns flywheel-eval reads
+/// (`tests/fixtures/reference/copy_from_shared.sh`); every other fixture is a byte copy.
+const PROJECTED: [&str; 3] = [
+    "obd_sample/random_all.csv",
+    "obd_sample/bts_all.csv",
+    "obd_sample/synthetic_bandit.csv",
+];
+
+/// Files of the fixture folder that are the repository's own, not copies.
+const NOT_COPIES: [&str; 3] = ["README.md", "copy_from_shared.sh", ".gitattributes"];
+
+/// Every file under `dir`, as a `/`-separated path relative to `root`.
+fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("fixture folder is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            files_under(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).expect("under the root");
+            let parts: Vec<_> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+}
+
+/// A CSV without quoted fields cut down to the columns named in `header`, in that order;
+/// line ends are kept as they are.
+fn project(text: &str, header: &str) -> String {
+    let mut lines = text.split_inclusive('\n');
+    let first = lines.next().expect("a header line");
+    let names: Vec<&str> = first.trim_end_matches(['\r', '\n']).split(',').collect();
+    let keep: Vec<usize> = header
+        .split(',')
+        .map(|c| {
+            names
+                .iter()
+                .position(|n| *n == c)
+                .unwrap_or_else(|| panic!("column {c} is not in the source"))
+        })
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in std::iter::once(first).chain(lines) {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let fields: Vec<&str> = body.split(',').collect();
+        let picked: Vec<&str> = keep.iter().map(|&i| fields[i]).collect();
+        out.push_str(&picked.join(","));
+        out.push_str(&line[body.len()..]);
+    }
+    out
+}
+
+#[test]
+fn fixtures_are_the_shared_reference_files() {
+    // The repository's copy must stay the trusted tools' output: byte for byte, or for the
+    // three Open Bandit CSVs, the same bytes of the kept columns in every row.
+    const TEST: &str = "fixtures_are_the_shared_reference_files";
+    let shared = skip::shared_dir().join("reference");
+    if !shared.is_dir() {
+        skip::skip(
+            TEST,
+            &format!(
+                "{} not found, so tests/fixtures/reference was not compared with its source",
+                shared.display()
+            ),
+        );
+        return;
+    }
+    let root = reference();
+    let mut files = Vec::new();
+    files_under(&root, &root, &mut files);
+    files.sort();
+    let mut compared = 0;
+    for rel in files.iter().filter(|f| !NOT_COPIES.contains(&f.as_str())) {
+        let ours = std::fs::read(root.join(rel)).expect("fixture is readable");
+        let theirs = std::fs::read(shared.join(rel))
+            .unwrap_or_else(|e| panic!("{rel} is not in {}: {e}", shared.display()));
+        let same = if PROJECTED.contains(&rel.as_str()) {
+            let ours = String::from_utf8(ours).expect("UTF-8 CSV");
+            let header = ours.lines().next().expect("a header").to_string();
+            ours == project(&String::from_utf8(theirs).expect("UTF-8 CSV"), &header)
+        } else {
+            ours == theirs
+        };
+        assert!(
+            same,
+            "tests/fixtures/reference/{rel} differs from {}/{rel}; \
+             re-run tests/fixtures/reference/copy_from_shared.sh",
+            shared.display()
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 22, "every copied fixture was compared: {files:?}");
 }

@@ -1,9 +1,10 @@
-//! Every value of `shared/reference` that concerns experiments, recomputed and compared.
+//! Every value of `shared/reference` that concerns experiments, recomputed and compared
+//! (read from the repository's copy, `tests/fixtures/reference`).
 //! Sources: `murmur3_vectors.csv` (mmh3 5.3.1, reference MurmurHash3_x86_32) and
 //! `ab_example/ab_expected.json` (scipy, statsmodels 0.14.4, gbstats 0.8.0 via
 //! `ab_reference.py`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use flywheel_experiments::gbstats::{gb_cuped_ttest, gb_sequential_ttest, gb_ttest};
 use flywheel_experiments::hash::{bucket_mod_100, bucket_mod_10000, bucket_scaled_10000};
@@ -12,8 +13,12 @@ use serde_json::Value;
 
 const TOL: f64 = 1e-9;
 
+/// The reference fixtures kept in the repository (`tests/fixtures/reference/README.md`).
 fn reference_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/reference"
+    ))
 }
 
 fn expected() -> Value {

@@ -1,10 +1,11 @@
-//! Every value of `shared/reference/drift_example/drift_expected.json`, recomputed from
+//! Every value of `drift_example/drift_expected.json` (the repository's copy of
+//! `shared/reference`, `tests/fixtures/reference`), recomputed from
 //! `drift_samples.csv`. Sources (via `drift_reference.py`): Evidently 0.7.23
 //! (`psi_stat_test`, default stattests wasserstein / jensenshannon / ks), scipy
 //! `ks_2samp`, and the script's classic decile PSI.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use flywheel_monitor::psi::EVIDENTLY_PSI_THRESHOLD;
 use flywheel_monitor::*;
@@ -13,7 +14,10 @@ use serde_json::Value;
 const TOL: f64 = 1e-9;
 
 fn reference_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/drift_example")
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/reference/drift_example"
+    ))
 }
 
 #[derive(Default)]
