@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{EngineError, Result};
+use crate::jobs::Jobs;
 use crate::records::{self, SkippedRecord};
 use crate::stats::EngineStats;
 
@@ -56,6 +57,8 @@ pub(crate) struct Inner {
     skipped: Mutex<VecDeque<SkippedRecord>>,
     /// Why the consumer cannot read the log right now (`None` while it can).
     consumer_error: Mutex<Option<String>>,
+    /// Background jobs (training).
+    jobs: Jobs,
 }
 
 /// How many skipped records the engine remembers (all are counted).
@@ -82,6 +85,18 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked(dir.to_path_buf())),
         Err(std::fs::TryLockError::Error(e)) => Err(EngineError::io(&path, e)),
+    }
+}
+
+/// Whether another process (e.g. `flywheel serve`) holds the data directory's lock.
+pub fn data_dir_in_use(dir: &Path) -> Result<bool> {
+    if !dir.join("flywheel.lock").exists() {
+        return Ok(false);
+    }
+    match lock_data_dir(dir) {
+        Ok(_released_on_drop) => Ok(false),
+        Err(EngineError::Locked(_)) => Ok(true),
+        Err(e) => Err(e),
     }
 }
 
@@ -127,6 +142,7 @@ impl Engine {
             start_offset,
             skipped: Mutex::new(VecDeque::new()),
             consumer_error: Mutex::new(None),
+            jobs: Jobs::default(),
         });
         let threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
@@ -159,6 +175,11 @@ impl Engine {
     /// The accepted actions.
     pub fn actions(&self) -> &ActionSet {
         &self.inner.actions
+    }
+
+    /// The background jobs.
+    pub(crate) fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
     }
 
     /// Counters and histograms.

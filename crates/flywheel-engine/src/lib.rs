@@ -11,7 +11,9 @@
 //! - [`Engine::recommend`] serves one request through [`flywheel_pipeline::recommend`]
 //!   and logs the impression;
 //! - [`Engine::train`] replays the log, trains a candidate version with
-//!   [`flywheel_offline`], registers it and lets the promotion gate decide.
+//!   [`flywheel_offline`], registers it and lets the promotion gate decide;
+//!   [`Engine::start_training`] runs it as a background job in a low-priority pool
+//!   of one thread.
 //!
 //! The pure parts live below: the pipeline in `flywheel-pipeline`, the registry in
 //! `flywheel-registry`, training and evaluation in `flywheel-offline`, file import in
@@ -19,13 +21,15 @@
 
 mod engine;
 mod error;
+mod jobs;
 mod records;
 mod service;
 mod stats;
 
-pub use engine::{log_dir, Engine};
+pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
+pub use jobs::{JobResult, JobState, JobStatus};
 pub use records::SkippedRecord;
-pub use service::Served;
+pub use service::{Served, TrainOutcome};
 pub use stats::{EngineStats, Histogram, LATENCY_BUCKETS};

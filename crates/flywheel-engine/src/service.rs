@@ -5,10 +5,15 @@ use flywheel_core::{Impression, ImpressionSlot, LogRecord, RequestId, Timestamp,
 use rand::Rng;
 use std::time::Instant;
 
-use flywheel_offline::training::{self, TrainReport};
+use flywheel_offline::evaluation::Comparison;
+use flywheel_offline::promotion::{self, Candidate};
+use flywheel_offline::training::TrainReport;
 use flywheel_offline::OfflineError;
 use flywheel_pipeline::{recommend, RecRequest, Recommendation};
 use flywheel_registry as registry;
+use flywheel_registry::{GateRecord, Status};
+use serde::Serialize;
+use std::collections::BTreeMap;
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -24,6 +29,54 @@ pub struct Served {
     pub model_version: String,
     /// The list.
     pub recommendation: Recommendation,
+}
+
+/// What a training run produced and what the promotion gate decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    /// The version registered.
+    pub version: String,
+    /// Whether it now serves.
+    pub promoted: bool,
+    /// Whether it serves only because `--force` was given.
+    pub forced: bool,
+    /// The decision in words, with the figures behind it.
+    pub reason: String,
+    /// What training did.
+    pub report: TrainReport,
+    /// The gate's comparison with the version that served, when one was made.
+    pub comparison: Option<Comparison>,
+}
+
+/// The candidate's figures on the gate's holdout, as the registry stores them.
+fn candidate_metrics(candidate: &Candidate) -> BTreeMap<String, f64> {
+    candidate
+        .comparison
+        .iter()
+        .flat_map(|c| c.candidate.columns())
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+}
+
+/// The gate's decision, as the registry stores it.
+fn gate_record(candidate: &Candidate, serving: &str) -> GateRecord {
+    let comparison = candidate.comparison.as_ref();
+    GateRecord {
+        rule: comparison.map(|c| c.rule.describe()).unwrap_or_default(),
+        against: comparison.map(|_| serving.to_string()),
+        method: comparison
+            .map(|c| c.method.describe().to_string())
+            .unwrap_or_else(|| "none".into()),
+        users: comparison.map_or(0, |c| c.users),
+        candidate_ndcg_at_10: comparison.map(|c| c.candidate.ndcg_at_10),
+        serving_ndcg_at_10: comparison.map(|c| c.serving.ndcg_at_10),
+        mean_difference: comparison.map(|c| c.mean_difference),
+        ci_low: comparison.map(|c| c.ci_low),
+        ci_high: comparison.map(|c| c.ci_high),
+        promoted: candidate.decision.promote,
+        forced: candidate.decision.forced,
+        reason: candidate.decision.reason.clone(),
+    }
 }
 
 fn new_request_id() -> RequestId {
@@ -122,20 +175,62 @@ impl Engine {
         Ok(())
     }
 
-    /// Trains a new model version from the whole log, saves it, promotes it and
-    /// swaps it in.
-    pub fn train(&self, progress: &mut dyn FnMut(&str)) -> Result<TrainReport> {
+    /// Trains a candidate version, registers it, and promotes it only if it passes the
+    /// promotion gate against the serving version (or `force` is given, or nothing
+    /// serves yet). A rejected candidate stays registered with status `rejected`.
+    pub fn train(&self, force: bool, progress: &mut dyn FnMut(&str)) -> Result<TrainOutcome> {
         let data_dir = self.config().data_dir.clone();
         let version = registry::reserve_version(&data_dir)?;
+        let outcome = self.train_version(&version, force, progress);
+        if outcome.is_err() {
+            // The reserved folder holds no manifest yet: remove it (best effort).
+            let _ = std::fs::remove_dir_all(registry::models_dir(&data_dir).join(&version));
+        }
+        outcome
+    }
+
+    fn train_version(
+        &self,
+        version: &str,
+        force: bool,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<TrainOutcome> {
+        let data_dir = &self.config().data_dir;
+        let serving = self.models();
         let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
             self.replay(visit)
         };
-        let (set, report) = training::train(self.config(), &replay, version.clone(), progress)?;
+        let candidate = promotion::train_candidate(
+            self.config(),
+            &replay,
+            &serving,
+            version.to_string(),
+            force,
+            progress,
+        )?;
         progress("saving");
-        registry::save(&data_dir, &set)?;
-        registry::promote(&data_dir, &version)?;
-        self.reload_models()?;
-        Ok(report)
+        registry::save(data_dir, &candidate.models)?;
+        let record = gate_record(&candidate, serving.version());
+        registry::update_record(data_dir, version, |r| {
+            r.status = if candidate.decision.promote {
+                Status::Candidate
+            } else {
+                Status::Rejected
+            };
+            r.metrics = candidate_metrics(&candidate);
+            r.gate = Some(record);
+        })?;
+        if candidate.decision.promote {
+            self.promote(version)?;
+        }
+        Ok(TrainOutcome {
+            version: version.to_string(),
+            promoted: candidate.decision.promote,
+            forced: candidate.decision.forced,
+            reason: candidate.decision.reason,
+            report: candidate.report,
+            comparison: candidate.comparison,
+        })
     }
 }
 

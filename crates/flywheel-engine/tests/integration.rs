@@ -139,7 +139,7 @@ fn bits(features: &[f32]) -> Vec<u32> {
 fn served_features_equal_features_replayed_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open_with_shop(dir.path());
-    engine.train(&mut |_| {}).unwrap();
+    engine.train(false, &mut |_| {}).unwrap();
     assert_eq!(engine.models().version(), "v1");
     let users = active_users(6);
     let unknown = [UserId::new_unchecked("never-seen-user")];
@@ -442,11 +442,15 @@ fn promoting_a_version_hot_swaps_the_served_models() {
     let engine = open_with_shop(dir.path());
     assert_eq!(engine.models().version(), "none");
     assert!(!engine.reload_models().unwrap(), "nothing to load yet");
-    let first = engine.train(&mut |_| {}).unwrap();
+    let first = engine.train(false, &mut |_| {}).unwrap();
     assert_eq!(first.version, "v1");
     assert_eq!(engine.models().version(), "v1");
-    let second = engine.train(&mut |_| {}).unwrap();
+    // Nothing new since v1: the gate cannot compare, so only --force promotes.
+    let error = engine.train(false, &mut |_| {}).unwrap_err();
+    assert!(error.to_string().contains("no events after"), "{error}");
+    let second = engine.train(true, &mut |_| {}).unwrap();
     assert_eq!(second.version, "v2");
+    assert!(second.promoted && second.forced, "{}", second.reason);
     assert_eq!(engine.models().version(), "v2");
     assert_eq!(
         models::current_version(dir.path()).unwrap().as_deref(),
@@ -530,7 +534,7 @@ fn fallbacks_fill_the_list() {
     }
 
     // Trained models take the fallback flag off for a known user.
-    engine.train(&mut |_| {}).unwrap();
+    engine.train(false, &mut |_| {}).unwrap();
     let trained = engine.recommend(active_users(2).remove(1), 10, None);
     assert_eq!(trained.recommendation.items.len(), 10);
     assert_eq!(trained.model_version, "v1");

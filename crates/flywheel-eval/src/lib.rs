@@ -54,3 +54,4 @@ pub use error::{EvalError, Result};
 pub use html::html_report;
 pub use ope::{ope_from_file, OpeOptions, OpeReport};
 pub use report::{metrics_from_files, metrics_from_files_with, MetricsOptions, MetricsReport};
+pub use stats::percentile;

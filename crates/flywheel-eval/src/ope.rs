@@ -28,8 +28,8 @@ use crate::stats::{mean_and_se, sum, two_sided_z};
 mod bootstrap;
 mod read;
 
+pub use crate::stats::percentile;
 use bootstrap::bootstrap;
-pub use bootstrap::percentile;
 pub use read::read_logged_bandit;
 
 /// Logged bandit feedback in columns.

@@ -1,4 +1,5 @@
-//! Small numeric helpers: compensated summation and normal quantiles.
+//! Small numeric helpers: compensated summation, normal quantiles and the one
+//! percentile every crate uses.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -61,6 +62,17 @@ pub fn mean_and_se(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     }
     let ss = sum(values.map(|v| (v - mean) * (v - mean)));
     (mean, (ss / (n - 1.0)).sqrt() / n.sqrt())
+}
+
+/// `numpy.percentile` with linear interpolation; `q` in [0, 1]; `sorted` non-empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let position = q * last as f64;
+    let lower = position.floor() as usize;
+    let upper = (lower + 1).min(last);
+    sorted[lower] + (position - lower as f64) * (sorted[upper] - sorted[lower])
 }
 
 #[cfg(test)]

@@ -30,7 +30,10 @@ use crate::error::Result;
 use crate::training::{self, Replay};
 use flywheel_pipeline::EngineConfig;
 
-pub use compare::{compare_versions, paired_bootstrap_ci, Comparison, GateOptions, PromotionRule};
+pub use compare::{
+    compare_configs, compare_versions, paired_bootstrap_ci, Comparison, GateMethod, GateOptions,
+    PromotionRule, Side,
+};
 use holdout::{Holdout, SplitLog};
 pub use html::render_html;
 pub use metrics::{SliceMetrics, SystemMetrics};
@@ -106,6 +109,27 @@ pub struct EvalReport {
     pub slices: BTreeMap<String, BTreeMap<String, SliceMetrics>>,
     /// The ranker's calibration on the holdout candidates, when one was trained.
     pub calibration: Option<RankerCalibration>,
+}
+
+/// The log split by a protocol, held in memory, whose training part can be replayed
+/// (a candidate trained on it never sees the holdout).
+pub struct SplitRecords(SplitLog);
+
+impl SplitRecords {
+    /// Visits the training records in log order.
+    pub fn visit_train(&self, visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>) -> Result<()> {
+        self.0.visit_train(visit)
+    }
+}
+
+/// Splits the log as the promotion gate will (temporal, `options.holdout`, never
+/// before `protocol.not_before`).
+pub fn split_for_gate(
+    replay: &Replay,
+    protocol: &Protocol,
+    options: &EvalOptions,
+) -> Result<SplitRecords> {
+    SplitLog::read(replay, protocol, options).map(SplitRecords)
 }
 
 /// Runs the temporal holdout over a replayable log.
@@ -320,35 +344,59 @@ mod tests {
     }
 
     #[test]
-    fn a_model_set_compared_with_itself_is_not_promoted() {
+    fn a_frozen_comparison_holds_out_only_what_neither_version_saw() {
         let log = shop_log();
-        let replay = replay_of(&log);
         let config = EngineConfig::default();
+        // Trained on the first 80% of the log only.
+        let early = &log[..log.len() * 4 / 5];
         let (models, _) =
-            training::train(&config, &replay, "v1".into(), &mut |_| {}).expect("trains");
-        let comparison = compare_versions(
+            training::train(&config, &*replay_of(early), "v1".into(), &mut |_| {}).expect("trains");
+        let until = models.manifest.as_ref().and_then(|m| m.trained_until);
+        let replay = replay_of(&log);
+        let compare = |rule: PromotionRule| {
+            let gate = GateOptions {
+                rule,
+                ..GateOptions::default()
+            };
+            compare_versions(
+                &config,
+                &replay,
+                &EvalOptions::default(),
+                &Protocol::default(),
+                &models,
+                &models,
+                &gate,
+                &mut |_| {},
+            )
+            .expect("compares")
+        };
+        let itself = compare(PromotionRule::Superiority { margin: 0.0 });
+        assert!(itself.users > 0);
+        assert!(
+            until.is_some_and(|t| itself.cut > t),
+            "the holdout starts after training"
+        );
+        assert_eq!(
+            (itself.mean_difference, itself.ci_low, itself.ci_high),
+            (0.0, 0.0, 0.0)
+        );
+        assert!(!itself.promote, "no lift: superiority says no");
+        assert!(compare(PromotionRule::NonInferiority { margin: 0.01 }).promote);
+
+        // A version trained on everything leaves nothing to hold out: refused, not faked.
+        let (everything, _) =
+            training::train(&config, &replay, "v2".into(), &mut |_| {}).expect("trains");
+        let error = compare_versions(
             &config,
             &replay,
             &EvalOptions::default(),
             &Protocol::default(),
             &models,
-            &models,
+            &everything,
             &GateOptions::default(),
             &mut |_| {},
         )
-        .expect("compares");
-        assert!(comparison.users > 0);
-        assert_eq!(
-            (
-                comparison.mean_difference,
-                comparison.ci_low,
-                comparison.ci_high
-            ),
-            (0.0, 0.0, 0.0)
-        );
-        assert!(
-            !comparison.promote,
-            "no lift: the CI's lower bound is not above 0"
-        );
+        .unwrap_err();
+        assert!(error.to_string().contains("no events after"), "{error}");
     }
 }

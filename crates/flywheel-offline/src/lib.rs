@@ -9,11 +9,14 @@
 //! - [`evaluation`]: `flywheel eval` on the engine's own data (temporal, leave-last-out
 //!   and per-user random splits; accuracy, coverage, diversity, novelty per channel and
 //!   for the blend; slices; ranker calibration) and the promotion gate between two
-//!   model sets with a paired bootstrap CI.
+//!   model sets with a paired bootstrap CI;
+//! - [`promotion::train_candidate`]: a new version and the gate's decision about it
+//!   against the serving version, on data neither was trained on.
 
 mod error;
 pub mod evaluation;
 mod gate;
+pub mod promotion;
 pub mod training;
 
 pub use error::{OfflineError, Result};

@@ -92,14 +92,19 @@ struct FirstPass {
     /// Engagements without a request id, per user, in log order.
     engagements: HashMap<UserId, Vec<(Timestamp, ItemId)>>,
     items: HashMap<ItemId, Item>,
+    /// The latest event time read, and the offset just past the last record.
+    last_event_time: Option<Timestamp>,
+    end_offset: Option<u64>,
 }
 
 fn first_pass(replay: &Replay) -> Result<FirstPass> {
     let mut pass = FirstPass::default();
     replay(&mut |offset, record| {
         pass.records += 1;
+        pass.end_offset = Some(offset + 1);
         match record {
             LogRecord::Event(event) => {
+                pass.last_event_time = pass.last_event_time.max(Some(event.timestamp));
                 let weight = event.action.implicit_weight();
                 if weight > 0.0 {
                     pass.triples.push((
@@ -506,6 +511,8 @@ pub fn train(
         ranker_rows: built.rows.len() as u64,
         models,
         fusion_weights: report.fusion_weights.clone(),
+        trained_until: pass.last_event_time,
+        log_end_offset: pass.end_offset,
         config: Some(config.clone()),
     };
     Ok((

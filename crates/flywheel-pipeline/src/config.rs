@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub deadlines: DeadlineSettings,
     /// Model training.
     pub training: TrainingSettings,
+    /// The promotion gate a newly trained version must pass.
+    pub gate: GateSettings,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +44,7 @@ impl Default for EngineConfig {
             rerank: RerankConfig::default(),
             deadlines: DeadlineSettings::default(),
             training: TrainingSettings::default(),
+            gate: GateSettings::default(),
         }
     }
 }
@@ -156,6 +159,50 @@ impl Default for TrainingSettings {
     }
 }
 
+/// How a candidate version is judged against the serving one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateRuleKind {
+    /// Promote unless the CI of the NDCG@10 difference lies wholly below −margin.
+    NonInferiority,
+    /// Promote only if the CI lies wholly above +margin.
+    Superiority,
+}
+
+/// Settings of the promotion gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateSettings {
+    /// The rule.
+    pub rule: GateRuleKind,
+    /// The margin of the rule, in NDCG@10 points (0.01 = one point).
+    pub margin: f64,
+    /// Share of the events (the latest) the gate holds out.
+    pub holdout: f64,
+    /// Bootstrap resamples of the paired difference.
+    pub resamples: usize,
+    /// Two-sided confidence level of its interval.
+    pub confidence: f64,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+    /// Score at most this many holdout users (an even sample); 0 means all.
+    pub max_users: usize,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            rule: GateRuleKind::NonInferiority,
+            margin: 0.01,
+            holdout: 0.1,
+            resamples: 1000,
+            confidence: 0.95,
+            seed: 12345,
+            max_users: 2000,
+        }
+    }
+}
+
 impl EngineConfig {
     /// Reads a TOML config file; errors name the file and the offending key.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
@@ -195,6 +242,15 @@ impl EngineConfig {
             if !(0.0..=1.0).contains(share) {
                 return bad(&format!("retrieval.quotas.{name} must be in [0, 1]"));
             }
+        }
+        if !(0.01..=0.5).contains(&self.gate.holdout) {
+            return bad("gate.holdout must be in [0.01, 0.5]");
+        }
+        if !(self.gate.margin >= 0.0 && self.gate.margin.is_finite()) {
+            return bad("gate.margin must be a finite number >= 0");
+        }
+        if !(0.5..1.0).contains(&self.gate.confidence) {
+            return bad("gate.confidence must be in [0.5, 1)");
         }
         if self.training.als_factors == 0 || self.training.als_iterations == 0 {
             return bad("training.als_factors and training.als_iterations must be positive");

@@ -19,7 +19,7 @@ mod recommend;
 mod state;
 
 pub use catalog::Catalog;
-pub use config::{feature_config, EngineConfig};
+pub use config::{feature_config, EngineConfig, GateRuleKind, GateSettings};
 pub use error::{PipelineError, Result};
 pub use models::{Manifest, ModelSet};
 pub use recommend::{

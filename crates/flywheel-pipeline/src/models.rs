@@ -28,6 +28,12 @@ pub struct Manifest {
     /// inside the training data); empty means the configured quota shares.
     #[serde(default)]
     pub fusion_weights: BTreeMap<String, f64>,
+    /// The latest event time in its training data: the end of its training window.
+    #[serde(default)]
+    pub trained_until: Option<Timestamp>,
+    /// The log offset just past the last record its training read.
+    #[serde(default)]
+    pub log_end_offset: Option<u64>,
     /// The full resolved configuration it was trained with, so it can be retrained.
     #[serde(default)]
     pub config: Option<EngineConfig>,

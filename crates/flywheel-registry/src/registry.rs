@@ -455,6 +455,8 @@ mod tests {
             ranker_rows: 0,
             models: Vec::new(),
             fusion_weights: BTreeMap::new(),
+            trained_until: None,
+            log_end_offset: None,
             config: None,
         }
     }

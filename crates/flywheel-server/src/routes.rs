@@ -1,7 +1,7 @@
 //! Routes and handlers.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -69,6 +69,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/v1/models/train", post(train_models))
         .route("/v1/models/{version}/promote", post(promote_model))
         .route("/v1/models/rollback", post(rollback_model))
+        .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/users/{id}/opt-out", post(opt_out_user))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -342,10 +343,43 @@ async fn list_models(State(app): State<AppState>) -> Result<Json<Value>, ApiErro
     ))
 }
 
-async fn train_models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let engine = Arc::clone(&app.engine);
-    let report = blocking(move || engine.train(&mut |_| {}).map_err(ApiError::from)).await?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+/// `?force=true` promotes whatever the gate decides.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainParams {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn train_models(
+    State(app): State<AppState>,
+    params: Result<Query<TrainParams>, QueryRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))?;
+    let job = app
+        .engine
+        .start_training(params.force)
+        .map_err(ApiError::from)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::to_value(job).unwrap_or(Value::Null)),
+    ))
+}
+
+async fn get_job(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = app
+        .engine
+        .job(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("job {} not found", truncate(&id, 64))))?;
+    Ok(Json(serde_json::to_value(job).unwrap_or(Value::Null)))
+}
+
+fn truncate(text: &str, chars: usize) -> String {
+    text.chars().take(chars).collect()
 }
 
 async fn promote_model(

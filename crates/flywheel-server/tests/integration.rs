@@ -668,6 +668,40 @@ async fn opting_out_makes_lists_non_personal_and_is_stored() {
         .error(StatusCode::BAD_REQUEST, "invalid_id");
 }
 
+/// Polls a job until it ends; returns its final status.
+async fn finished_job(api: &Api, id: &str) -> Value {
+    for _ in 0..2400 {
+        let job = api.get(&format!("/v1/jobs/{id}")).await.json();
+        if matches!(job["state"].as_str(), Some("succeeded" | "failed")) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish in 120 s");
+}
+
+/// Training runs as a background job: 202 with its id, 409 (naming it) for a second
+/// one while it runs, progress and the gate's decision at `/v1/jobs/:id`.
+async fn train_job(api: &Api, force: bool) -> Value {
+    let reply = api
+        .post_json(&format!("/v1/models/train?force={force}"), &json!({}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    let busy = api.post_json("/v1/models/train", &json!({})).await;
+    if busy.status == StatusCode::CONFLICT {
+        assert_eq!(busy.json()["error"]["job_id"], id.as_str(), "{}", busy.text);
+    } else {
+        // The job may already have finished on a fast machine; then a second one starts.
+        assert_eq!(busy.status, StatusCode::ACCEPTED, "{}", busy.text);
+        let other = busy.json()["id"].as_str().unwrap().to_string();
+        finished_job(api, &other).await;
+    }
+    let job = finished_job(api, &id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    job
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_serves_the_previous_version() {
     let api = api();
@@ -675,17 +709,33 @@ async fn rollback_serves_the_previous_version() {
     api.post_json("/v1/models/rollback", &json!({}))
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
-    for expected in ["v1", "v2"] {
-        let reply = api.post_json("/v1/models/train", &json!({})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        assert_eq!(reply.json()["version"], expected);
-    }
-    assert_eq!(api.engine.models().version(), "v2");
+    api.get("/v1/jobs/nope")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    let first = train_job(&api, false).await;
+    assert_eq!(first["result"]["promoted"], true, "{first}");
+    // Nothing new since the first version: only --force gets a second one serving.
+    let second = train_job(&api, true).await;
+    let v2 = second["result"]["version"].as_str().unwrap().to_string();
+    assert_eq!(second["result"]["promoted"], true, "{second}");
+    assert_eq!(api.engine.models().version(), v2);
     let reply = api.post_json("/v1/models/rollback", &json!({})).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    assert_eq!(reply.json()["serving"], "v1");
-    assert_eq!(api.engine.models().version(), "v1");
-    assert_eq!(api.get("/v1/models").await.json()["serving"], "v1");
+    let v1 = first["result"]["version"].as_str().unwrap();
+    assert_eq!(reply.json()["serving"], v1);
+    assert_eq!(api.engine.models().version(), v1);
+    let listing = api.get("/v1/models").await.json();
+    assert_eq!(listing["serving"], v1);
+    let statuses: Vec<(String, String)> = listing["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].to_string(), v["status"].to_string()))
+        .collect();
+    assert!(
+        statuses.contains(&(format!("\"{v1}\""), "\"serving\"".into())),
+        "{listing}"
+    );
     // v1 is the oldest: nothing to roll back to.
     api.post_json("/v1/models/rollback", &json!({}))
         .await

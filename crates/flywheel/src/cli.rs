@@ -63,11 +63,26 @@ pub enum Command {
         #[command(subcommand)]
         what: ImportCommand,
     },
-    /// Train the models from the log and promote the new version.
+    /// Train a candidate version from the log; the promotion gate decides whether it serves.
     Train {
         /// Data settings.
         #[command(flatten)]
         data: DataArgs,
+        /// Promote the candidate whatever the gate says (the registry records that it was forced).
+        #[arg(long)]
+        force: bool,
+        /// Train through a running server (`flywheel serve` holds the data dir), e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: Option<String>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The model registry: list versions, promote one, roll back.
+    Models {
+        /// What to do.
+        #[command(subcommand)]
+        what: ModelsCommand,
     },
     /// Evaluate: temporal holdout on a data dir, or metrics/ope/ab on files.
     Eval(EvalArgs),
@@ -106,6 +121,43 @@ pub enum Command {
         /// Which benchmark.
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+/// `flywheel models`: on a stopped data dir, or through a server with `--server URL`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every version with its status, figures and gate decision.
+    List {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Ask a running server instead of reading the data dir.
+        #[arg(long)]
+        server: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a registered version from now on (no gate: an operator's decision).
+    Promote {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// The version, e.g. v3.
+        version: String,
+        /// Act through a running server.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Serve the version that served before the current one.
+    Rollback {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Act through a running server.
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 
@@ -175,11 +227,12 @@ pub struct EvalArgs {
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Promotion gate: `--compare CANDIDATE [SERVING]` scores two saved model versions
-    /// (SERVING defaults to the served one) on the same holdout users, with a paired
-    /// bootstrap CI (1000 resamples) of the NDCG@10 lift.
+    /// (SERVING defaults to the served one, never the candidate itself) on the same
+    /// holdout users, on data neither was trained on, with a paired bootstrap CI of the
+    /// NDCG@10 difference; the rule is the config's `[gate]` (non-inferiority by default).
     #[arg(long, num_args = 1..=2, value_names = ["CANDIDATE", "SERVING"])]
     pub compare: Vec<String>,
-    /// Gate rule: promote when the mean NDCG@10 lift exceeds this, instead of when the CI's lower bound exceeds 0.
+    /// Gate rule: promote when the mean NDCG@10 difference exceeds this, instead of the config's rule.
     #[arg(long, requires = "compare", allow_hyphen_values = true)]
     pub min_lift: Option<f64>,
     /// Promote the candidate when the gate says so.

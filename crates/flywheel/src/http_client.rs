@@ -73,3 +73,51 @@ impl Connection {
         Ok((status, body))
     }
 }
+
+/// `host:port` from `http://host:port[/]` or `host:port`; HTTPS is not spoken here.
+pub fn server_address(server: &str) -> Result<String> {
+    if server.starts_with("https://") {
+        bail!("--server {server}: only plain http:// is supported (put TLS in a proxy in front)");
+    }
+    let address = server.trim_start_matches("http://").trim_end_matches('/');
+    if address.is_empty() || address.contains('/') {
+        bail!("--server {server}: expected http://HOST:PORT");
+    }
+    Ok(address.to_string())
+}
+
+/// One blocking JSON request to a flywheel server: (status, parsed body).
+pub fn call_json(
+    server: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value)> {
+    let address = server_address(server)?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, bytes) = runtime.block_on(async {
+        let mut connection = Connection::open(&address).await?;
+        connection
+            .request(method, path, "application/json", payload.as_bytes())
+            .await
+    })?;
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!("{server}{path} answered {status} with a body that is not JSON")
+        })?
+    };
+    Ok((status, value))
+}
+
+/// The `{"error": {"message"}}` of a failed call, or the whole body.
+pub fn error_message(body: &serde_json::Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| body.to_string())
+}

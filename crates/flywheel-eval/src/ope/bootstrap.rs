@@ -46,19 +46,8 @@ pub(crate) fn bootstrap(
     for (e, mut values) in estimators.iter_mut().zip(draws) {
         values.sort_by(f64::total_cmp);
         e.bootstrap_ci = Some([
-            percentile(&values, alpha / 2.0),
-            percentile(&values, 1.0 - alpha / 2.0),
+            crate::stats::percentile(&values, alpha / 2.0),
+            crate::stats::percentile(&values, 1.0 - alpha / 2.0),
         ]);
     }
-}
-
-/// `numpy.percentile` with linear interpolation; `q` in [0, 1]; `sorted` non-empty.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let Some(last) = sorted.len().checked_sub(1) else {
-        return 0.0;
-    };
-    let position = q * last as f64;
-    let lower = position.floor() as usize;
-    let upper = (lower + 1).min(last);
-    sorted[lower] + (position - lower as f64) * (sorted[upper] - sorted[lower])
 }

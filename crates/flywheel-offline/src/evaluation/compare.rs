@@ -1,36 +1,93 @@
-//! The promotion gate: a candidate model set against the serving one, on the same
-//! holdout users, with a paired bootstrap confidence interval of the NDCG@10 lift.
+//! The promotion gate: a candidate against the serving version, on the same holdout
+//! users, with a paired bootstrap confidence interval of the NDCG@10 difference — on
+//! data neither side was trained on.
 //!
-//! Both sets serve the full pipeline (blend, ranker, re-ranking) from the same state
+//! Two ways to make the sides ([`GateMethod`]):
+//! - **retrained** ([`compare_configs`]): when the two configurations differ, both are
+//!   retrained on the same training part of the split and scored on its holdout;
+//! - **frozen** ([`compare_versions`]): both versions' models as trained, scored on a
+//!   temporal holdout that starts after both training windows.
+//!
+//! Both sides serve the full pipeline (blend, ranker, re-ranking) from the same state
 //! as of the split; each warm test user contributes one paired difference
 //! `ndcg@10(candidate) − ndcg@10(serving)`. The users are resampled with replacement
 //! (seeded), the mean difference of each resample is kept, and the CI is the
-//! percentile interval of those means (linear interpolation between order
-//! statistics, as `numpy.percentile`).
+//! percentile interval of those means ([`flywheel_eval::percentile`], linear
+//! interpolation between order statistics, as `numpy.percentile`).
 
+use flywheel_core::{LogRecord, Timestamp};
+use flywheel_pipeline::{EngineConfig, GateRuleKind, GateSettings, ModelSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::HashMap;
 
-use super::metrics::{self, SystemMetrics};
-use super::{EvalOptions, Holdout, Protocol, SplitLog};
+use super::metrics::{self, SystemMetrics, UserList};
+use super::{EvalOptions, Holdout, Protocol, Split, SplitLog};
 use crate::error::{OfflineError, Result};
-use crate::training::Replay;
-use flywheel_pipeline::EngineConfig;
-use flywheel_pipeline::ModelSet;
+use crate::training::{self, Replay};
 
 /// When a candidate is promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum PromotionRule {
-    /// The CI's lower bound of the NDCG@10 lift is above 0.
-    CiAboveZero,
-    /// The mean NDCG@10 lift is above this value.
-    MeanLiftAbove(f64),
+    /// Promote unless the CI of the NDCG@10 difference lies wholly below −margin.
+    NonInferiority {
+        /// The margin, in NDCG@10 points.
+        margin: f64,
+    },
+    /// Promote only if the CI lies wholly above +margin.
+    Superiority {
+        /// The margin, in NDCG@10 points.
+        margin: f64,
+    },
+    /// Promote if the mean difference is above this value.
+    MeanLiftAbove {
+        /// The least mean difference.
+        lift: f64,
+    },
 }
 
-/// The gate's rule and its bootstrap.
+impl PromotionRule {
+    /// The rule the configuration asks for.
+    pub fn from_settings(settings: &GateSettings) -> Self {
+        match settings.rule {
+            GateRuleKind::NonInferiority => PromotionRule::NonInferiority {
+                margin: settings.margin,
+            },
+            GateRuleKind::Superiority => PromotionRule::Superiority {
+                margin: settings.margin,
+            },
+        }
+    }
+
+    /// The rule in words.
+    pub fn describe(&self) -> String {
+        match self {
+            PromotionRule::NonInferiority { margin } => {
+                format!("non-inferiority: promote unless the CI lies wholly below -{margin}")
+            }
+            PromotionRule::Superiority { margin } => {
+                format!("superiority: promote only if the CI lies wholly above +{margin}")
+            }
+            PromotionRule::MeanLiftAbove { lift } => {
+                format!("mean lift: promote if the mean difference is above {lift}")
+            }
+        }
+    }
+
+    /// Whether a difference with this mean and CI passes (never with no users).
+    pub fn passes(&self, mean: f64, ci_low: f64, ci_high: f64, users: usize) -> bool {
+        users > 0
+            && match *self {
+                PromotionRule::NonInferiority { margin } => ci_high >= -margin,
+                PromotionRule::Superiority { margin } => ci_low > margin,
+                PromotionRule::MeanLiftAbove { lift } => mean > lift,
+            }
+    }
+}
+
+/// The gate's rule, its bootstrap and its holdout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateOptions {
     /// The rule.
@@ -43,13 +100,45 @@ pub struct GateOptions {
     pub confidence: f64,
 }
 
+impl GateOptions {
+    /// The gate the configuration asks for.
+    pub fn from_settings(settings: &GateSettings) -> Self {
+        GateOptions {
+            rule: PromotionRule::from_settings(settings),
+            resamples: settings.resamples,
+            seed: settings.seed,
+            confidence: settings.confidence,
+        }
+    }
+}
+
 impl Default for GateOptions {
     fn default() -> Self {
-        GateOptions {
-            rule: PromotionRule::CiAboveZero,
-            resamples: 1000,
-            seed: 12345,
-            confidence: 0.95,
+        GateOptions::from_settings(&GateSettings::default())
+    }
+}
+
+/// How the two sides of a comparison were made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateMethod {
+    /// Both configurations retrained on the same training part, scored on the same
+    /// holdout (their configurations differ).
+    Retrained,
+    /// Both versions' models as trained, scored on a holdout after both training windows.
+    Frozen,
+}
+
+impl GateMethod {
+    /// The method in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GateMethod::Retrained => {
+                "both configurations retrained on the same training part, scored on the same holdout"
+            }
+            GateMethod::Frozen => {
+                "both versions' models as trained, scored on a holdout after both training windows"
+            }
         }
     }
 }
@@ -59,6 +148,10 @@ impl Default for GateOptions {
 pub struct Comparison {
     /// The protocol, in words.
     pub protocol: String,
+    /// How the two sides were made.
+    pub method: GateMethod,
+    /// Recommendations were made as of this time (the holdout starts here).
+    pub cut: Timestamp,
     /// The serving version.
     pub serving_version: String,
     /// The candidate version.
@@ -85,15 +178,6 @@ pub struct Comparison {
     pub rule: PromotionRule,
     /// Whether the candidate passes.
     pub promote: bool,
-}
-
-/// `numpy.percentile(sorted, q * 100)` with linear interpolation; `sorted` must be non-empty.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let below = position.floor() as usize;
-    let above = (below + 1).min(sorted.len() - 1);
-    let fraction = position - below as f64;
-    sorted[below] + (sorted[above] - sorted[below]) * fraction
 }
 
 /// Mean of `differences` and its percentile bootstrap CI: `resamples` resamples with
@@ -125,22 +209,24 @@ pub fn paired_bootstrap_ci(
     let alpha = (1.0 - confidence.clamp(0.0, 1.0)) / 2.0;
     (
         mean,
-        percentile(&means, alpha),
-        percentile(&means, 1.0 - alpha),
+        flywheel_eval::percentile(&means, alpha),
+        flywheel_eval::percentile(&means, 1.0 - alpha),
     )
 }
 
-/// Whether the rule accepts a lift with this mean and CI lower bound.
-fn passes(rule: PromotionRule, mean: f64, ci_low: f64, users: usize) -> bool {
-    users > 0
-        && match rule {
-            PromotionRule::CiAboveZero => ci_low > 0.0,
-            PromotionRule::MeanLiftAbove(min_lift) => mean > min_lift,
-        }
+/// One side of a comparison: the configuration it serves with and its models.
+#[derive(Clone, Copy)]
+pub struct Side<'a> {
+    /// The configuration (quotas, re-ranking…) the side's pipeline runs with.
+    pub config: &'a EngineConfig,
+    /// The models.
+    pub models: &'a ModelSet,
 }
 
-/// Scores `serving` and `candidate` on the same holdout users and applies the rule.
-/// The models are used as given (not retrained on the training part).
+/// Scores `serving` and `candidate` as given on a temporal holdout that starts after
+/// both versions' training windows (and no earlier than the `options.holdout` share).
+/// A frozen comparison needs a temporal split: any other split would hold out data
+/// the versions were trained on.
 #[allow(clippy::too_many_arguments)]
 pub fn compare_versions(
     config: &EngineConfig,
@@ -152,34 +238,131 @@ pub fn compare_versions(
     gate: &GateOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Comparison> {
+    if protocol.split != Split::Temporal {
+        return Err(OfflineError::Config(
+            "comparing trained versions needs the temporal split: any other split holds out \
+             events the versions were trained on"
+                .into(),
+        ));
+    }
+    let protocol = Protocol {
+        not_before: after_training_windows(&[serving, candidate]),
+        ..protocol.clone()
+    };
     progress("reading the log");
-    let log = SplitLog::read(replay, protocol, options)?;
+    let log = SplitLog::read(replay, &protocol, options)?;
+    require_test_events(&log, &[serving, candidate])?;
     progress("replaying the state from the training records");
     let holdout = Holdout::prepare(config, &log, options);
+    progress("scoring both versions on the same users");
+    let sides = [
+        Side {
+            config,
+            models: serving,
+        },
+        Side {
+            config,
+            models: candidate,
+        },
+    ];
+    paired(&holdout, &log, sides, GateMethod::Frozen, gate)
+}
+
+/// Retrains both configurations on the same training part of the split and scores
+/// them on its holdout; the versions are named for the report only.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_configs(
+    serving: (&str, &EngineConfig),
+    candidate: (&str, &EngineConfig),
+    replay: &Replay,
+    options: &EvalOptions,
+    protocol: &Protocol,
+    gate: &GateOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Comparison> {
+    progress("reading the log");
+    let log = SplitLog::read(replay, protocol, options)?;
+    let train_replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| -> Result<()> {
+        log.visit_train(visit)
+    };
+    progress("retraining the serving configuration on the training part");
+    let (mut serving_models, _) =
+        training::train(serving.1, &train_replay, serving.0.to_string(), &mut |_| {})?;
+    progress("retraining the candidate configuration on the training part");
+    let (mut candidate_models, _) = training::train(
+        candidate.1,
+        &train_replay,
+        candidate.0.to_string(),
+        &mut |_| {},
+    )?;
+    rename(&mut serving_models, serving.0);
+    rename(&mut candidate_models, candidate.0);
+    progress("replaying the state from the training records");
+    let holdout = Holdout::prepare(candidate.1, &log, options);
+    progress("scoring both configurations on the same users");
+    let sides = [
+        Side {
+            config: serving.1,
+            models: &serving_models,
+        },
+        Side {
+            config: candidate.1,
+            models: &candidate_models,
+        },
+    ];
+    paired(&holdout, &log, sides, GateMethod::Retrained, gate)
+}
+
+fn rename(set: &mut ModelSet, version: &str) {
+    if let Some(manifest) = set.manifest.as_mut() {
+        manifest.version = version.to_string();
+    }
+}
+
+/// The earliest time after every given version's training window.
+fn after_training_windows(sets: &[&ModelSet]) -> Option<Timestamp> {
+    sets.iter()
+        .filter_map(|s| s.manifest.as_ref()?.trained_until)
+        .max()
+        .map(|t| t.plus_millis(1))
+}
+
+fn require_test_events(log: &SplitLog, sets: &[&ModelSet]) -> Result<()> {
+    if log.marked.is_test.iter().any(|t| *t) {
+        return Ok(());
+    }
+    let windows: Vec<String> = sets
+        .iter()
+        .map(
+            |s| match s.manifest.as_ref().and_then(|m| m.trained_until) {
+                Some(until) => format!("{} trained until {until}", s.version()),
+                None => format!("{} (training window unknown)", s.version()),
+            },
+        )
+        .collect();
+    Err(OfflineError::NotEnoughData(format!(
+        "no events after both training windows ({}); send more events first",
+        windows.join(", ")
+    )))
+}
+
+/// Scores both sides on the holdout's warm users and applies the rule.
+fn paired(
+    holdout: &Holdout,
+    log: &SplitLog,
+    [serving, candidate]: [Side; 2],
+    method: GateMethod,
+    gate: &GateOptions,
+) -> Result<Comparison> {
     if holdout.warm.is_empty() {
         return Err(OfflineError::NotEnoughData(
             "no test user has training history; the gate has nobody to compare on".into(),
         ));
     }
-    progress("scoring both model sets on the same users");
     let blend = (None, true);
-    let base = holdout.lists(config, serving, &holdout.warm, blend);
-    let new = holdout.lists(config, candidate, &holdout.warm, blend);
-    let ndcg = |lists: &[metrics::UserList]| -> HashMap<String, f64> {
-        lists
-            .iter()
-            .map(|l| {
-                let ranked: Vec<&str> = l.ranked.iter().map(|i| i.as_str()).collect();
-                let rel: HashMap<&str, f64> =
-                    l.relevant.iter().map(|i| (i.as_str(), 1.0)).collect();
-                (
-                    l.user.as_str().to_string(),
-                    flywheel_eval::ranking::ndcg_at_k(&ranked, &rel, 10),
-                )
-            })
-            .collect()
-    };
-    let (base_ndcg, new_ndcg) = (ndcg(&base), ndcg(&new));
+    let base = holdout.lists(serving.config, serving.models, &holdout.warm, blend);
+    let new = holdout.lists(candidate.config, candidate.models, &holdout.warm, blend);
+    let (base_ndcg, new_ndcg) = (ndcg_by_user(&base), ndcg_by_user(&new));
     let differences: Vec<f64> = holdout
         .warm
         .iter()
@@ -189,8 +372,10 @@ pub fn compare_versions(
         paired_bootstrap_ci(&differences, gate.resamples, gate.seed, gate.confidence);
     Ok(Comparison {
         protocol: log.marked.description.clone(),
-        serving_version: serving.version().to_string(),
-        candidate_version: candidate.version().to_string(),
+        method,
+        cut: log.marked.now,
+        serving_version: serving.models.version().to_string(),
+        candidate_version: candidate.models.version().to_string(),
         users: differences.len(),
         serving: metrics::system_metrics(&base, &holdout.stats),
         candidate: metrics::system_metrics(&new, &holdout.stats),
@@ -201,20 +386,30 @@ pub fn compare_versions(
         resamples: gate.resamples,
         seed: gate.seed,
         rule: gate.rule,
-        promote: passes(gate.rule, mean, ci_low, differences.len()),
+        promote: gate.rule.passes(mean, ci_low, ci_high, differences.len()),
     })
+}
+
+fn ndcg_by_user(lists: &[UserList]) -> HashMap<String, f64> {
+    lists
+        .iter()
+        .map(|l| {
+            let ranked: Vec<&str> = l.ranked.iter().map(|i| i.as_str()).collect();
+            let rel: HashMap<&str, f64> = l.relevant.iter().map(|i| (i.as_str(), 1.0)).collect();
+            (
+                l.user.as_str().to_string(),
+                flywheel_eval::ranking::ndcg_at_k(&ranked, &rel, 10),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn percentile_interpolates_like_numpy() {
-        // numpy.percentile([1, 2, 3, 4], 25) = 1.75; 97.5 → 3.925
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.25), 1.75);
-        assert!((percentile(&[1.0, 2.0, 3.0, 4.0], 0.975) - 3.925).abs() < 1e-12);
-    }
+    const NON_INFERIORITY: PromotionRule = PromotionRule::NonInferiority { margin: 0.01 };
+    const SUPERIORITY: PromotionRule = PromotionRule::Superiority { margin: 0.0 };
 
     #[test]
     fn bootstrap_ci_has_the_sign_of_a_clear_lift() {
@@ -224,12 +419,31 @@ mod tests {
             .collect();
         let (mean, low, high) = paired_bootstrap_ci(&gains, 1000, 1, 0.95);
         assert!(low > 0.0 && low <= mean && mean <= high && high <= 0.05);
-        assert!(passes(PromotionRule::CiAboveZero, mean, low, 200));
+        assert!(SUPERIORITY.passes(mean, low, high, 200));
+        assert!(NON_INFERIORITY.passes(mean, low, high, 200));
         let losses: Vec<f64> = gains.iter().map(|g| -g).collect();
         let (mean, low, high) = paired_bootstrap_ci(&losses, 1000, 1, 0.95);
         assert!(high < 0.0 && low <= mean);
-        assert!(!passes(PromotionRule::CiAboveZero, mean, low, 200));
-        assert!(!passes(PromotionRule::MeanLiftAbove(0.0), mean, low, 200));
+        assert!(!SUPERIORITY.passes(mean, low, high, 200));
+        assert!(!PromotionRule::MeanLiftAbove { lift: 0.0 }.passes(mean, low, high, 200));
+        // The losses' CI lies wholly below -0.01: non-inferiority says no too.
+        assert!(high < -0.01);
+        assert!(!NON_INFERIORITY.passes(mean, low, high, 200));
+    }
+
+    #[test]
+    fn non_inferiority_accepts_noise_and_superiority_does_not() {
+        let noise: Vec<f64> = (0..400)
+            .map(|i| if i % 2 == 0 { 0.1 } else { -0.1 })
+            .collect();
+        let (mean, low, high) = paired_bootstrap_ci(&noise, 1000, 9, 0.95);
+        assert!(low < 0.0 && high > 0.0);
+        assert!(NON_INFERIORITY.passes(mean, low, high, 400));
+        assert!(!SUPERIORITY.passes(mean, low, high, 400));
+        assert!(
+            !NON_INFERIORITY.passes(mean, low, high, 0),
+            "nobody compared"
+        );
     }
 
     #[test]

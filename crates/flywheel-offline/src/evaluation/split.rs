@@ -59,6 +59,9 @@ pub struct Protocol {
     pub seed: u64,
     /// Share of each user's events that train in the user-random split.
     pub train_ratio: f64,
+    /// The temporal cut is never earlier than this (e.g. just after a model's training
+    /// window, so that its holdout is data it never saw).
+    pub not_before: Option<Timestamp>,
 }
 
 impl Default for Protocol {
@@ -67,6 +70,7 @@ impl Default for Protocol {
             split: Split::Temporal,
             seed: 42,
             train_ratio: 0.75,
+            not_before: None,
         }
     }
 }
@@ -107,15 +111,21 @@ pub fn mark(records: &[LogRecord], protocol: &Protocol, holdout: f64) -> Result<
     let (is_test, description, cut) = match protocol.split {
         Split::Temporal => {
             let holdout = holdout.clamp(0.01, 0.9);
-            let cut = temporal_cut(records, holdout);
+            let cut = temporal_cut(records, holdout)
+                .max(protocol.not_before.unwrap_or(Timestamp(i64::MIN)));
             let is_test = records
                 .iter()
                 .map(|r| event_time(r).is_some_and(|t| t >= cut))
                 .collect();
-            let text = format!(
-                "temporal holdout: the last {:.0}% of events",
-                holdout * 100.0
-            );
+            let text = match protocol.not_before {
+                Some(_) => format!(
+                    "temporal holdout: the events from {cut} on (after the training windows)"
+                ),
+                None => format!(
+                    "temporal holdout: the last {:.0}% of events",
+                    holdout * 100.0
+                ),
+            };
             (is_test, text, Some(cut))
         }
         Split::LeaveLastOut => (
@@ -346,6 +356,7 @@ pub(crate) mod tests {
             split: Split::UserRandom,
             seed: 7,
             train_ratio: 0.75,
+            not_before: None,
         };
         let marked = mark(&log, &protocol, 0.1).expect("13 events");
         let again = mark(&log, &protocol, 0.1).expect("13 events");

@@ -138,12 +138,12 @@ fn tempdir() -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
+/// A latency percentile in milliseconds (the shared `numpy.percentile` definition).
+fn percentile_ms(sorted_ms: &[f64], q: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
     }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    flywheel_eval::percentile(sorted_ms, q)
 }
 
 fn prepare_shop(dir: &std::path::Path) -> Result<(Arc<Engine>, Vec<String>)> {
@@ -160,7 +160,7 @@ fn prepare_shop(dir: &std::path::Path) -> Result<(Arc<Engine>, Vec<String>)> {
     import::import_file(&engine, &files.users, ImportKind::Users)?;
     import::import_file(&engine, &files.events, ImportKind::Events)?;
     engine.catch_up();
-    crate::commands::train::train_with_progress(&engine)?;
+    crate::commands::train::train_with_progress(&engine, false)?;
     let users: Vec<String> = flywheel_sim::read_events(&dir.join("dataset"))?
         .into_iter()
         .map(|e| e.user_id.to_string())
@@ -226,9 +226,8 @@ fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
         let _ = stop.send(());
         Ok::<_, anyhow::Error>((all, errors, elapsed))
     })?;
-    let mut sorted = latencies;
-    sorted.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut sorted: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    sorted.sort_by(f64::total_cmp);
     println!("{:<40} {:>14}   target", "metric", "flywheel");
     println!(
         "{:<40} {:>14.0}   500",
@@ -238,22 +237,22 @@ fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
     println!(
         "{:<40} {:>14.2}",
         "latency p50, ms",
-        ms(percentile(&sorted, 0.50))
+        percentile_ms(&sorted, 0.50)
     );
     println!(
         "{:<40} {:>14.2}",
         "latency p90, ms",
-        ms(percentile(&sorted, 0.90))
+        percentile_ms(&sorted, 0.90)
     );
     println!(
         "{:<40} {:>14.2}   <= 20",
         "latency p99, ms",
-        ms(percentile(&sorted, 0.99))
+        percentile_ms(&sorted, 0.99)
     );
     println!(
         "{:<40} {:>14.2}",
         "latency max, ms",
-        ms(percentile(&sorted, 1.0))
+        percentile_ms(&sorted, 1.0)
     );
     println!("{:<40} {:>14}   0", "non-200 responses", errors);
     drop(engine);

@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use flywheel_engine::Engine;
 use flywheel_offline::evaluation::{
-    compare_versions, evaluate_with, render_html, Comparison, EvalOptions, EvalReport, GateOptions,
-    PromotionRule, Protocol,
+    compare_configs, compare_versions, evaluate_with, render_html, Comparison, EvalOptions,
+    EvalReport, GateOptions, PromotionRule, Protocol,
 };
 use flywheel_registry as models;
 use std::path::Path;
@@ -113,8 +113,10 @@ fn on_data_dir(engine: &Engine, args: &EvalArgs) -> Result<()> {
     print_report(args.json, &report, || render_holdout(&report))
 }
 
-/// Scores `candidate` against the serving (or the given) version; promotes it
-/// when `--promote` is given and the gate says so.
+/// Scores `candidate` against the serving (or the given) version on data neither was
+/// trained on; promotes it when `--promote` is given and the gate says so. When the
+/// two versions' configurations differ both are retrained on the split's training
+/// part; otherwise their models are compared as trained, after both training windows.
 fn gate(
     engine: &Engine,
     options: &EvalOptions,
@@ -132,38 +134,55 @@ fn gate(
             )
         })?,
     };
+    if serving_version == candidate {
+        bail!(
+            "{candidate} is the serving version: comparing it with itself says nothing;              give another candidate, or --compare CANDIDATE SERVING"
+        );
+    }
     let serving = models::load(data_dir, &serving_version)
         .with_context(|| format!("loading the serving version {serving_version}"))?;
     let challenger = models::load(data_dir, candidate)
         .with_context(|| format!("loading the candidate version {candidate}"))?;
-    let rule = match args.min_lift {
-        Some(lift) => PromotionRule::MeanLiftAbove(lift),
-        None => PromotionRule::CiAboveZero,
-    };
-    let gate_options = GateOptions {
-        rule,
-        seed: args.seed,
-        ..GateOptions::default()
-    };
+    let mut gate_options = GateOptions::from_settings(&engine.config().gate);
+    gate_options.seed = args.seed;
+    if let Some(lift) = args.min_lift {
+        gate_options.rule = PromotionRule::MeanLiftAbove { lift };
+    }
     let bar = crate::progress::spinner("comparing");
     let replay =
         |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_offline::Result<()>| {
             engine.replay(visit)
         };
-    let comparison = compare_versions(
-        engine.config(),
-        &replay,
-        options,
-        protocol,
-        &serving,
-        &challenger,
-        &gate_options,
-        &mut |stage| bar.set_message(stage.to_string()),
+    let mut progress = |stage: &str| bar.set_message(stage.to_string());
+    let configs = (
+        serving.manifest.as_ref().and_then(|m| m.config.as_ref()),
+        challenger.manifest.as_ref().and_then(|m| m.config.as_ref()),
     );
+    let comparison = match configs {
+        (Some(old), Some(new)) if old != new => compare_configs(
+            (&serving_version, old),
+            (candidate, new),
+            &replay,
+            options,
+            protocol,
+            &gate_options,
+            &mut progress,
+        ),
+        _ => compare_versions(
+            engine.config(),
+            &replay,
+            options,
+            protocol,
+            &serving,
+            &challenger,
+            &gate_options,
+            &mut progress,
+        ),
+    };
     bar.finish_and_clear();
     let comparison = comparison?;
     if args.promote && comparison.promote {
-        models::promote(data_dir, candidate)?;
+        engine.promote(candidate)?;
         eprintln!("promoted {candidate}");
     } else if args.promote {
         eprintln!("{candidate} not promoted: the gate's rule is not met");
@@ -278,8 +297,9 @@ pub fn render_holdout(report: &EvalReport) -> String {
 /// The gate's verdict in words.
 pub fn render_comparison(c: &Comparison) -> String {
     format!(
-        "{}\n{} (serving) ndcg@10 {:.4} vs {} (candidate) ndcg@10 {:.4} on {} users\nmean lift {:+.5}, {:.0}% paired bootstrap CI [{:+.5}, {:+.5}] ({} resamples, seed {})\nrule {:?}: {}\n",
+        "{}\n{}\n{} (serving) ndcg@10 {:.4} vs {} (candidate) ndcg@10 {:.4} on {} users\nmean difference {:+.5}, {:.0}% paired bootstrap CI [{:+.5}, {:+.5}] ({} resamples, seed {})\n{}: {}\n",
         c.protocol,
+        c.method.describe(),
         c.serving_version,
         c.serving.ndcg_at_10,
         c.candidate_version,
@@ -291,7 +311,7 @@ pub fn render_comparison(c: &Comparison) -> String {
         c.ci_high,
         c.resamples,
         c.seed,
-        c.rule,
+        c.rule.describe(),
         if c.promote { "PROMOTE" } else { "keep serving" }
     )
 }

@@ -4,6 +4,7 @@ mod bench;
 mod eval;
 mod import;
 mod inspect;
+mod models;
 mod peers;
 mod quickstart;
 mod serve;
@@ -27,7 +28,13 @@ pub fn run(cli: Cli) -> Result<()> {
         } => quickstart::run(&data, port, no_serve, seed),
         Command::Serve { data, port, host } => serve::run(&data, &host, port),
         Command::Import { what } => import::run(what),
-        Command::Train { data } => train::run(&data),
+        Command::Train {
+            data,
+            force,
+            server,
+            json,
+        } => train::run(&data, force, server.as_deref(), json),
+        Command::Models { what } => models::run(what),
         Command::Eval(args) => eval::run(args),
         Command::Simulate {
             out,
@@ -64,6 +71,19 @@ pub fn resolve_config(data: &DataArgs, default_dir: &str) -> Result<EngineConfig
     }
     config.validate()?;
     Ok(config)
+}
+
+/// Refuses to change a data dir that a running flywheel process holds, and says how
+/// to act through it instead.
+pub fn ensure_not_served(dir: &Path) -> Result<()> {
+    if flywheel_engine::data_dir_in_use(dir)? {
+        anyhow::bail!(
+            "the data dir {} is held by a running flywheel process (is `flywheel serve` running?): \
+             pass --server http://HOST:PORT to act through it, or stop it first",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Opens the engine and waits until its state has replayed the log.

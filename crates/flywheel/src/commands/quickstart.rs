@@ -37,13 +37,25 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
         println!("2/4 (nothing to import)");
     }
     println!("3/4 training");
-    let report = train::train_with_progress(&engine)?;
-    println!(
-        "    {} trained on {} interactions; {} ranker rows",
-        report.version,
-        report.interactions,
-        report.impression_rows + report.interaction_rows
-    );
+    match train::train_with_progress(&engine, false) {
+        Ok(outcome) => println!(
+            "    {} trained on {} interactions; {} ranker rows; {}: {}",
+            outcome.version,
+            outcome.report.interactions,
+            outcome.report.impression_rows + outcome.report.interaction_rows,
+            if outcome.promoted {
+                "serving"
+            } else {
+                "not promoted"
+            },
+            outcome.reason
+        ),
+        // A reused data dir whose served version already saw every event: keep it.
+        Err(e) if engine.models().manifest.is_some() => {
+            println!("    keeping {}: {e:#}", engine.models().version())
+        }
+        Err(e) => return Err(e),
+    }
     println!("4/4 evaluating on a temporal holdout");
     let evaluation = eval::holdout(
         &engine,

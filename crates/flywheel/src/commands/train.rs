@@ -1,16 +1,48 @@
-//! `flywheel train`.
+//! `flywheel train`: a candidate version, judged by the promotion gate; on the data dir
+//! or through a running server (`--server URL`), as a job whose progress is printed.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use flywheel_engine::{Engine, TrainOutcome};
+use serde_json::Value;
+use std::time::Duration;
 
 use crate::cli::DataArgs;
-use crate::commands::{open_engine, resolve_config};
+use crate::commands::{ensure_not_served, open_engine, resolve_config};
+use crate::http_client::{call_json, error_message};
 
-/// Trains and promotes a new model version.
-pub fn run(data: &DataArgs) -> Result<()> {
-    let engine = open_engine(resolve_config(data, "flywheel-data")?)?;
-    let report = train_with_progress(&engine)?;
-    println!(
-        "trained {}: {} interactions ({} users x {} items), {} ranker rows ({} from impressions), positive rate {:.3}",
+/// Trains a candidate; the gate (or `--force`) decides whether it serves.
+pub fn run(data: &DataArgs, force: bool, server: Option<&str>, json: bool) -> Result<()> {
+    if let Some(server) = server {
+        return through_server(server, force, json);
+    }
+    let config = resolve_config(data, "flywheel-data")?;
+    ensure_not_served(&config.data_dir)?;
+    let engine = open_engine(config)?;
+    let outcome = train_with_progress(&engine, force);
+    let serving = engine.models().version().to_string();
+    engine.shutdown();
+    let outcome = outcome?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", render(&outcome, &serving));
+    }
+    Ok(())
+}
+
+/// Trains with a spinner showing the stage.
+pub fn train_with_progress(engine: &Engine, force: bool) -> Result<TrainOutcome> {
+    let bar = crate::progress::spinner("training");
+    let outcome = engine.train(force, &mut |stage| bar.set_message(stage.to_string()));
+    bar.finish_and_clear();
+    Ok(outcome?)
+}
+
+/// What training did and what the gate decided, in words.
+pub fn render(outcome: &TrainOutcome, serving: &str) -> String {
+    let report = &outcome.report;
+    let mut out = format!(
+        "trained {}: {} interactions ({} users x {} items), {} ranker rows ({} from impressions), positive rate {:.3}\n",
         report.version,
         report.interactions,
         report.users,
@@ -20,14 +52,14 @@ pub fn run(data: &DataArgs) -> Result<()> {
         report.positive_rate
     );
     match &report.ranker_gate {
-        Some(gate) => println!(
-            "ranker gate on {} users (temporal holdout inside the training data): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}",
+        Some(gate) => out.push_str(&format!(
+            "ranker gate on {} users (holdout inside the training data): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}\n",
             gate.users,
             gate.ranker_ndcg_at_10,
             gate.retrieval_ndcg_at_10,
             if gate.accepted { "ranker shipped" } else { "ranker rejected; the fused retrieval order serves" }
-        ),
-        None => println!("no ranker trained (no rows with both outcomes)"),
+        )),
+        None => out.push_str("no ranker trained (no rows with both outcomes)\n"),
     }
     if !report.fusion_weights.is_empty() {
         let weights: Vec<String> = report
@@ -35,25 +67,93 @@ pub fn run(data: &DataArgs) -> Result<()> {
             .iter()
             .map(|(c, w)| format!("{c} {w:.3}"))
             .collect();
-        println!(
-            "fusion weights (each channel's ndcg@10 on the training holdout): {}",
+        out.push_str(&format!(
+            "fusion weights (each channel's ndcg@10 on the training holdout): {}\n",
             weights.join(", ")
-        );
+        ));
     }
     for (stage, secs) in &report.seconds {
-        println!("  {stage:<12} {secs:>7.2} s");
+        out.push_str(&format!("  {stage:<16} {secs:>7.2} s\n"));
     }
-    println!("{} is now serving.", report.version);
-    engine.shutdown();
-    Ok(())
+    if let Some(c) = &outcome.comparison {
+        out.push_str(&format!(
+            "promotion gate ({}): {}\n  candidate {} ndcg@10 {:.4}, serving {} ndcg@10 {:.4}, difference {:+.4}, {:.0}% CI [{:+.4}, {:+.4}] on {} users\n",
+            c.method.describe(),
+            c.protocol,
+            c.candidate_version,
+            c.candidate.ndcg_at_10,
+            c.serving_version,
+            c.serving.ndcg_at_10,
+            c.mean_difference,
+            c.confidence * 100.0,
+            c.ci_low,
+            c.ci_high,
+            c.users
+        ));
+    }
+    let verdict = match (outcome.promoted, outcome.forced) {
+        (true, true) => "PROMOTED BY --force",
+        (true, false) => "promoted",
+        (false, _) => "NOT promoted",
+    };
+    out.push_str(&format!(
+        "{} {verdict}: {}\nserving: {serving}\n",
+        outcome.version, outcome.reason
+    ));
+    out
 }
 
-/// Trains with a spinner showing the stage.
-pub fn train_with_progress(
-    engine: &flywheel_engine::Engine,
-) -> Result<flywheel_offline::training::TrainReport> {
-    let bar = crate::progress::spinner("training");
-    let report = engine.train(&mut |stage| bar.set_message(stage.to_string()));
-    bar.finish_and_clear();
-    Ok(report?)
+/// Starts a training job on the server and follows it until it ends.
+fn through_server(server: &str, force: bool, json: bool) -> Result<()> {
+    let path = format!("/v1/models/train?force={force}");
+    let (status, job) = call_json(server, "POST", &path, None)?;
+    if status != 202 {
+        bail!("{server}{path} answered {status}: {}", error_message(&job));
+    }
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    eprintln!("training job {id} started on {server}");
+    let mut last_progress = String::new();
+    let finished = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, job) = call_json(server, "GET", &format!("/v1/jobs/{id}"), None)?;
+        if status != 200 {
+            bail!(
+                "{server}/v1/jobs/{id} answered {status}: {}",
+                error_message(&job)
+            );
+        }
+        let progress = job["progress"].as_str().unwrap_or_default().to_string();
+        if progress != last_progress {
+            eprintln!("  {progress}");
+            last_progress = progress;
+        }
+        if matches!(job["state"].as_str(), Some("succeeded" | "failed")) {
+            break job;
+        }
+    };
+    print_job(&finished, json)
+}
+
+fn print_job(job: &Value, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(job)?);
+    } else if let Some(error) = job["error"].as_str() {
+        bail!("training failed: {error}");
+    } else {
+        let result = &job["result"];
+        println!(
+            "{} {}: {}",
+            result["version"].as_str().unwrap_or("?"),
+            if result["promoted"].as_bool() == Some(true) {
+                "promoted"
+            } else {
+                "NOT promoted"
+            },
+            result["reason"].as_str().unwrap_or("")
+        );
+    }
+    if job["state"].as_str() == Some("failed") {
+        bail!("training job failed");
+    }
+    Ok(())
 }

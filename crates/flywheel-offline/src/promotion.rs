@@ -1,0 +1,186 @@
+//! A new version and the gate's decision about it: what `flywheel train` and
+//! `POST /v1/models/train` run.
+//!
+//! - Nothing serves: the candidate is trained on the whole log and promoted.
+//! - The serving version's configuration differs from the candidate's: the candidate
+//!   is trained on the whole log; the gate retrains both configurations on the same
+//!   training part of a temporal split and scores them on its holdout
+//!   ([`compare_configs`]).
+//! - Only the data is newer (same configuration, or the serving version does not say
+//!   which): the candidate is trained on the log up to a cut after the serving
+//!   version's training window, and compared with the serving version's frozen models
+//!   on the events after that cut ([`compare_versions`]).
+//!
+//! The default rule is non-inferiority; `force` promotes whatever the gate says, and
+//! the decision says so.
+
+use flywheel_core::LogRecord;
+use flywheel_pipeline::{EngineConfig, ModelSet};
+use serde::Serialize;
+
+use crate::error::{OfflineError, Result};
+use crate::evaluation::{
+    compare_configs, compare_versions, Comparison, EvalOptions, GateOptions, Protocol,
+};
+use crate::training::{self, Replay, TrainReport};
+
+/// The gate's decision about a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Whether the candidate is promoted.
+    pub promote: bool,
+    /// Whether it is promoted only because `force` was given.
+    pub forced: bool,
+    /// The decision in words, with the figures behind it.
+    pub reason: String,
+}
+
+/// A trained candidate with the gate's comparison and decision.
+#[derive(Debug)]
+pub struct Candidate {
+    /// The candidate's models (saved by the caller as a candidate version).
+    pub models: ModelSet,
+    /// What training did.
+    pub report: TrainReport,
+    /// The comparison with the serving version, when one was made.
+    pub comparison: Option<Comparison>,
+    /// The decision.
+    pub decision: Decision,
+}
+
+/// Trains a candidate `version` with `config` and judges it against `serving`.
+pub fn train_candidate(
+    config: &EngineConfig,
+    replay: &Replay,
+    serving: &ModelSet,
+    version: String,
+    force: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Candidate> {
+    let Some(serving_manifest) = serving.manifest.as_ref() else {
+        let (models, report) = training::train(config, replay, version, progress)?;
+        let decision = Decision {
+            promote: true,
+            forced: false,
+            reason: "first version: nothing serves yet".into(),
+        };
+        return Ok(Candidate {
+            models,
+            report,
+            comparison: None,
+            decision,
+        });
+    };
+    let gate = GateOptions::from_settings(&config.gate);
+    let options = EvalOptions {
+        holdout: config.gate.holdout,
+        max_users: (config.gate.max_users > 0).then_some(config.gate.max_users),
+    };
+    let judged = match serving_manifest.config.as_ref() {
+        Some(serving_config) if serving_config != config => {
+            let (models, report) = training::train(config, replay, version.clone(), progress)?;
+            let comparison = compare_configs(
+                (serving.version(), serving_config),
+                (&version, config),
+                replay,
+                &options,
+                &Protocol::default(),
+                &gate,
+                progress,
+            );
+            comparison.map(|c| (models, report, c))
+        }
+        _ => train_before_cut_and_compare(
+            config, replay, serving, &version, &options, &gate, progress,
+        ),
+    };
+    match judged {
+        Ok((models, report, comparison)) => {
+            let decision = decide(&comparison, &gate, force);
+            Ok(Candidate {
+                models,
+                report,
+                comparison: Some(comparison),
+                decision,
+            })
+        }
+        Err(OfflineError::NotEnoughData(why)) if force => {
+            let (models, report) = training::train(config, replay, version, progress)?;
+            let decision = Decision {
+                promote: true,
+                forced: true,
+                reason: format!("forced; the gate could not compare: {why}"),
+            };
+            Ok(Candidate {
+                models,
+                report,
+                comparison: None,
+                decision,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The same-configuration path: the candidate learns from the log up to a cut after
+/// the serving version's training window and is judged on the events after it.
+fn train_before_cut_and_compare(
+    config: &EngineConfig,
+    replay: &Replay,
+    serving: &ModelSet,
+    version: &str,
+    options: &EvalOptions,
+    gate: &GateOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(ModelSet, TrainReport, Comparison)> {
+    let protocol = Protocol {
+        not_before: serving
+            .manifest
+            .as_ref()
+            .and_then(|m| m.trained_until)
+            .map(|t| t.plus_millis(1)),
+        ..Protocol::default()
+    };
+    let split = crate::evaluation::split_for_gate(replay, &protocol, options)?;
+    let train_replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| -> Result<()> {
+        split.visit_train(visit)
+    };
+    let (models, report) = training::train(config, &train_replay, version.to_string(), progress)?;
+    let comparison = compare_versions(
+        config, replay, options, &protocol, serving, &models, gate, progress,
+    )?;
+    Ok((models, report, comparison))
+}
+
+/// Applies the rule (or `force`) and says why in words.
+fn decide(comparison: &Comparison, gate: &GateOptions, force: bool) -> Decision {
+    let figures = format!(
+        "ndcg@10 {:.4} (candidate) vs {:.4} ({}), difference {:+.4}, {:.0}% CI [{:+.4}, {:+.4}] on {} users; {}",
+        comparison.candidate.ndcg_at_10,
+        comparison.serving.ndcg_at_10,
+        comparison.serving_version,
+        comparison.mean_difference,
+        comparison.confidence * 100.0,
+        comparison.ci_low,
+        comparison.ci_high,
+        comparison.users,
+        gate.rule.describe(),
+    );
+    match (comparison.promote, force) {
+        (true, _) => Decision {
+            promote: true,
+            forced: false,
+            reason: format!("passed the gate: {figures}"),
+        },
+        (false, true) => Decision {
+            promote: true,
+            forced: true,
+            reason: format!("FORCED past a failing gate: {figures}"),
+        },
+        (false, false) => Decision {
+            promote: false,
+            forced: false,
+            reason: format!("rejected by the gate: {figures}"),
+        },
+    }
+}
