@@ -39,6 +39,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== dependency rules"
+./scripts/check-deps.sh
+
 echo "== cargo test"
 skip_log=$(mktemp "${TMPDIR:-/tmp}/flywheel-test-skips.XXXXXX")
 trap 'rm -f "$skip_log"' EXIT
