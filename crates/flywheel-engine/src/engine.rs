@@ -12,7 +12,7 @@
 use flywheel_core::{
     ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId,
 };
-use flywheel_log::{EventLog, LogConfig, RecoveryReport, SyncMode};
+use flywheel_log::{EventLog, LogConfig, LogPosition, RecordLog, RecoveryReport, SyncMode};
 use flywheel_pipeline::{feature_config, EngineConfig, ModelSet, State};
 use flywheel_registry as registry;
 use flywheel_retrieval::ContentIndex;
@@ -30,6 +30,9 @@ use crate::jobs::Jobs;
 use crate::records::{self, SkippedRecord};
 use crate::stats::EngineStats;
 
+/// The one partition of the embedded log.
+pub(crate) const PARTITION: u32 = 0;
+
 /// How many impressions may wait for the log before new ones are dropped.
 const IMPRESSION_QUEUE: usize = 20_000;
 /// Records applied per state write-lock acquisition, so readers are never starved.
@@ -39,7 +42,9 @@ const APPLY_CHUNK: usize = 512;
 pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) actions: ActionSet,
-    pub(crate) log: EventLog,
+    /// The log, behind the seam a Kafka-backed log also implements; the engine reads
+    /// and appends partition [`PARTITION`].
+    pub(crate) log: Arc<dyn RecordLog>,
     pub(crate) state: RwLock<State>,
     applied: Mutex<u64>,
     applied_changed: Condvar,
@@ -121,8 +126,9 @@ impl Engine {
             SyncMode::NoSync
         };
         let (log, recovery) = EventLog::open(log_config)?;
+        let log: Arc<dyn RecordLog> = Arc::new(log);
         let models = registry::load_current(&config.data_dir)?;
-        let start_offset = log.end_offset();
+        let start_offset = log.end_offset(PARTITION)?;
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let inner = Arc::new(Inner {
             actions: ActionSet::with_custom(config.custom_actions.iter().cloned()),
@@ -188,8 +194,13 @@ impl Engine {
     }
 
     /// The durable log.
-    pub fn log(&self) -> &EventLog {
-        &self.inner.log
+    pub fn log(&self) -> &dyn RecordLog {
+        self.inner.log.as_ref()
+    }
+
+    /// The offset the next record will get: everything below it is durable.
+    pub fn log_end_offset(&self) -> u64 {
+        end_offset(&self.inner)
     }
 
     /// Whether the state has caught up with everything the log held at start.
@@ -199,7 +210,7 @@ impl Engine {
 
     /// Records appended but not yet applied to the state.
     pub fn consumer_lag(&self) -> u64 {
-        self.inner.log.end_offset().saturating_sub(self.applied())
+        end_offset(&self.inner).saturating_sub(self.applied())
     }
 
     /// The most recent records the consumer skipped because they cannot be decoded.
@@ -224,7 +235,7 @@ impl Engine {
 
     /// Blocks until every record durable now has been applied.
     pub fn catch_up(&self) {
-        let end = self.inner.log.end_offset();
+        let end = end_offset(&self.inner);
         self.wait_applied(end, Duration::from_secs(3600));
     }
 
@@ -279,7 +290,7 @@ impl Engine {
     pub fn ingest(&self, events: Vec<Event>) -> Result<std::ops::Range<u64>> {
         let count = events.len() as u64;
         let payloads = encode_all(events.into_iter().map(LogRecord::Event))?;
-        let range = self.inner.log.append_batch(&payloads)?;
+        let range = self.inner.log.append_batch(PARTITION, &payloads)?;
         EngineStats::add(&self.inner.stats.events_ingested, count);
         self.inner
             .pending_freshness
@@ -292,11 +303,11 @@ impl Engine {
     /// Appends any records durably (import) and returns their offsets.
     pub fn append_records(&self, records: &[LogRecord]) -> Result<std::ops::Range<u64>> {
         let payloads = encode_all(records.iter().cloned())?;
-        Ok(self.inner.log.append_batch(&payloads)?)
+        Ok(self.inner.log.append_batch(PARTITION, &payloads)?)
     }
 
     fn append_and_apply(&self, record: LogRecord) -> Result<()> {
-        let range = self.inner.log.append_batch(&encode_all([record])?)?;
+        let range = self.inner.log.append_batch(PARTITION, &encode_all([record])?)?;
         self.wait_applied(range.end, Duration::from_secs(10));
         Ok(())
     }
@@ -410,8 +421,15 @@ fn spawn_with<T: Send + 'static>(
 fn consume(inner: &Inner) {
     let mut next = 0u64;
     while !inner.shutdown.load(Ordering::Acquire) {
-        if inner.log.end_offset() <= next {
-            inner.log.wait_for(next, Duration::from_millis(100));
+        if end_offset(inner) <= next {
+            let position = LogPosition {
+                partition: PARTITION,
+                offset: next,
+            };
+            if let Err(e) = inner.log.wait_for(position, Duration::from_millis(100)) {
+                set_consumer_error(inner, Some(format!("waiting at offset {next}: {e}")));
+                std::thread::sleep(Duration::from_millis(100));
+            }
             continue;
         }
         match apply_available(inner, next) {
@@ -427,6 +445,12 @@ fn consume(inner: &Inner) {
             }
         }
     }
+}
+
+/// The durable end of the engine's partition (0 when the log cannot say, e.g. a
+/// remote log that is unreachable; the consumer then reports the error).
+fn end_offset(inner: &Inner) -> u64 {
+    inner.log.end_offset(PARTITION).unwrap_or_default()
 }
 
 fn current_applied(inner: &Inner) -> u64 {
@@ -462,7 +486,10 @@ fn read_chunk(
 
 /// Applies every durable record from `from`, in chunks; returns the new applied offset.
 fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
-    let mut reader = inner.log.read_from(from)?;
+    let mut reader = inner.log.read_from(LogPosition {
+        partition: PARTITION,
+        offset: from,
+    })?;
     let mut next = from;
     loop {
         let chunk = read_chunk(&mut reader)?;
@@ -563,7 +590,7 @@ fn write_impressions(inner: &Inner, receiver: Receiver<LogRecord>) {
                 }
             }
         }
-        if let Err(e) = inner.log.append_batch(&batch) {
+        if let Err(e) = inner.log.append_batch(PARTITION, &batch) {
             tracing::error!("could not log {} impressions: {e}", batch.len());
             EngineStats::add(&inner.stats.impressions_dropped, batch.len() as u64);
         }

@@ -166,7 +166,11 @@ impl Engine {
         visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>,
     ) -> flywheel_offline::Result<()> {
         let replay_error = |e: flywheel_log::LogError| OfflineError::Replay(e.to_string());
-        for entry in self.log().read_from(0).map_err(replay_error)? {
+        let start = flywheel_log::LogPosition {
+            partition: crate::engine::PARTITION,
+            offset: 0,
+        };
+        for entry in self.log().read_from(start).map_err(replay_error)? {
             let (offset, bytes) = entry.map_err(replay_error)?;
             if let Ok(record) = records::decode(offset, &bytes) {
                 visit(offset, &record)?;

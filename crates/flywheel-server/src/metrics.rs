@@ -183,7 +183,7 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         &mut out,
         "flywheel_log_end_offset",
         "Records in the durable log.",
-        engine.log().end_offset() as f64,
+        engine.log_end_offset() as f64,
     );
     gauge(
         &mut out,

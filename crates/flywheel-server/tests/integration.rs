@@ -134,7 +134,7 @@ impl Api {
     }
 
     fn end(&self) -> u64 {
-        self.engine.log().end_offset()
+        self.engine.log_end_offset()
     }
 }
 

@@ -117,7 +117,7 @@ fn ingest(events: usize, batch: usize, clients: usize) -> Result<()> {
         let _ = stop.send(());
         Ok::<_, anyhow::Error>(elapsed)
     })?;
-    let acknowledged = engine.log().end_offset();
+    let acknowledged = engine.log_end_offset();
     let rate = events as f64 / elapsed.as_secs_f64();
     println!("acknowledged (durable) events: {acknowledged}");
     println!("{:<40} {:>14}   target", "metric", "flywheel");

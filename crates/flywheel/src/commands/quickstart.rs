@@ -12,7 +12,7 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
     let config = resolve_config(data, "flywheel-quickstart")?;
     let dataset_dir = config.data_dir.join("dataset");
     let engine = open_engine(config)?;
-    if engine.log().end_offset() == 0 {
+    if engine.log_end_offset() == 0 {
         println!(
             "1/4 simulating a shop (seed {seed}) into {}",
             dataset_dir.display()
@@ -32,7 +32,7 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
         println!(
             "1/4 {} already holds {} log records; reusing them",
             engine.config().data_dir.display(),
-            engine.log().end_offset()
+            engine.log_end_offset()
         );
         println!("2/4 (nothing to import)");
     }
