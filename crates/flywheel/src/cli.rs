@@ -316,6 +316,9 @@ pub enum BenchCommand {
         /// Concurrent client connections.
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Measure twice: idle, then while a training job runs (its p99 beside idle's).
+        #[arg(long)]
+        during_training: bool,
     },
     /// Side by side with the peers (implicit's ALS, popularity) on MovieLens 100K,
     /// per-user random 75/25 split, in one run on the same split.

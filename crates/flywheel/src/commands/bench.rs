@@ -24,7 +24,8 @@ pub fn run(what: BenchCommand) -> Result<()> {
             rate,
             seconds,
             clients,
-        } => recommend(rate, seconds, clients),
+            during_training,
+        } => recommend(rate, seconds, clients, during_training),
         BenchCommand::Peers {
             ml_dir,
             out,
@@ -170,7 +171,72 @@ fn prepare_shop(dir: &std::path::Path) -> Result<(Arc<Engine>, Vec<String>)> {
     Ok((Arc::new(engine), users))
 }
 
-fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
+/// What one open-loop phase measured.
+struct Phase {
+    latencies_ms: Vec<f64>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn p(&self, q: f64) -> f64 {
+        percentile_ms(&self.latencies_ms, q)
+    }
+}
+
+/// Sends `rate × seconds` requests at a fixed rate (open loop) over `clients`
+/// connections; latency counts from each request's scheduled time.
+async fn load_phase(
+    addr: &str,
+    users: &Arc<Vec<String>>,
+    rate: u32,
+    seconds: u64,
+    clients: usize,
+) -> Result<Phase> {
+    let total = rate as u64 * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let addr = addr.to_string();
+        let users = Arc::clone(users);
+        tasks.push(tokio::spawn(async move {
+            let mut connection = Connection::open(&addr).await?;
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut n = client as u64;
+            while n < total {
+                // Latency counts from the scheduled send time (no coordinated omission).
+                let scheduled = started + interval * n as u32;
+                tokio::time::sleep_until(scheduled.into()).await;
+                let user = &users[(n as usize * 7) % users.len().max(1)];
+                let path = format!("/v1/recommendations?user_id={user}&count=10");
+                let (status, _) = connection
+                    .request("GET", &path, "application/json", b"")
+                    .await?;
+                latencies.push(scheduled.elapsed().as_secs_f64() * 1000.0);
+                errors += u64::from(status != 200);
+                n += clients as u64;
+            }
+            Ok::<_, anyhow::Error>((latencies, errors))
+        }));
+    }
+    let mut latencies_ms = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (latencies, e) = task.await??;
+        latencies_ms.extend(latencies);
+        errors += e;
+    }
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(Phase {
+        latencies_ms,
+        errors,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn recommend(rate: u32, seconds: u64, clients: usize, during_training: bool) -> Result<()> {
     if rate == 0 || seconds == 0 || clients == 0 {
         bail!("--rate, --seconds and --clients must be positive");
     }
@@ -181,81 +247,116 @@ fn recommend(rate: u32, seconds: u64, clients: usize) -> Result<()> {
     );
     let (engine, users) = prepare_shop(&dir)?;
     let users = Arc::new(users);
-    let total = rate as u64 * seconds;
     println!(
-        "bench recommend: {total} requests at {rate}/s (open loop) over {clients} connections"
+        "bench recommend: {} requests at {rate}/s (open loop) over {clients} connections",
+        rate as u64 * seconds
     );
     let runtime = runtime()?;
-    let (latencies, errors, elapsed) = runtime.block_on(async {
+    let (idle, training) = runtime.block_on(async {
         let (addr, stop) = start_server(Arc::clone(&engine)).await?;
-        let interval = Duration::from_secs_f64(1.0 / rate as f64);
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for client in 0..clients {
-            let addr = addr.clone();
-            let users = Arc::clone(&users);
-            tasks.push(tokio::spawn(async move {
-                let mut connection = Connection::open(&addr).await?;
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                let mut n = client as u64;
-                while n < total {
-                    // Latency counts from the scheduled send time (no coordinated omission).
-                    let scheduled = started + interval * n as u32;
-                    tokio::time::sleep_until(scheduled.into()).await;
-                    let user = &users[(n as usize * 7) % users.len().max(1)];
-                    let path = format!("/v1/recommendations?user_id={user}&count=10");
-                    let (status, _) = connection
-                        .request("GET", &path, "application/json", b"")
-                        .await?;
-                    latencies.push(scheduled.elapsed());
-                    errors += u64::from(status != 200);
-                    n += clients as u64;
-                }
-                Ok::<_, anyhow::Error>((latencies, errors))
-            }));
-        }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for task in tasks {
-            let (latencies, e) = task.await??;
-            all.extend(latencies);
-            errors += e;
-        }
-        let elapsed = started.elapsed();
+        let idle = load_phase(&addr, &users, rate, seconds, clients).await?;
+        let training = if during_training {
+            Some(phase_during_training(&engine, &addr, &users, rate, seconds, clients).await?)
+        } else {
+            None
+        };
         let _ = stop.send(());
-        Ok::<_, anyhow::Error>((all, errors, elapsed))
+        Ok::<_, anyhow::Error>((idle, training))
     })?;
-    let mut sorted: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    sorted.sort_by(f64::total_cmp);
-    println!("{:<40} {:>14}   target", "metric", "flywheel");
-    println!(
-        "{:<40} {:>14.0}   500",
-        "throughput, requests/s",
-        sorted.len() as f64 / elapsed.as_secs_f64()
-    );
-    println!(
-        "{:<40} {:>14.2}",
-        "latency p50, ms",
-        percentile_ms(&sorted, 0.50)
-    );
-    println!(
-        "{:<40} {:>14.2}",
-        "latency p90, ms",
-        percentile_ms(&sorted, 0.90)
-    );
-    println!(
-        "{:<40} {:>14.2}   <= 20",
-        "latency p99, ms",
-        percentile_ms(&sorted, 0.99)
-    );
-    println!(
-        "{:<40} {:>14.2}",
-        "latency max, ms",
-        percentile_ms(&sorted, 1.0)
-    );
-    println!("{:<40} {:>14}   0", "non-200 responses", errors);
+    print_phases(&idle, training.as_ref(), rate);
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The same load while a training job runs (started just before, forced so that it
+/// trains whatever the gate would say); fails if the job ended before the phase did.
+async fn phase_during_training(
+    engine: &Arc<Engine>,
+    addr: &str,
+    users: &Arc<Vec<String>>,
+    rate: u32,
+    seconds: u64,
+    clients: usize,
+) -> Result<(Phase, bool)> {
+    let job = engine.start_training(true)?;
+    println!(
+        "bench recommend: training job {} started; measuring again",
+        job.id
+    );
+    let phase = load_phase(addr, users, rate, seconds, clients).await?;
+    let still_running = engine
+        .job(&job.id)
+        .is_some_and(|j| matches!(j.state, flywheel_engine::JobState::Running));
+    while engine.job(&job.id).is_some_and(|j| {
+        !matches!(
+            j.state,
+            flywheel_engine::JobState::Succeeded | flywheel_engine::JobState::Failed
+        )
+    }) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok((phase, still_running))
+}
+
+fn print_phases(idle: &Phase, training: Option<&(Phase, bool)>, rate: u32) {
+    let column = |phase: &Phase, q: f64| format!("{:>14.2}", phase.p(q));
+    let during = |q: f64| training.map_or_else(String::new, |(p, _)| column(p, q));
+    println!(
+        "{:<40} {:>14} {:>14}   target",
+        "metric",
+        "idle",
+        if training.is_some() { "training" } else { "" }
+    );
+    println!(
+        "{:<40} {:>14.0} {:>14}   {rate}",
+        "throughput, requests/s",
+        idle.latencies_ms.len() as f64 / idle.elapsed.as_secs_f64(),
+        training.map_or_else(String::new, |(p, _)| format!(
+            "{:.0}",
+            p.latencies_ms.len() as f64 / p.elapsed.as_secs_f64()
+        ))
+    );
+    println!(
+        "{:<40} {} {}",
+        "latency p50, ms",
+        column(idle, 0.50),
+        during(0.50)
+    );
+    println!(
+        "{:<40} {} {}",
+        "latency p90, ms",
+        column(idle, 0.90),
+        during(0.90)
+    );
+    println!(
+        "{:<40} {} {}   <= 20",
+        "latency p99, ms",
+        column(idle, 0.99),
+        during(0.99)
+    );
+    println!(
+        "{:<40} {} {}",
+        "latency max, ms",
+        column(idle, 1.0),
+        during(1.0)
+    );
+    println!(
+        "{:<40} {:>14} {:>14}   0",
+        "non-200 responses",
+        idle.errors,
+        training.map_or_else(String::new, |(p, _)| p.errors.to_string())
+    );
+    if let Some((phase, still_running)) = training {
+        println!(
+            "{:<40} {:>14.2}   <= 2 (training ran the whole phase: {})",
+            "p99 during training / p99 idle",
+            phase.p(0.99) / idle.p(0.99).max(f64::EPSILON),
+            if *still_running {
+                "yes"
+            } else {
+                "NO: lengthen --seconds"
+            }
+        );
+    }
 }
