@@ -1,5 +1,6 @@
 //! The one error type of the log crate. IO errors always carry the path they concern.
 
+use std::io;
 use std::path::PathBuf;
 
 /// Everything that can go wrong while opening, writing or reading the log.
@@ -13,6 +14,25 @@ pub enum LogError {
         /// The file or directory concerned.
         path: PathBuf,
         /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An operating-system call failed because the storage is full (`ENOSPC`) or a disk
+    /// quota is exhausted (`EDQUOT`). Nothing the failed call concerned was acknowledged.
+    /// When this comes from an append, the log has already removed what the failed write
+    /// left in the segment, and the next append tries again: free space and carry on, no
+    /// restart needed. A server answers `507 Insufficient Storage`.
+    #[error(
+        "{operation} `{}` failed, the storage is full: {source}; free disk space (or raise the \
+         quota), the log retries with the next append",
+        path.display()
+    )]
+    StorageFull {
+        /// What we were doing, e.g. "append to segment".
+        operation: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error (`ErrorKind::StorageFull`, `ENOSPC` or `EDQUOT`).
         #[source]
         source: std::io::Error,
     },
@@ -96,9 +116,12 @@ pub enum LogError {
         /// Why.
         reason: String,
     },
-    /// An earlier write or fsync failed; the log refuses further appends because the state
-    /// of the file after a failed fsync is unknown. Reopen the log to recover.
-    #[error("the log writer stopped after a failure ({reason}); reopen the log to recover")]
+    /// The writer thread is gone (it panicked), so no append can become durable; or, from
+    /// [`EventLog::close`](crate::EventLog::close), the last commit attempt had failed.
+    /// Failed writes themselves do not stop the writer: the appends concerned get the
+    /// [`Io`](Self::Io) or [`StorageFull`](Self::StorageFull) error and later appends try
+    /// again.
+    #[error("the log writer failed ({reason}); reopen the log to recover")]
     WriterFailed {
         /// The original failure.
         reason: String,
@@ -116,18 +139,222 @@ pub enum LogError {
     Closed,
 }
 
+impl LogError {
+    /// Whether the storage is full or a quota is exhausted: [`StorageFull`](Self::StorageFull),
+    /// or an [`Io`](Self::Io) error whose source says so. Freeing space fixes it, so a
+    /// server answers `507 Insufficient Storage` rather than `500`.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            LogError::StorageFull { .. } => true,
+            LogError::Io { source, .. } => is_storage_full(source),
+            _ => false,
+        }
+    }
+
+    /// A copy of this error, for every appender of a failed group. An `io::Error` cannot
+    /// be cloned; the copy keeps its kind, its OS error code and its message.
+    pub(crate) fn duplicate(&self) -> LogError {
+        match self {
+            LogError::Io {
+                operation,
+                path,
+                source,
+            } => LogError::Io {
+                operation,
+                path: path.clone(),
+                source: duplicate_io(source),
+            },
+            LogError::StorageFull {
+                operation,
+                path,
+                source,
+            } => LogError::StorageFull {
+                operation,
+                path: path.clone(),
+                source: duplicate_io(source),
+            },
+            LogError::BadSegmentHeader {
+                path,
+                reason,
+                file_bytes,
+            } => LogError::BadSegmentHeader {
+                path: path.clone(),
+                reason: reason.clone(),
+                file_bytes: *file_bytes,
+            },
+            LogError::Corrupt {
+                path,
+                byte_offset,
+                reason,
+            } => LogError::Corrupt {
+                path: path.clone(),
+                byte_offset: *byte_offset,
+                reason: reason.clone(),
+            },
+            LogError::Gap {
+                path,
+                expected,
+                found,
+            } => LogError::Gap {
+                path: path.clone(),
+                expected: *expected,
+                found: *found,
+            },
+            LogError::PayloadTooLarge { index, len, max } => LogError::PayloadTooLarge {
+                index: *index,
+                len: *len,
+                max: *max,
+            },
+            LogError::BatchTooLarge { count, max } => LogError::BatchTooLarge {
+                count: *count,
+                max: *max,
+            },
+            LogError::OffsetBeyondEnd { offset, end } => LogError::OffsetBeyondEnd {
+                offset: *offset,
+                end: *end,
+            },
+            LogError::InvalidConfig { field, reason } => LogError::InvalidConfig {
+                field,
+                reason: reason.clone(),
+            },
+            LogError::WriterFailed { reason } => LogError::WriterFailed {
+                reason: reason.clone(),
+            },
+            LogError::UnknownPartition {
+                partition,
+                partitions,
+            } => LogError::UnknownPartition {
+                partition: *partition,
+                partitions: *partitions,
+            },
+            LogError::Closed => LogError::Closed,
+        }
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, LogError>;
 
-/// Wraps an `io::Error` with the operation and the path it concerns.
+/// `EDQUOT`, which std reports as an unstable (on our minimum Rust) error kind.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const EDQUOT: Option<i32> = Some(122);
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+const EDQUOT: Option<i32> = Some(69);
+#[cfg(windows)]
+const EDQUOT: Option<i32> = Some(1295); // ERROR_DISK_QUOTA_EXCEEDED
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    windows
+)))]
+const EDQUOT: Option<i32> = None;
+
+/// Whether `error` says the storage is full (`ENOSPC`, which std maps to
+/// [`io::ErrorKind::StorageFull`]) or a quota is exhausted (`EDQUOT`).
+pub(crate) fn is_storage_full(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::StorageFull
+        || (error.raw_os_error().is_some() && error.raw_os_error() == EDQUOT)
+}
+
+/// Rebuilds an `io::Error`: the same OS error, or the same kind and message.
+fn duplicate_io(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
+}
+
+/// Wraps an `io::Error` with the operation and the path it concerns; a full storage
+/// becomes [`LogError::StorageFull`].
 pub(crate) fn io_error(
     operation: &'static str,
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.into();
-    move |source| LogError::Io {
-        operation,
-        path,
-        source,
+    move |source| match is_storage_full(&source) {
+        true => LogError::StorageFull {
+            operation,
+            path,
+            source,
+        },
+        false => LogError::Io {
+            operation,
+            path,
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(source: io::Error) -> LogError {
+        io_error("append to segment", "/log/0.log")(source)
+    }
+
+    #[test]
+    fn a_full_storage_is_its_own_variant_and_says_what_to_do() {
+        let error = wrap(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        assert!(matches!(error, LogError::StorageFull { .. }), "{error:?}");
+        assert!(error.is_storage_full());
+        let message = error.to_string();
+        assert!(message.contains("storage is full") && message.contains("/log/0.log"));
+        assert!(message.contains("free disk space"), "{message}");
+        let other = wrap(io::Error::other("EIO"));
+        assert!(matches!(other, LogError::Io { .. }) && !other.is_storage_full());
+        assert!(!LogError::Closed.is_storage_full());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn enospc_and_edquot_from_the_os_are_storage_full() {
+        assert!(
+            wrap(io::Error::from_raw_os_error(28)).is_storage_full(),
+            "ENOSPC"
+        );
+        if let Some(edquot) = EDQUOT {
+            assert!(
+                wrap(io::Error::from_raw_os_error(edquot)).is_storage_full(),
+                "EDQUOT"
+            );
+        }
+        assert!(
+            !wrap(io::Error::from_raw_os_error(5)).is_storage_full(),
+            "EIO"
+        );
+        let io = LogError::Io {
+            operation: "x",
+            path: PathBuf::from("/x"),
+            source: io::Error::from_raw_os_error(28),
+        };
+        assert!(io.is_storage_full(), "also when wrapped as Io by hand");
+    }
+
+    #[test]
+    fn duplicates_keep_the_os_error_kind_and_message() {
+        let original = wrap(io::Error::from_raw_os_error(28));
+        let copy = original.duplicate();
+        assert_eq!(copy.to_string(), original.to_string());
+        assert!(copy.is_storage_full());
+        let custom = wrap(io::Error::new(io::ErrorKind::StorageFull, "simulated"));
+        assert_eq!(custom.duplicate().to_string(), custom.to_string());
+        let LogError::StorageFull { source, .. } = custom.duplicate() else {
+            panic!("the variant is kept");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::StorageFull);
     }
 }

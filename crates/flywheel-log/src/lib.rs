@@ -57,8 +57,33 @@
 //! group size from ~20 to ~60 records per fsync. A new segment is created before the group
 //! that would go past `segment_max_bytes` (the previous segment is already
 //! synced) and its file and directory entry are fsynced before any record in it is
-//! acknowledged. If a write or fsync fails, the log refuses all further appends (the
-//! file's state after a failed fsync is unknown); reopening recovers.
+//! acknowledged.
+//!
+//! # When a write fails: a full disk
+//!
+//! A failed commit (the frame's `write` or `fsync`, or creating the next segment) never
+//! stops the log, and it never acknowledges anything it did not make durable:
+//!
+//! 1. The group's appenders, and every appender queued behind them (their offsets assumed
+//!    the group would land), get the error: [`LogError::StorageFull`] when the disk is full
+//!    or a quota is exhausted (`ENOSPC`, `EDQUOT`; see [`LogError::is_storage_full`]),
+//!    [`LogError::Io`] otherwise. Their offsets are handed out again, so the log stays
+//!    dense.
+//! 2. The writer cuts the segment back to the end of its last durable frame (`set_len`,
+//!    then `fdatasync`), removing whatever part of the frame reached the file; after a
+//!    failed `fsync` that is the whole frame, whose fate on disk would otherwise be
+//!    unknown. A failed batch is therefore absent, never half-present, both in the running
+//!    log and after a reopen.
+//! 3. If that cut fails too, nothing more is written to the segment (a frame after the
+//!    remains would make the next open see damage followed by a valid frame, and refuse to
+//!    truncate), and every commit retries the cut first. A reopen in the meantime finds the
+//!    remains as a torn tail and cuts them, as after a crash. A segment created by a roll
+//!    that failed half-way is finished (header rewritten) by the next attempt.
+//! 4. The next append tries again; once space is back it succeeds, without a restart.
+//!
+//! [`EventLog::write_health`] says meanwhile that writes are failing, since when, how often
+//! and why ([`WriteHealth`]), and turns healthy with the first commit that succeeds. Only a
+//! panic of the writer thread stops the log for good ([`LogError::WriterFailed`]).
 //!
 //! # Recovery policy
 //!
@@ -106,8 +131,11 @@
 //! operation fails. The integration test `crash_cycles` runs thousands of seeded
 //! crash/recover cycles on it, with crashes during appends, segment roll-overs and
 //! recovery itself, and checks that every acknowledged batch survives at its offsets and
-//! every other batch is there whole or not at all. Removing the writer's `sync_data` or
-//! the directory fsync after a roll-over makes it fail.
+//! every other batch is there whole or not at all. Some sessions also run out of space
+//! ([`sim::SimDisk::set_capacity`]) and get it back: batches refused as storage-full must
+//! never appear, and appends must succeed again in the same session. Removing the writer's
+//! `sync_data`, the directory fsync after a roll-over or the cut after a failed write
+//! makes it fail.
 //!
 //! # Other backends
 //!
@@ -128,6 +156,7 @@
 mod config;
 mod error;
 mod format;
+mod health;
 mod inspect;
 mod log;
 mod reader;
@@ -137,11 +166,14 @@ mod scan;
 mod shared;
 pub mod sim;
 mod storage;
+#[cfg(test)]
+mod test_support;
 mod writer;
 
 pub use config::{LogConfig, SyncMode};
 pub use error::{LogError, Result};
 pub use format::{MAX_BATCH_RECORDS, MAX_PAYLOAD_BYTES};
+pub use health::WriteHealth;
 pub use inspect::{
     inspect_segment, inspect_segment_with, segment_paths, segment_paths_with, CorruptTail,
     SegmentInspection,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::config::LogConfig;
 use crate::error::{io_error, LogError, Result};
 use crate::format::{encode_record, MAX_BATCH_RECORDS, MAX_PAYLOAD_BYTES, RECORD_HEADER_LEN};
+use crate::health::WriteHealth;
 use crate::reader::LogReader;
 use crate::recovery::{recover, RecoveryReport};
 use crate::shared::{Request, Shared};
@@ -66,6 +67,12 @@ impl EventLog {
     /// Appends the records as one atomic batch (after a crash either all are present or
     /// none) and returns their offsets once they are durable. An empty batch returns an
     /// empty range at the current end.
+    ///
+    /// If the commit fails, the batch is not in the log (nor after a reopen, unless the
+    /// cut of the failed write failed as well and a reopen finds the batch whole) and the
+    /// error says why: [`LogError::StorageFull`] when the disk is full
+    /// ([`LogError::is_storage_full`]), [`LogError::Io`] otherwise. The log stays open;
+    /// a later append tries again (see [`write_health`](Self::write_health)).
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Range<u64>> {
         let body_len = check_batch(payloads)?;
         if payloads.is_empty() {
@@ -79,7 +86,7 @@ impl EventLog {
         }
         let count = payloads.len() as u64;
         let mut state = self.shared.lock();
-        if let Some(reason) = &state.failure {
+        if let Some(reason) = &state.stopped {
             return Err(LogError::WriterFailed {
                 reason: reason.clone(),
             });
@@ -88,13 +95,23 @@ impl EventLog {
             return Err(LogError::Closed);
         }
         let offsets = state.next_assigned..state.next_assigned + count;
+        let id = state.next_request;
+        state.next_request += 1;
         state.next_assigned = offsets.end;
         state.queued_records += count;
-        state.queue.push_back(Request { body, count });
+        state.queue.push_back(Request { body, count, id });
         drop(encoding);
         self.shared.work_ready.notify_one();
-        while state.durable_end < offsets.end {
-            if let Some(reason) = &state.failure {
+        loop {
+            // First: after a failure the same offsets are handed out again, and a later
+            // commit of other records may carry the durable end past them.
+            if let Some(error) = state.failed.remove(&id) {
+                return Err(error);
+            }
+            if state.durable_end >= offsets.end {
+                return Ok(offsets);
+            }
+            if let Some(reason) = &state.stopped {
                 return Err(LogError::WriterFailed {
                     reason: reason.clone(),
                 });
@@ -105,7 +122,6 @@ impl EventLog {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        Ok(offsets)
     }
 
     /// The offset the next record will get: every record below it is durable.
@@ -125,14 +141,27 @@ impl EventLog {
     }
 
     /// Blocks until the record at `offset` is durable (`end_offset() > offset`) or
-    /// `timeout` elapses (also returns early if the writer failed); returns whether it is.
+    /// `timeout` elapses (also returns early if the writer thread is gone); returns whether
+    /// it is. Failed commits do not end the wait, since a later one may succeed.
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
         self.shared.wait_for(offset, timeout)
     }
 
-    /// Why the writer stopped, if it did.
+    /// Whether appends are succeeding: failures in a row, since when, the latest error and
+    /// whether it means the storage is full. For `/readyz` and metrics; it turns healthy
+    /// again with the first commit that succeeds (see the crate doc, "When a write fails").
+    pub fn write_health(&self) -> WriteHealth {
+        let state = self.shared.lock();
+        let mut health = state.health.clone();
+        if let Some(reason) = &state.stopped {
+            health.record_stop(reason);
+        }
+        health
+    }
+
+    /// Why the writer thread stopped, if it did.
     pub(crate) fn writer_failure(&self) -> Option<String> {
-        self.shared.lock().failure.clone()
+        self.shared.lock().stopped.clone()
     }
 
     /// Counters since open, for metrics and benchmarks.
@@ -145,7 +174,9 @@ impl EventLog {
         }
     }
 
-    /// Commits everything queued, stops the writer thread and reports a writer failure.
+    /// Commits everything queued and stops the writer thread. Fails with
+    /// [`LogError::WriterFailed`] if the writer thread panicked or the last commit attempt
+    /// failed (the appends concerned got that error already; this is for a shutdown log).
     pub fn close(mut self) -> Result<()> {
         self.stop()
     }
@@ -161,10 +192,12 @@ impl EventLog {
                 reason: "the writer thread panicked".into(),
             });
         }
-        match &self.shared.lock().failure {
-            Some(reason) => Err(LogError::WriterFailed {
-                reason: reason.clone(),
-            }),
+        let state = self.shared.lock();
+        let last_commit = state.health.last_error.as_ref();
+        let reason = (state.stopped.clone())
+            .or_else(|| last_commit.map(|error| format!("the last commit failed: {error}")));
+        match reason {
+            Some(reason) => Err(LogError::WriterFailed { reason }),
             None => Ok(()),
         }
     }

@@ -106,7 +106,8 @@ mod tests {
 
     use super::*;
     use crate::config::LogConfig;
-    use crate::sim::{Crash, SimDisk};
+    use crate::sim::{FaultOp, SimDisk};
+    use crate::test_support::PanickyDisk;
 
     fn open_on(disk: &SimDisk) -> Arc<dyn RecordLog> {
         let config = LogConfig::new("/log");
@@ -155,14 +156,33 @@ mod tests {
 
     #[test]
     fn wait_for_reports_a_stopped_writer_as_an_error() {
-        let disk = SimDisk::new();
-        let log = open_on(&disk);
-        disk.crash_after(0, Crash::PowerCut, 1);
+        let disk = PanickyDisk::default();
+        let config = LogConfig::new("/log");
+        let (log, _) = EventLog::open_with_storage(config, Arc::new(disk.clone())).expect("open");
+        let log: Arc<dyn RecordLog> = Arc::new(log);
+        disk.arm(); // the writer thread panics on its next write
         assert!(log.append_batch(0, &[b"x".to_vec()]).is_err());
         let error = log
             .wait_for(LogPosition::new(0, 0), Duration::from_secs(60))
             .expect_err("the writer stopped");
         assert!(matches!(error, LogError::WriterFailed { .. }), "{error}");
+    }
+
+    #[test]
+    fn wait_for_keeps_waiting_through_failed_writes() {
+        let disk = SimDisk::new();
+        let log = open_on(&disk);
+        disk.fail_with(FaultOp::Append, Some(std::io::ErrorKind::StorageFull));
+        let error = log
+            .append_batch(0, &[b"x".to_vec()])
+            .expect_err("disk full");
+        assert!(error.is_storage_full(), "{error}");
+        let position = LogPosition::new(0, 0);
+        let waited = log.wait_for(position, Duration::from_millis(20));
+        assert!(!waited.expect("a failed write is not the end"));
+        disk.fail_with(FaultOp::Append, None);
+        assert_eq!(log.append_batch(0, &[b"y".to_vec()]).expect("append"), 0..1);
+        assert!(log.wait_for(position, Duration::ZERO).expect("wait"));
     }
 
     #[test]

@@ -286,22 +286,74 @@ pub(crate) fn create_segment(
     first_offset: u64,
     sync: SyncMode,
 ) -> Result<ActiveSegment> {
-    let path = dir.join(segment_file_name(first_offset));
-    let mut file = storage
-        .create_new(&path)
-        .map_err(io_error("create segment", &path))?;
-    let header = SegmentHeader { first_offset }.encode();
-    file.append(&header)
-        .map_err(io_error("write header of segment", &path))?;
-    if sync == SyncMode::Fsync {
-        file.sync_all().map_err(io_error("fsync segment", &path))?;
-        sync_dir(storage, dir)?;
+    let mut segment = NewSegment::create(storage, dir, first_offset)?;
+    segment.finish(storage, dir, sync)?;
+    Ok(segment.into_active())
+}
+
+/// A segment file just created, whose header is not yet known to be written and durable.
+/// A roll that fails half-way keeps it and finishes it on the next attempt: creating it
+/// again would fail (the name is taken), and leaving it behind while later batches go to
+/// the previous segment would make the next open see a gap.
+#[derive(Debug)]
+pub(crate) struct NewSegment {
+    /// Offset of its first record.
+    pub first_offset: u64,
+    /// Its path.
+    pub path: PathBuf,
+    file: Box<dyn StorageFile>,
+    /// Whether `finish` was tried before (and may have left part of a header).
+    attempted: bool,
+}
+
+impl NewSegment {
+    /// Creates the (empty) file of the segment starting at `first_offset`.
+    pub fn create(storage: &dyn Storage, dir: &Path, first_offset: u64) -> Result<NewSegment> {
+        let path = dir.join(segment_file_name(first_offset));
+        let file = storage
+            .create_new(&path)
+            .map_err(io_error("create segment", &path))?;
+        Ok(NewSegment {
+            first_offset,
+            path,
+            file,
+            attempted: false,
+        })
     }
-    Ok(ActiveSegment {
-        file,
-        path,
-        bytes: SEGMENT_HEADER_LEN as u64,
-    })
+
+    /// Writes the header (after cutting what an earlier attempt left) and, with fsync on,
+    /// makes the file and its directory entry durable.
+    pub fn finish(&mut self, storage: &dyn Storage, dir: &Path, sync: SyncMode) -> Result<()> {
+        let path = &self.path;
+        if std::mem::replace(&mut self.attempted, true) {
+            self.file
+                .set_len(0)
+                .map_err(io_error("truncate new segment", path))?;
+        }
+        let header = SegmentHeader {
+            first_offset: self.first_offset,
+        }
+        .encode();
+        self.file
+            .append(&header)
+            .map_err(io_error("write header of segment", path))?;
+        if sync == SyncMode::Fsync {
+            self.file
+                .sync_all()
+                .map_err(io_error("fsync segment", path))?;
+            sync_dir(storage, dir)?;
+        }
+        Ok(())
+    }
+
+    /// The finished segment, ready for appending.
+    pub fn into_active(self) -> ActiveSegment {
+        ActiveSegment {
+            file: self.file,
+            path: self.path,
+            bytes: SEGMENT_HEADER_LEN as u64,
+        }
+    }
 }
 
 fn rewrite_header(

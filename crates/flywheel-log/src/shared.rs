@@ -1,10 +1,12 @@
 //! State shared by appenders, the writer thread and readers.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::error::LogError;
+use crate::health::WriteHealth;
 use crate::recovery::SegmentEntry;
 use crate::storage::Storage;
 
@@ -15,6 +17,8 @@ pub(crate) struct Request {
     pub body: Vec<u8>,
     /// How many records `body` holds.
     pub count: u64,
+    /// Names the request in [`State::failed`].
+    pub id: u64,
 }
 
 /// Mutable state behind the mutex.
@@ -28,8 +32,16 @@ pub(crate) struct State {
     pub next_assigned: u64,
     /// Every record below this offset is written and synced.
     pub durable_end: u64,
-    /// Set when a write or fsync failed; the log accepts nothing afterwards.
-    pub failure: Option<String>,
+    /// The id the next request gets.
+    pub next_request: u64,
+    /// The error of every failed request whose appender has not picked it up yet, by
+    /// request id. A failed request's offsets are handed out again, so "the durable end
+    /// passed my offsets" alone does not tell an appender that its records are durable.
+    pub failed: HashMap<u64, LogError>,
+    /// Set when the writer thread is gone (it panicked); the log accepts nothing afterwards.
+    pub stopped: Option<String>,
+    /// How the commits are going.
+    pub health: WriteHealth,
     /// Set when the log is closing: the writer drains the queue and stops.
     pub shutdown: bool,
 }
@@ -65,7 +77,10 @@ impl Shared {
                 queued_records: 0,
                 next_assigned: end_offset,
                 durable_end: end_offset,
-                failure: None,
+                next_request: 0,
+                failed: HashMap::new(),
+                stopped: None,
+                health: WriteHealth::default(),
                 shutdown: false,
             }),
             work_ready: Condvar::new(),
@@ -98,14 +113,15 @@ impl Shared {
             .clone()
     }
 
-    /// Blocks until a record at `offset` is durable or `timeout` elapses.
+    /// Blocks until a record at `offset` is durable or `timeout` elapses (or the writer
+    /// thread is gone). Failed commits do not end the wait: a later one may succeed.
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
         if self.end_offset() > offset {
             return true;
         }
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
-        while state.durable_end <= offset && state.failure.is_none() {
+        while state.durable_end <= offset && state.stopped.is_none() {
             let now = Instant::now();
             if now >= deadline {
                 break;

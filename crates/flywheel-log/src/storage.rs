@@ -44,7 +44,11 @@ pub trait StorageFile: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at byte `offset`; returns how many were read (0 at
     /// the end of the file).
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
-    /// Writes all of `bytes` at the end of the file.
+    /// Writes all of `bytes` at the end of the file. On failure a prefix of them may have
+    /// been written (as with `write_all` on a full disk); the log cuts it off with
+    /// [`set_len`](Self::set_len). A full storage should fail with
+    /// [`io::ErrorKind::StorageFull`] (or the OS error `ENOSPC`/`EDQUOT`), which the log
+    /// reports as [`LogError::StorageFull`](crate::LogError::StorageFull).
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// The current length of the file in bytes.
     fn size(&mut self) -> io::Result<u64>;

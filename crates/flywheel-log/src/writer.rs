@@ -4,6 +4,11 @@
 //! assigned. The writer takes everything queued (up to `max_batch_records`), writes it as
 //! ONE frame with ONE `write`, syncs once, then publishes the new durable end and wakes all
 //! waiters. While it syncs, new requests pile up and form the next group.
+//!
+//! A failed commit fails its group and everything queued behind it (their offsets assumed
+//! the group would land), hands those offsets out again, and leaves the writer running.
+//! Before anything else is written, [`Writer::repair`] cuts what the failed write left in
+//! the segment; until that succeeds nothing is written, so a frame never follows garbage.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -11,9 +16,9 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{LogConfig, SyncMode};
-use crate::error::{io_error, Result};
+use crate::error::{io_error, LogError, Result};
 use crate::format::{FrameHeader, MAX_BATCH_RECORDS, SEGMENT_HEADER_LEN};
-use crate::recovery::{create_segment, ActiveSegment, SegmentEntry};
+use crate::recovery::{ActiveSegment, NewSegment, SegmentEntry};
 use crate::shared::{Request, Shared, State};
 
 /// Frame buffers above this size are released after use instead of kept for reuse.
@@ -23,6 +28,11 @@ const KEEP_BUFFER_BYTES: usize = 16 << 20;
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     active: ActiveSegment,
+    /// The active segment may hold bytes past `active.bytes` (the end of its last durable
+    /// frame): a write or fsync failed and they have not been cut off yet.
+    needs_repair: bool,
+    /// The next segment, created by a roll that failed before it was durable.
+    unfinished: Option<NewSegment>,
     dir: PathBuf,
     sync: SyncMode,
     segment_max_bytes: u64,
@@ -38,6 +48,8 @@ impl Writer {
         Writer {
             shared,
             active,
+            needs_repair: false,
+            unfinished: None,
             dir: config.dir.clone(),
             sync: config.sync,
             segment_max_bytes: config.segment_max_bytes,
@@ -48,12 +60,19 @@ impl Writer {
         }
     }
 
-    /// Commits groups until shutdown (after draining the queue) or the first failure.
+    /// Commits groups until shutdown (after draining the queue). A failed commit fails its
+    /// appenders, cuts what it left in the segment, and the writer carries on with the next
+    /// group.
     pub fn run(mut self) {
+        let _stop = StopGuard(Arc::clone(&self.shared));
         while let Some((first_offset, group)) = self.next_group() {
             match self.commit(first_offset, &group) {
                 Ok(end_offset) => self.publish(end_offset),
-                Err(error) => return self.fail(error.to_string()),
+                Err(error) => {
+                    // Clean up at once; if that fails too, the next commit tries again.
+                    let _ = self.repair();
+                    self.fail(&group, error);
+                }
             }
         }
     }
@@ -110,10 +129,13 @@ impl Writer {
         state
     }
 
-    /// Writes the group as one frame and syncs it; returns the new durable end.
+    /// Writes the group as one frame and syncs it; returns the new durable end. First cuts
+    /// what an earlier failed write left, and finishes a roll that failed half-way.
     fn commit(&mut self, first_offset: u64, group: &[Request]) -> Result<u64> {
+        self.repair()?;
         let segment_has_frames = self.active.bytes > SEGMENT_HEADER_LEN as u64;
-        if segment_has_frames && self.active.bytes >= self.segment_max_bytes {
+        let segment_full = segment_has_frames && self.active.bytes >= self.segment_max_bytes;
+        if segment_full || self.unfinished.is_some() {
             self.roll(first_offset)?;
         }
         let record_count: u64 = group.iter().map(|request| request.count).sum();
@@ -135,6 +157,8 @@ impl Writer {
 
     fn write_frame(&mut self) -> Result<()> {
         let path = &self.active.path;
+        // Until the frame is durable, the file may hold any part of it.
+        self.needs_repair = true;
         self.active
             .file
             .append(&self.frame)
@@ -145,6 +169,7 @@ impl Writer {
                 .sync_data()
                 .map_err(io_error("fsync segment", path))?;
         }
+        self.needs_repair = false;
         self.active.bytes += self.frame.len() as u64;
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
         let written = self.frame.len() as u64;
@@ -157,14 +182,49 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts a new segment at `first_offset`. The current one was synced by its last commit.
+    /// After a failed write or fsync, cuts the active segment back to the end of its last
+    /// durable frame and (with fsync on) makes that durable, so that the next frame follows
+    /// a valid one. Were a frame written after the remains of a failed one, the next open
+    /// would find damage followed by a valid frame and refuse to truncate (the remains in
+    /// a sealed segment, after a roll, likewise). So while this fails, nothing is written
+    /// and every commit fails with its error; a reopen would cut the same tail.
+    ///
+    /// After a failed fsync the frame's pages may or may not have reached the disk; cutting
+    /// the frame and syncing the cut settles that too (the appenders got an error and
+    /// retry, so the frame must not come back).
+    fn repair(&mut self) -> Result<()> {
+        if !self.needs_repair {
+            return Ok(());
+        }
+        let path = &self.active.path;
+        self.active
+            .file
+            .set_len(self.active.bytes)
+            .map_err(io_error("cut a failed write off segment", path))?;
+        if self.sync == SyncMode::Fsync {
+            self.active
+                .file
+                .sync_data()
+                .map_err(io_error("fsync segment after cutting a failed write", path))?;
+        }
+        self.needs_repair = false;
+        Ok(())
+    }
+
+    /// Starts a new segment at `first_offset`, or finishes the one a failed roll created
+    /// there (the durable end cannot move while a roll is unfinished, so it is the same
+    /// offset). The current segment was synced by its last commit and is clean.
     fn roll(&mut self, first_offset: u64) -> Result<()> {
-        let next = create_segment(
-            self.shared.storage.as_ref(),
-            &self.dir,
-            first_offset,
-            self.sync,
-        )?;
+        let storage = self.shared.storage.as_ref();
+        let mut next = match self.unfinished.take() {
+            Some(next) => next,
+            None => NewSegment::create(storage, &self.dir, first_offset)?,
+        };
+        debug_assert_eq!(next.first_offset, first_offset);
+        if let Err(error) = next.finish(storage, &self.dir, self.sync) {
+            self.unfinished = Some(next);
+            return Err(error);
+        }
         self.shared
             .segments
             .write()
@@ -173,23 +233,46 @@ impl Writer {
                 first_offset,
                 path: next.path.clone(),
             });
-        self.active = next;
+        self.active = next.into_active();
         Ok(())
     }
 
     fn publish(&self, end_offset: u64) {
         let mut state = self.shared.lock();
         state.durable_end = end_offset;
+        state.health.record_success();
         self.shared.durable_end.store(end_offset, Ordering::Release);
         drop(state);
         self.shared.durable_advanced.notify_all();
     }
 
-    fn fail(&self, reason: String) {
+    /// Fails the group and every request queued behind it: their offsets were assigned
+    /// after the group's, which will not land. Offsets from the durable end on are handed
+    /// out again, so the log stays dense and the next append tries the write again.
+    fn fail(&self, group: &[Request], error: LogError) {
         let mut state = self.shared.lock();
-        state.failure = Some(reason);
+        let queued = std::mem::take(&mut state.queue);
+        state.queued_records = 0;
+        state.next_assigned = state.durable_end;
+        state.health.record_failure(&error, self.needs_repair);
+        for request in group.iter().chain(&queued) {
+            state.failed.insert(request.id, error.duplicate());
+        }
         drop(state);
         self.shared.durable_advanced.notify_all();
+    }
+}
+
+/// Marks the writer as stopped when its thread ends by a panic, so that appenders waiting
+/// for it fail instead of waiting forever.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().stopped = Some("the writer thread panicked".into());
+            self.0.durable_advanced.notify_all();
+        }
     }
 }
 
@@ -198,8 +281,10 @@ mod tests {
     use std::path::Path;
 
     use crate::config::{LogConfig, SyncMode};
+    use crate::error::LogError;
     use crate::log::EventLog;
     use crate::sim::SimDisk;
+    use crate::test_support::PanickyDisk;
 
     fn appends_leave_unsynced(sync: SyncMode) -> Vec<usize> {
         let disk = SimDisk::new();
@@ -228,6 +313,47 @@ mod tests {
     fn without_fsync_acknowledged_appends_stay_volatile() {
         let unsynced = appends_leave_unsynced(SyncMode::NoSync);
         assert!(unsynced.windows(2).all(|w| w[0] < w[1]), "{unsynced:?}");
+    }
+
+    #[test]
+    fn without_fsync_a_failed_write_is_cut_off_too() {
+        let disk = SimDisk::new();
+        let mut config = LogConfig::new("/log");
+        config.sync = SyncMode::NoSync;
+        let storage = std::sync::Arc::new(disk.clone());
+        let (log, _) = EventLog::open_with_storage(config, storage).expect("open");
+        log.append(&[1; 30]).expect("append");
+        let segment = Path::new("/log/00000000000000000000.log");
+        let clean = disk.file_contents(segment).expect("segment").len();
+        disk.set_capacity(Some(disk.used_bytes() + 20));
+        assert!(log
+            .append(&[2; 30])
+            .is_err_and(|error| error.is_storage_full()));
+        assert_eq!(disk.file_contents(segment).expect("segment").len(), clean);
+        disk.set_capacity(None);
+        assert_eq!(log.append(&[3; 30]).expect("append"), 1);
+        let records: Vec<_> = log
+            .read_from(0)
+            .and_then(|reader| reader.collect::<crate::Result<Vec<_>>>())
+            .expect("replay");
+        assert_eq!(records, vec![(0, vec![1; 30]), (1, vec![3; 30])]);
+    }
+
+    #[test]
+    fn a_panicking_writer_fails_its_appenders_instead_of_leaving_them_waiting() {
+        let disk = PanickyDisk::default();
+        let config = LogConfig::new("/log");
+        let (log, _) =
+            EventLog::open_with_storage(config, std::sync::Arc::new(disk.clone())).expect("open");
+        log.append(b"before").expect("append");
+        disk.arm();
+        let error = log.append(b"panics").expect_err("the writer panicked");
+        assert!(matches!(error, LogError::WriterFailed { .. }), "{error}");
+        let error = log.append(b"after").expect_err("refused at once");
+        assert!(error.to_string().contains("panicked"), "{error}");
+        let health = log.write_health();
+        assert!(health.stopped && !health.is_healthy(), "{health:?}");
+        assert!(log.close().is_err());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! crate doc (32-byte segment and frame headers, 8-byte record headers).
 //!
 //! `crash_cycles` crashes the log for real, on the crash-test disk, thousands of times.
+//! `disk_full` fills the disk: appends fail as "storage full" and succeed again once space
+//! returns, without a reopen.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -18,6 +20,8 @@ use flywheel_log::{inspect_segment, segment_paths, EventLog, LogConfig, LogError
 
 #[path = "integration/crash_cycles.rs"]
 mod crash_cycles;
+#[path = "integration/disk_full.rs"]
+mod disk_full;
 
 const SEGMENT_HEADER: u64 = 32;
 const FRAME_HEADER: u64 = 32;
@@ -502,7 +506,7 @@ fn frame_sizes_follow_the_documented_format() {
 }
 
 #[test]
-fn a_failed_segment_roll_fails_the_append_then_every_later_one_and_reopen_recovers() {
+fn a_failed_segment_roll_fails_appends_until_its_cause_is_gone_then_the_log_carries_on() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = config(dir.path());
     config.segment_max_bytes = 1; // every commit after the first starts a new segment
@@ -516,22 +520,52 @@ fn a_failed_segment_roll_fails_the_append_then_every_later_one_and_reopen_recove
     std::fs::write(&blocker, b"").expect("blocker");
 
     let error = log.append(b"d").expect_err("the roll fails");
-    assert!(matches!(error, LogError::WriterFailed { .. }), "{error}");
+    assert!(matches!(error, LogError::Io { .. }), "{error}");
+    assert!(!error.is_storage_full(), "{error}");
     assert!(
         error.to_string().contains(&blocker.display().to_string()),
         "{error}"
     );
-    let again = log.append(b"e").expect_err("the log stays stopped");
-    assert!(matches!(again, LogError::WriterFailed { .. }), "{again}");
-    assert!(
-        !log.wait_for(3, Duration::from_secs(60)),
-        "returns early on failure"
+    let again = log
+        .append(b"e")
+        .expect_err("every attempt retries the roll");
+    assert!(matches!(again, LogError::Io { .. }), "{again}");
+    let health = log.write_health();
+    assert_eq!(
+        (health.consecutive_failures, health.storage_full),
+        (2, false)
     );
-    assert!(log.close().is_err(), "close reports the failure");
+    assert!(health
+        .last_error
+        .is_some_and(|error| error.contains("create segment")));
+    assert!(
+        !log.wait_for(3, Duration::from_millis(10)),
+        "nothing new is durable"
+    );
+
+    std::fs::remove_file(&blocker).expect("remove the blocker");
+    assert_eq!(log.append(b"f").expect("the roll succeeds now"), 3);
+    assert!(log.write_health().is_healthy());
+    assert!(log.wait_for(3, Duration::ZERO));
+    log.close().expect("a healthy log closes cleanly");
 
     let (log, report) = open(config);
-    assert_eq!((report.records, report.segments), (3, 2));
-    assert_eq!(log.append(b"d").expect("append after reopen"), 3);
+    assert_eq!((report.records, report.segments), (4, 2));
+    assert_eq!(read_all(&log, 3), vec![(3, b"f".to_vec())]);
+}
+
+#[test]
+fn close_reports_that_the_last_commit_failed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(dir.path());
+    config.segment_max_bytes = 1;
+    let (log, _) = open(config);
+    log.append(b"a").expect("append");
+    std::fs::write(dir.path().join(format!("{:020}.log", 1)), b"").expect("blocker");
+    assert!(log.append(b"b").is_err());
+    let error = log.close().expect_err("the last commit failed");
+    assert!(matches!(error, LogError::WriterFailed { .. }), "{error}");
+    assert!(error.to_string().contains("create segment"), "{error}");
 }
 
 #[test]

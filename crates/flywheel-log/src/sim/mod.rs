@@ -41,6 +41,15 @@
 //! # }
 //! ```
 //!
+//! # A full disk and failing operations
+//!
+//! [`SimDisk::set_capacity`] limits the bytes all files may hold together: an append that
+//! does not fit writes what fits and fails with [`io::ErrorKind::StorageFull`] (`ENOSPC`),
+//! as a real `write` on a full file system does, leaving a partial write behind.
+//! [`SimDisk::fail_with`] makes every operation of one kind ([`FaultOp`]) fail with a
+//! chosen error and without effect, e.g. an `fsync` failing with `ENOSPC` (delayed
+//! allocation) or a truncation failing with `EIO`.
+//!
 //! Paths are absolute; `/` always exists. Renames stay within one directory.
 
 mod state;
@@ -63,6 +72,20 @@ pub enum Crash {
     PowerCut,
     /// A killed process: the page cache survives, so nothing is lost.
     ProcessKill,
+}
+
+/// A kind of file operation that [`SimDisk::fail_with`] can make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultOp {
+    /// [`Storage::create_new`]: creating a file.
+    Create,
+    /// [`StorageFile::append`].
+    Append,
+    /// [`StorageFile::set_len`]: truncating or extending a file.
+    SetLen,
+    /// [`StorageFile::sync_data`] and [`StorageFile::sync_all`]: a failed sync leaves the
+    /// changes volatile.
+    Sync,
 }
 
 /// What a crash did to the unsynced changes.
@@ -189,6 +212,31 @@ impl SimDisk {
         self.lock().ops
     }
 
+    /// Limits the bytes all files may hold together (their lengths; directories and
+    /// metadata are free) to `bytes`, or lifts the limit (`None`). An append that does not
+    /// fit writes what fits and fails with [`io::ErrorKind::StorageFull`]; extending a file
+    /// past the limit fails without effect. Truncating frees space. Lowering the limit below
+    /// what is used keeps the files. Forks inherit the limit.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.lock().capacity = bytes;
+    }
+
+    /// Bytes the files hold now (visible lengths, what the capacity limits).
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
+    /// Makes every operation of kind `op` fail with an error of kind `error`, without
+    /// effect, until called again with `None`. The operation still counts (and an armed
+    /// crash still happens first). Forks inherit the faults.
+    pub fn fail_with(&self, op: FaultOp, error: Option<io::ErrorKind>) {
+        let mut disk = self.lock();
+        match error {
+            Some(kind) => disk.faults.insert(op, kind),
+            None => disk.faults.remove(&op),
+        };
+    }
+
     /// What the latest crash did.
     pub fn last_crash(&self) -> Option<CrashReport> {
         self.lock().last_crash.clone()
@@ -243,6 +291,7 @@ impl Storage for SimDisk {
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         let mut disk = self.admit()?;
+        disk.check_fault(FaultOp::Create)?;
         let inode = disk.create_file(path)?;
         Ok(self.handle(&disk, inode, true))
     }
@@ -313,9 +362,14 @@ impl StorageFile for SimFile {
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.check_writable()?;
-        self.admit(Some(bytes))?
-            .inode_mut(self.inode)?
-            .append(bytes);
+        let mut disk = self.admit(Some(bytes))?;
+        disk.check_fault(FaultOp::Append)?;
+        let room = usize::try_from(disk.room()).unwrap_or(usize::MAX);
+        if bytes.len() > room {
+            disk.inode_mut(self.inode)?.append(&bytes[..room]);
+            return Err(disk.storage_full());
+        }
+        disk.inode_mut(self.inode)?.append(bytes);
         Ok(())
     }
 
@@ -325,12 +379,20 @@ impl StorageFile for SimFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.check_writable()?;
-        self.admit(None)?.inode_mut(self.inode)?.set_len(len);
+        let mut disk = self.admit(None)?;
+        disk.check_fault(FaultOp::SetLen)?;
+        let size = disk.inode_mut(self.inode)?.visible.len() as u64;
+        if len.saturating_sub(size) > disk.room() {
+            return Err(disk.storage_full());
+        }
+        disk.inode_mut(self.inode)?.set_len(len);
         Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.admit(None)?.inode_mut(self.inode)?.sync();
+        let mut disk = self.admit(None)?;
+        disk.check_fault(FaultOp::Sync)?;
+        disk.inode_mut(self.inode)?.sync();
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng, RngCore};
 
-use super::{Crash, CrashReport};
+use super::{Crash, CrashReport, FaultOp};
 
 /// A file's contents: what survives a power cut, what readers see, and the difference.
 #[derive(Debug, Clone, Default)]
@@ -180,6 +180,10 @@ pub(super) struct Disk {
     pub ops: u64,
     pub scheduled: Option<Scheduled>,
     pub last_crash: Option<CrashReport>,
+    /// Most bytes all files may hold together; `None`: unlimited.
+    pub capacity: Option<u64>,
+    /// Operations that fail, and with which error kind.
+    pub faults: HashMap<FaultOp, io::ErrorKind>,
 }
 
 /// The root directory, which always exists and is durable.
@@ -198,6 +202,8 @@ impl Disk {
             ops: 0,
             scheduled: None,
             last_crash: None,
+            capacity: None,
+            faults: HashMap::new(),
         }
     }
 
@@ -212,7 +218,59 @@ impl Disk {
             ops: self.ops,
             scheduled: None,
             last_crash: None,
+            capacity: self.capacity,
+            faults: self.faults.clone(),
         }
+    }
+
+    /// Fails if a fault is injected into `op`.
+    pub fn check_fault(&self, op: FaultOp) -> io::Result<()> {
+        match self.faults.get(&op) {
+            Some(&kind) => Err(io::Error::new(
+                kind,
+                format!("simulated fault: {op:?} fails with {kind:?}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes the files named by a directory hold (their visible lengths).
+    pub fn used_bytes(&self) -> u64 {
+        let mut named: Vec<u64> = self
+            .dirs
+            .values()
+            .flat_map(|dir| dir.visible.values())
+            .filter_map(|entry| match entry {
+                Entry::File(inode) => Some(*inode),
+                Entry::Dir => None,
+            })
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        named
+            .iter()
+            .filter_map(|inode| self.inodes.get(inode))
+            .map(|inode| inode.visible.len() as u64)
+            .sum()
+    }
+
+    /// Bytes that can still be written before the capacity is reached.
+    pub fn room(&self) -> u64 {
+        self.capacity.map_or(u64::MAX, |capacity| {
+            capacity.saturating_sub(self.used_bytes())
+        })
+    }
+
+    /// The error of a write that does not fit.
+    pub fn storage_full(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "simulated disk full: {} of {} bytes used",
+                self.used_bytes(),
+                self.capacity.unwrap_or(u64::MAX)
+            ),
+        )
     }
 
     /// Admits one operation: fails while the disk is off or for a stale handle, and

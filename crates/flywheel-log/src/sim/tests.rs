@@ -287,3 +287,82 @@ fn relative_paths_and_missing_parents_are_rejected() {
         .expect_err("read only");
     assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
 }
+
+#[test]
+fn a_full_disk_writes_what_fits_and_fails_with_storage_full() {
+    let disk = disk_with_synced_file(b"base");
+    assert_eq!(disk.used_bytes(), 4);
+    disk.set_capacity(Some(10));
+    let mut file = disk.open_append(path("/d/f")).expect("open");
+    file.append(b"ab").expect("fits");
+    let error = file.append(b"cdefgh").expect_err("does not fit");
+    assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+    assert!(error.to_string().contains("10 of 10 bytes used"), "{error}");
+    assert_eq!(
+        disk.file_contents(path("/d/f")).expect("file"),
+        b"baseabcdef",
+        "a partial write lands, as on a real file system"
+    );
+    assert_eq!(
+        file.set_len(11).expect_err("growing needs room").kind(),
+        io::ErrorKind::StorageFull
+    );
+    file.set_len(6).expect("truncating frees space");
+    file.append(b"WXYZ").expect("fits again");
+    assert!(file.append(b"!").is_err());
+    let fork = disk.fork();
+    let mut forked = fork.open_append(path("/d/f")).expect("open on the fork");
+    let error = forked.append(b"!").expect_err("forks inherit the capacity");
+    assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+    disk.set_capacity(None);
+    file.append(b"!").expect("space returned");
+    assert_eq!(
+        disk.file_contents(path("/d/f")).expect("file"),
+        b"baseabWXYZ!"
+    );
+}
+
+#[test]
+fn injected_faults_fail_their_operations_without_effect_until_lifted() {
+    let disk = disk_with_synced_file(b"base");
+    let mut file = disk.open_append(path("/d/f")).expect("open");
+    disk.fail_with(FaultOp::Sync, Some(io::ErrorKind::StorageFull));
+    disk.fail_with(FaultOp::SetLen, Some(io::ErrorKind::Other));
+    disk.fail_with(FaultOp::Create, Some(io::ErrorKind::StorageFull));
+    file.append(b"+more").expect("appends still work");
+    let before = disk.ops();
+    let error = file.sync_data().expect_err("sync fails");
+    assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+    assert!(
+        error.to_string().contains("simulated fault: Sync"),
+        "{error}"
+    );
+    assert_eq!(disk.ops(), before + 1, "a failed operation still counts");
+    assert_eq!(
+        disk.unsynced_changes(),
+        1,
+        "a failed sync leaves the data volatile"
+    );
+    assert!(file.set_len(0).is_err());
+    assert!(disk.create_new(path("/d/g")).is_err());
+    assert_eq!(
+        disk.file_contents(path("/d/f")).expect("file"),
+        b"base+more"
+    );
+    assert!(
+        disk.file_contents(path("/d/g")).is_err(),
+        "nothing was created"
+    );
+    disk.fail_with(FaultOp::Append, Some(io::ErrorKind::StorageFull));
+    assert!(file.append(b"!").is_err());
+    for op in [
+        FaultOp::Sync,
+        FaultOp::SetLen,
+        FaultOp::Create,
+        FaultOp::Append,
+    ] {
+        disk.fail_with(op, None);
+    }
+    file.sync_data().expect("sync works again");
+    assert_eq!(disk.unsynced_changes(), 0);
+}

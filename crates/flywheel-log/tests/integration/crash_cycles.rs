@@ -13,11 +13,17 @@
 //!   not at all;
 //! - recovery never fails on a state the log itself produced, and appending works again.
 //!
+//! Some sessions also run out of disk space part-way ([`SimDisk::set_capacity`]) and get it
+//! back after a few refused batches, without reopening. While the disk runs, every failed
+//! append must say "storage full", a batch refused that way must never appear (not even
+//! after a crash), and appends after the space returns must succeed.
+//!
 //! Single-threaded sessions replay exactly from their seed; multi-threaded ones depend on
 //! scheduling too. `FLYWHEEL_CRASH_CYCLES` and `FLYWHEEL_CRASH_FIRST_SEED` select seeds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +61,8 @@ struct Oracle {
     attempted: HashMap<u64, Vec<Vec<u8>>>,
     /// Batches that must be present, by first offset.
     kept: BTreeMap<u64, Kept>,
+    /// Batches refused with "storage full" while the disk ran: they must never appear.
+    refused: HashSet<u64>,
     next_batch: u64,
 }
 
@@ -73,6 +81,12 @@ struct Tally {
     /// Crashes inside recoveries that repair a torn tail.
     repair_crashes: u64,
     rolled_cycles: u64,
+    /// Sessions that ran out of disk space.
+    full_sessions: u64,
+    /// Appends refused with "storage full".
+    storage_full_errors: u64,
+    /// Appends acknowledged after a "storage full" in the same session (no reopen).
+    acked_after_full: u64,
 }
 
 /// One seeded cycle: a disk, a log configuration and what was promised on them.
@@ -188,10 +202,22 @@ impl<'a> Cycle<'a> {
             })
             .collect();
         let total: usize = work.iter().map(Vec::len).sum();
+        let space = self.rng.gen_bool(0.3).then(|| DiskSpace {
+            disk: self.disk.clone(),
+            returns_after: self.rng.gen_range(1..=3),
+            refusals: AtomicU64::new(0),
+            acked_after_full: AtomicU64::new(0),
+        });
+        if space.is_some() {
+            let room = self.rng.gen_range(0..400);
+            self.disk.set_capacity(Some(self.disk.used_bytes() + room));
+            self.tally.full_sessions += 1;
+        }
         let crash = self.random_crash();
         let (at, seed) = (self.rng.gen_range(0..3 * total as u64 + 4), self.rng.gen());
         self.disk.crash_after(at, crash, seed);
-        let acknowledged = append_concurrently(&log, work);
+        let outcome = append_concurrently(&log, &self.disk, space.as_ref(), work);
+        self.disk.set_capacity(None);
         if self.disk.is_running() {
             self.disk.disarm();
             self.crash_now(crash);
@@ -199,8 +225,16 @@ impl<'a> Cycle<'a> {
         self.count_crash();
         drop(log);
         self.disk.restart();
-        self.tally.acknowledged += acknowledged.len() as u64;
-        for (batch, offsets) in acknowledged {
+        if let Some(error) = outcome.unexpected {
+            self.fail(&format!("an append failed with the disk running: {error}"));
+        }
+        self.tally.acknowledged += outcome.acknowledged.len() as u64;
+        self.tally.storage_full_errors += outcome.refused.len() as u64;
+        if let Some(space) = &space {
+            self.tally.acked_after_full += space.acked_after_full.load(Ordering::Relaxed);
+        }
+        self.oracle.refused.extend(outcome.refused);
+        for (batch, offsets) in outcome.acknowledged {
             self.keep(batch, offsets, Promise::Acknowledged);
         }
     }
@@ -322,6 +356,11 @@ impl<'a> Cycle<'a> {
             if present.values().any(|&seen| seen == batch) {
                 self.fail(&format!("batch {batch} appears twice"));
             }
+            if self.oracle.refused.contains(&batch) {
+                self.fail(&format!(
+                    "batch {batch} at offset {at} was refused as storage-full, yet it is present"
+                ));
+            }
             present.insert(at as u64, batch);
             at += payloads.len();
         }
@@ -357,22 +396,70 @@ fn identify(payload: &[u8]) -> Option<(u64, u32)> {
     Some((batch, index))
 }
 
-/// Each thread appends its batches in order until one fails; returns the acknowledged
-/// batches with their offsets.
+/// A session that runs out of disk space: the space returns after `returns_after` refusals.
+struct DiskSpace {
+    disk: SimDisk,
+    returns_after: u64,
+    refusals: AtomicU64,
+    acked_after_full: AtomicU64,
+}
+
+/// What the appending threads of a session saw.
+#[derive(Debug, Default)]
+struct SessionOutcome {
+    acknowledged: Vec<(u64, Range<u64>)>,
+    /// Batches refused with "storage full" while the disk ran.
+    refused: Vec<u64>,
+    /// An error other than "storage full" while the disk ran.
+    unexpected: Option<String>,
+}
+
+/// Each thread appends its batches in order until one fails because the disk crashed
+/// (a "storage full" refusal is noted and the thread goes on with its next batch).
 fn append_concurrently(
     log: &EventLog,
+    disk: &SimDisk,
+    space: Option<&DiskSpace>,
     work: Vec<Vec<(u64, Vec<Vec<u8>>)>>,
-) -> Vec<(u64, Range<u64>)> {
-    let acknowledged = Mutex::new(Vec::new());
+) -> SessionOutcome {
+    let outcome = Mutex::new(SessionOutcome::default());
+    let ran_out = AtomicBool::new(false);
+    let record = |update: &mut dyn FnMut(&mut SessionOutcome)| {
+        update(
+            &mut outcome
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    };
     let append_all = |batches: Vec<(u64, Vec<Vec<u8>>)>| {
         for (batch, payloads) in batches {
-            let Ok(offsets) = log.append_batch(&payloads) else {
-                return;
+            let error = match log.append_batch(&payloads) {
+                Ok(offsets) => {
+                    if let Some(space) = space.filter(|_| ran_out.load(Ordering::SeqCst)) {
+                        space.acked_after_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                    record(&mut |o| o.acknowledged.push((batch, offsets.clone())));
+                    continue;
+                }
+                Err(error) => error,
             };
-            acknowledged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((batch, offsets));
+            // A crash turns the disk off until the session ends: the error may be the crash.
+            if !disk.is_running() {
+                return;
+            }
+            if !error.is_storage_full() {
+                let message = error.to_string();
+                record(&mut |o| o.unexpected = Some(message.clone()));
+                return;
+            }
+            record(&mut |o| o.refused.push(batch));
+            ran_out.store(true, Ordering::SeqCst);
+            if let Some(space) = space {
+                let refusals = space.refusals.fetch_add(1, Ordering::SeqCst) + 1;
+                if refusals == space.returns_after {
+                    space.disk.set_capacity(None); // space returns, the log must carry on
+                }
+            }
         }
     };
     if work.len() == 1 {
@@ -384,7 +471,7 @@ fn append_concurrently(
             }
         });
     }
-    acknowledged
+    outcome
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -418,6 +505,11 @@ fn acknowledged_batches_survive_thousands_of_seeded_crashes() {
             tally.recovery_crashes > 0 && tally.repair_crashes > 0,
             "{tally:?}"
         );
+        assert!(
+            tally.full_sessions > cycles / 4 && tally.storage_full_errors > cycles / 4,
+            "{tally:?}"
+        );
+        assert!(tally.acked_after_full > cycles / 10, "{tally:?}");
     }
 }
 
