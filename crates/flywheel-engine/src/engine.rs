@@ -198,6 +198,12 @@ impl Engine {
         self.inner.log.as_ref()
     }
 
+    /// Whether appends to the log are succeeding (failures in a row, whether the storage
+    /// is full); it turns healthy again with the first append that succeeds.
+    pub fn write_health(&self) -> flywheel_log::WriteHealth {
+        self.inner.log.write_health()
+    }
+
     /// The offset the next record will get: everything below it is durable.
     pub fn log_end_offset(&self) -> u64 {
         end_offset(&self.inner)

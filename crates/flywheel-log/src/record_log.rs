@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use crate::error::{LogError, Result};
+use crate::health::WriteHealth;
 use crate::log::EventLog;
 
 /// A place in a partitioned log: an offset within one partition. Offsets of different
@@ -52,6 +53,9 @@ pub trait RecordLog: Send + Sync {
     /// Blocks until the record at `position` is durable or `timeout` elapses; returns
     /// whether it is. Fails if the log can no longer make progress.
     fn wait_for(&self, position: LogPosition, timeout: Duration) -> Result<bool>;
+
+    /// Whether appends are succeeding right now (for `/readyz` and metrics).
+    fn write_health(&self) -> WriteHealth;
 }
 
 impl EventLog {
@@ -71,6 +75,10 @@ impl EventLog {
 impl RecordLog for EventLog {
     fn partitions(&self) -> u32 {
         1
+    }
+
+    fn write_health(&self) -> WriteHealth {
+        EventLog::write_health(self)
     }
 
     fn append_batch(&self, partition: u32, payloads: &[Vec<u8>]) -> Result<Range<u64>> {
