@@ -12,6 +12,7 @@ use flywheel_core::{Channel, Event, Impression, Item, ItemId, LogRecord, Timesta
 use flywheel_engine::{feature_config, Engine, EngineConfig, State};
 use flywheel_import::{read_file, ImportError, ImportKind};
 use flywheel_offline::training::{self, impression_features};
+use flywheel_offline::evaluation::GateMethod;
 use flywheel_offline::OfflineError;
 use flywheel_registry as models;
 use flywheel_registry::RegistryError;
@@ -106,11 +107,11 @@ fn active_users(count: usize) -> Vec<UserId> {
 /// broken writer from hanging the test.
 fn wait_for_log(engine: &Engine, end: u64) {
     let started = Instant::now();
-    while engine.log().end_offset() < end {
+    while engine.log_end_offset() < end {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the log holds {} records; {end} expected after the impressions",
-            engine.log().end_offset()
+            engine.log_end_offset()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -144,7 +145,7 @@ fn served_features_equal_features_replayed_from_the_log() {
     let users = active_users(6);
     let unknown = [UserId::new_unchecked("never-seen-user")];
     let mut served = 0u64;
-    let start = engine.log().end_offset();
+    let start = engine.log_end_offset();
 
     // Round 1: several users, no wait in between (several share a features_offset).
     for user in users.iter().chain(&unknown) {
@@ -173,7 +174,7 @@ fn served_features_equal_features_replayed_from_the_log() {
     engine.catch_up();
     // Round 2: one at a time, each after the previous impression was applied.
     for user in users.iter().take(3) {
-        let end = engine.log().end_offset();
+        let end = engine.log_end_offset();
         engine.recommend(user.clone(), 20, None);
         wait_for_log(&engine, end + 1);
         engine.catch_up();
@@ -183,7 +184,7 @@ fn served_features_equal_features_replayed_from_the_log() {
         .get_item(&item)
         .map(|i| i.top_category().to_string())
         .unwrap();
-    let end = engine.log().end_offset();
+    let end = engine.log_end_offset();
     engine.recommend(users[0].clone(), 5, Some(category));
     served += 1;
     wait_for_log(&engine, end + 1);
@@ -383,12 +384,12 @@ fn restart_restores_catalog_and_features() {
             .iter()
             .map(|id| state.features.item_features(id, at))
             .collect::<Vec<_>>();
-        end = engine.log().end_offset();
+        end = engine.log_end_offset();
         drop(state);
         engine.shutdown();
     }
     let engine = Engine::open(config).unwrap();
-    assert_eq!(engine.log().end_offset(), end);
+    assert_eq!(engine.log_end_offset(), end);
     engine.catch_up();
     assert_eq!(engine.applied(), end);
     // `catch_up` returns when `applied` is published, which the consumer does just
@@ -625,4 +626,79 @@ fn bad_import_lines_name_file_line_and_field() {
         assert!(error.is_user_error());
         assert_eq!(sunk, 0, "{name}: records before the bad line were imported");
     }
+}
+
+/// A configuration that leaves only the trending channel: valid, and worse.
+fn trending_only(dir: &Path) -> EngineConfig {
+    let mut config = config(dir);
+    for (channel, share) in config.retrieval.quotas.iter_mut() {
+        *share = if channel == "trending" { 1.0 } else { 0.0 };
+    }
+    config
+}
+
+fn serving_version(dir: &Path) -> Option<String> {
+    models::current_version(dir).unwrap()
+}
+
+/// The promotion gate must say no to a worse configuration (both retrained on the
+/// same split), keep the old version serving, and record the rejection.
+#[test]
+fn the_gate_rejects_a_worse_candidate_and_keeps_the_old_version_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with_shop(dir.path());
+    let first = engine.train(false, &mut |_| {}).unwrap();
+    assert!(first.promoted && !first.forced, "{}", first.reason);
+    drop(engine);
+
+    let engine = Engine::open(trending_only(dir.path())).unwrap();
+    engine.catch_up();
+    let worse = engine.train(false, &mut |_| {}).unwrap();
+    assert!(!worse.promoted, "{}", worse.reason);
+    let comparison = worse.comparison.as_ref().expect("compared");
+    assert_eq!(comparison.method, GateMethod::Retrained);
+    assert!(
+        comparison.ci_high < -engine.config().gate.margin,
+        "the CI lies wholly below -margin: {comparison:?}"
+    );
+    assert!(comparison.candidate.ndcg_at_10 < comparison.serving.ndcg_at_10);
+    assert_eq!(serving_version(dir.path()), Some(first.version.clone()));
+    assert_eq!(engine.models().version(), first.version);
+    let listed = models::list(dir.path()).unwrap();
+    let rejected = listed.iter().find(|v| v.version == worse.version).unwrap();
+    assert_eq!(rejected.status, models::Status::Rejected);
+    let gate = rejected.gate.as_ref().unwrap();
+    assert!(!gate.promoted && gate.ci_high.unwrap() < 0.0, "{gate:?}");
+    assert!(rejected.metrics.contains_key("ndcg@10"));
+    assert!(rejected.manifest.config.is_some(), "the full config is stored");
+
+    // --force promotes it anyway, and says so.
+    let forced = engine.train(true, &mut |_| {}).unwrap();
+    assert!(forced.promoted && forced.forced, "{}", forced.reason);
+    assert!(forced.reason.contains("FORCED"), "{}", forced.reason);
+    assert_eq!(engine.models().version(), forced.version);
+}
+
+/// The gate must say yes to a better configuration, under superiority too.
+#[test]
+fn the_gate_accepts_a_better_candidate_even_under_superiority() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with_shop(dir.path());
+    drop(engine);
+    let engine = Engine::open(trending_only(dir.path())).unwrap();
+    engine.catch_up();
+    let weak = engine.train(false, &mut |_| {}).unwrap();
+    assert!(weak.promoted, "the first version serves: {}", weak.reason);
+    drop(engine);
+
+    let mut better = config(dir.path());
+    better.gate.rule = flywheel_pipeline::GateRuleKind::Superiority;
+    let engine = Engine::open(better).unwrap();
+    engine.catch_up();
+    let outcome = engine.train(false, &mut |_| {}).unwrap();
+    let comparison = outcome.comparison.as_ref().expect("compared");
+    assert!(outcome.promoted, "{}", outcome.reason);
+    assert!(comparison.ci_low > 0.0, "{comparison:?}");
+    assert_eq!(serving_version(dir.path()), Some(outcome.version.clone()));
+    assert_eq!(engine.models().version(), outcome.version);
 }
