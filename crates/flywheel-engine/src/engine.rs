@@ -568,11 +568,12 @@ fn watch(inner: &Inner) {
 }
 
 fn rebuild_content_index(inner: &Inner) {
-    let items: Vec<Item> = {
+    // Cloned under the read lock, indexed outside it (the consumer keeps applying).
+    let catalog = {
         let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
-        state.catalog.items().map(|i| Item::clone(i)).collect()
+        state.catalog.clone()
     };
-    let index = ContentIndex::build(&items);
+    let index = catalog.content_index();
     *inner.content.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(index));
 }
 
