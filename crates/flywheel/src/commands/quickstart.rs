@@ -44,6 +44,8 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
         report.interactions,
         report.impression_rows + report.interaction_rows
     );
+    print!("    ");
+    train::print_gate(&report);
     println!("4/4 evaluating on a temporal holdout");
     let evaluation = eval::holdout(
         &engine,

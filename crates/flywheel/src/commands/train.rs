@@ -19,16 +19,15 @@ pub fn run(data: &DataArgs) -> Result<()> {
         report.impression_rows,
         report.positive_rate
     );
-    match &report.ranker_gate {
-        Some(gate) => println!(
-            "ranker gate on {} users (temporal holdout inside the training data): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}",
-            gate.users,
-            gate.ranker_ndcg_at_10,
-            gate.retrieval_ndcg_at_10,
-            if gate.accepted { "ranker shipped" } else { "ranker rejected; the fused retrieval order serves" }
-        ),
-        None => println!("no ranker trained (no rows with both outcomes)"),
-    }
+    println!(
+        "cuts: fusion {}, rows {}, gate {}; label window {} h; {} rows with a still-open window not fitted on",
+        report.cuts.fusion_cut,
+        report.cuts.row_cut,
+        report.cuts.gate_cut,
+        report.cuts.label_window_ms as f64 / 3_600_000.0,
+        report.open_label_rows
+    );
+    print_gate(&report);
     if !report.fusion_weights.is_empty() {
         let weights: Vec<String> = report
             .fusion_weights
@@ -46,6 +45,24 @@ pub fn run(data: &DataArgs) -> Result<()> {
     println!("{} is now serving.", report.version);
     engine.shutdown();
     Ok(())
+}
+
+/// Prints the ranker gate's verdict.
+pub fn print_gate(report: &flywheel_offline::training::TrainReport) {
+    match &report.ranker_gate {
+        Some(gate) => println!(
+            "ranker gate at {} on {} users (a ranker fitted on {} rows labelled before it): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}",
+            gate.cut,
+            gate.users,
+            gate.fit_rows,
+            gate.ranker_ndcg_at_10,
+            gate.retrieval_ndcg_at_10,
+            if gate.accepted { "ranker shipped" } else { "ranker rejected; the fused retrieval order serves" }
+        ),
+        None => println!(
+            "no ranker (no gate users after the gate cut, or no fitted rows with both outcomes before it)"
+        ),
+    }
 }
 
 /// Trains with a spinner showing the stage.
