@@ -313,7 +313,10 @@ impl Engine {
     }
 
     fn append_and_apply(&self, record: LogRecord) -> Result<()> {
-        let range = self.inner.log.append_batch(PARTITION, &encode_all([record])?)?;
+        let range = self
+            .inner
+            .log
+            .append_batch(PARTITION, &encode_all([record])?)?;
         self.wait_applied(range.end, Duration::from_secs(10));
         Ok(())
     }
@@ -622,11 +625,12 @@ fn watch(inner: &Inner) {
 }
 
 fn rebuild_content_index(inner: &Inner) {
-    let items: Vec<Item> = {
+    // Cloned under the read lock, indexed outside it (the consumer keeps applying).
+    let catalog = {
         let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
-        state.catalog.items().map(|i| Item::clone(i)).collect()
+        state.catalog.clone()
     };
-    let index = ContentIndex::build(&items);
+    let index = catalog.content_index();
     *inner.content.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(index));
 }
 

@@ -11,8 +11,8 @@
 use flywheel_core::{Channel, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId};
 use flywheel_engine::{feature_config, Engine, EngineConfig, State};
 use flywheel_import::{read_file, ImportError, ImportKind};
-use flywheel_offline::training::{self, impression_features};
 use flywheel_offline::evaluation::GateMethod;
+use flywheel_offline::training::{self, impression_features};
 use flywheel_offline::OfflineError;
 use flywheel_registry as models;
 use flywheel_registry::RegistryError;
@@ -188,6 +188,25 @@ fn served_features_equal_features_replayed_from_the_log() {
     engine.recommend(users[0].clone(), 5, Some(category));
     served += 1;
     wait_for_log(&engine, end + 1);
+    // A list longer than retrieval can fill (the shop has 150 items): the tail is
+    // topped up with popular items, whose logged features must replay too.
+    let end = engine.log_end_offset();
+    let long = engine.recommend(users[1].clone(), 150, None);
+    served += 1;
+    let top_ups: usize = long
+        .recommendation
+        .fallback_reasons
+        .iter()
+        .find_map(|r| r.strip_suffix(" slots filled with popular items"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        top_ups > 0,
+        "the long list was not topped up: {:?}",
+        long.recommendation.fallback_reasons
+    );
+    let top_up_request = long.request_id.clone();
+    wait_for_log(&engine, end + 1);
 
     let records = all_records(&engine);
     let impressions: Vec<&Impression> = records[start as usize..]
@@ -211,6 +230,7 @@ fn served_features_equal_features_replayed_from_the_log() {
     let mut control_differs = false;
     let mut later_time_differs = false;
     let mut distinct_offsets = BTreeSet::new();
+    let mut top_up_slots_checked = 0;
     for impression in by_offset {
         let offset = impression
             .features_offset
@@ -223,12 +243,27 @@ fn served_features_equal_features_replayed_from_the_log() {
         assert!(!impression.slots.is_empty(), "a served list is never empty");
         let recomputed = impression_features(&state, impression);
         assert_eq!(recomputed.len(), impression.slots.len());
-        for (slot, features) in impression.slots.iter().zip(&recomputed) {
+        let top_up_from = if impression.request_id == top_up_request {
+            impression.slots.len() - top_ups
+        } else {
+            usize::MAX
+        };
+        for (index, (slot, features)) in impression.slots.iter().zip(&recomputed).enumerate() {
             assert!(
                 !slot.features.is_empty(),
-                "slot {} logged no features",
-                slot.item_id
+                "slot {} at position {} logged no features{}",
+                slot.item_id,
+                slot.position,
+                if index >= top_up_from {
+                    " (a top-up slot)"
+                } else {
+                    ""
+                }
             );
+            if index >= top_up_from {
+                assert_eq!(slot.channel, Channel::Popularity, "top-up slots come last");
+                top_up_slots_checked += 1;
+            }
             assert_eq!(
                 bits(&slot.features),
                 bits(features),
@@ -256,6 +291,10 @@ fn served_features_equal_features_replayed_from_the_log() {
             .any(|(f, slot)| bits(f) != bits(&slot.features));
     }
     assert!(slots_checked >= 50, "only {slots_checked} slots checked");
+    assert_eq!(
+        top_up_slots_checked, top_ups,
+        "every top-up slot was checked"
+    );
     assert!(distinct_offsets.len() >= 4, "offsets {distinct_offsets:?}");
     assert!(
         control_differs,
@@ -292,7 +331,18 @@ fn training_on_a_replay_produces_every_model() {
     assert_eq!(report.impression_rows, 0, "the import holds no impressions");
     assert!(report.interaction_rows > 0);
     assert!(report.positive_rate > 0.0 && report.positive_rate < 1.0);
+    let cuts = report.cuts;
+    assert!(
+        cuts.fusion_cut < cuts.row_cut && cuts.row_cut < cuts.gate_cut,
+        "{cuts:?}"
+    );
+    assert!(
+        report.open_label_rows > 0,
+        "the latest rows' windows are still open"
+    );
     let gate = report.ranker_gate.as_ref().expect("the ranker gate ran");
+    assert_eq!(gate.cut, cuts.gate_cut);
+    assert!(gate.fit_rows > 0 && (gate.fit_rows as u64) < report.interaction_rows);
     assert!(gate.users > 0);
     assert!(gate.ranker_ndcg_at_10.is_finite() && gate.retrieval_ndcg_at_10.is_finite());
     assert_eq!(set.ranker.is_some(), gate.accepted);
@@ -670,7 +720,10 @@ fn the_gate_rejects_a_worse_candidate_and_keeps_the_old_version_serving() {
     let gate = rejected.gate.as_ref().unwrap();
     assert!(!gate.promoted && gate.ci_high.unwrap() < 0.0, "{gate:?}");
     assert!(rejected.metrics.contains_key("ndcg@10"));
-    assert!(rejected.manifest.config.is_some(), "the full config is stored");
+    assert!(
+        rejected.manifest.config.is_some(),
+        "the full config is stored"
+    );
 
     // --force promotes it anyway, and says so.
     let forced = engine.train(true, &mut |_| {}).unwrap();

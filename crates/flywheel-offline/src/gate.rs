@@ -1,16 +1,20 @@
-//! Decisions taken on a temporal holdout inside the training data.
+//! Decisions taken on temporal holdouts inside the training data.
 //!
-//! At the row cut (the moment before the latest 20% of engagements), every user with
-//! engagements both before and after it is a gate user. For them the full pipeline
-//! recommends as of the cut, with the models trained before it, and each list is
-//! scored (NDCG@10) against the user's later engagements. Two decisions use it:
-//! - **fusion weights**: each channel's own NDCG@10 there becomes its weight in the
-//!   reciprocal-rank fusion, so channels that predict this catalog's future well are
-//!   trusted more than the configured quotas alone would say;
-//! - **the ranker gate**: the ranker ships only if the pipeline with it beats the
-//!   same pipeline serving the fused retrieval order.
+//! A holdout is a cut c and an end e: every user with engagements both before c and
+//! in [c, e) (sampled evenly, by id) gets the full pipeline's list as of c, computed
+//! from the state as of c with models trained before c, and each list is scored
+//! (NDCG@10) against the user's engagements in [c, e) that they had not engaged
+//! with before. Two decisions use one:
+//! - **fusion weights**, at the fusion cut with e = the row cut: each channel's own
+//!   NDCG@10 becomes its weight in the reciprocal-rank fusion, so channels that
+//!   predict this catalog's future well are trusted more than the configured quotas
+//!   alone would say. Ranker rows start at the row cut, so they never use weights
+//!   learned on engagements after them;
+//! - **the ranker gate**, at the gate cut with e = the gate cut plus the label
+//!   window: a ranker fitted only on rows whose label window closed by the gate cut
+//!   must beat the same pipeline serving the fused retrieval order.
 
-use flywheel_core::{Channel, Item, ItemId, Timestamp, UserId};
+use flywheel_core::{Channel, ItemId, Timestamp, UserId};
 use flywheel_ranking::Ranker;
 use flywheel_retrieval::ContentIndex;
 use rayon::prelude::*;
@@ -28,24 +32,29 @@ const GATE_USERS: usize = 500;
 /// The held-out comparison that decides whether the ranker ships.
 #[derive(Debug, Clone, Serialize)]
 pub struct RankerGate {
-    /// Users compared: active both before and after the row cut.
+    /// The gate cut: the moment the lists are computed at.
+    pub cut: Timestamp,
+    /// Rows the judged ranker was fitted on: those whose label window closed by the cut.
+    pub fit_rows: usize,
+    /// Users compared: active both before the gate cut and in the label window after it.
     pub users: usize,
     /// Mean NDCG@10 of the whole pipeline with the ranker.
     pub ranker_ndcg_at_10: f64,
     /// Mean NDCG@10 of the same pipeline serving the fused retrieval order.
     pub retrieval_ndcg_at_10: f64,
-    /// Whether the ranker was shipped (it must beat the retrieval order).
+    /// Whether the ranker ships (it must beat the retrieval order); what ships is
+    /// refitted on every row whose label window closed.
     pub accepted: bool,
 }
 
-/// A user of the gate: what they had engaged with before the cut, and after it.
+/// A user of a holdout: what they had engaged with before the cut, and after it.
 struct GateUser {
     id: UserId,
     seen: HashSet<ItemId>,
     later: HashSet<ItemId>,
 }
 
-/// The gate users and what scoring them needs.
+/// The users of a holdout and what scoring them needs.
 pub(crate) struct GateSample<'a> {
     users: Vec<GateUser>,
     state: &'a State,
@@ -54,12 +63,14 @@ pub(crate) struct GateSample<'a> {
 }
 
 impl<'a> GateSample<'a> {
-    /// Picks the gate users from each user's engagements (in time order); `state`
-    /// must be the derived state as of `cut`.
+    /// Picks the holdout users from each user's engagements: engaged before `cut`,
+    /// and with something new in `[cut, until)`; `state` must be the derived state
+    /// as of `cut`.
     pub(crate) fn new(
         engagements: &HashMap<UserId, Vec<(Timestamp, ItemId)>>,
         state: &'a State,
         cut: Timestamp,
+        until: Timestamp,
     ) -> Self {
         let mut users: Vec<GateUser> = engagements
             .iter()
@@ -71,7 +82,7 @@ impl<'a> GateSample<'a> {
                     .collect();
                 let later: HashSet<ItemId> = list
                     .iter()
-                    .filter(|(t, i)| *t >= cut && !seen.contains(i))
+                    .filter(|(t, i)| *t >= cut && *t < until && !seen.contains(i))
                     .map(|(_, i)| i.clone())
                     .collect();
                 (!seen.is_empty() && !later.is_empty()).then_some(GateUser {
@@ -92,11 +103,10 @@ impl<'a> GateSample<'a> {
                 kept.push(user);
             }
         }
-        let items: Vec<Item> = state.catalog.items().map(|i| Item::clone(i)).collect();
         GateSample {
             users: kept,
             state,
-            content: ContentIndex::build(&items),
+            content: state.catalog.content_index(),
             cut,
         }
     }
@@ -114,7 +124,9 @@ impl<'a> GateSample<'a> {
         only_channel: Option<Channel>,
         use_ranker: bool,
     ) -> f64 {
-        let total: f64 = self
+        // Collected in user order and summed in that order: the same inputs give
+        // the same mean, bit for bit, however rayon splits the work.
+        let scores: Vec<f64> = self
             .users
             .par_iter()
             .map(|user| {
@@ -135,8 +147,8 @@ impl<'a> GateSample<'a> {
                     user.later.iter().map(|i| (i.as_str(), 1.0)).collect();
                 flywheel_eval::ranking::ndcg_at_k(&ids, &relevance, 10)
             })
-            .sum();
-        total / self.users.len().max(1) as f64
+            .collect();
+        scores.iter().sum::<f64>() / self.users.len().max(1) as f64
     }
 
     /// Each configured channel's own NDCG@10 on the gate users: the fusion weights.
@@ -165,23 +177,27 @@ impl<'a> GateSample<'a> {
         weights
     }
 
-    /// The ranker gate: `models` must hold the row models and their fusion weights.
+    /// The ranker gate: `models` must hold the row models and their fusion weights,
+    /// and `ranker` must have been fitted on `fit_rows` rows whose labels all
+    /// precede the cut.
     pub(crate) fn judge_ranker(
         &self,
         config: &EngineConfig,
         models: &ModelSet,
         ranker: Ranker,
-    ) -> (Option<Ranker>, RankerGate) {
+        fit_rows: usize,
+    ) -> RankerGate {
         let with_ranker = models.with_ranker(Some(ranker));
         let ranker_ndcg_at_10 = self.mean_ndcg(config, &with_ranker, None, true);
         let retrieval_ndcg_at_10 = self.mean_ndcg(config, &with_ranker, None, false);
         let accepted = !self.users.is_empty() && ranker_ndcg_at_10 > retrieval_ndcg_at_10;
-        let verdict = RankerGate {
+        RankerGate {
+            cut: self.cut,
+            fit_rows,
             users: self.users.len(),
             ranker_ndcg_at_10,
             retrieval_ndcg_at_10,
             accepted,
-        };
-        (with_ranker.ranker.filter(|_| accepted), verdict)
+        }
     }
 }

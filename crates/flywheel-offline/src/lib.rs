@@ -4,8 +4,10 @@
 //! record in log order, as often as asked) and rebuilds the derived state with the
 //! same `State::apply` the server uses, so a training row or a holdout list sees only
 //! what was known at its moment.
-//! - [`training::train`]: point-in-time ranker rows, the retrieval models, the fusion
-//!   weights and the ranker gate ([`gate`]), into one model set;
+//! - [`training::train`]: point-in-time ranker rows ([`training::rows`]), the
+//!   retrieval models, the fusion weights and the ranker gate ([`gate`]), into one
+//!   model set. Three moments split the log (the fusion, row and gate cuts) so that
+//!   no row, weight or verdict uses data from after the moment it stands for;
 //! - [`evaluation`]: `flywheel eval` on the engine's own data (temporal, leave-last-out
 //!   and per-user random splits; accuracy, coverage, diversity, novelty per channel and
 //!   for the blend; slices; ranker calibration) and the promotion gate between two

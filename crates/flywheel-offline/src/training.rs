@@ -1,23 +1,41 @@
 //! Training: replay the log, train the retrieval models on interactions and the
 //! ranker on point-in-time rows.
 //!
-//! Ranker rows come from two sources, both built by replaying the log through the
-//! same `State::apply` the server uses, so a row sees only what was known before it:
+//! Training is point-in-time: a row anchored at moment m uses only what the log knew
+//! before m, and nothing learned from data at or after m. Three moments split the log
+//! ([`TrainingCuts`]; absolute times from the config, or quantiles of the engagement
+//! times):
+//! - **fusion cut** W: retrieval models trained on the interactions before W are
+//!   scored channel by channel on the engagements in [W, R); each channel's NDCG@10
+//!   becomes its fusion weight;
+//! - **row cut** R: the retrieval models that generate the candidates of interaction
+//!   rows are trained on the interactions before R, and interaction rows are anchored
+//!   at engagements from R on, so every row's candidates, channel ranks and fused
+//!   scores come from models and weights learned strictly before its moment;
+//! - **gate cut** G: the ranker gate ([`RankerGate`]) judges a ranker fitted only on
+//!   rows whose label window closed by G, on the engagements after G.
+//!
+//! Ranker rows ([`rows`], which [`train`] calls) come from two sources, both built by
+//! replaying the log through the same `State::apply` the server uses, each row from
+//! the state before its anchoring record:
 //! - **logged impressions**: each slot becomes a row, labelled 1 when an engagement
 //!   (click, add to cart, purchase, like) came back with the impression's
-//!   `request_id` for that item; its features are recomputed as of the impression's
-//!   `features_offset` and timestamp (the parity test proves they equal the logged ones);
-//! - **interactions**, for logs without impressions: the retrieval models are first
-//!   trained on the earliest 80% of the engagements only; then, for a sample of the
-//!   later engagements, the serving pipeline's own retrieval runs for that user as of
-//!   that moment, and each of its top candidates becomes a row labelled 1 when the
-//!   user engages with that item at any later time. The ranker thus learns on the
-//!   same candidate distribution it ranks online, and no candidate score was
-//!   computed by a model that had seen the future. The served retrieval models are
-//!   then retrained on everything.
+//!   `request_id` for that item within the label window; its features are recomputed
+//!   as of the impression's `features_offset` and timestamp (the parity test proves
+//!   they equal the logged ones);
+//! - **interactions** (engagements that answer no impression already in the log, which
+//!   is all of them in an import): for a sample of them from R on, the serving
+//!   pipeline's own retrieval runs for that user as of that moment, exactly as a
+//!   request would (the content index is that of the catalog at that moment, items
+//!   not yet created are not candidates), and each of its top candidates becomes a row
+//!   labelled 1 when the user engages with the item within the label window from the
+//!   row's moment.
+//!
+//! The ranker is fitted on the rows whose label window closed by the end of the log.
+//! The served retrieval models are then retrained on everything.
 
 use flywheel_core::{
-    Candidate, Event, Impression, Item, ItemId, LogRecord, RequestId, Timestamp, UserId,
+    Candidate, Event, Impression, ItemId, LogRecord, RequestId, Timestamp, UserId,
 };
 use flywheel_ranking::{
     featurize, LogisticRegression, LrParams, Ranker, RankingInput, TrainingRow,
@@ -54,54 +72,181 @@ pub struct TrainReport {
     pub users: u64,
     /// Items in the interaction matrix.
     pub items: u64,
+    /// The moments that split the log.
+    pub cuts: TrainingCuts,
     /// Ranker rows from logged impressions.
     pub impression_rows: u64,
     /// Ranker rows from replayed retrieval on interactions.
     pub interaction_rows: u64,
-    /// Share of positive ranker rows.
+    /// Rows whose label window was still open at the end of the log (not fitted on).
+    pub open_label_rows: u64,
+    /// Impressions that claim features from after their own place in the log (no rows).
+    pub skipped_impressions: u64,
+    /// Share of positive rows among those whose label window closed.
     pub positive_rate: f64,
     /// The held-out comparison of the ranker with the retrieval order it re-ranks.
     pub ranker_gate: Option<RankerGate>,
-    /// Per channel, its NDCG@10 on the training holdout: its weight in the fusion
-    /// (empty: the quota shares weigh the channels).
+    /// Per channel, its NDCG@10 on the fusion holdout (from the fusion cut to the row
+    /// cut): its weight in the fusion (empty: the quota shares weigh the channels).
     pub fusion_weights: BTreeMap<String, f64>,
     /// Seconds spent per stage.
     pub seconds: BTreeMap<String, f64>,
 }
 
-/// Engagement events sampled for interaction rows.
+/// The moments that split a training run's log (see the `training` settings of
+/// [`EngineConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainingCuts {
+    /// The fusion weights are learned by models trained before it, on the engagements
+    /// from it to `row_cut`.
+    pub fusion_cut: Timestamp,
+    /// The row models are trained before it; interaction rows are anchored from it on.
+    pub row_cut: Timestamp,
+    /// The gate's ranker is fitted on rows whose label window closed by it, and is
+    /// judged on the engagements in the label window from it.
+    pub gate_cut: Timestamp,
+    /// The label window, in milliseconds.
+    pub label_window_ms: i64,
+}
+
+/// Where a ranker row comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RowSource {
+    /// A slot of a logged impression (the request it answered).
+    Impression(RequestId),
+    /// A candidate of the serving retrieval replayed at an engagement.
+    Interaction,
+}
+
+/// One ranker row, with what it was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RankerRow {
+    /// Where it comes from.
+    pub source: RowSource,
+    /// The log offset of the record that anchors it (the impression, or the engagement).
+    pub offset: u64,
+    /// The user.
+    pub user_id: UserId,
+    /// The row's moment (the impression's or the engagement's timestamp): its features
+    /// and candidate depend only on what the log held before it.
+    pub moment: Timestamp,
+    /// The candidate, with its channel, channel rank and fused score.
+    pub candidate: Candidate,
+    /// The ranking features ([`featurize`]).
+    pub features: Vec<f32>,
+    /// 1 when the user engaged with the item in `[moment, label_closes)`, else 0.
+    pub label: f32,
+    /// When the label window closes.
+    pub label_closes: Timestamp,
+    /// Whether the log reaches `label_closes`, so the label is final (only such rows
+    /// are fitted on).
+    pub label_closed: bool,
+}
+
+impl RankerRow {
+    fn training_row(&self) -> TrainingRow {
+        TrainingRow {
+            features: self.features.clone(),
+            label: self.label,
+            weight: 1.0,
+        }
+    }
+}
+
+/// The ranker rows of a log and what the rest of training needs from building them.
+pub struct RowSet {
+    /// The moments that split the log.
+    pub cuts: TrainingCuts,
+    /// Every row, in the order the replay built them (log order of the anchors, an
+    /// impression's slots at its `features_offset`).
+    pub rows: Vec<RankerRow>,
+    /// The time of the latest timestamped record of the log.
+    pub log_end: Option<Timestamp>,
+    /// Impressions that claim features from after their own place in the log.
+    pub skipped_impressions: u64,
+    /// The fusion weights learned on the fusion holdout (empty: the quota shares).
+    pub fusion_weights: BTreeMap<flywheel_core::Channel, f64>,
+    pass: FirstPass,
+    row_models: ModelSet,
+    gate_state: State,
+    seconds: BTreeMap<String, f64>,
+}
+
+impl RowSet {
+    /// The models the interaction rows' candidates come from: trained on the
+    /// interactions before the row cut, with the fusion weights.
+    pub fn row_models(&self) -> &ModelSet {
+        &self.row_models
+    }
+}
+
+/// Engagement events sampled for interaction rows, at most.
 const RANKER_EVENTS: usize = 4000;
 /// Candidates per sampled event that become rows (the head of the blend).
 const ROWS_PER_EVENT: usize = 60;
-/// Share of the engagements (the earliest) the row-generating retrieval models see.
-const ROW_MODEL_SHARE: f64 = 0.8;
+/// Default cuts: the share of the engagements (the earliest) before each.
+const FUSION_SHARE: f64 = 0.5;
+const ROW_SHARE: f64 = 0.6;
+const GATE_SHARE: f64 = 0.85;
 
 /// Whether an event counts as a positive outcome for ranking labels.
 pub fn is_positive(event: &Event) -> bool {
     event.action.is_engagement()
 }
 
-/// The first pass: interactions, impression labels and what the second pass needs.
+/// The time a record happened at, for the records that carry one (item and user
+/// upserts take their place in the log).
+fn record_time(record: &LogRecord) -> Option<Timestamp> {
+    match record {
+        LogRecord::Event(event) => Some(event.timestamp),
+        LogRecord::Impression(impression) => Some(impression.timestamp),
+        LogRecord::ItemDelete { at, .. } | LogRecord::UserDelete { at, .. } => Some(*at),
+        LogRecord::ItemUpsert(_) | LogRecord::UserUpsert(_) => None,
+    }
+}
+
+/// Whether an engagement can anchor an interaction row: it answers no impression
+/// that is already in the log (those engagements label the impression's rows). It
+/// depends only on the log before the event.
+fn can_anchor(event: &Event, impressions_seen: &HashSet<RequestId>) -> bool {
+    is_positive(event)
+        && event
+            .request_id
+            .as_ref()
+            .is_none_or(|request| !impressions_seen.contains(request))
+}
+
+/// The first pass: interactions, labels and what the second pass needs.
 #[derive(Default)]
 struct FirstPass {
     records: u64,
     triples: Vec<(UserId, ItemId, f32, Timestamp)>,
     deleted_users: HashSet<UserId>,
-    positives: HashSet<(RequestId, ItemId)>,
-    impressions_at: HashMap<u64, Vec<Impression>>,
-    /// Engagements without a request id, per user, in log order.
+    /// When each (request, item) was engaged with: the labels of impression rows.
+    responses: HashMap<(RequestId, ItemId), Vec<Timestamp>>,
+    /// Impressions by the offset their features are computed at, with their own offset.
+    impressions_at: HashMap<u64, Vec<(u64, Impression)>>,
+    skipped_impressions: u64,
+    /// Every engagement per user, in log order: the labels of interaction rows and
+    /// the gate's users.
     engagements: HashMap<UserId, Vec<(Timestamp, ItemId)>>,
-    items: HashMap<ItemId, Item>,
     /// The latest event time read, and the offset just past the last record.
     last_event_time: Option<Timestamp>,
     end_offset: Option<u64>,
+    /// The engagements that can anchor an interaction row (user, time), in log order.
+    anchors: Vec<(UserId, Timestamp)>,
+    log_end: Option<Timestamp>,
 }
 
 fn first_pass(replay: &Replay) -> Result<FirstPass> {
     let mut pass = FirstPass::default();
+    let mut impressions_seen = HashSet::new();
     replay(&mut |offset, record| {
         pass.records += 1;
         pass.end_offset = Some(offset + 1);
+        if let Some(time) = record_time(record) {
+            pass.log_end = pass.log_end.max(Some(time));
+        }
         match record {
             LogRecord::Event(event) => {
                 pass.last_event_time = pass.last_event_time.max(Some(event.timestamp));
@@ -115,42 +260,85 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
                     ));
                 }
                 if is_positive(event) {
-                    match &event.request_id {
-                        Some(request) => {
-                            pass.positives
-                                .insert((request.clone(), event.item_id.clone()));
-                        }
-                        None => pass
-                            .engagements
-                            .entry(event.user_id.clone())
+                    if let Some(request) = &event.request_id {
+                        pass.responses
+                            .entry((request.clone(), event.item_id.clone()))
                             .or_default()
-                            .push((event.timestamp, event.item_id.clone())),
+                            .push(event.timestamp);
                     }
+                    if can_anchor(event, &impressions_seen) {
+                        pass.anchors.push((event.user_id.clone(), event.timestamp));
+                    }
+                    pass.engagements
+                        .entry(event.user_id.clone())
+                        .or_default()
+                        .push((event.timestamp, event.item_id.clone()));
                 }
             }
             LogRecord::UserDelete { id, .. } => {
                 pass.deleted_users.insert(id.clone());
             }
             LogRecord::Impression(impression) => {
+                impressions_seen.insert(impression.request_id.clone());
                 let at = impression.features_offset.unwrap_or(offset);
-                pass.impressions_at
-                    .entry(at)
-                    .or_default()
-                    .push(impression.clone());
+                // Features "computed" after the impression was logged cannot be what
+                // was served; they would see records from after it.
+                if at > offset {
+                    pass.skipped_impressions += 1;
+                } else {
+                    pass.impressions_at
+                        .entry(at)
+                        .or_default()
+                        .push((offset, impression.clone()));
+                }
             }
-            LogRecord::ItemUpsert(item) => {
-                pass.items.insert(item.id.clone(), item.clone());
-            }
-            LogRecord::ItemDelete { .. } | LogRecord::UserUpsert(_) => {}
+            LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. } | LogRecord::UserUpsert(_) => {}
         }
         Ok(())
     })?;
+    // Erasure is retroactive: a deleted user's history trains nothing.
     if !pass.deleted_users.is_empty() {
         let deleted = &pass.deleted_users;
         pass.triples.retain(|(user, ..)| !deleted.contains(user));
         pass.engagements.retain(|user, _| !deleted.contains(user));
+        pass.anchors.retain(|(user, _)| !deleted.contains(user));
     }
     Ok(pass)
+}
+
+/// The cuts: the configured absolute times, or quantiles of the engagement times.
+fn cuts(config: &EngineConfig, pass: &FirstPass) -> Result<TrainingCuts> {
+    let mut times: Vec<Timestamp> = pass
+        .engagements
+        .values()
+        .flatten()
+        .map(|(t, _)| *t)
+        .collect();
+    times.sort_unstable();
+    let fallback = pass.log_end.unwrap_or(Timestamp::from_millis(0));
+    let quantile = |share: f64| -> Timestamp {
+        if times.is_empty() {
+            return fallback;
+        }
+        times[((times.len() as f64 * share) as usize).min(times.len() - 1)]
+    };
+    let settings = &config.training;
+    let cuts = TrainingCuts {
+        fusion_cut: settings
+            .fusion_cut
+            .unwrap_or_else(|| quantile(FUSION_SHARE)),
+        row_cut: settings.row_cut.unwrap_or_else(|| quantile(ROW_SHARE)),
+        gate_cut: settings.gate_cut.unwrap_or_else(|| quantile(GATE_SHARE)),
+        label_window_ms: settings.label_window_millis(),
+    };
+    if cuts.fusion_cut > cuts.row_cut || cuts.row_cut > cuts.gate_cut {
+        return Err(OfflineError::Config(format!(
+            "training cuts out of order: fusion_cut {}, row_cut {}, gate_cut {} \
+             (set all three when setting one)",
+            cuts.fusion_cut, cuts.row_cut, cuts.gate_cut
+        )));
+    }
+    Ok(cuts)
 }
 
 /// Recomputes the feature vector of every slot of an impression from `state`,
@@ -165,13 +353,7 @@ pub fn impression_features(state: &State, impression: &Impression) -> Vec<Vec<f3
             let Some(item) = state.catalog.item(&slot.item_id) else {
                 return Vec::new();
             };
-            let candidate = Candidate {
-                item_id: slot.item_id.clone(),
-                channel: slot.channel,
-                channel_score: slot.channel_score,
-                channel_rank: slot.channel_rank,
-                source_item: slot.source_item.clone(),
-            };
+            let candidate = slot_candidate(slot);
             let item_features = state.features.item_features(&slot.item_id, now);
             featurize(&RankingInput {
                 user: &user,
@@ -182,6 +364,16 @@ pub fn impression_features(state: &State, impression: &Impression) -> Vec<Vec<f3
             })
         })
         .collect()
+}
+
+fn slot_candidate(slot: &flywheel_core::ImpressionSlot) -> Candidate {
+    Candidate {
+        item_id: slot.item_id.clone(),
+        channel: slot.channel,
+        channel_score: slot.channel_score,
+        channel_rank: slot.channel_rank,
+        source_item: slot.source_item.clone(),
+    }
 }
 
 fn als_params(config: &EngineConfig) -> AlsParams {
@@ -220,201 +412,330 @@ fn retrieval_models(
     Ok(trained)
 }
 
-/// The time before which the row-generating models learn, and the engagement
-/// events (user, time, item) sampled evenly from after it.
-fn sample_row_events(pass: &FirstPass) -> (Timestamp, HashSet<(UserId, Timestamp, ItemId)>) {
-    let mut times: Vec<Timestamp> = pass
-        .engagements
-        .values()
-        .flatten()
-        .map(|(t, _)| *t)
-        .collect();
-    times.sort_unstable();
-    let Some(&last) = times.last() else {
-        return (Timestamp(i64::MAX), HashSet::new());
-    };
-    let cut = times[((times.len() as f64) * ROW_MODEL_SHARE) as usize].min(last);
-    let mut late: Vec<(UserId, Timestamp, ItemId)> = pass
-        .engagements
-        .iter()
-        .flat_map(|(user, list)| {
-            list.iter()
-                .filter(|(t, _)| *t >= cut)
-                .map(move |(t, i)| (user.clone(), *t, i.clone()))
-        })
-        .collect();
-    late.sort();
-    let step = (late.len() as f64 / RANKER_EVENTS as f64).max(1.0);
-    let sampled = (0..RANKER_EVENTS.min(late.len()))
-        .map(|i| late[(i as f64 * step) as usize].clone())
-        .collect();
-    (cut, sampled)
-}
-
-/// What generates the candidates of interaction rows.
-#[derive(Clone, Copy)]
-struct RowRetrieval<'a> {
-    models: &'a ModelSet,
-    content: &'a ContentIndex,
-    config: &'a EngineConfig,
-}
-
-/// Rows for one sampled engagement: the serving retrieval's head, labelled by the
-/// user's later engagements.
-fn candidate_rows(
-    retrieval: &RowRetrieval,
-    state: &State,
-    event: &Event,
-    seen: HashSet<ItemId>,
-    future: &HashSet<&ItemId>,
-    rows: &mut Vec<TrainingRow>,
-) -> u64 {
-    let RowRetrieval {
-        models,
-        content,
-        config,
-    } = *retrieval;
-    let now = event.timestamp;
-    let request = RecRequest {
-        user_id: event.user_id.clone(),
-        count: ROWS_PER_EVENT,
-        category: None,
-        now,
-        keep_features: false,
-        only_channel: None,
-        exclude: seen,
-        use_ranker: true,
-        enforce_deadlines: false,
-    };
-    let user = state.features.user_features(&event.user_id, now);
-    let candidates = retrieve_candidates(state, models, Some(content), config, &request);
-    let mut added = 0;
-    for candidate in candidates.iter().take(ROWS_PER_EVENT) {
-        let Some(item) = state.catalog.item(&candidate.item_id) else {
-            continue;
-        };
-        let item_features = state.features.item_features(&candidate.item_id, now);
-        let features = featurize(&RankingInput {
-            user: &user,
-            item,
-            item_features: &item_features,
-            candidate,
-            now,
-        });
-        let label = f32::from(u8::from(future.contains(&candidate.item_id)));
-        rows.push(TrainingRow {
-            features,
-            label,
-            weight: 1.0,
-        });
-        added += 1;
-    }
-    added
-}
-
-/// Ranker rows, and the state at the row cut for the gate.
-struct RankerRows {
-    rows: Vec<TrainingRow>,
-    from_impressions: u64,
-    from_interactions: u64,
-}
-
-/// Builds the ranker rows by replaying the log (the second pass).
-fn ranker_rows(
+/// The retrieval models trained on the interactions strictly before `cut` (none if
+/// there are none).
+fn models_before(
     config: &EngineConfig,
-    replay: &Replay,
     pass: &FirstPass,
-    row_models: &ModelSet,
-    sampled: &HashSet<(UserId, Timestamp, ItemId)>,
-) -> Result<RankerRows> {
-    let items: Vec<Item> = pass.items.values().cloned().collect();
-    let content = ContentIndex::build(&items);
-    let mut state = State::new(flywheel_pipeline::feature_config(config));
+    cut: Timestamp,
+    seconds: &mut BTreeMap<String, f64>,
+    tag: &str,
+) -> Result<ModelSet> {
+    let early = Interactions::from_triples(
+        pass.triples
+            .iter()
+            .filter(|t| t.3 < cut)
+            .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
+    );
+    if early.num_pairs() == 0 {
+        return Ok(ModelSet::default());
+    }
+    Ok(ModelSet {
+        retrieval: retrieval_models(config, &early, seconds, tag)?,
+        ..ModelSet::default()
+    })
+}
+
+/// Whether a sampled engagement anchors rows: a hash of the event (and the seed)
+/// below `rate`, so the decision depends on the event alone, not on how long the log is.
+fn sampled(seed: u64, event: &Event, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    let bytes = event
+        .user_id
+        .as_str()
+        .bytes()
+        .chain([0xff])
+        .chain(event.item_id.as_str().bytes())
+        .chain([0xff])
+        .chain(event.timestamp.millis().to_le_bytes());
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    ((hash >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
+/// The sampling rate of anchors: about [`RANKER_EVENTS`] if as many engagements come
+/// after the row cut as before it. Only the log before the row cut decides it.
+fn anchor_rate(pass: &FirstPass, row_cut: Timestamp) -> f64 {
+    let before = pass.anchors.iter().filter(|(_, t)| *t < row_cut).count();
+    if before == 0 {
+        1.0
+    } else {
+        (RANKER_EVENTS as f64 / before as f64).min(1.0)
+    }
+}
+
+/// Whether the user engaged with `item` in `[from, until)`.
+fn engaged_within(
+    engagements: Option<&Vec<(Timestamp, ItemId)>>,
+    from: Timestamp,
+    until: Timestamp,
+) -> HashSet<&ItemId> {
+    engagements
+        .into_iter()
+        .flatten()
+        .filter(|(t, _)| *t >= from && *t < until)
+        .map(|(_, item)| item)
+        .collect()
+}
+
+/// What the second pass reads.
+struct RowInputs<'a> {
+    config: &'a EngineConfig,
+    pass: &'a FirstPass,
+    cuts: TrainingCuts,
+    row_models: &'a ModelSet,
+    rate: f64,
+    log_end: Timestamp,
+}
+
+impl RowInputs<'_> {
+    fn label_window(&self, moment: Timestamp) -> (Timestamp, bool) {
+        let closes = moment.plus_millis(self.cuts.label_window_ms);
+        (closes, closes <= self.log_end)
+    }
+
+    /// Rows for every slot of an impression; `state` is as of its `features_offset`.
+    fn impression_rows(
+        &self,
+        state: &State,
+        offset: u64,
+        impression: &Impression,
+        rows: &mut Vec<RankerRow>,
+    ) {
+        if self.pass.deleted_users.contains(&impression.user_id) {
+            return;
+        }
+        let moment = impression.timestamp;
+        let (label_closes, label_closed) = self.label_window(moment);
+        for (slot, features) in impression
+            .slots
+            .iter()
+            .zip(impression_features(state, impression))
+        {
+            if features.is_empty() {
+                continue;
+            }
+            let label = self
+                .pass
+                .responses
+                .get(&(impression.request_id.clone(), slot.item_id.clone()))
+                .is_some_and(|times| times.iter().any(|t| *t >= moment && *t < label_closes));
+            rows.push(RankerRow {
+                source: RowSource::Impression(impression.request_id.clone()),
+                offset,
+                user_id: impression.user_id.clone(),
+                moment,
+                candidate: slot_candidate(slot),
+                features,
+                label: f32::from(u8::from(label)),
+                label_closes,
+                label_closed,
+            });
+        }
+    }
+
+    /// Rows for one sampled engagement: the head of what the serving retrieval would
+    /// propose to the user at that moment, labelled by the user's engagements in the
+    /// label window.
+    fn interaction_rows(
+        &self,
+        state: &State,
+        content: &ContentIndex,
+        offset: u64,
+        event: &Event,
+        rows: &mut Vec<RankerRow>,
+    ) {
+        let now = event.timestamp;
+        // Exactly the request the engine makes for this user (the candidates do not
+        // depend on `count`).
+        let request = RecRequest {
+            user_id: event.user_id.clone(),
+            count: ROWS_PER_EVENT,
+            category: None,
+            now,
+            keep_features: false,
+            only_channel: None,
+            exclude: HashSet::new(),
+            use_ranker: true,
+            enforce_deadlines: false,
+        };
+        let candidates =
+            retrieve_candidates(state, self.row_models, Some(content), self.config, &request);
+        let user = state.features.user_features(&event.user_id, now);
+        let (label_closes, label_closed) = self.label_window(now);
+        let engaged = engaged_within(self.pass.engagements.get(&event.user_id), now, label_closes);
+        for candidate in candidates.into_iter().take(ROWS_PER_EVENT) {
+            let Some(item) = state.catalog.item(&candidate.item_id) else {
+                continue;
+            };
+            let item_features = state.features.item_features(&candidate.item_id, now);
+            let features = featurize(&RankingInput {
+                user: &user,
+                item,
+                item_features: &item_features,
+                candidate: &candidate,
+                now,
+            });
+            let label = f32::from(u8::from(engaged.contains(&candidate.item_id)));
+            rows.push(RankerRow {
+                source: RowSource::Interaction,
+                offset,
+                user_id: event.user_id.clone(),
+                moment: now,
+                candidate,
+                features,
+                label,
+                label_closes,
+                label_closed,
+            });
+        }
+    }
+}
+
+/// Builds the ranker rows by replaying the log (the second pass); also returns the
+/// state as of the gate cut.
+fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, State)> {
+    let mut state = State::new(flywheel_pipeline::feature_config(inputs.config));
+    let mut gate_state: Option<State> = None;
+    // The content index of the catalog as of the current record; rebuilt after the
+    // catalog changed, when a row needs it (the engine's watcher does the same).
+    let mut content: Option<ContentIndex> = None;
+    let mut impressions_seen: HashSet<RequestId> = HashSet::new();
+    let mut anchors = 0usize;
     let mut rows = Vec::new();
-    let (mut from_impressions, mut from_interactions) = (0u64, 0u64);
     replay(&mut |offset, record| {
-        if let Some(impressions) = pass.impressions_at.get(&offset) {
-            for impression in impressions {
-                for (slot, features) in impression
-                    .slots
-                    .iter()
-                    .zip(impression_features(&state, impression))
-                {
-                    if features.is_empty() {
-                        continue;
-                    }
-                    let label = pass
-                        .positives
-                        .contains(&(impression.request_id.clone(), slot.item_id.clone()));
-                    rows.push(TrainingRow {
-                        features,
-                        label: f32::from(u8::from(label)),
-                        weight: 1.0,
-                    });
-                    from_impressions += 1;
-                }
+        if gate_state.is_none() && record_time(record).is_some_and(|t| t >= inputs.cuts.gate_cut) {
+            gate_state = Some(state.clone());
+        }
+        if let Some(impressions) = inputs.pass.impressions_at.get(&offset) {
+            for (own_offset, impression) in impressions {
+                inputs.impression_rows(&state, *own_offset, impression, &mut rows);
             }
         }
         if let LogRecord::Event(event) = record {
-            if event.request_id.is_none()
-                && sampled.contains(&(
-                    event.user_id.clone(),
-                    event.timestamp,
-                    event.item_id.clone(),
-                ))
+            if anchors < RANKER_EVENTS
+                && event.timestamp >= inputs.cuts.row_cut
+                && can_anchor(event, &impressions_seen)
+                && !inputs.pass.deleted_users.contains(&event.user_id)
+                && sampled(inputs.config.training.seed, event, inputs.rate)
             {
-                let engagements = &pass.engagements[&event.user_id];
-                let (before, after): (Vec<_>, Vec<_>) =
-                    engagements.iter().partition(|(t, _)| *t < event.timestamp);
-                let seen: HashSet<ItemId> =
-                    before.into_iter().map(|(_, item)| item.clone()).collect();
-                let future: HashSet<&ItemId> = after
-                    .into_iter()
-                    .map(|(_, item)| item)
-                    .filter(|item| !seen.contains(*item))
-                    .collect();
-                let retrieval = RowRetrieval {
-                    models: row_models,
-                    content: &content,
-                    config,
-                };
-                from_interactions +=
-                    candidate_rows(&retrieval, &state, event, seen, &future, &mut rows);
+                anchors += 1;
+                let index = content.get_or_insert_with(|| state.catalog.content_index());
+                inputs.interaction_rows(&state, index, offset, event, &mut rows);
             }
+        }
+        match record {
+            LogRecord::Impression(impression) => {
+                impressions_seen.insert(impression.request_id.clone());
+            }
+            LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. } => content = None,
+            LogRecord::Event(_) | LogRecord::UserUpsert(_) | LogRecord::UserDelete { .. } => {}
         }
         state.apply(record);
         Ok(())
     })?;
-    Ok(RankerRows {
-        rows,
-        from_impressions,
-        from_interactions,
-    })
+    Ok((rows, gate_state.unwrap_or(state)))
 }
 
-/// Fits the ranker on every row; the gate decides later whether it ships.
-fn fit_ranker(built: &RankerRows) -> Result<Option<Ranker>> {
-    let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
-    if positives == 0 || positives == built.rows.len() {
+/// Fits a ranker on the rows (none if they do not hold both outcomes).
+fn fit_ranker(rows: &[TrainingRow]) -> Result<Option<Ranker>> {
+    let positives = rows.iter().filter(|r| r.label > 0.5).count();
+    if positives == 0 || positives == rows.len() {
         return Ok(None);
     }
-    LogisticRegression::train(&built.rows, &LrParams::default())
+    LogisticRegression::train(rows, &LrParams::default())
         .map(|model| Some(Ranker::Logistic(model)))
         .map_err(|e| OfflineError::Model(format!("ranker: {e}")))
 }
 
-/// The derived state as of `cut`: every record before the first event at or after it.
+/// The derived state as of `cut`: every record before the first timestamped record
+/// at or after it.
 fn state_at(config: &EngineConfig, replay: &Replay, cut: Timestamp) -> Result<State> {
     let mut state = State::new(flywheel_pipeline::feature_config(config));
     let mut reached = false;
     replay(&mut |_, record| {
-        reached |= matches!(record, LogRecord::Event(e) if e.timestamp >= cut);
+        reached |= record_time(record).is_some_and(|t| t >= cut);
         if !reached {
             state.apply(record);
         }
         Ok(())
     })?;
     Ok(state)
+}
+
+/// Builds the ranker rows of a log, point-in-time: the cuts, the fusion weights
+/// (learned before the row cut), the row models (trained before it) and every row.
+/// [`train`] starts with it; its rows are what the ranker is fitted on.
+pub fn rows(
+    config: &EngineConfig,
+    replay: &Replay,
+    progress: &mut dyn FnMut(&str),
+) -> Result<RowSet> {
+    let mut seconds = BTreeMap::new();
+    progress("reading the log");
+    let pass = first_pass(replay)?;
+    if pass.triples.is_empty() {
+        return Err(OfflineError::NotEnoughData(
+            "the log holds no events to learn from; import or send events first".into(),
+        ));
+    }
+    let cuts = cuts(config, &pass)?;
+    progress("learning fusion weights on a holdout before the row cut");
+    let weight_models = models_before(config, &pass, cuts.fusion_cut, &mut seconds, "_fusion")?;
+    let started = Instant::now();
+    let fusion_weights = if weight_models.retrieval.is_empty() {
+        BTreeMap::new()
+    } else {
+        let state = state_at(config, replay, cuts.fusion_cut)?;
+        let sample = GateSample::new(&pass.engagements, &state, cuts.fusion_cut, cuts.row_cut);
+        if sample.len() > 0 {
+            sample.channel_weights(config, &weight_models)
+        } else {
+            BTreeMap::new()
+        }
+    };
+    drop(weight_models);
+    seconds.insert(
+        "fusion_weights".to_string(),
+        started.elapsed().as_secs_f64(),
+    );
+    progress("training the retrieval models for ranker rows");
+    let mut row_models = models_before(config, &pass, cuts.row_cut, &mut seconds, "_rows")?;
+    row_models.fusion_weights = fusion_weights.clone();
+    progress("building ranker rows (point-in-time replay)");
+    let started = Instant::now();
+    let log_end = pass.log_end.unwrap_or(Timestamp::from_millis(0));
+    let inputs = RowInputs {
+        config,
+        pass: &pass,
+        cuts,
+        row_models: &row_models,
+        rate: anchor_rate(&pass, cuts.row_cut),
+        log_end,
+    };
+    let (rows, gate_state) = replay_rows(&inputs, replay)?;
+    seconds.insert("ranker_rows".to_string(), started.elapsed().as_secs_f64());
+    Ok(RowSet {
+        cuts,
+        rows,
+        log_end: pass.log_end,
+        skipped_impressions: pass.skipped_impressions,
+        fusion_weights,
+        pass,
+        row_models,
+        gate_state,
+        seconds,
+    })
 }
 
 /// Trains every model from a replayable log. `progress` receives stage names.
@@ -424,57 +745,52 @@ pub fn train(
     version: String,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(ModelSet, TrainReport)> {
-    let mut seconds = BTreeMap::new();
-    progress("reading the log");
-    let pass = first_pass(replay)?;
-    if pass.triples.is_empty() {
-        return Err(OfflineError::NotEnoughData(
-            "the log holds no events to learn from; import or send events first".into(),
-        ));
-    }
-    progress("training the retrieval models for ranker rows");
-    let (row_cut, sampled) = sample_row_events(&pass);
-    let early = Interactions::from_triples(
-        pass.triples
-            .iter()
-            .filter(|t| t.3 < row_cut)
-            .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
-    );
-    let mut row_models = if early.num_pairs() > 0 && !sampled.is_empty() {
-        ModelSet {
-            retrieval: retrieval_models(config, &early, &mut seconds, "_rows")?,
-            ..ModelSet::default()
-        }
-    } else {
-        ModelSet::default()
-    };
-    progress("learning fusion weights on a holdout inside the training data");
-    let started = Instant::now();
-    let state_at_cut = state_at(config, replay, row_cut)?;
-    let gate_sample = GateSample::new(&pass.engagements, &state_at_cut, row_cut);
-    if gate_sample.len() > 0 && !row_models.retrieval.is_empty() {
-        row_models.fusion_weights = gate_sample.channel_weights(config, &row_models);
-    }
-    seconds.insert(
-        "fusion_weights".to_string(),
-        started.elapsed().as_secs_f64(),
-    );
-    progress("building ranker rows (point-in-time replay)");
-    let started = Instant::now();
-    let built = ranker_rows(config, replay, &pass, &row_models, &sampled)?;
-    seconds.insert("ranker_rows".to_string(), started.elapsed().as_secs_f64());
-    let positives = built.rows.iter().filter(|r| r.label > 0.5).count();
+    let RowSet {
+        cuts,
+        rows,
+        log_end: _,
+        skipped_impressions,
+        fusion_weights,
+        pass,
+        row_models,
+        gate_state,
+        mut seconds,
+    } = rows(config, replay, progress)?;
     progress("training and gating the ranker");
     let started = Instant::now();
-    let (ranker, ranker_gate) = match fit_ranker(&built)? {
-        Some(model) if gate_sample.len() > 0 => {
-            let (ranker, verdict) = gate_sample.judge_ranker(config, &row_models, model);
-            (ranker, Some(verdict))
-        }
-        other => (other, None),
+    let gate_sample = GateSample::new(
+        &pass.engagements,
+        &gate_state,
+        cuts.gate_cut,
+        cuts.gate_cut.plus_millis(cuts.label_window_ms),
+    );
+    // The gate's ranker never saw a label from the gate cut on.
+    let ranker_gate = if gate_sample.len() > 0 {
+        let gate_rows: Vec<TrainingRow> = rows
+            .iter()
+            .filter(|r| r.label_closed && r.label_closes <= cuts.gate_cut)
+            .map(RankerRow::training_row)
+            .collect();
+        fit_ranker(&gate_rows)?
+            .map(|model| gate_sample.judge_ranker(config, &row_models, model, gate_rows.len()))
+    } else {
+        None
     };
-    let fusion_weights = std::mem::take(&mut row_models.fusion_weights);
+    drop(gate_sample);
+    drop(gate_state);
     drop(row_models);
+    let fit_rows: Vec<TrainingRow> = rows
+        .iter()
+        .filter(|r| r.label_closed)
+        .map(RankerRow::training_row)
+        .collect();
+    // What ships is refitted on every row whose label is final, and only when the
+    // gate accepted the held-out fit.
+    let ranker = match &ranker_gate {
+        Some(gate) if gate.accepted => fit_ranker(&fit_rows)?,
+        _ => None,
+    };
+    let positives = fit_rows.iter().filter(|r| r.label > 0.5).count();
     seconds.insert("ranker".to_string(), started.elapsed().as_secs_f64());
     progress("training the served retrieval models");
     let interactions = Interactions::from_triples(
@@ -487,15 +803,19 @@ pub fn train(
     if ranker.is_some() {
         models.push("ranker".into());
     }
+    let count = |source: fn(&RowSource) -> bool| rows.iter().filter(|r| source(&r.source)).count();
     let report = TrainReport {
         version: version.clone(),
         log_records: pass.records,
         interactions: interactions.num_pairs() as u64,
         users: interactions.num_users() as u64,
         items: interactions.num_items() as u64,
-        impression_rows: built.from_impressions,
-        interaction_rows: built.from_interactions,
-        positive_rate: positives as f64 / built.rows.len().max(1) as f64,
+        cuts,
+        impression_rows: count(|s| matches!(s, RowSource::Impression(_))) as u64,
+        interaction_rows: count(|s| matches!(s, RowSource::Interaction)) as u64,
+        open_label_rows: (rows.len() - fit_rows.len()) as u64,
+        skipped_impressions,
+        positive_rate: positives as f64 / fit_rows.len().max(1) as f64,
         ranker_gate,
         fusion_weights: fusion_weights
             .iter()
@@ -508,7 +828,7 @@ pub fn train(
         trained_at: Timestamp::now(),
         log_records: pass.records,
         interactions: report.interactions,
-        ranker_rows: built.rows.len() as u64,
+        ranker_rows: fit_rows.len() as u64,
         models,
         fusion_weights: report.fusion_weights.clone(),
         trained_until: pass.last_event_time,

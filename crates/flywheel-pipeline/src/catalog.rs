@@ -2,6 +2,7 @@
 //! derived from the log's upsert and delete records.
 
 use flywheel_core::{Item, ItemId, User, UserId};
+use flywheel_retrieval::ContentIndex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -62,6 +63,16 @@ impl Catalog {
     /// Number of users.
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// The content index of the catalog's items. They are indexed in id order, so the
+    /// same catalog always gives the same index, bit for bit, whatever the hash order:
+    /// serving and training (which rebuilds it as of each row's moment) build it here.
+    pub fn content_index(&self) -> ContentIndex {
+        let mut items: Vec<&Arc<Item>> = self.items.values().collect();
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        let items: Vec<Item> = items.into_iter().map(|i| Item::clone(i)).collect();
+        ContentIndex::build(&items)
     }
 
     /// The top-level category of an item, if the item is known.

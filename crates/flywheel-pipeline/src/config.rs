@@ -3,6 +3,7 @@
 //! overridden by environment variables and command-line flags in the binary.
 //! Unknown keys are errors, so a typo never silently falls back to a default.
 
+use flywheel_core::Timestamp;
 use flywheel_ranking::RerankConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -142,6 +143,35 @@ pub struct TrainingSettings {
     pub negatives_per_positive: usize,
     /// Seed of every random choice in training.
     pub seed: u64,
+    /// The moment (RFC 3339 or epoch seconds) that splits the data the fusion weights
+    /// are learned on: the retrieval models that are judged are trained on the
+    /// interactions before it, and each channel is scored on the engagements from it
+    /// up to `row_cut`, so that no ranker row uses weights learned after its moment.
+    /// Unset: the moment before the latest 50% of the engagements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion_cut: Option<Timestamp>,
+    /// The moment before which the retrieval models that generate the candidates of
+    /// interaction rows are trained; interaction rows are anchored at engagements from
+    /// it on. Unset: the moment before the latest 40% of the engagements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_cut: Option<Timestamp>,
+    /// The moment at which the ranker gate judges: the ranker it judges is fitted only
+    /// on rows whose label window closed by then, and it is scored on the engagements
+    /// in the label window from it. Unset: the moment before the latest 15% of the
+    /// engagements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_cut: Option<Timestamp>,
+    /// A ranker row is positive when the user engages with its item within this many
+    /// hours from the row's moment; a row whose window has not closed by the end of
+    /// the log is not fitted on.
+    pub label_window_hours: f64,
+}
+
+impl TrainingSettings {
+    /// The label window in milliseconds.
+    pub fn label_window_millis(&self) -> i64 {
+        (self.label_window_hours * 3_600_000.0).round() as i64
+    }
 }
 
 impl Default for TrainingSettings {
@@ -155,6 +185,10 @@ impl Default for TrainingSettings {
             ease_max_items: 20_000,
             negatives_per_positive: 4,
             seed: 42,
+            fusion_cut: None,
+            row_cut: None,
+            gate_cut: None,
+            label_window_hours: 24.0,
         }
     }
 }
@@ -255,6 +289,34 @@ impl EngineConfig {
         if self.training.als_factors == 0 || self.training.als_iterations == 0 {
             return bad("training.als_factors and training.als_iterations must be positive");
         }
+        let hours = self.training.label_window_hours;
+        if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 3650.0) {
+            return bad("training.label_window_hours must be positive (and at most ten years)");
+        }
+        let t = &self.training;
+        for (earlier, later, names) in [
+            (
+                t.fusion_cut,
+                t.row_cut,
+                "training.fusion_cut must not be after training.row_cut",
+            ),
+            (
+                t.row_cut,
+                t.gate_cut,
+                "training.row_cut must not be after training.gate_cut",
+            ),
+            (
+                t.fusion_cut,
+                t.gate_cut,
+                "training.fusion_cut must not be after training.gate_cut",
+            ),
+        ] {
+            if let (Some(a), Some(b)) = (earlier, later) {
+                if a > b {
+                    return bad(names);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -284,5 +346,40 @@ mod tests {
         assert!(EngineConfig::from_toml_str("[retrieval.quotas]\nmagic = 0.5").is_err());
         let ok = EngineConfig::from_toml_str("[rerank]\ncategory_cap = 0.5").unwrap();
         assert_eq!(ok.rerank.category_cap, 0.5);
+        assert!(EngineConfig::from_toml_str("[training]\nlabel_window_hours = 0").is_err());
+        assert!(EngineConfig::from_toml_str(
+            "[training]\nrow_cut = \"2026-01-03T00:00:00Z\"\ngate_cut = \"2026-01-02T00:00:00Z\""
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn training_cuts_are_absolute_times() {
+        let config = EngineConfig::from_toml_str(
+            "[training]\nfusion_cut = \"2026-01-01T00:00:00Z\"\nrow_cut = 1767398400\ngate_cut = \"2026-01-04T00:00:00Z\"\nlabel_window_hours = 12",
+        )
+        .unwrap();
+        let t = &config.training;
+        assert_eq!(
+            t.fusion_cut,
+            Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").ok()
+        );
+        assert_eq!(
+            t.row_cut,
+            Timestamp::parse_rfc3339("2026-01-03T00:00:00Z").ok()
+        );
+        assert_eq!(
+            t.gate_cut,
+            Timestamp::parse_rfc3339("2026-01-04T00:00:00Z").ok()
+        );
+        assert_eq!(t.label_window_millis(), 12 * 3_600_000);
+        // The manifest stores the config as JSON: unset cuts round-trip.
+        let json = serde_json::to_string(&EngineConfig::default()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<EngineConfig>(&json).unwrap(),
+            EngineConfig::default()
+        );
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(serde_json::from_str::<EngineConfig>(&json).unwrap(), config);
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use flywheel_features::FeatureReader;
 
+use crate::catalog::Catalog;
 use crate::config::EngineConfig;
 use crate::models::ModelSet;
 use crate::state::State;
@@ -319,9 +320,10 @@ fn run_channel(
     let personal = ctx.personalised;
     let now = ctx.request.now;
     let category = ctx.request.category.as_deref();
+    let catalog = &ctx.state.catalog;
     let plain = |list: Vec<(ItemId, f32)>| -> ChannelItems {
         list.into_iter()
-            .filter(|(item, _)| !exclude.contains(item))
+            .filter(|(item, _)| !exclude.contains(item) && !not_yet_created(catalog, item, now))
             .map(|(item, score)| (item, score, None))
             .collect()
     };
@@ -360,6 +362,16 @@ fn run_channel(
     }
 }
 
+/// Whether the catalog says the item enters it only after `now` (its `created_at`
+/// is later): such an item is never a candidate, so a list as of an earlier moment
+/// (a training row, a holdout) cannot propose an item that did not exist yet.
+fn not_yet_created(catalog: &Catalog, item: &ItemId, now: Timestamp) -> bool {
+    catalog
+        .item(item)
+        .and_then(|i| i.created_at)
+        .is_some_and(|created| created > now)
+}
+
 fn missing(ctx: &mut Context, channel: Channel) -> ChannelItems {
     ctx.fallback_reasons
         .push(format!("no trained {} model; skipped", channel.as_str()));
@@ -379,7 +391,9 @@ fn co_visitation(
     for (rank, ((seed, weight), found)) in history.iter().zip(neighbours).enumerate() {
         let recency = 1.0 / (1.0 + rank as f32);
         for (neighbour, strength) in found {
-            if exclude.contains(&neighbour) {
+            if exclude.contains(&neighbour)
+                || not_yet_created(&ctx.state.catalog, &neighbour, ctx.request.now)
+            {
                 continue;
             }
             let gain = strength * weight * recency;
@@ -526,7 +540,12 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
         wanted * 3 + seen.len(),
     );
     if pool.len() < wanted + seen.len() {
-        let mut newest: Vec<_> = ctx.state.catalog.items().filter(|i| i.available).collect();
+        let mut newest: Vec<_> = ctx
+            .state
+            .catalog
+            .items()
+            .filter(|i| i.available && i.created_at.is_none_or(|created| created <= now))
+            .collect();
         newest.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
@@ -547,7 +566,10 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
         let Some(item) = ctx.state.catalog.item(&item_id) else {
             continue;
         };
-        if !item.available || !seen.insert(item_id.clone()) {
+        if !item.available
+            || not_yet_created(&ctx.state.catalog, &item_id, now)
+            || !seen.insert(item_id.clone())
+        {
             continue;
         }
         if let Some(category) = &ctx.request.category {
@@ -555,16 +577,41 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
                 continue;
             }
         }
+        let candidate = Candidate {
+            item_id: item_id.clone(),
+            channel: Channel::Popularity,
+            channel_score: 0.0,
+            channel_rank: 0,
+            source_item: None,
+        };
+        // A top-up slot is logged with its features like every other slot, so
+        // training can learn from it and the parity check covers it.
+        let features = if ctx.request.keep_features {
+            let item_features = ctx
+                .features
+                .item_features_many(&[&item_id], now)
+                .pop()
+                .unwrap_or_default();
+            featurize(&RankingInput {
+                user: &ctx.user,
+                item,
+                item_features: &item_features,
+                candidate: &candidate,
+                now,
+            })
+        } else {
+            Vec::new()
+        };
         let category = item.top_category().to_string();
         items.push(RecItem {
             score: 0.0,
             position: items.len() as u32,
-            channel: Channel::Popularity,
-            channel_rank: 0,
-            channel_score: 0.0,
+            channel: candidate.channel,
+            channel_rank: candidate.channel_rank,
+            channel_score: candidate.channel_score,
             source_item: None,
             explanation: Explanation::new(flywheel_core::ExplanationKind::PopularIn { category }),
-            features: Vec::new(),
+            features,
             item_id,
         });
     }

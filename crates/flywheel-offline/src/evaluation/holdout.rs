@@ -142,13 +142,8 @@ impl Holdout {
             new_users,
             power_users,
         };
-        let items: Vec<flywheel_core::Item> = state
-            .catalog
-            .items()
-            .map(|i| flywheel_core::Item::clone(i))
-            .collect();
         Holdout {
-            content: ContentIndex::build(&items),
+            content: state.catalog.content_index(),
             state,
             now: log.marked.now,
             history,

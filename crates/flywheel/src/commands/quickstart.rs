@@ -38,18 +38,21 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
     }
     println!("3/4 training");
     match train::train_with_progress(&engine, false) {
-        Ok(outcome) => println!(
-            "    {} trained on {} interactions; {} ranker rows; {}: {}",
-            outcome.version,
-            outcome.report.interactions,
-            outcome.report.impression_rows + outcome.report.interaction_rows,
-            if outcome.promoted {
-                "serving"
-            } else {
-                "not promoted"
-            },
-            outcome.reason
-        ),
+        Ok(outcome) => {
+            println!(
+                "    {} trained on {} interactions; {} ranker rows; {}: {}",
+                outcome.version,
+                outcome.report.interactions,
+                outcome.report.impression_rows + outcome.report.interaction_rows,
+                if outcome.promoted {
+                    "serving"
+                } else {
+                    "not promoted"
+                },
+                outcome.reason
+            );
+            print!("    {}", train::gate_line(&outcome.report));
+        }
         // A reused data dir whose served version already saw every event: keep it.
         Err(e) if engine.models().manifest.is_some() => {
             println!("    keeping {}: {e:#}", engine.models().version())

@@ -51,16 +51,15 @@ pub fn render(outcome: &TrainOutcome, serving: &str) -> String {
         report.impression_rows,
         report.positive_rate
     );
-    match &report.ranker_gate {
-        Some(gate) => out.push_str(&format!(
-            "ranker gate on {} users (holdout inside the training data): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}\n",
-            gate.users,
-            gate.ranker_ndcg_at_10,
-            gate.retrieval_ndcg_at_10,
-            if gate.accepted { "ranker shipped" } else { "ranker rejected; the fused retrieval order serves" }
-        )),
-        None => out.push_str("no ranker trained (no rows with both outcomes)\n"),
-    }
+    out.push_str(&format!(
+        "cuts: fusion {}, rows {}, gate {}; label window {} h; {} rows with a still-open window not fitted on\n",
+        report.cuts.fusion_cut,
+        report.cuts.row_cut,
+        report.cuts.gate_cut,
+        report.cuts.label_window_ms as f64 / 3_600_000.0,
+        report.open_label_rows
+    ));
+    out.push_str(&gate_line(report));
     if !report.fusion_weights.is_empty() {
         let weights: Vec<String> = report
             .fusion_weights
@@ -156,4 +155,20 @@ fn print_job(job: &Value, json: bool) -> Result<()> {
         bail!("training job failed");
     }
     Ok(())
+}
+
+/// The ranker gate's verdict, one line.
+pub fn gate_line(report: &flywheel_offline::training::TrainReport) -> String {
+    match &report.ranker_gate {
+        Some(gate) => format!(
+            "ranker gate at {} on {} users (a ranker fitted on {} rows labelled before it): with ranker ndcg@10 {:.4} vs retrieval order {:.4} -> {}\n",
+            gate.cut,
+            gate.users,
+            gate.fit_rows,
+            gate.ranker_ndcg_at_10,
+            gate.retrieval_ndcg_at_10,
+            if gate.accepted { "ranker shipped" } else { "ranker rejected; the fused retrieval order serves" }
+        ),
+        None => "no ranker (no gate users after the gate cut, or no fitted rows with both outcomes before it)\n".to_string(),
+    }
 }
