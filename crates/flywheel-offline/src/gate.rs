@@ -201,3 +201,176 @@ impl<'a> GateSample<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::{Action, Candidate, Event, Item, LogRecord};
+    use flywheel_pipeline::{feature_config, retrieve_candidates};
+    use flywheel_ranking::{featurize, LogisticRegression, LrParams, RankingInput, TrainingRow};
+
+    const T0: i64 = 1_700_000_000;
+
+    fn event(user: usize, item: usize, minute: i64) -> (Timestamp, LogRecord) {
+        let at = Timestamp::from_secs(T0 + 60 * minute);
+        let record = LogRecord::Event(Event {
+            user_id: UserId::new_unchecked(format!("u{user}")),
+            item_id: ItemId::new_unchecked(format!("i{item}")),
+            action: Action::Click,
+            value: None,
+            timestamp: at,
+            request_id: None,
+            position: None,
+            context: Default::default(),
+        });
+        (at, record)
+    }
+
+    /// 24 books, the even ones cheap (price 1) and the odd ones dear (price 100). Before
+    /// the cut each of 60 users clicks 4 books of both kinds, so popularity knows no
+    /// price; after it, each clicks 3 cheap books they had not met. Only a ranker that
+    /// learned "cheap first" can beat the fused retrieval order there.
+    struct World {
+        state: State,
+        engagements: HashMap<UserId, Vec<(Timestamp, ItemId)>>,
+        cut: Timestamp,
+        until: Timestamp,
+    }
+
+    fn cheap(item: usize) -> bool {
+        item.is_multiple_of(2)
+    }
+
+    fn world() -> World {
+        let config = EngineConfig::default();
+        let mut state = State::new(feature_config(&config));
+        for i in 0..24 {
+            let mut item = Item::new(ItemId::new_unchecked(format!("i{i}")), "books");
+            item.created_at = Some(Timestamp::from_secs(T0 - 86_400));
+            item.price = Some(if cheap(i) { 1.0 } else { 100.0 });
+            state.apply(&LogRecord::ItemUpsert(item));
+        }
+        let mut engagements: HashMap<UserId, Vec<(Timestamp, ItemId)>> = HashMap::new();
+        let mut seen: HashMap<usize, HashSet<usize>> = HashMap::new();
+        let mut minute = 0;
+        for u in 0..60usize {
+            for k in 0..4 {
+                minute += 1;
+                let item = (u + 7 * k) % 24;
+                seen.entry(u).or_default().insert(item);
+                let (at, record) = event(u, item, minute);
+                if let LogRecord::Event(e) = &record {
+                    engagements
+                        .entry(e.user_id.clone())
+                        .or_default()
+                        .push((at, e.item_id.clone()));
+                }
+                state.apply(&record);
+            }
+        }
+        let cut = Timestamp::from_secs(T0 + 60 * (minute + 1));
+        for u in 0..60usize {
+            let fresh = (0..24)
+                .map(|k| (u + k) % 24)
+                .filter(|i| cheap(*i) && !seen[&u].contains(i))
+                .take(3);
+            for item in fresh.collect::<Vec<_>>() {
+                minute += 2;
+                let (at, _) = event(u, item, minute);
+                engagements
+                    .entry(UserId::new_unchecked(format!("u{u}")))
+                    .or_default()
+                    .push((at, ItemId::new_unchecked(format!("i{item}"))));
+            }
+        }
+        World {
+            state,
+            engagements,
+            cut,
+            until: Timestamp::from_secs(T0 + 60 * (minute + 1)),
+        }
+    }
+
+    /// A ranker fitted on the candidates at the cut, labelled by whether the item is
+    /// cheap (`agree`), or by its opposite.
+    fn ranker(world: &World, config: &EngineConfig, agree: bool) -> Ranker {
+        let models = ModelSet::default();
+        let mut rows = Vec::new();
+        for u in 0..60usize {
+            let user_id = UserId::new_unchecked(format!("u{u}"));
+            let request = RecRequest {
+                user_id: user_id.clone(),
+                count: 50,
+                category: None,
+                now: world.cut,
+                keep_features: false,
+                only_channel: None,
+                exclude: HashSet::new(),
+                use_ranker: false,
+                enforce_deadlines: false,
+            };
+            let user = world.state.features.user_features(&user_id, world.cut);
+            let candidates: Vec<Candidate> =
+                retrieve_candidates(&world.state, &models, None, config, &request);
+            for candidate in candidates {
+                let item = world.state.catalog.item(&candidate.item_id).unwrap();
+                let item_features = world.state.features.item_features(&item.id, world.cut);
+                let same = item.price == Some(1.0);
+                rows.push(TrainingRow {
+                    features: featurize(&RankingInput {
+                        user: &user,
+                        item,
+                        item_features: &item_features,
+                        candidate: &candidate,
+                        now: world.cut,
+                    }),
+                    label: f32::from(u8::from(same == agree)),
+                    weight: 1.0,
+                });
+            }
+        }
+        Ranker::Logistic(LogisticRegression::train(&rows, &LrParams::default()).unwrap())
+    }
+
+    #[test]
+    fn the_ranker_gate_ships_a_ranker_that_beats_the_fused_order_and_not_one_that_loses() {
+        let world = world();
+        let config = EngineConfig::default();
+        let sample = GateSample::new(&world.engagements, &world.state, world.cut, world.until);
+        assert_eq!(sample.len(), 60);
+        let models = ModelSet::default();
+        let good = sample.judge_ranker(&config, &models, ranker(&world, &config, true), 1);
+        assert!(
+            good.accepted && good.ranker_ndcg_at_10 > good.retrieval_ndcg_at_10,
+            "{good:?}"
+        );
+        let bad = sample.judge_ranker(&config, &models, ranker(&world, &config, false), 1);
+        assert!(
+            !bad.accepted && bad.ranker_ndcg_at_10 < bad.retrieval_ndcg_at_10,
+            "{bad:?}"
+        );
+        // The fused order is the same on both sides of both comparisons.
+        assert_eq!(good.retrieval_ndcg_at_10, bad.retrieval_ndcg_at_10);
+    }
+
+    #[test]
+    fn the_ranker_gate_needs_users_to_say_yes() {
+        let world = world();
+        let config = EngineConfig::default();
+        let after_everything = world.until.plus_millis(1);
+        let empty = GateSample::new(
+            &world.engagements,
+            &world.state,
+            after_everything,
+            after_everything.plus_millis(1),
+        );
+        assert_eq!(empty.len(), 0);
+        let verdict = empty.judge_ranker(
+            &config,
+            &ModelSet::default(),
+            ranker(&world, &config, true),
+            1,
+        );
+        assert!(!verdict.accepted, "{verdict:?}");
+    }
+}
