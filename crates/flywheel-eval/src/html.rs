@@ -1,16 +1,13 @@
-//! A self-contained HTML report: inline CSS and SVG only, no scripts, no external fonts.
-
-use std::fmt::Write;
+//! The HTML report of `flywheel eval metrics|ope`, drawn with the
+//! [`report_html`](crate::report_html) kit: which sections and which numbers.
 
 use crate::ope::OpeReport;
 use crate::preds::PointwiseMetrics;
 use crate::report::MetricsReport;
-use crate::svg::{escape, interval_plot, line_chart, reliability_diagram};
+use crate::report_html::{
+    interval_plot, line_chart, number, reliability_diagram, Interval, Page, Series, Table, YAxis,
+};
 use crate::text::cutoff_table;
-
-const STYLE: &str = "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}\
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.warn{color:#a33}";
 
 /// Renders the metrics and/or OPE reports as one HTML page with a reliability diagram,
 /// metrics by slice, NDCG@k by k and estimator confidence intervals.
@@ -19,143 +16,175 @@ pub fn html_report(
     metrics: Option<&MetricsReport>,
     ope: Option<&OpeReport>,
 ) -> String {
-    let mut out = String::new();
-    let _ = write!(out, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}</title><style>{STYLE}</style></head><body><h1>{0}</h1>", escape(title));
+    let mut page = Page::new(title);
     if let Some(report) = metrics {
-        ranking_section(&mut out, report);
-        pointwise_section(&mut out, report);
-        warnings(&mut out, &report.warnings);
+        ranking_section(&mut page, report);
+        pointwise_section(&mut page, report);
+        warnings(&mut page, &report.warnings);
     }
     if let Some(report) = ope {
-        ope_section(&mut out, report);
-        warnings(&mut out, &report.warnings);
+        ope_section(&mut page, report);
+        warnings(&mut page, &report.warnings);
     }
-    out.push_str("</body></html>\n");
-    out
+    page.finish()
 }
 
 fn cell(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".to_string(), |v| format!("{v:.4}"))
+    number(value, 4)
 }
 
-fn ranking_section(out: &mut String, report: &MetricsReport) {
+fn ranking_section(page: &mut Page, report: &MetricsReport) {
     let Some(info) = &report.ranking else { return };
-    let _ = write!(
-        out,
-        "<h2>Ranking</h2><p>{} queries evaluated ({} judged, {} in the run); ties broken {:?}; averaged over {:?}.</p>",
-        info.queries_evaluated, info.queries_judged, info.queries_in_run, info.options.tie_break, info.options.scope
-    );
+    page.h2("Ranking").paragraph(&format!(
+        "{} queries evaluated ({} judged, {} in the run); ties broken {:?}; averaged over {:?}.",
+        info.queries_evaluated,
+        info.queries_judged,
+        info.queries_in_run,
+        info.options.tie_break,
+        info.options.scope
+    ));
     let (ks, rows) = cutoff_table(&report.mean);
-    out.push_str("<table><tr><th>metric</th>");
-    ks.iter().for_each(|k| {
-        let _ = write!(out, "<th>@{k}</th>");
-    });
-    out.push_str("</tr>");
+    let mut table =
+        Table::new(std::iter::once("metric".to_string()).chain(ks.iter().map(|k| format!("@{k}"))));
     for (base, cells) in &rows {
-        let _ = write!(out, "<tr><td>{}</td>", escape(base));
-        cells.iter().for_each(|c| {
-            let _ = write!(out, "<td>{}</td>", cell(*c));
-        });
-        out.push_str("</tr>");
+        table.row(std::iter::once(base.clone()).chain(cells.iter().map(|c| cell(*c))));
     }
-    out.push_str("</table><h3>NDCG@k by k</h3>");
     let wanted = ["ndcg", "ndcg_exp", "ndcg_bin", "r", "p", "map"];
-    let series: Vec<(String, Vec<Option<f64>>)> = rows
+    let series: Vec<Series> = rows
         .into_iter()
         .filter(|(b, _)| wanted.contains(&b.as_str()))
-        .map(|(b, c)| (format!("{b}@k"), c))
+        .map(|(b, values)| Series {
+            name: format!("{b}@k"),
+            points: ks
+                .iter()
+                .zip(values)
+                .filter_map(|(k, v)| v.map(|v| (*k as f64, v)))
+                .collect(),
+        })
         .collect();
-    out.push_str(&line_chart("Metrics by cutoff k", &ks, &series));
+    page.table(&table).h3("NDCG@k by k").push_html(&line_chart(
+        "Metrics by cutoff k",
+        "cutoff k",
+        &ks,
+        YAxis::Unit,
+        &series,
+    ));
 }
 
-fn pointwise_row(out: &mut String, label: &str, m: &PointwiseMetrics) {
-    let _ = write!(
-        out,
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        escape(label),
-        m.n,
-        m.positives,
+fn pointwise_row(table: &mut Table, label: String, m: &PointwiseMetrics) {
+    table.row([
+        label,
+        m.n.to_string(),
+        m.positives.to_string(),
         cell(m.auc),
         cell(m.gauc),
         cell(m.log_loss),
         cell(m.normalized_entropy),
         cell(m.ece),
-        cell(m.observed_over_expected)
-    );
+        cell(m.observed_over_expected),
+    ]);
 }
 
-fn pointwise_section(out: &mut String, report: &MetricsReport) {
+fn pointwise_section(page: &mut Page, report: &MetricsReport) {
     let Some(pw) = &report.pointwise else { return };
-    out.push_str("<h2>Predictions</h2><h3>Metrics by slice</h3><table><tr><th>rows</th><th>n</th><th>positives</th><th>AUC</th><th>GAUC</th><th>log-loss</th><th>NE</th><th>ECE</th><th>O/E</th></tr>");
-    pointwise_row(out, "all", &pw.overall);
+    let mut table = Table::new([
+        "rows",
+        "n",
+        "positives",
+        "AUC",
+        "GAUC",
+        "log-loss",
+        "NE",
+        "ECE",
+        "O/E",
+    ]);
+    pointwise_row(&mut table, "all".to_string(), &pw.overall);
     for s in &pw.slices {
-        pointwise_row(out, &format!("{} = {}", s.column, s.value), &s.metrics);
+        pointwise_row(
+            &mut table,
+            format!("{} = {}", s.column, s.value),
+            &s.metrics,
+        );
     }
-    out.push_str("</table>");
-    let slice_aucs: Vec<(String, f64, f64, f64)> = pw
+    page.h2("Predictions").h3("Metrics by slice").table(&table);
+    let slice_aucs: Vec<Interval> = pw
         .slices
         .iter()
         .filter_map(|s| {
-            s.metrics
-                .auc
-                .map(|a| (format!("{}={}", s.column, s.value), a, a, a))
+            s.metrics.auc.map(|a| Interval {
+                label: format!("{}={}", s.column, s.value),
+                estimate: a,
+                low: a,
+                high: a,
+            })
         })
         .collect();
     if !slice_aucs.is_empty() {
-        let reference = pw.overall.auc.map(|a| ("overall AUC".to_string(), a));
-        out.push_str(&interval_plot("AUC by slice", &slice_aucs, reference));
+        let reference = pw.overall.auc.map(|a| ("overall AUC", a));
+        page.push_html(&interval_plot("AUC by slice", &slice_aucs, reference));
     }
     if !pw.overall.reliability.is_empty() {
-        let _ = write!(
-            out,
-            "<h3>Reliability diagram</h3><p>ECE {} · MCE {} over {} bins.</p>",
-            cell(pw.overall.ece),
-            cell(pw.overall.mce),
-            pw.n_bins
-        );
-        let bins: Vec<(f64, f64, f64, f64, u64)> = pw
-            .overall
-            .reliability
-            .iter()
-            .map(|b| (b.lo, b.hi, b.mean_pred, b.frac_pos, b.count))
-            .collect();
-        out.push_str(&reliability_diagram(&bins));
+        page.h3("Reliability diagram")
+            .paragraph(&format!(
+                "ECE {} · MCE {} over {} bins.",
+                cell(pw.overall.ece),
+                cell(pw.overall.mce),
+                pw.n_bins
+            ))
+            .push_html(&reliability_diagram(&pw.overall.reliability));
     }
 }
 
-fn ope_section(out: &mut String, report: &OpeReport) {
+fn ope_section(page: &mut Page, report: &OpeReport) {
     let level = 100.0 * report.options.confidence;
-    let _ = write!(
-        out,
-        "<h2>Off-policy evaluation</h2><p>{} instances; logging policy value {:.6}; effective sample size {:.1} ({:.2}% of n); max weight {:.3}.</p>",
+    page.h2("Off-policy evaluation").paragraph(&format!(
+        "{} instances; logging policy value {:.6}; effective sample size {:.1} ({:.2}% of n); max weight {:.3}.",
         report.n,
         report.behavior_value,
         report.weights.effective_sample_size,
         100.0 * report.weights.ess_fraction,
         report.weights.max_weight
-    );
-    let _ = write!(out, "<table><tr><th>estimator</th><th>estimate</th><th>se</th><th>{level:.0}% CI low</th><th>{level:.0}% CI high</th><th>bootstrap CI</th></tr>");
+    ));
+    let mut table = Table::new([
+        "estimator".to_string(),
+        "estimate".to_string(),
+        "se".to_string(),
+        format!("{level:.0}% CI low"),
+        format!("{level:.0}% CI high"),
+        "bootstrap CI".to_string(),
+    ]);
     for e in &report.estimators {
         let boot = e
             .bootstrap_ci
             .map_or_else(|| "–".to_string(), |[lo, hi]| format!("[{lo:.6}, {hi:.6}]"));
-        let _ = write!(out, "<tr><td>{}</td><td>{:.6}</td><td>{:.6}</td><td>{:.6}</td><td>{:.6}</td><td>{boot}</td></tr>", e.name, e.estimate, e.se, e.ci_low, e.ci_high);
+        table.row([
+            e.name.to_string(),
+            format!("{:.6}", e.estimate),
+            format!("{:.6}", e.se),
+            format!("{:.6}", e.ci_low),
+            format!("{:.6}", e.ci_high),
+            boot,
+        ]);
     }
-    out.push_str("</table>");
-    let rows: Vec<(String, f64, f64, f64)> = report
+    let rows: Vec<Interval> = report
         .estimators
         .iter()
-        .map(|e| (e.name.to_string(), e.estimate, e.ci_low, e.ci_high))
+        .map(|e| Interval {
+            label: e.name.to_string(),
+            estimate: e.estimate,
+            low: e.ci_low,
+            high: e.ci_high,
+        })
         .collect();
-    out.push_str(&interval_plot(
+    page.table(&table).push_html(&interval_plot(
         "Estimator confidence intervals",
         &rows,
-        Some(("logging policy".to_string(), report.behavior_value)),
+        Some(("logging policy", report.behavior_value)),
     ));
 }
 
-fn warnings(out: &mut String, warnings: &[String]) {
+fn warnings(page: &mut Page, warnings: &[String]) {
     for w in warnings {
-        let _ = write!(out, "<p class=\"warn\">⚠ {}</p>", escape(w));
+        page.warning(w);
     }
 }

@@ -21,7 +21,9 @@
 //!   importance weights make the estimates unreliable.
 //! - **Reports**: every result is `Serialize`; [`MetricsReport`] has `mean` and `per_query`
 //!   objects keyed by metric name; each report has `render_text()`; [`html_report`] draws a
-//!   self-contained page with inline SVG.
+//!   self-contained page with inline SVG, built from [`report_html`], the HTML report kit
+//!   (page shell and style sheet, escaping, tables, charts) that flywheel's other reports
+//!   use too.
 //!
 //! Bad input is an [`EvalError`] naming the file, line and column — never a panic, never a NaN.
 //!
@@ -44,6 +46,7 @@ pub mod pointwise;
 pub mod preds;
 pub mod ranking;
 pub mod report;
+pub mod report_html;
 mod sort;
 pub mod stats;
 mod svg;

@@ -14,7 +14,10 @@ use std::path::Path;
 mod error;
 mod movielens;
 pub use error::{ImportError, Result};
-pub use movielens::{read_movielens, MovieLensCounts};
+pub use movielens::{
+    read_movielens, read_movielens_ratings, MovieLensCounts, MovieLensRating, MovieLensRatings,
+    MovieLensVersion,
+};
 
 /// What kind of records a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

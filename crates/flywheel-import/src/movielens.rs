@@ -2,7 +2,8 @@
 
 use flywheel_core::{Item, ItemId, LogRecord, Timestamp, User, UserId};
 use serde_json::Value;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Lines, Read};
+use std::iter::Enumerate;
 use std::path::{Path, PathBuf};
 
 use super::{bad, open_maybe_gz, BATCH};
@@ -32,7 +33,7 @@ pub fn read_movielens(
             Some(path) => movielens_users(&path, '|', MovieLensVersion::Ml100k)?,
             None => Vec::new(),
         };
-        return emit_movielens(items, users, &ratings, '\t', sink);
+        return emit_movielens(items, users, &ratings, MovieLensVersion::Ml100k, sink);
     }
     if let Some(ratings) = find(dir, "ratings.dat") {
         let items = match find(dir, "movies.dat") {
@@ -43,7 +44,7 @@ pub fn read_movielens(
             Some(path) => movielens_users(&path, ':', MovieLensVersion::Ml1m)?,
             None => Vec::new(),
         };
-        return emit_movielens(items, users, &ratings, ':', sink);
+        return emit_movielens(items, users, &ratings, MovieLensVersion::Ml1m, sink);
     }
     Err(ImportError::NotFound(format!(
         "MovieLens ratings in {} (expected u.data for 100K or ratings.dat for 1M, optionally .gz)",
@@ -62,17 +63,120 @@ pub struct MovieLensCounts {
     pub events: u64,
 }
 
-#[derive(Clone, Copy)]
-enum MovieLensVersion {
+/// Which MovieLens release a file comes from; it fixes the field separator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MovieLensVersion {
+    /// MovieLens 100K: `u.data` separated by tabs; `u.item`, `u.user` by `|`.
     Ml100k,
+    /// MovieLens 1M: `ratings.dat`, `movies.dat`, `users.dat` separated by `::`.
     Ml1m,
+}
+
+impl MovieLensVersion {
+    /// The separator of the ratings file (empty fields are skipped, so `:` reads `::`).
+    fn ratings_separator(self) -> char {
+        match self {
+            MovieLensVersion::Ml100k => '\t',
+            MovieLensVersion::Ml1m => ':',
+        }
+    }
+}
+
+/// One line of a MovieLens ratings file (`u.data`, `ratings.dat`):
+/// `user, item, rating, timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MovieLensRating {
+    /// The user id (MovieLens numbers its users from 1).
+    pub user: u32,
+    /// The movie id (numbered from 1).
+    pub item: u32,
+    /// The rating, 1 to 5 stars.
+    pub rating: f64,
+    /// When it was given, seconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// The ratings of a MovieLens ratings file, in file order; see [`read_movielens_ratings`].
+pub struct MovieLensRatings {
+    path: PathBuf,
+    lines: Enumerate<Lines<Box<dyn BufRead>>>,
+    separator: char,
+}
+
+impl Iterator for MovieLensRatings {
+    type Item = Result<MovieLensRating>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for (index, line) in self.lines.by_ref() {
+            let number = index as u64 + 1;
+            let line = match line {
+                Ok(line) => line,
+                Err(e) => return Some(Err(bad(&self.path, number, e.to_string()))),
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Some(
+                parse_rating(&line, self.separator).map_err(|m| bad(&self.path, number, m)),
+            );
+        }
+        None
+    }
+}
+
+/// Reads a MovieLens ratings file (optionally `.gz`) of the given release: one
+/// [`MovieLensRating`] per non-blank line, in file order (which is not time order). A
+/// bad line is an [`ImportError::BadFile`] naming the file and the line; callers stop
+/// at the first.
+pub fn read_movielens_ratings(path: &Path, version: MovieLensVersion) -> Result<MovieLensRatings> {
+    Ok(MovieLensRatings {
+        path: path.to_path_buf(),
+        lines: open_maybe_gz(path)?.lines().enumerate(),
+        separator: version.ratings_separator(),
+    })
+}
+
+/// Parses `user, item, rating, timestamp`; the error says what was wrong with the line.
+fn parse_rating(line: &str, separator: char) -> std::result::Result<MovieLensRating, String> {
+    let mut fields = line.split(separator).filter(|f| !f.is_empty());
+    let (Some(user), Some(item), Some(rating), Some(timestamp), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(format!(
+            "expected user, item, rating, timestamp; got `{line}`"
+        ));
+    };
+    let id = |what: &str, text: &str| {
+        text.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{what} id `{text}` is not a whole number"))
+    };
+    let rating_value: f64 = rating
+        .trim()
+        .parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite())
+        .ok_or_else(|| format!("rating `{rating}` is not a number"))?;
+    Ok(MovieLensRating {
+        user: id("user", user)?,
+        item: id("item", item)?,
+        rating: rating_value,
+        timestamp: timestamp
+            .trim()
+            .parse()
+            .map_err(|_| format!("timestamp `{timestamp}` is not an integer"))?,
+    })
 }
 
 fn emit_movielens(
     items: Vec<Item>,
     users: Vec<User>,
     ratings: &Path,
-    separator: char,
+    version: MovieLensVersion,
     sink: &mut dyn FnMut(Vec<LogRecord>) -> Result<()>,
 ) -> Result<MovieLensCounts> {
     let mut counts = MovieLensCounts {
@@ -83,46 +187,8 @@ fn emit_movielens(
     sink(items.into_iter().map(LogRecord::ItemUpsert).collect())?;
     sink(users.into_iter().map(LogRecord::UserUpsert).collect())?;
     let mut events = Vec::with_capacity(100_000);
-    for (index, line) in open_maybe_gz(ratings)?.lines().enumerate() {
-        let number = index as u64 + 1;
-        let line = line.map_err(|e| bad(ratings, number, e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(separator).filter(|f| !f.is_empty()).collect();
-        if fields.len() != 4 {
-            return Err(bad(
-                ratings,
-                number,
-                format!("expected user, item, rating, timestamp; got `{line}`"),
-            ));
-        }
-        let rating: f64 = fields[2].trim().parse().map_err(|_| {
-            bad(
-                ratings,
-                number,
-                format!("rating `{}` is not a number", fields[2]),
-            )
-        })?;
-        let secs: i64 = fields[3].trim().parse().map_err(|_| {
-            bad(
-                ratings,
-                number,
-                format!("timestamp `{}` is not an integer", fields[3]),
-            )
-        })?;
-        events.push(flywheel_core::Event {
-            user_id: UserId::parse("user", fields[0].trim())
-                .map_err(|e| bad(ratings, number, e.to_string()))?,
-            item_id: ItemId::parse("item", fields[1].trim())
-                .map_err(|e| bad(ratings, number, e.to_string()))?,
-            action: flywheel_core::Action::Like,
-            value: Some(rating),
-            timestamp: Timestamp::from_secs(secs),
-            request_id: None,
-            position: None,
-            context: Default::default(),
-        });
+    for rating in read_movielens_ratings(ratings, version)? {
+        events.push(rating_event(&rating?));
     }
     // Ratings files are not in time order; the log is.
     events.sort_by_key(|e| e.timestamp);
@@ -131,6 +197,21 @@ fn emit_movielens(
         sink(chunk.iter().cloned().map(LogRecord::Event).collect())?;
     }
     Ok(counts)
+}
+
+/// A rating as a `like` event whose value is the rating.
+fn rating_event(r: &MovieLensRating) -> flywheel_core::Event {
+    flywheel_core::Event {
+        // A decimal number is always a valid id.
+        user_id: UserId::new_unchecked(r.user.to_string()),
+        item_id: ItemId::new_unchecked(r.item.to_string()),
+        action: flywheel_core::Action::Like,
+        value: Some(r.rating),
+        timestamp: Timestamp::from_secs(r.timestamp),
+        request_id: None,
+        position: None,
+        context: Default::default(),
+    }
 }
 
 /// Reads MovieLens text, which is Latin-1 in the 100K set.
@@ -284,6 +365,125 @@ fn movielens_users(path: &Path, separator: char, version: MovieLensVersion) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    fn ratings(path: &Path, version: MovieLensVersion) -> Result<Vec<MovieLensRating>> {
+        read_movielens_ratings(path, version)?.collect()
+    }
+
+    #[test]
+    fn ratings_of_both_releases_read_in_file_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = write(
+            dir.path(),
+            "u.data",
+            "196\t242\t3\t881250949\n\n22\t377\t1\t878887116\n",
+        );
+        let expected = vec![
+            MovieLensRating {
+                user: 196,
+                item: 242,
+                rating: 3.0,
+                timestamp: 881250949,
+            },
+            MovieLensRating {
+                user: 22,
+                item: 377,
+                rating: 1.0,
+                timestamp: 878887116,
+            },
+        ];
+        assert_eq!(
+            ratings(&data, MovieLensVersion::Ml100k).expect("reads"),
+            expected
+        );
+        let dat = write(
+            dir.path(),
+            "ratings.dat",
+            "196::242::3::881250949\n22::377::1::878887116\n",
+        );
+        assert_eq!(
+            ratings(&dat, MovieLensVersion::Ml1m).expect("reads"),
+            expected
+        );
+    }
+
+    #[test]
+    fn bad_ratings_name_file_line_and_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (text, says) in [
+            ("1\t2\t3\n", "expected user, item, rating, timestamp"),
+            ("1\t2\t3\t4\t5\n", "expected user, item, rating, timestamp"),
+            ("u1\t2\t3\t4\n", "user id `u1` is not a whole number"),
+            ("1\t-2\t3\t4\n", "item id `-2` is not a whole number"),
+            ("1\t2\tfive\t4\n", "rating `five` is not a number"),
+            ("1\t2\tNaN\t4\n", "rating `NaN` is not a number"),
+            ("1\t2\t3\tnoon\n", "timestamp `noon` is not an integer"),
+        ] {
+            let path = write(dir.path(), "u.data", &format!("1\t1\t5\t0\n{text}"));
+            let err = ratings(&path, MovieLensVersion::Ml100k)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains("u.data:2: ") && err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn import_turns_ratings_into_like_events_in_time_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "u.data", "1\t10\t4\t200\n2\t20\t5\t100\n");
+        let mut records = Vec::new();
+        let counts = read_movielens(dir.path(), &mut |batch| {
+            records.extend(batch);
+            Ok(())
+        })
+        .expect("imports");
+        assert_eq!(
+            counts,
+            MovieLensCounts {
+                items: 0,
+                users: 0,
+                events: 2
+            }
+        );
+        let events: Vec<_> = records
+            .iter()
+            .filter_map(|r| match r {
+                LogRecord::Event(e) => Some((
+                    e.user_id.as_str(),
+                    e.item_id.as_str(),
+                    e.action.clone(),
+                    e.value,
+                    e.timestamp,
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                (
+                    "2",
+                    "20",
+                    flywheel_core::Action::Like,
+                    Some(5.0),
+                    Timestamp::from_secs(100)
+                ),
+                (
+                    "1",
+                    "10",
+                    flywheel_core::Action::Like,
+                    Some(4.0),
+                    Timestamp::from_secs(200)
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn movielens_dates_parse() {

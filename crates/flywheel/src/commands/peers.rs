@@ -12,6 +12,9 @@
 use anyhow::{bail, Context, Result};
 use flywheel_core::{Channel, ItemId, UserId};
 use flywheel_eval::ranking;
+// One line of `u.data`: user, item, rating, timestamp.
+use flywheel_import::MovieLensRating as Rating;
+use flywheel_import::{read_movielens_ratings, MovieLensVersion};
 use flywheel_retrieval::{
     fuse_scores, AlsModel, AlsParams, ChannelList, EaseModel, Interactions, PopularityModel,
 };
@@ -19,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -36,15 +39,6 @@ const FUSION_DEPTH: usize = 100;
 const SCRIPT_ENV: &str = "FLYWHEEL_BENCH_PEERS_SCRIPT";
 /// The peers' script, relative to the repository root.
 const SCRIPT_RELATIVE: &str = "scripts/bench_peers.py";
-
-/// One line of `u.data`: user, item, rating, timestamp.
-#[derive(Debug, Clone, Copy)]
-struct Rating {
-    user: u32,
-    item: u32,
-    stars: u32,
-    timestamp: u64,
-}
 
 /// One system's mean metrics over the test users (the JSON shape shared with the script).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,45 +94,10 @@ pub fn run(ml_dir: &Path, out: &Path, seed: u64, python: Option<&Path>) -> Resul
     Ok(())
 }
 
-/// Reads `u.data` (optionally gzipped): `user \t item \t rating \t timestamp`.
+/// Reads `u.data` (optionally gzipped) with flywheel-import's MovieLens reader.
 fn read_ratings(path: &Path) -> Result<Vec<Rating>> {
-    let reader = flywheel_import::open_maybe_gz(path)?;
-    let mut ratings = Vec::with_capacity(100_000);
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: read", path.display(), n + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<u64> = line
-            .split('\t')
-            .map(|f| f.trim().parse::<u64>())
-            .collect::<std::result::Result<_, _>>()
-            .with_context(|| {
-                format!(
-                    "{}:{}: expected four whole numbers `user<TAB>item<TAB>rating<TAB>timestamp`, got {line:?}",
-                    path.display(),
-                    n + 1
-                )
-            })?;
-        let &[user, item, stars, timestamp] = fields.as_slice() else {
-            bail!(
-                "{}:{}: expected 4 tab-separated fields (user, item, rating, timestamp), got {}",
-                path.display(),
-                n + 1,
-                fields.len()
-            );
-        };
-        let narrow = |v: u64, what: &str| {
-            u32::try_from(v)
-                .with_context(|| format!("{}:{}: {what} {v} too large", path.display(), n + 1))
-        };
-        ratings.push(Rating {
-            user: narrow(user, "user")?,
-            item: narrow(item, "item")?,
-            stars: narrow(stars, "rating")?,
-            timestamp,
-        });
-    }
+    let ratings = read_movielens_ratings(path, MovieLensVersion::Ml100k)?
+        .collect::<flywheel_import::Result<Vec<Rating>>>()?;
     if ratings.is_empty() {
         bail!(
             "{}: no ratings; is this MovieLens 100K's u.data?",
@@ -172,7 +131,7 @@ fn write_tsv(path: &Path, ratings: &[Rating]) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     for r in ratings {
-        writeln!(w, "{}\t{}\t{}\t{}", r.user, r.item, r.stars, r.timestamp)?;
+        writeln!(w, "{}\t{}\t{}\t{}", r.user, r.item, r.rating, r.timestamp)?;
     }
     w.flush()
         .with_context(|| format!("write {}", path.display()))
@@ -397,7 +356,7 @@ mod tests {
                 (0..n).map(move |item| Rating {
                     user,
                     item,
-                    stars: 3,
+                    rating: 3.0,
                     timestamp: 0,
                 })
             })
@@ -425,7 +384,7 @@ mod tests {
         let test = [Rating {
             user: 1,
             item: 7,
-            stars: 5,
+            rating: 5.0,
             timestamp: 0,
         }];
         let truth = Truth::new(&train, &test);
@@ -449,7 +408,7 @@ mod tests {
             .map(|item| Rating {
                 user: 1,
                 item,
-                stars: 4,
+                rating: 4.0,
                 timestamp: 0,
             })
             .collect();
