@@ -154,18 +154,7 @@ fn train_before_cut_and_compare(
 
 /// Applies the rule (or `force`) and says why in words.
 fn decide(comparison: &Comparison, gate: &GateOptions, force: bool) -> Decision {
-    let figures = format!(
-        "ndcg@10 {:.4} (candidate) vs {:.4} ({}), difference {:+.4}, {:.0}% CI [{:+.4}, {:+.4}] on {} users; {}",
-        comparison.candidate.ndcg_at_10,
-        comparison.serving.ndcg_at_10,
-        comparison.serving_version,
-        comparison.mean_difference,
-        comparison.confidence * 100.0,
-        comparison.ci_low,
-        comparison.ci_high,
-        comparison.users,
-        gate.rule.describe(),
-    );
+    let figures = format!("{}; {}", comparison.figures(), gate.rule.describe());
     match (comparison.promote, force) {
         (true, _) => Decision {
             promote: true,

@@ -180,6 +180,36 @@ pub struct Comparison {
     pub promote: bool,
 }
 
+impl Comparison {
+    /// The figures in one sentence: both NDCG@10s, the difference and its CI.
+    pub fn figures(&self) -> String {
+        format!(
+            "ndcg@10 {:.4} ({}, candidate) vs {:.4} ({}, serving), difference {:+.4}, {:.0}% paired bootstrap CI [{:+.4}, {:+.4}] on {} users ({} resamples, seed {})",
+            self.candidate.ndcg_at_10,
+            self.candidate_version,
+            self.serving.ndcg_at_10,
+            self.serving_version,
+            self.mean_difference,
+            self.confidence * 100.0,
+            self.ci_low,
+            self.ci_high,
+            self.users,
+            self.resamples,
+            self.seed,
+        )
+    }
+
+    /// The rule and its verdict in words.
+    pub fn verdict(&self) -> String {
+        let decision = if self.promote {
+            "promote"
+        } else {
+            "keep serving"
+        };
+        format!("{}: {decision}", self.rule.describe())
+    }
+}
+
 /// Mean of `differences` and its percentile bootstrap CI: `resamples` resamples with
 /// replacement drawn with `StdRng::seed_from_u64(seed)`. `(0, 0, 0)` for no data.
 pub fn paired_bootstrap_ci(

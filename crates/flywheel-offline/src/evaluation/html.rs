@@ -36,22 +36,9 @@ pub fn render_html(report: &EvalReport, comparison: Option<&Comparison>) -> Stri
         calibration_section(&mut page, calibration);
     }
     if let Some(c) = comparison {
-        let verdict = format!(
-            "{} against {} on {} users: mean NDCG@10 lift {:+.5}, {:.0}% bootstrap CI [{:+.5}, {:+.5}] ({} resamples, seed {}); rule {:?} → ",
-            c.candidate_version,
-            c.serving_version,
-            c.users,
-            c.mean_difference,
-            c.confidence * 100.0,
-            c.ci_low,
-            c.ci_high,
-            c.resamples,
-            c.seed,
-            c.rule,
-        );
-        let decision = if c.promote { "promote" } else { "keep serving" };
         page.h2("Promotion gate")
-            .push_html(&format!("<p>{}<b>{decision}</b>.</p>", escape(&verdict)));
+            .paragraph(&format!("{}. {}", c.method.describe(), c.figures()))
+            .push_html(&format!("<p><b>{}</b>.</p>", escape(&c.verdict())));
     }
     page.finish()
 }
@@ -248,8 +235,10 @@ mod tests {
             "<tr><td>(0.0, 0.1]</td><td>10</td><td>0.0500</td><td>0.3000</td></tr>",
             "Reliability diagram",
             "<h2>Promotion gate</h2>",
-            "v&lt;2&gt; against v1 on 7 users: mean NDCG@10 lift +0.01000, 95% bootstrap CI",
-            "<b>promote</b>.</p>",
+            "(v&lt;2&gt;, candidate) vs",
+            "(v1, serving), difference +0.0100, 95% paired bootstrap CI",
+            "on 7 users",
+            ": promote</b>.</p>",
         ] {
             assert!(page.contains(needle), "missing {needle}");
         }

@@ -297,21 +297,10 @@ pub fn render_holdout(report: &EvalReport) -> String {
 /// The gate's verdict in words.
 pub fn render_comparison(c: &Comparison) -> String {
     format!(
-        "{}\n{}\n{} (serving) ndcg@10 {:.4} vs {} (candidate) ndcg@10 {:.4} on {} users\nmean difference {:+.5}, {:.0}% paired bootstrap CI [{:+.5}, {:+.5}] ({} resamples, seed {})\n{}: {}\n",
+        "{}\n{}\n{}\n{}\n",
         c.protocol,
         c.method.describe(),
-        c.serving_version,
-        c.serving.ndcg_at_10,
-        c.candidate_version,
-        c.candidate.ndcg_at_10,
-        c.users,
-        c.mean_difference,
-        c.confidence * 100.0,
-        c.ci_low,
-        c.ci_high,
-        c.resamples,
-        c.seed,
-        c.rule.describe(),
-        if c.promote { "PROMOTE" } else { "keep serving" }
+        c.figures(),
+        c.verdict()
     )
 }
