@@ -14,6 +14,9 @@
 //!   the problem, nothing of a rejected batch is stored, and the server keeps serving.
 //! - `recommendations_are_sensible`: cold users get non-empty, non-personal lists;
 //!   every item carries the documented fields; `/metrics` exposes the key series.
+//! - `registry_cli_and_a_gate_that_says_no`: `flywheel train` with a worse config refuses
+//!   to promote and prints both figures; `flywheel models` works on a stopped data dir,
+//!   says it needs `--server` while `serve` holds the dir, and works through it.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1149,4 +1152,122 @@ fn recommendations_are_sensible() {
         total_count.trim().parse::<u64>().is_ok_and(|n| n >= 3),
         "{total_count}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 6. The registry from the command line, and the gate saying no.
+
+/// Runs flywheel expecting failure; returns its stderr.
+fn run_flywheel_failing(args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove("FLYWHEEL_DATA_DIR")
+        .output()
+        .expect("running flywheel");
+    assert!(
+        !output.status.success(),
+        "flywheel {args:?} should have failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+fn versions(listing: &Value) -> Vec<(String, String)> {
+    listing["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap_or("?").to_string(),
+                v["status"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Valid and worse: only the trending channel, re-ranked for diversity alone.
+const WORSE_CONFIG: &str = "[retrieval.quotas]\nals = 0.0\nco_visitation = 0.0\ncontent = 0.0\nease = 0.0\npopularity = 0.0\ntrending = 1.0\n\n[rerank]\nmmr_lambda = 0.0\n";
+
+#[test]
+fn registry_cli_and_a_gate_that_says_no() {
+    let (temp, data) = temp_data_dir();
+    let dir = data.to_str().expect("UTF-8 path");
+    let shop = temp.path().join("shop");
+    let shop_dir = shop.to_str().expect("UTF-8 path");
+    run_flywheel(&[
+        "simulate", "--out", shop_dir, "--users", "400", "--items", "300", "--days", "14",
+    ]);
+    for (kind, file) in [
+        ("items", "items.jsonl"),
+        ("users", "users.jsonl"),
+        ("events", "events.jsonl"),
+    ] {
+        let path = shop.join(file);
+        run_flywheel(&[
+            "import",
+            kind,
+            "--data-dir",
+            dir,
+            path.to_str().expect("UTF-8"),
+        ]);
+    }
+    let first: Value = serde_json::from_str(&run_flywheel(&["train", "--data-dir", dir, "--json"]))
+        .expect("train --json prints JSON");
+    assert_eq!(
+        (first["version"].as_str(), first["promoted"].as_bool()),
+        (Some("v1"), Some(true))
+    );
+
+    // A valid but worse config: the gate refuses it and prints both figures and the CI.
+    let trending = temp.path().join("trending.toml");
+    std::fs::write(&trending, WORSE_CONFIG).expect("writing the config");
+    let trending = trending.to_str().expect("UTF-8 path");
+    let worse = run_flywheel(&["train", "--data-dir", dir, "--config", trending]);
+    assert!(worse.contains("v2 NOT promoted"), "{worse}");
+    assert!(
+        worse.contains("(v2, candidate) vs") && worse.contains("(v1, serving)"),
+        "{worse}"
+    );
+    let listing: Value = serde_json::from_str(&run_flywheel(&[
+        "models",
+        "list",
+        "--data-dir",
+        dir,
+        "--json",
+    ]))
+    .expect("models list --json prints JSON");
+    assert_eq!(listing["serving"], "v1", "{listing}");
+    assert_eq!(
+        versions(&listing),
+        [
+            ("v1".to_string(), "serving".to_string()),
+            ("v2".into(), "rejected".into())
+        ]
+    );
+    let gate = &listing["versions"][1]["gate"];
+    assert!(gate["ci_high"].as_f64().expect("a CI") < 0.0, "{gate}");
+    assert!(gate["candidate_ndcg_at_10"].as_f64() < gate["serving_ndcg_at_10"].as_f64());
+
+    // While serve holds the data dir, changes go through it and the CLI says so.
+    let server = Server::start(&data, None);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let refused = run_flywheel_failing(&["models", "promote", "v2", "--data-dir", dir]);
+    assert!(refused.contains("--server"), "{refused}");
+    let refused = run_flywheel_failing(&["train", "--data-dir", dir]);
+    assert!(refused.contains("--server"), "{refused}");
+    let promoted = run_flywheel(&["models", "promote", "v2", "--server", &url]);
+    assert!(promoted.contains("now serving v2"), "{promoted}");
+    assert_eq!(get(server.port, "/v1/models").json()["serving"], "v2");
+    let rolled = run_flywheel(&["models", "rollback", "--server", &url]);
+    assert!(rolled.contains("now serving v1"), "{rolled}");
+    let listing: Value = serde_json::from_str(&run_flywheel(&[
+        "models", "list", "--server", &url, "--json",
+    ]))
+    .expect("models list --json prints JSON");
+    assert_eq!(listing["serving"], "v1", "{listing}");
+    // Versions are names, never paths.
+    let bad = run_flywheel_failing(&["models", "promote", "../../etc", "--server", &url]);
+    assert!(bad.contains("not a model version"), "{bad}");
+    drop(server);
 }

@@ -29,6 +29,9 @@ pub fn run(what: ModelsCommand) -> Result<()> {
             version,
             server,
         } => {
+            if !registry::is_valid_version_name(&version) {
+                bail!("`{version}` is not a model version: versions are names like v3 (see `flywheel models list`)");
+            }
             let serving = match server {
                 Some(server) => {
                     let path = format!("/v1/models/{version}/promote");
