@@ -12,7 +12,7 @@
 use flywheel_core::{
     ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId,
 };
-use flywheel_log::{EventLog, LogConfig, RecoveryReport, SyncMode};
+use flywheel_log::{EventLog, LogConfig, LogError, RecoveryReport, SyncMode};
 use flywheel_pipeline::{feature_config, EngineConfig, ModelSet, State};
 use flywheel_registry as registry;
 use flywheel_retrieval::ContentIndex;
@@ -25,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::batch::EventBatch;
 use crate::error::{EngineError, Result};
 use crate::records::{self, SkippedRecord};
 use crate::stats::EngineStats;
@@ -56,6 +57,8 @@ pub(crate) struct Inner {
     skipped: Mutex<VecDeque<SkippedRecord>>,
     /// Why the consumer cannot read the log right now (`None` while it can).
     consumer_error: Mutex<Option<String>>,
+    /// Why the last append to the log failed (`None` once an append succeeds again).
+    write_error: Mutex<Option<String>>,
 }
 
 /// How many skipped records the engine remembers (all are counted).
@@ -127,6 +130,7 @@ impl Engine {
             start_offset,
             skipped: Mutex::new(VecDeque::new()),
             consumer_error: Mutex::new(None),
+            write_error: Mutex::new(None),
         });
         let threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
@@ -196,6 +200,17 @@ impl Engine {
             .clone()
     }
 
+    /// Why the last append to the log failed (e.g. the disk is full), while appends
+    /// fail; `None` once one succeeds again. Impressions lost to it are counted in
+    /// [`EngineStats::impressions_dropped`].
+    pub fn write_error(&self) -> Option<String> {
+        self.inner
+            .write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Records applied to the state so far.
     pub fn applied(&self) -> u64 {
         *self.inner.applied.lock().unwrap_or_else(|e| e.into_inner())
@@ -256,9 +271,22 @@ impl Engine {
 
     /// Appends events durably; returns once they survive a crash. All or nothing.
     pub fn ingest(&self, events: Vec<Event>) -> Result<std::ops::Range<u64>> {
-        let count = events.len() as u64;
-        let payloads = encode_all(events.into_iter().map(LogRecord::Event))?;
-        let range = self.inner.log.append_batch(&payloads)?;
+        let mut batch = EventBatch::new();
+        for (index, event) in events.into_iter().enumerate() {
+            batch.push(event).map_err(|source| EngineError::Invalid {
+                index: Some(index),
+                source,
+            })?;
+        }
+        self.ingest_batch(batch)
+    }
+
+    /// Appends an encoded batch of events durably; returns once they survive a crash.
+    /// All or nothing.
+    pub fn ingest_batch(&self, batch: EventBatch) -> Result<std::ops::Range<u64>> {
+        let count = batch.len() as u64;
+        let range = append(&self.inner, &batch.payloads())?;
+        drop(batch);
         EngineStats::add(&self.inner.stats.events_ingested, count);
         self.inner
             .pending_freshness
@@ -271,11 +299,11 @@ impl Engine {
     /// Appends any records durably (import) and returns their offsets.
     pub fn append_records(&self, records: &[LogRecord]) -> Result<std::ops::Range<u64>> {
         let payloads = encode_all(records.iter().cloned())?;
-        Ok(self.inner.log.append_batch(&payloads)?)
+        append(&self.inner, &payloads)
     }
 
     fn append_and_apply(&self, record: LogRecord) -> Result<()> {
-        let range = self.inner.log.append_batch(&encode_all([record])?)?;
+        let range = append(&self.inner, &encode_all([record])?)?;
         self.wait_applied(range.end, Duration::from_secs(10));
         Ok(())
     }
@@ -489,6 +517,22 @@ fn remember_skipped(inner: &Inner, skipped: SkippedRecord) {
     kept.push_back(skipped);
 }
 
+/// Appends to the log, remembering whether the log accepts writes for `/readyz`.
+fn append<P: AsRef<[u8]>>(inner: &Inner, payloads: &[P]) -> Result<std::ops::Range<u64>> {
+    let result = inner.log.append_batch(payloads);
+    let failure = match &result {
+        Ok(_) => None,
+        Err(e @ (LogError::Io { .. } | LogError::WriterFailed { .. })) => Some(e.to_string()),
+        // A batch too large is the caller's problem, and a closed log is shutting down.
+        Err(_) => return Ok(result?),
+    };
+    let mut write_error = inner.write_error.lock().unwrap_or_else(|e| e.into_inner());
+    if failure.is_some() || write_error.is_some() {
+        *write_error = failure;
+    }
+    Ok(result?)
+}
+
 /// Encodes records for the log; a record that could not be decoded again is an error.
 fn encode_all(records: impl IntoIterator<Item = LogRecord>) -> Result<Vec<Vec<u8>>> {
     records
@@ -542,7 +586,7 @@ fn write_impressions(inner: &Inner, receiver: Receiver<LogRecord>) {
                 }
             }
         }
-        if let Err(e) = inner.log.append_batch(&batch) {
+        if let Err(e) = append(inner, &batch) {
             tracing::error!("could not log {} impressions: {e}", batch.len());
             EngineStats::add(&inner.stats.impressions_dropped, batch.len() as u64);
         }

@@ -17,12 +17,14 @@
 //! `flywheel-registry`, training and evaluation in `flywheel-offline`, file import in
 //! `flywheel-import`.
 
+mod batch;
 mod engine;
 mod error;
 mod records;
 mod service;
 mod stats;
 
+pub use batch::EventBatch;
 pub use engine::{log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
