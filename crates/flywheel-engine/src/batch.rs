@@ -20,6 +20,15 @@ impl EventBatch {
         EventBatch::default()
     }
 
+    /// An empty batch with room for `bytes` of encoded records (untouched room costs
+    /// address space, not memory).
+    pub fn with_capacity(bytes: usize) -> Self {
+        EventBatch {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::new(),
+        }
+    }
+
     /// Encodes one event and appends it; refuses (and leaves the batch unchanged) an
     /// event that could not be decoded again.
     pub fn push(&mut self, event: Event) -> Result<(), CoreError> {
@@ -38,11 +47,12 @@ impl EventBatch {
         self.ends.is_empty()
     }
 
-    /// The encoded records, in order.
-    pub(crate) fn payloads(&self) -> Vec<&[u8]> {
+    /// The encoded records, in order; the record boundaries are freed (the batch is
+    /// empty afterwards), so that only the records and these slices stay in memory.
+    pub(crate) fn take_payloads(&mut self) -> Vec<&[u8]> {
+        let ends = std::mem::take(&mut self.ends);
         let mut start = 0;
-        self.ends
-            .iter()
+        ends.iter()
             .map(|&end| {
                 let payload = &self.bytes[start..end];
                 start = end;
@@ -78,7 +88,7 @@ mod tests {
         batch.push(event("b", None)).unwrap();
         assert_eq!(batch.len(), 2);
         let decoded: Vec<LogRecord> = batch
-            .payloads()
+            .take_payloads()
             .iter()
             .map(|p| LogRecord::decode(p).unwrap())
             .collect();

@@ -283,9 +283,9 @@ impl Engine {
 
     /// Appends an encoded batch of events durably; returns once they survive a crash.
     /// All or nothing.
-    pub fn ingest_batch(&self, batch: EventBatch) -> Result<std::ops::Range<u64>> {
+    pub fn ingest_batch(&self, mut batch: EventBatch) -> Result<std::ops::Range<u64>> {
         let count = batch.len() as u64;
-        let range = append(&self.inner, &batch.payloads())?;
+        let range = append(&self.inner, &batch.take_payloads())?;
         drop(batch);
         EngineStats::add(&self.inner.stats.events_ingested, count);
         self.inner
