@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{CoreError, Result};
 use crate::ids::{ItemId, RequestId, UserId};
-use crate::json::ObjectReader;
+use crate::json::{quoted, ObjectReader};
+use crate::limits::MAX_CONTEXT_ENTRIES;
 use crate::time::Timestamp;
 
 /// What a user did. Built-in actions have a fixed meaning to features and labels;
@@ -126,7 +127,8 @@ impl ActionSet {
         Err(CoreError::InvalidValue {
             field: field.to_string(),
             reason: format!(
-                "unknown action `{name}`; expected one of {}",
+                "unknown action `{}`; expected one of {}",
+                quoted(name),
                 allowed.join(", ")
             ),
         })
@@ -193,7 +195,7 @@ impl Event {
             timestamp: r.timestamp("timestamp")?.unwrap_or(now),
             request_id,
             position: r.unsigned("position")?,
-            context: r.string_map("context")?,
+            context: r.string_map("context", MAX_CONTEXT_ENTRIES)?,
         })
     }
 }
@@ -250,6 +252,19 @@ mod tests {
                 "position",
             ),
         ];
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let cases = cases.into_iter().chain([
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "view", "context": many}),
+                "context",
+            ),
+            (
+                json!({"user_id": "u", "item_id": "i", "action": "view",
+                    "context": {"page": "p".repeat(1025)}}),
+                "context.page",
+            ),
+        ]);
         for (input, field) in cases {
             let err = parse(input.clone()).unwrap_err();
             assert_eq!(err.field(), Some(field), "{input} -> {err}");

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::ids::ItemId;
 use crate::json::ObjectReader;
+use crate::limits::{
+    MAX_ATTRIBUTES, MAX_CATEGORY_BYTES, MAX_EMBEDDING_LEN, MAX_TAGS, MAX_TAG_BYTES, MAX_TEXT_BYTES,
+    MAX_TITLE_BYTES,
+};
 use crate::time::Timestamp;
-
-/// The longest category path we accept, in bytes.
-const MAX_CATEGORY_LEN: usize = 256;
 
 /// One item of the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,8 +87,11 @@ impl Item {
         let r = ObjectReader::new(value, &Self::FIELDS, "")?;
         let id = r.id_with_path(id_from_path)?;
         let category = r.string("category")?.unwrap_or_default();
-        if category.len() > MAX_CATEGORY_LEN {
-            return Err(r.invalid("category", "must be at most 256 bytes"));
+        if category.len() > MAX_CATEGORY_BYTES {
+            return Err(r.invalid(
+                "category",
+                &format!("must be at most {MAX_CATEGORY_BYTES} bytes"),
+            ));
         }
         let price = r.number("price")?;
         if price.is_some_and(|p| p < 0.0) {
@@ -96,14 +100,14 @@ impl Item {
         Ok(Item {
             id: ItemId::parse("id", &id)?,
             category: category.trim_matches('/').to_string(),
-            tags: r.string_list("tags")?,
+            tags: r.string_list("tags", MAX_TAGS, MAX_TAG_BYTES)?,
             price,
-            title: r.string("title")?,
-            text: r.string("text")?,
-            embedding: r.float_list("embedding")?,
+            title: r.bounded_string("title", MAX_TITLE_BYTES)?,
+            text: r.bounded_string("text", MAX_TEXT_BYTES)?,
+            embedding: r.float_list("embedding", MAX_EMBEDDING_LEN)?,
             created_at: r.timestamp("created_at")?,
             available: r.boolean("available")?.unwrap_or(true),
-            attributes: r.attributes("attributes")?,
+            attributes: r.attributes("attributes", MAX_ATTRIBUTES)?,
         })
     }
 
@@ -135,6 +139,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_inclusive_and_f32_extremes_fit() {
+        let item = Item::from_json(
+            &json!({"id": "a", "title": "t".repeat(1024), "tags": vec!["t"; 64],
+                "embedding": [3.4028234e38, -3.4028234e38, 1e-50]}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(item.embedding.unwrap()[0], f32::MAX);
+    }
+
+    #[test]
     fn bad_items_name_the_field() {
         let cases = [
             (json!({"id": "a", "price": -1}), "price"),
@@ -144,11 +159,37 @@ mod tests {
             (json!({"id": "a", "available": "yes"}), "available"),
             (json!({"category": "c"}), "id"),
             (json!({"id": "a", "sku": "c"}), "sku"),
+            // Beyond f32: it would be stored as infinity, which JSON cannot carry.
+            (json!({"id": "a", "embedding": [0.5, 1e39]}), "embedding[1]"),
+            (json!({"id": "a", "embedding": [-1e39]}), "embedding[0]"),
+            (json!({"id": "a", "title": "t".repeat(1025)}), "title"),
+            (
+                json!({"id": "a", "text": "t".repeat(64 * 1024 + 1)}),
+                "text",
+            ),
+            (json!({"id": "a", "tags": vec!["t"; 65]}), "tags"),
+            (json!({"id": "a", "tags": ["t".repeat(129)]}), "tags[0]"),
+            (
+                json!({"id": "a", "embedding": vec![0.5; 4097]}),
+                "embedding",
+            ),
+            (
+                json!({"id": "a", "attributes": {"k".repeat(129): 1}}),
+                "attributes",
+            ),
+            (
+                json!({"id": "a", "attributes": {"k": "v".repeat(1025)}}),
+                "attributes.k",
+            ),
         ];
         for (input, field) in cases {
             let err = Item::from_json(&input, None).unwrap_err();
             assert_eq!(err.field(), Some(field), "{input}: {err}");
         }
+        let many: serde_json::Map<String, Value> =
+            (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
+        let err = Item::from_json(&json!({"id": "a", "attributes": many}), None).unwrap_err();
+        assert_eq!(err.field(), Some("attributes"), "{err}");
         let mismatch = Item::from_json(&json!({"id": "a"}), Some("b")).unwrap_err();
         assert_eq!(mismatch.field(), Some("id"));
     }

@@ -5,7 +5,32 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use crate::error::{CoreError, Result};
+use crate::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::time::Timestamp;
+
+/// The longest piece of client text an error message quotes, in bytes.
+const QUOTED_BYTES: usize = 64;
+
+/// Client text to quote in an error message, clipped (on a character boundary) so
+/// that an error never grows with the input.
+pub(crate) fn quoted(text: &str) -> String {
+    if text.len() <= QUOTED_BYTES {
+        return text.to_string();
+    }
+    let mut end = QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The error of a string field longer than its limit.
+fn too_long(field: String, len: usize, max: usize) -> CoreError {
+    CoreError::InvalidValue {
+        field,
+        reason: format!("must be at most {max} bytes, got {len}"),
+    }
+}
 
 /// A short English name of a JSON value's type, for error messages.
 pub(crate) fn kind_of(value: &Value) -> &'static str {
@@ -33,7 +58,7 @@ impl<'a> ObjectReader<'a> {
         })?;
         if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(CoreError::UnknownField {
-                field: format!("{prefix}{unknown}"),
+                field: format!("{prefix}{}", quoted(unknown)),
                 allowed: allowed.join(", "),
             });
         }
@@ -118,6 +143,9 @@ impl<'a> ObjectReader<'a> {
     pub(crate) fn timestamp(&self, field: &str) -> Result<Option<Timestamp>> {
         match self.get(field) {
             None => Ok(None),
+            Some(Value::String(s)) if s.len() > QUOTED_BYTES => {
+                Err(self.invalid(field, "is too long to be an RFC 3339 time"))
+            }
             Some(Value::String(s)) => Timestamp::parse_rfc3339(s)
                 .map(Some)
                 .map_err(|reason| self.invalid(field, &reason)),
@@ -137,57 +165,111 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
-    pub(crate) fn string_list(&self, field: &str) -> Result<Vec<String>> {
+    /// A string of at most `max` bytes.
+    pub(crate) fn bounded_string(&self, field: &str, max: usize) -> Result<Option<String>> {
+        let text = self.string(field)?;
+        match &text {
+            Some(s) if s.len() > max => Err(too_long(self.name(field), s.len(), max)),
+            _ => Ok(text),
+        }
+    }
+
+    /// An array of at most `max_items` strings of at most `max_bytes` each.
+    pub(crate) fn string_list(
+        &self,
+        field: &str,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<String>> {
         match self.get(field) {
             None => Ok(Vec::new()),
-            Some(Value::Array(values)) => values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(CoreError::WrongType {
-                        field: format!("{}[{i}]", self.name(field)),
-                        expected: "a string",
-                        found: kind_of(other),
-                    }),
-                })
-                .collect(),
+            Some(Value::Array(values)) => {
+                self.check_count(field, values.len(), max_items)?;
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Value::String(s) if s.len() > max_bytes => Err(too_long(
+                            format!("{}[{i}]", self.name(field)),
+                            s.len(),
+                            max_bytes,
+                        )),
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(CoreError::WrongType {
+                            field: format!("{}[{i}]", self.name(field)),
+                            expected: "a string",
+                            found: kind_of(other),
+                        }),
+                    })
+                    .collect()
+            }
             Some(other) => Err(self.wrong(field, "an array of strings", other)),
         }
     }
 
-    pub(crate) fn float_list(&self, field: &str) -> Result<Option<Vec<f32>>> {
+    /// An array of at most `max_len` numbers, each stored as an `f32`: a number JSON
+    /// can carry but an `f32` cannot (beyond ±3.4e38) is refused, never stored as
+    /// infinity.
+    pub(crate) fn float_list(&self, field: &str, max_len: usize) -> Result<Option<Vec<f32>>> {
         match self.get(field) {
             None => Ok(None),
-            Some(Value::Array(values)) => values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v.as_f64() {
-                    Some(x) if x.is_finite() => Ok(x as f32),
-                    _ => Err(CoreError::WrongType {
-                        field: format!("{}[{i}]", self.name(field)),
-                        expected: "a finite number",
-                        found: kind_of(v),
-                    }),
-                })
-                .collect::<Result<Vec<f32>>>()
-                .map(Some),
+            Some(Value::Array(values)) => {
+                self.check_count(field, values.len(), max_len)?;
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let name = || format!("{}[{i}]", self.name(field));
+                        match v.as_f64() {
+                            Some(x) if (x as f32).is_finite() => Ok(x as f32),
+                            Some(_) => Err(CoreError::InvalidValue {
+                                field: name(),
+                                reason: format!(
+                                    "must fit a 32-bit float (at most {:e} in magnitude)",
+                                    f32::MAX
+                                ),
+                            }),
+                            None => Err(CoreError::WrongType {
+                                field: name(),
+                                expected: "a finite number",
+                                found: kind_of(v),
+                            }),
+                        }
+                    })
+                    .collect::<Result<Vec<f32>>>()
+                    .map(Some)
+            }
             Some(other) => Err(self.wrong(field, "an array of numbers", other)),
         }
     }
 
-    /// An object of scalar attributes (strings, numbers, booleans).
-    pub(crate) fn attributes(&self, field: &str) -> Result<BTreeMap<String, Value>> {
+    /// An object of at most `max_entries` scalar attributes (strings, numbers,
+    /// booleans); keys and string values are bounded by [`MAX_KEY_BYTES`] and
+    /// [`MAX_VALUE_BYTES`].
+    pub(crate) fn attributes(
+        &self,
+        field: &str,
+        max_entries: usize,
+    ) -> Result<BTreeMap<String, Value>> {
         match self.get(field) {
             None => Ok(BTreeMap::new()),
             Some(Value::Object(map)) => {
+                self.check_count(field, map.len(), max_entries)?;
                 for (key, value) in map {
-                    if value.is_array() || value.is_object() {
-                        return Err(CoreError::WrongType {
-                            field: format!("{}.{key}", self.name(field)),
-                            expected: "a string, number, boolean or null",
-                            found: kind_of(value),
-                        });
+                    self.check_key(field, key)?;
+                    let name = || format!("{}.{key}", self.name(field));
+                    match value {
+                        Value::Array(_) | Value::Object(_) => {
+                            return Err(CoreError::WrongType {
+                                field: name(),
+                                expected: "a string, number, boolean or null",
+                                found: kind_of(value),
+                            })
+                        }
+                        Value::String(s) if s.len() > MAX_VALUE_BYTES => {
+                            return Err(too_long(name(), s.len(), MAX_VALUE_BYTES))
+                        }
+                        _ => {}
                     }
                 }
                 Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -196,23 +278,62 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
-    /// An object whose values are all strings.
-    pub(crate) fn string_map(&self, field: &str) -> Result<BTreeMap<String, String>> {
+    /// An object of at most `max_entries` string values; keys and values are bounded
+    /// by [`MAX_KEY_BYTES`] and [`MAX_VALUE_BYTES`].
+    pub(crate) fn string_map(
+        &self,
+        field: &str,
+        max_entries: usize,
+    ) -> Result<BTreeMap<String, String>> {
         match self.get(field) {
             None => Ok(BTreeMap::new()),
-            Some(Value::Object(map)) => map
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => Ok((k.clone(), s.clone())),
-                    other => Err(CoreError::WrongType {
-                        field: format!("{}.{k}", self.name(field)),
-                        expected: "a string",
-                        found: kind_of(other),
-                    }),
-                })
-                .collect(),
+            Some(Value::Object(map)) => {
+                self.check_count(field, map.len(), max_entries)?;
+                map.iter()
+                    .map(|(k, v)| {
+                        self.check_key(field, k)?;
+                        match v {
+                            Value::String(s) if s.len() > MAX_VALUE_BYTES => Err(too_long(
+                                format!("{}.{k}", self.name(field)),
+                                s.len(),
+                                MAX_VALUE_BYTES,
+                            )),
+                            Value::String(s) => Ok((k.clone(), s.clone())),
+                            other => Err(CoreError::WrongType {
+                                field: format!("{}.{k}", self.name(field)),
+                                expected: "a string",
+                                found: kind_of(other),
+                            }),
+                        }
+                    })
+                    .collect()
+            }
             Some(other) => Err(self.wrong(field, "an object of strings", other)),
         }
+    }
+
+    fn check_count(&self, field: &str, count: usize, max: usize) -> Result<()> {
+        if count > max {
+            return Err(self.invalid(
+                field,
+                &format!("must hold at most {max} entries, got {count}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A key too long is reported on the object (the key itself is not echoed).
+    fn check_key(&self, field: &str, key: &str) -> Result<()> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(self.invalid(
+                field,
+                &format!(
+                    "keys must be at most {MAX_KEY_BYTES} bytes, got one of {}",
+                    key.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The `id` of a body sent to `PUT /…/:id`: taken from the path when the body has
@@ -221,7 +342,11 @@ impl<'a> ObjectReader<'a> {
         match (self.id_text("id")?, id_from_path) {
             (Some(body), Some(path)) if body != path => Err(self.invalid(
                 "id",
-                &format!("`{body}` differs from the id in the path `{path}`"),
+                &format!(
+                    "`{}` differs from the id in the path `{}`",
+                    quoted(&body),
+                    quoted(path)
+                ),
             )),
             (Some(body), _) => Ok(body),
             (None, Some(path)) => Ok(path.to_string()),

@@ -19,6 +19,7 @@ mod ids;
 mod impression;
 mod item;
 mod json;
+pub mod limits;
 mod record;
 mod time;
 mod user;

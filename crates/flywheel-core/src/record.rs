@@ -44,15 +44,27 @@ impl LogRecord {
     /// that could not be decoded again is refused: JSON has no NaN or infinity (they
     /// would be written as `null` and poison the log), so every float must be finite.
     pub fn encode(&self) -> Result<Vec<u8>, CoreError> {
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Appends the encoded record (as [`LogRecord::encode`] makes it) to `out`, so
+    /// that many records can share one buffer. On error `out` is left as it was.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CoreError> {
         if let Some(field) = self.first_non_finite_float() {
             return Err(CoreError::InvalidValue {
                 field: field.to_string(),
                 reason: "must be a finite number".into(),
             });
         }
-        serde_json::to_vec(self).map_err(|e| CoreError::InvalidValue {
-            field: self.kind().to_string(),
-            reason: format!("cannot be encoded: {e}"),
+        let start = out.len();
+        serde_json::to_writer(&mut *out, self).map_err(|e| {
+            out.truncate(start);
+            CoreError::InvalidValue {
+                field: self.kind().to_string(),
+                reason: format!("cannot be encoded: {e}"),
+            }
         })
     }
 

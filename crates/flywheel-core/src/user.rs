@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::ids::UserId;
 use crate::json::ObjectReader;
+use crate::limits::MAX_ATTRIBUTES;
 use crate::time::Timestamp;
 
 /// A user and what we know about them.
@@ -44,7 +45,7 @@ impl User {
         let id = r.id_with_path(id_from_path)?;
         Ok(User {
             id: UserId::parse("id", &id)?,
-            attributes: r.attributes("attributes")?,
+            attributes: r.attributes("attributes", MAX_ATTRIBUTES)?,
             created_at: r.timestamp("created_at")?,
             opted_out: r.boolean("opted_out")?.unwrap_or(false),
         })

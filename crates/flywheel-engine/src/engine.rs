@@ -25,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::batch::EventBatch;
 use crate::error::{EngineError, Result};
 use crate::jobs::Jobs;
 use crate::records::{self, SkippedRecord};
@@ -234,6 +235,18 @@ impl Engine {
             .clone()
     }
 
+    /// Why the last append to the log failed (e.g. the disk is full), while appends
+    /// fail; `None` once one succeeds again. Impressions lost to it are counted in
+    /// [`EngineStats::impressions_dropped`].
+    pub fn write_error(&self) -> Option<String> {
+        let health = self.inner.log.write_health();
+        (!health.is_healthy()).then(|| {
+            health
+                .last_error
+                .unwrap_or_else(|| "appends to the log are failing".into())
+        })
+    }
+
     /// Records applied to the state so far.
     pub fn applied(&self) -> u64 {
         *self.inner.applied.lock().unwrap_or_else(|e| e.into_inner())
@@ -294,9 +307,22 @@ impl Engine {
 
     /// Appends events durably; returns once they survive a crash. All or nothing.
     pub fn ingest(&self, events: Vec<Event>) -> Result<std::ops::Range<u64>> {
-        let count = events.len() as u64;
-        let payloads = encode_all(events.into_iter().map(LogRecord::Event))?;
-        let range = self.inner.log.append_batch(PARTITION, &payloads)?;
+        let mut batch = EventBatch::new();
+        for (index, event) in events.into_iter().enumerate() {
+            batch.push(event).map_err(|source| EngineError::Invalid {
+                index: Some(index),
+                source,
+            })?;
+        }
+        self.ingest_batch(batch)
+    }
+
+    /// Appends an encoded batch of events durably; returns once they survive a crash.
+    /// All or nothing.
+    pub fn ingest_batch(&self, mut batch: EventBatch) -> Result<std::ops::Range<u64>> {
+        let count = batch.len() as u64;
+        let range = append(&self.inner, &batch.take_payloads())?;
+        drop(batch);
         EngineStats::add(&self.inner.stats.events_ingested, count);
         self.inner
             .pending_freshness
@@ -309,14 +335,11 @@ impl Engine {
     /// Appends any records durably (import) and returns their offsets.
     pub fn append_records(&self, records: &[LogRecord]) -> Result<std::ops::Range<u64>> {
         let payloads = encode_all(records.iter().cloned())?;
-        Ok(self.inner.log.append_batch(PARTITION, &payloads)?)
+        append(&self.inner, &payloads)
     }
 
     fn append_and_apply(&self, record: LogRecord) -> Result<()> {
-        let range = self
-            .inner
-            .log
-            .append_batch(PARTITION, &encode_all([record])?)?;
+        let range = append(&self.inner, &encode_all([record])?)?;
         self.wait_applied(range.end, Duration::from_secs(10));
         Ok(())
     }
@@ -546,6 +569,13 @@ fn remember_skipped(inner: &Inner, skipped: SkippedRecord) {
     kept.push_back(skipped);
 }
 
+/// Appends to the log, remembering whether the log accepts writes for `/readyz`.
+/// Appends one atomic batch to the engine's partition of the log.
+fn append<P: AsRef<[u8]>>(inner: &Inner, payloads: &[P]) -> Result<std::ops::Range<u64>> {
+    let slices: Vec<&[u8]> = payloads.iter().map(AsRef::as_ref).collect();
+    Ok(inner.log.append_batch(PARTITION, &slices)?)
+}
+
 /// Encodes records for the log; a record that could not be decoded again is an error.
 fn encode_all(records: impl IntoIterator<Item = LogRecord>) -> Result<Vec<Vec<u8>>> {
     records
@@ -599,7 +629,7 @@ fn write_impressions(inner: &Inner, receiver: Receiver<LogRecord>) {
                 }
             }
         }
-        if let Err(e) = inner.log.append_batch(PARTITION, &batch) {
+        if let Err(e) = append(inner, &batch) {
             tracing::error!("could not log {} impressions: {e}", batch.len());
             EngineStats::add(&inner.stats.impressions_dropped, batch.len() as u64);
         }

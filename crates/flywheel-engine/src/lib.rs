@@ -19,6 +19,7 @@
 //! `flywheel-registry`, training and evaluation in `flywheel-offline`, file import in
 //! `flywheel-import`.
 
+mod batch;
 mod engine;
 mod error;
 mod jobs;
@@ -26,6 +27,7 @@ mod records;
 mod service;
 mod stats;
 
+pub use batch::EventBatch;
 pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};

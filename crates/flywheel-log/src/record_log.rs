@@ -38,7 +38,7 @@ pub trait RecordLog: Send + Sync {
 
     /// Appends the payloads to `partition` as one atomic batch (after a crash all are
     /// present or none) and returns their offsets there once they are durable.
-    fn append_batch(&self, partition: u32, payloads: &[Vec<u8>]) -> Result<Range<u64>>;
+    fn append_batch(&self, partition: u32, payloads: &[&[u8]]) -> Result<Range<u64>>;
 
     /// The records of `position.partition` from `position.offset` on. The iterator ends
     /// when it has caught up with the durable end; continue with
@@ -81,7 +81,7 @@ impl RecordLog for EventLog {
         EventLog::write_health(self)
     }
 
-    fn append_batch(&self, partition: u32, payloads: &[Vec<u8>]) -> Result<Range<u64>> {
+    fn append_batch(&self, partition: u32, payloads: &[&[u8]]) -> Result<Range<u64>> {
         self.check_partition(partition)?;
         EventLog::append_batch(self, payloads)
     }
@@ -127,9 +127,12 @@ mod tests {
     fn an_event_log_is_one_partition_behind_the_trait() {
         let log = open_on(&SimDisk::new());
         assert_eq!(log.partitions(), 1);
-        let batch = vec![b"a".to_vec(), b"b".to_vec()];
+        let batch = [b"a".as_slice(), b"b".as_slice()];
         assert_eq!(log.append_batch(0, &batch).expect("append"), 0..2);
-        assert_eq!(log.append_batch(0, &[b"c".to_vec()]).expect("append"), 2..3);
+        assert_eq!(
+            log.append_batch(0, &[b"c".as_slice()]).expect("append"),
+            2..3
+        );
         assert_eq!(log.end_offset(0).expect("end"), 3);
         let records: Vec<_> = log
             .read_from(LogPosition::new(0, 1))
@@ -155,7 +158,7 @@ mod tests {
             }
         ));
         assert!(error.to_string().contains("partition 1"), "{error}");
-        assert!(log.append_batch(7, &[Vec::new()]).is_err());
+        assert!(log.append_batch(7, &[b"".as_slice()]).is_err());
         assert!(log.read_from(LogPosition::new(2, 0)).is_err());
         assert!(log
             .wait_for(LogPosition::new(3, 0), Duration::ZERO)
@@ -169,7 +172,7 @@ mod tests {
         let (log, _) = EventLog::open_with_storage(config, Arc::new(disk.clone())).expect("open");
         let log: Arc<dyn RecordLog> = Arc::new(log);
         disk.arm(); // the writer thread panics on its next write
-        assert!(log.append_batch(0, &[b"x".to_vec()]).is_err());
+        assert!(log.append_batch(0, &[b"x".as_slice()]).is_err());
         let error = log
             .wait_for(LogPosition::new(0, 0), Duration::from_secs(60))
             .expect_err("the writer stopped");
@@ -182,14 +185,17 @@ mod tests {
         let log = open_on(&disk);
         disk.fail_with(FaultOp::Append, Some(std::io::ErrorKind::StorageFull));
         let error = log
-            .append_batch(0, &[b"x".to_vec()])
+            .append_batch(0, &[b"x".as_slice()])
             .expect_err("disk full");
         assert!(error.is_storage_full(), "{error}");
         let position = LogPosition::new(0, 0);
         let waited = log.wait_for(position, Duration::from_millis(20));
         assert!(!waited.expect("a failed write is not the end"));
         disk.fail_with(FaultOp::Append, None);
-        assert_eq!(log.append_batch(0, &[b"y".to_vec()]).expect("append"), 0..1);
+        assert_eq!(
+            log.append_batch(0, &[b"y".as_slice()]).expect("append"),
+            0..1
+        );
         assert!(log.wait_for(position, Duration::ZERO).expect("wait"));
     }
 

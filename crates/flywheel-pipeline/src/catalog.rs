@@ -12,17 +12,63 @@ use std::sync::Arc;
 pub struct Catalog {
     items: HashMap<ItemId, Arc<Item>>,
     users: HashMap<UserId, Arc<User>>,
+    /// Items per category path and per each of its ancestors (`books` and
+    /// `books/scifi` for an item in `books/scifi`).
+    categories: HashMap<String, usize>,
+}
+
+/// `category` and its ancestors: `books/scifi/old`, `books/scifi`, `books`.
+fn category_paths(category: &str) -> impl Iterator<Item = &str> {
+    let ends = category
+        .match_indices('/')
+        .map(|(at, _)| at)
+        .chain((!category.is_empty()).then_some(category.len()));
+    ends.map(move |end| &category[..end])
+}
+
+/// Whether `category` is `path` or below it (`books/scifi` is in `books`, `bookshop` is not).
+pub fn in_category(category: &str, path: &str) -> bool {
+    category
+        .strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Catalog {
     /// Inserts or replaces an item.
     pub fn upsert_item(&mut self, item: Item) {
-        self.items.insert(item.id.clone(), Arc::new(item));
+        self.count_categories(&item.category, true);
+        if let Some(old) = self.items.insert(item.id.clone(), Arc::new(item)) {
+            self.count_categories(&old.category, false);
+        }
     }
 
     /// Removes an item; returns whether it existed.
     pub fn delete_item(&mut self, id: &ItemId) -> bool {
-        self.items.remove(id).is_some()
+        match self.items.remove(id) {
+            Some(old) => {
+                self.count_categories(&old.category, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn count_categories(&mut self, category: &str, add: bool) {
+        for path in category_paths(category) {
+            if add {
+                *self.categories.entry(path.to_string()).or_default() += 1;
+            } else if let Some(count) = self.categories.get_mut(path) {
+                *count -= 1;
+                if *count == 0 {
+                    self.categories.remove(path);
+                }
+            }
+        }
+    }
+
+    /// Whether some item is in the category `path` or below it.
+    pub fn has_category(&self, path: &str) -> bool {
+        self.categories.contains_key(path)
     }
 
     /// Inserts or replaces a user.
@@ -75,8 +121,37 @@ impl Catalog {
         ContentIndex::build(&items)
     }
 
-    /// The top-level category of an item, if the item is known.
+    /// The category path of an item, if the item is known.
     pub fn category_of(&self, id: &ItemId) -> Option<&str> {
         self.items.get(id).map(|item| item.category.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, category: &str) -> Item {
+        Item::new(ItemId::new_unchecked(id), category)
+    }
+
+    #[test]
+    fn categories_are_known_with_their_ancestors_while_an_item_is_in_them() {
+        let mut catalog = Catalog::default();
+        catalog.upsert_item(item("a", "books/scifi"));
+        catalog.upsert_item(item("b", "books/history"));
+        for path in ["books", "books/scifi", "books/history"] {
+            assert!(catalog.has_category(path), "{path}");
+        }
+        for path in ["book", "books/sci", "scifi", "", "books/scifi/old"] {
+            assert!(!catalog.has_category(path), "{path}");
+        }
+        catalog.upsert_item(item("a", "music"));
+        assert!(!catalog.has_category("books/scifi"));
+        assert!(catalog.has_category("books") && catalog.has_category("music"));
+        catalog.delete_item(&ItemId::new_unchecked("b"));
+        assert!(!catalog.has_category("books"));
+        assert!(in_category("books/scifi", "books") && in_category("books", "books"));
+        assert!(!in_category("bookshop", "books") && !in_category("books", "books/scifi"));
     }
 }

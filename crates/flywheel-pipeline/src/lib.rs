@@ -18,7 +18,7 @@ mod models;
 mod recommend;
 mod state;
 
-pub use catalog::Catalog;
+pub use catalog::{in_category, Catalog};
 pub use config::{feature_config, EngineConfig, GateRuleKind, GateSettings};
 pub use error::{PipelineError, Result};
 pub use models::{Manifest, ModelSet};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use flywheel_features::FeatureReader;
 
-use crate::catalog::Catalog;
+use crate::catalog::{in_category, Catalog};
 use crate::config::EngineConfig;
 use crate::models::ModelSet;
 use crate::state::State;
@@ -28,7 +28,7 @@ pub struct RecRequest {
     pub user_id: UserId,
     /// How many items.
     pub count: usize,
-    /// Restrict to a top-level category, if set.
+    /// Restrict to a category path and what is below it (`books` or `books/scifi`), if set.
     pub category: Option<String>,
     /// The time of the request (the wall clock online; a cut-off offline).
     pub now: Timestamp,
@@ -302,11 +302,15 @@ fn retrieve(ctx: &mut Context) -> Vec<Candidate> {
             ctx.state
                 .catalog
                 .item(&c.item_id)
-                .is_some_and(|item| item.top_category() == category)
+                .is_some_and(|item| in_category(&item.category, category))
         });
     }
     candidates
 }
+
+/// How many more items the category lists are asked for when the request's category
+/// is below the top level: they are kept per top-level category, and filtered here.
+const SUB_CATEGORY_OVERFETCH: usize = 4;
 
 type ChannelItems = Vec<(ItemId, f32, Option<ItemId>)>;
 
@@ -321,9 +325,22 @@ fn run_channel(
     let now = ctx.request.now;
     let category = ctx.request.category.as_deref();
     let catalog = &ctx.state.catalog;
+    // The feature lists are per top-level category; a sub-category filters them.
+    let sub_category = category.filter(|c| c.contains('/'));
+    let fetch = |k: usize| match sub_category {
+        Some(_) => (k + exclude.len()).saturating_mul(SUB_CATEGORY_OVERFETCH),
+        None => k + exclude.len(),
+    };
     let plain = |list: Vec<(ItemId, f32)>| -> ChannelItems {
         list.into_iter()
             .filter(|(item, _)| !exclude.contains(item) && !not_yet_created(catalog, item, now))
+            .filter(|(item, _)| {
+                sub_category.is_none_or(|path| {
+                    catalog
+                        .category_of(item)
+                        .is_some_and(|c| in_category(c, path))
+                })
+            })
             .map(|(item, score)| (item, score, None))
             .collect()
     };
@@ -337,20 +354,15 @@ fn run_channel(
             None => Vec::new(),
         },
         Channel::CoVisitation if personal => co_visitation(ctx, history, exclude, k),
-        Channel::Trending => plain(ctx.features.trending(category, now, k + exclude.len())),
+        Channel::Trending => plain(ctx.features.trending(category, now, fetch(k))),
         Channel::Popularity => {
             let top = top_affinity_category(&ctx.user).filter(|_| personal);
-            let mut list = plain(ctx.features.popular(
-                category.or(top.as_deref()),
-                now,
-                k + exclude.len(),
-            ));
+            let mut list = plain(
+                ctx.features
+                    .popular(category.or(top.as_deref()), now, fetch(k)),
+            );
             if list.len() < k {
-                list.extend(plain(ctx.features.popular(
-                    category,
-                    now,
-                    k + exclude.len(),
-                )));
+                list.extend(plain(ctx.features.popular(category, now, fetch(k))));
             }
             list
         }
@@ -534,17 +546,27 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
     // Retrieval excluded the user's recent items; the top-up must not bring them back.
     seen.extend(ctx.user.recent.iter().map(|(item, _, _)| item.clone()));
     let now = ctx.request.now;
-    let mut pool = ctx.features.popular(
-        ctx.request.category.as_deref(),
-        now,
-        wanted * 3 + seen.len(),
-    );
+    let category = ctx.request.category.as_deref();
+    let in_request_category =
+        |item: &flywheel_core::Item| category.is_none_or(|path| in_category(&item.category, path));
+    let mut pool = ctx.features.popular(category, now, wanted * 3 + seen.len());
+    // The popular lists are per top-level category: keep the request's sub-category.
+    pool.retain(|(id, _)| {
+        ctx.state
+            .catalog
+            .item(id)
+            .is_some_and(|item| in_request_category(item))
+    });
     if pool.len() < wanted + seen.len() {
         let mut newest: Vec<_> = ctx
             .state
             .catalog
             .items()
-            .filter(|i| i.available && i.created_at.is_none_or(|created| created <= now))
+            .filter(|i| {
+                i.available
+                    && i.created_at.is_none_or(|created| created <= now)
+                    && in_request_category(i)
+            })
             .collect();
         newest.sort_by(|a, b| {
             b.created_at
@@ -568,14 +590,10 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
         };
         if !item.available
             || not_yet_created(&ctx.state.catalog, &item_id, now)
+            || !in_request_category(item)
             || !seen.insert(item_id.clone())
         {
             continue;
-        }
-        if let Some(category) = &ctx.request.category {
-            if item.top_category() != category {
-                continue;
-            }
         }
         let candidate = Candidate {
             item_id: item_id.clone(),

@@ -9,12 +9,15 @@
 //! whole batch is rejected with a 400 that lists every bad event by index, and
 //! nothing is stored. An accepted batch is durable (fsynced) before the response.
 
+mod body;
+mod edge;
 mod error;
+mod json;
 mod metrics;
 mod routes;
 mod wire;
 
-pub use error::ApiError;
+pub use error::{ApiError, MAX_DETAILS, MAX_ERROR_BODY_BYTES};
 pub use routes::{router, ServerOptions};
 
 use flywheel_engine::Engine;

@@ -2,7 +2,7 @@
 //! requests per route and status.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use flywheel_engine::{EngineStats, Histogram};
@@ -13,11 +13,27 @@ use std::time::Instant;
 
 use crate::routes::AppState;
 
-/// Requests per (method, route, status) and latency per route.
+/// Requests per (method, route, status) and latency per route. Every label has a
+/// bounded set of values: methods outside the standard ones count as `other`, and
+/// requests no route matched as `unmatched`.
 #[derive(Default)]
 pub(crate) struct HttpStats {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+}
+
+/// The method as a label: a standard method, or `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// Middleware: times and counts every request by its matched route.
@@ -27,7 +43,7 @@ pub(crate) async fn track(State(app): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
@@ -145,6 +161,12 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
     );
     counter(
         &mut out,
+        "flywheel_skipped_records_total",
+        "Log records the consumer skipped because they cannot be decoded.",
+        EngineStats::get(&stats.skipped_records),
+    );
+    counter(
+        &mut out,
         "flywheel_recommendations_total",
         "Recommendation lists served.",
         EngineStats::get(&stats.recommendations),
@@ -158,7 +180,7 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
     counter(
         &mut out,
         "flywheel_impressions_dropped_total",
-        "Impressions dropped because the queue was full.",
+        "Impressions dropped: the queue was full, or the log refused them.",
         EngineStats::get(&stats.impressions_dropped),
     );
     header_line(
@@ -184,6 +206,26 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         "flywheel_log_end_offset",
         "Records in the durable log.",
         engine.log_end_offset() as f64,
+    );
+    gauge(
+        &mut out,
+        "flywheel_log_write_failing",
+        "1 while appends to the log fail (see /readyz for why).",
+        if engine.write_error().is_some() {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge(
+        &mut out,
+        "flywheel_consumer_failing",
+        "1 while the consumer cannot read the log (see /readyz for why).",
+        if engine.consumer_error().is_some() {
+            1.0
+        } else {
+            0.0
+        },
     );
     gauge(
         &mut out,

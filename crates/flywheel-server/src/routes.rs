@@ -1,39 +1,63 @@
 //! Routes and handlers.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flywheel_core::{Item, ItemId, Timestamp, User, UserId};
-use flywheel_engine::Engine;
+use flywheel_engine::{Engine, EngineStats, EventBatch};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::body;
+use crate::edge::{self, IdPath};
+use crate::error::{ApiError, MAX_DETAILS};
+use crate::json;
 use crate::metrics::{self, HttpStats};
 use crate::wire::WireRecommendations;
 
 /// Limits of the API.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// The largest accepted request body, in bytes.
+    /// The largest accepted request body, in bytes (event batches).
     pub max_body_bytes: usize,
+    /// The largest accepted body of an item or a user, in bytes (at most
+    /// `max_body_bytes` applies too).
+    pub max_entity_bytes: usize,
     /// The most events accepted in one batch.
     pub max_batch_events: usize,
     /// The most items one recommendation request may ask for.
     pub max_count: usize,
+    /// Bodies larger than this (or of unknown length), in bytes, are read and parsed
+    /// only under one of `large_body_permits`.
+    pub large_body_bytes: usize,
+    /// How many large bodies may be read and parsed at once (at least 1 is used).
+    pub large_body_permits: usize,
+    /// How long a large body waits for a permit before a 503 with `Retry-After`.
+    pub large_body_wait: Duration,
+    /// The longest request target (path and query), in bytes; longer is a 414.
+    pub max_uri_bytes: usize,
+    /// The most bytes of request headers; more is a 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_bytes: 16 << 20,
+            max_entity_bytes: 1 << 20,
             max_batch_events: 100_000,
             max_count: 200,
+            large_body_bytes: 1 << 20,
+            large_body_permits: 2,
+            large_body_wait: Duration::from_secs(5),
+            max_uri_bytes: 8 << 10,
+            max_header_bytes: 64 << 10,
         }
     }
 }
@@ -44,6 +68,8 @@ pub(crate) struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) options: ServerOptions,
     pub(crate) http: Arc<HttpStats>,
+    /// Permits to read and parse a large body.
+    pub(crate) large_bodies: Arc<Semaphore>,
 }
 
 /// Builds the API router.
@@ -51,6 +77,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
     let state = AppState {
         engine,
         http: Arc::new(HttpStats::default()),
+        large_bodies: Arc::new(Semaphore::new(options.large_body_permits.max(1))),
         options: options.clone(),
     };
     Router::new()
@@ -79,6 +106,10 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(options.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            edge::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .with_state(state)
@@ -102,22 +133,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::bad_request("unreadable_body", rejection.body_text())
-        }
-    })
-}
-
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
-    })
-}
-
 fn is_ndjson(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -125,118 +140,166 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq"))
 }
 
-/// Splits an events body into JSON values: one object, an array, or NDJSON lines.
-fn event_values(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
-    if is_ndjson(headers) {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| ApiError::bad_request("malformed_json", "body is not UTF-8"))?;
-        return text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| {
-                    ApiError::bad_request(
-                        "malformed_json",
-                        format!("line {}: not valid JSON: {e}", i + 1),
-                    )
-                })
-            })
-            .collect();
+/// The problems of a rejected batch: the first [`MAX_DETAILS`] in full, the rest counted.
+#[derive(Default)]
+struct Problems {
+    details: Vec<Value>,
+    total: usize,
+}
+
+impl Problems {
+    fn add(&mut self, index: usize, error: &flywheel_core::CoreError) {
+        self.total += 1;
+        if self.details.len() < MAX_DETAILS {
+            self.details.push(
+                json!({"index": index, "field": error.field(), "message": error.to_string()}),
+            );
+        }
     }
-    match parse_json(bytes)? {
-        Value::Array(values) => Ok(values),
-        value @ Value::Object(_) => Ok(vec![value]),
-        _ => Err(ApiError::bad_request(
-            "invalid_event",
-            "expected an event object, an array of events, or NDJSON",
-        )),
+
+    fn into_error(self, events: usize) -> ApiError {
+        let first = self.details[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let message = if events == 1 {
+            first
+        } else {
+            format!(
+                "{} of {events} events are invalid, so none were stored; first: event {}: {first}",
+                self.total, self.details[0]["index"]
+            )
+        };
+        ApiError::BadRequest {
+            code: "invalid_event",
+            omitted: self.total - self.details.len(),
+            details: self.details,
+            message,
+        }
     }
 }
 
-async fn post_events(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let bytes = body_bytes(body, app.options.max_body_bytes)?;
-    let values = event_values(&headers, &bytes)?;
-    if values.is_empty() {
+/// Parses and validates an events body (one object, an array, or NDJSON) one event
+/// at a time into an encoded batch. Any invalid event rejects the whole batch.
+fn parse_events(
+    engine: &Engine,
+    bytes: &[u8],
+    ndjson: bool,
+    max_events: usize,
+) -> Result<EventBatch, ApiError> {
+    let now = Timestamp::now();
+    // Encoded events take about as many bytes as their JSON, up to twice for tiny ones.
+    let mut batch = EventBatch::with_capacity(bytes.len().saturating_mul(2));
+    let mut problems = Problems::default();
+    let mut events = 0;
+    let mut visit = |value: Value| -> Result<(), ApiError> {
+        if events == max_events {
+            return Err(ApiError::bad_request(
+                "batch_too_large",
+                format!("a batch may hold at most {max_events} events"),
+            ));
+        }
+        let parsed = engine
+            .parse_event(&value, now)
+            .and_then(|event| match problems.total {
+                // Once the batch is rejected, its events need not be kept.
+                0 => batch.push(event),
+                _ => Ok(()),
+            });
+        if let Err(error) = parsed {
+            if problems.total == 0 {
+                batch = EventBatch::new();
+            }
+            problems.add(events, &error);
+        }
+        events += 1;
+        Ok(())
+    };
+    if ndjson {
+        json::for_each_line(bytes, &mut visit)?;
+    } else {
+        json::for_each_element(bytes, &mut visit)?;
+    }
+    if events == 0 {
         return Err(ApiError::bad_request(
             "invalid_event",
             "the batch holds no events",
         ));
     }
-    if values.len() > app.options.max_batch_events {
-        return Err(ApiError::bad_request(
-            "batch_too_large",
-            format!(
-                "a batch may hold at most {} events, got {}",
-                app.options.max_batch_events,
-                values.len()
-            ),
-        ));
+    if problems.total > 0 {
+        EngineStats::add(&engine.stats().events_rejected, events as u64);
+        return Err(problems.into_error(events));
     }
-    let now = Timestamp::now();
-    let mut events = Vec::with_capacity(values.len());
-    let mut details = Vec::new();
-    for (index, value) in values.iter().enumerate() {
-        match app.engine.parse_event(value, now) {
-            Ok(event) => events.push(event),
-            Err(e) => {
-                details.push(json!({"index": index, "field": e.field(), "message": e.to_string()}))
-            }
-        }
-    }
-    if !details.is_empty() {
-        flywheel_engine::EngineStats::add(&app.engine.stats().events_rejected, values.len() as u64);
-        let first = details[0]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let message = if values.len() == 1 {
-            first
-        } else {
-            format!(
-                "{} of {} events are invalid, so none were stored; first: event {}: {first}",
-                details.len(),
-                values.len(),
-                details[0]["index"]
-            )
-        };
-        return Err(ApiError::BadRequest {
-            code: "invalid_event",
-            message,
-            details,
-        });
-    }
-    let accepted = events.len();
+    Ok(batch)
+}
+
+async fn post_events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let limit = app.options.max_body_bytes;
+    let read = body::read(body, limit, &app.options, &app.large_bodies).await?;
+    let ndjson = is_ndjson(&headers);
+    let max_events = app.options.max_batch_events;
     let engine = Arc::clone(&app.engine);
-    let range = blocking(move || engine.ingest(events).map_err(ApiError::from)).await?;
+    let (accepted, range) = blocking(move || {
+        let body::ReadBody { bytes, permit } = read;
+        let batch = parse_events(&engine, &bytes, ndjson, max_events)?;
+        drop(bytes);
+        let accepted = batch.len();
+        let range = engine.ingest_batch(batch).map_err(ApiError::from)?;
+        drop(permit);
+        Ok((accepted, range))
+    })
+    .await?;
     Ok(Json(
         json!({"accepted": accepted, "first_offset": range.start, "last_offset": range.end - 1}),
     ))
 }
 
+/// Reads and strictly parses the JSON body of an item or a user (`code` says which).
+async fn entity_json(app: &AppState, body: Body, code: &'static str) -> Result<Value, ApiError> {
+    let limit = app.options.max_entity_bytes.min(app.options.max_body_bytes);
+    let read = body::read(body, limit, &app.options, &app.large_bodies).await?;
+    let value = json::parse(&read.bytes, code)?;
+    drop(read);
+    Ok(value)
+}
+
 async fn get_recommendations(
     State(app): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<WireRecommendations>, ApiError> {
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !["user_id", "count", "category"].contains(&k.as_str()))
+    // A state still replaying the log would serve lists from part of it.
+    if !app.engine.is_ready() {
+        return Err(ApiError::NotReady);
+    }
+    let params = edge::query_pairs(query.as_deref())?;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some((unknown, _)) = params
+        .iter()
+        .find(|(k, _)| !["user_id", "count", "category"].contains(&k.as_str()))
     {
         return Err(ApiError::bad_request(
             "invalid_parameter",
-            format!("unknown parameter `{unknown}`; allowed: user_id, count, category"),
+            format!(
+                "unknown parameter `{}`; allowed: user_id, count, category",
+                crate::error::clip(unknown, 64)
+            ),
         ));
     }
-    let raw_user = params.get("user_id").ok_or_else(|| {
+    let raw_user = param("user_id").ok_or_else(|| {
         ApiError::bad_request("invalid_parameter", "parameter `user_id` is required")
     })?;
     let user_id = UserId::parse("user_id", raw_user)
         .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
-    let count = match params.get("count") {
+    let count = match param("count") {
         None => 10,
         Some(text) => text
             .parse::<usize>()
@@ -252,10 +315,26 @@ async fn get_recommendations(
                 )
             })?,
     };
-    let category = params.get("category").filter(|c| !c.is_empty()).cloned();
+    let category = param("category")
+        .map(|c| c.trim_matches('/').to_string())
+        .filter(|c| !c.is_empty());
     let engine = Arc::clone(&app.engine);
     let user_text = user_id.to_string();
-    let served = blocking(move || Ok(engine.recommend(user_id, count, category))).await?;
+    let served = blocking(move || {
+        if let Some(category) = &category {
+            if !engine.state().catalog.has_category(category) {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "parameter `category`: no item is in `{}` or below it",
+                        crate::error::clip(category, 64)
+                    ),
+                ));
+            }
+        }
+        Ok(engine.recommend(user_id, count, category))
+    })
+    .await?;
     Ok(Json(WireRecommendations::from_served(user_text, served)))
 }
 
@@ -265,11 +344,10 @@ fn path_id<T>(raw: &str, parse: fn(&str, &str) -> flywheel_core::Result<T>) -> R
 
 async fn put_item(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    IdPath(id): IdPath,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = body_bytes(body, app.options.max_body_bytes)?;
-    let item = Item::from_json(&parse_json(&bytes)?, Some(&id))
+    let item = Item::from_json(&entity_json(&app, body, "invalid_item").await?, Some(&id))
         .map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
     let reply = serde_json::to_value(&item).unwrap_or(Value::Null);
     let engine = Arc::clone(&app.engine);
@@ -279,7 +357,7 @@ async fn put_item(
 
 async fn get_item(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let id: ItemId = path_id(&id, ItemId::parse)?;
     let item = app
@@ -291,7 +369,7 @@ async fn get_item(
 
 async fn delete_item(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let id: ItemId = path_id(&id, ItemId::parse)?;
     let engine = Arc::clone(&app.engine);
@@ -301,11 +379,10 @@ async fn delete_item(
 
 async fn put_user(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    IdPath(id): IdPath,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = body_bytes(body, app.options.max_body_bytes)?;
-    let user = User::from_json(&parse_json(&bytes)?, Some(&id))
+    let user = User::from_json(&entity_json(&app, body, "invalid_user").await?, Some(&id))
         .map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))?;
     let reply = serde_json::to_value(&user).unwrap_or(Value::Null);
     let engine = Arc::clone(&app.engine);
@@ -315,7 +392,7 @@ async fn put_user(
 
 async fn get_user(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let id: UserId = path_id(&id, UserId::parse)?;
     let user = app
@@ -327,7 +404,7 @@ async fn get_user(
 
 async fn delete_user(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let id: UserId = path_id(&id, UserId::parse)?;
     let engine = Arc::clone(&app.engine);
@@ -399,7 +476,7 @@ async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiE
 
 async fn opt_out_user(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let id: UserId = path_id(&id, UserId::parse)?;
     let mut user = app
@@ -418,12 +495,19 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// 200 once the state has caught up with the log, with what can still go wrong
+/// while serving: records skipped as undecodable, a consumer that cannot read the
+/// log, a log that refuses writes. 503 (with `Retry-After`) while the log replays.
 async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if app.engine.is_ready() {
-        Ok(Json(
-            json!({"status": "ready", "consumer_lag": app.engine.consumer_lag()}),
-        ))
-    } else {
-        Err(ApiError::NotReady)
+    let engine = &app.engine;
+    if !engine.is_ready() {
+        return Err(ApiError::NotReady);
     }
+    Ok(Json(json!({
+        "status": "ready",
+        "consumer_lag": engine.consumer_lag(),
+        "skipped_records": EngineStats::get(&engine.stats().skipped_records),
+        "consumer_error": engine.consumer_error(),
+        "write_error": engine.write_error(),
+    })))
 }
