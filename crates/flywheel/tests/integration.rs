@@ -999,17 +999,17 @@ fn freshness() {
     let (_temp, server) = serve_shop();
     let port = server.port;
     let user = a_user_with_history();
+    // Impressions feed the items' CTR and the clock moves, so a list may shift a little
+    // from one request to the next; buy an item that every one of three lists holds.
     let before = recommendations(port, &user, 10);
-    let ids = item_ids(&before);
-    let again = recommendations(port, &user, 10);
-    assert_eq!(
-        item_ids(&again),
-        ids,
-        "without new events the list is stable"
-    );
-    let bought = ids
+    let mut stable = item_ids(&before);
+    for _ in 0..2 {
+        let again = item_ids(&recommendations(port, &user, 10));
+        stable.retain(|item| again.contains(item));
+    }
+    let bought = stable
         .first()
-        .unwrap_or_else(|| panic!("an empty list for {user}: {before}"))
+        .unwrap_or_else(|| panic!("no item stays in {user}'s list without events: {before}"))
         .clone();
 
     let purchase = json!({"user_id": user, "item_id": bought, "action": "purchase", "value": 12.5});
@@ -1036,12 +1036,14 @@ fn freshness() {
         "freshness: purchase of {bought} reflected {:?} after its acknowledgement ({polls} polls)",
         acknowledged.elapsed()
     );
-    // Once reflected, it stays reflected.
-    let later = recommendations(port, &user, 10);
-    assert!(
-        !item_ids(&later).contains(&bought),
-        "{bought} came back: {later}"
-    );
+    // Once reflected, it stays reflected: it left because it was bought.
+    for _ in 0..5 {
+        let later = recommendations(port, &user, 10);
+        assert!(
+            !item_ids(&later).contains(&bought),
+            "{bought} came back: {later}"
+        );
+    }
 }
 
 fn assert_sensible(list: &Value, user: &str, count: usize, port: u16) {

@@ -32,11 +32,11 @@ fn print_segment(path: &Path, limit: usize) -> Result<()> {
     let inspection =
         inspect_segment(path).with_context(|| format!("inspecting {}", path.display()))?;
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut undecodable = 0u64;
-    for (_, payload) in &inspection.entries {
+    let mut undecodable: Vec<(u64, String)> = Vec::new();
+    for (offset, payload) in &inspection.entries {
         match LogRecord::decode(payload) {
             Ok(record) => *kinds.entry(record.kind()).or_default() += 1,
-            Err(_) => undecodable += 1,
+            Err(e) => undecodable.push((*offset, e.to_string())),
         }
     }
     println!("{}", path.display());
@@ -52,8 +52,14 @@ fn print_segment(path: &Path, limit: usize) -> Result<()> {
     for (kind, count) in &kinds {
         println!("  {kind:<12} {count}");
     }
-    if undecodable > 0 {
-        println!("  {undecodable} records are not flywheel records");
+    if !undecodable.is_empty() {
+        println!(
+            "  {} records cannot be decoded; the engine skips them (and counts them in /readyz and /metrics):",
+            undecodable.len()
+        );
+        for (offset, reason) in undecodable.iter().take(10) {
+            println!("    offset {offset}: {reason}");
+        }
     }
     if let Some(tail) = &inspection.corrupt_tail {
         println!(
