@@ -755,3 +755,58 @@ fn the_gate_accepts_a_better_candidate_even_under_superiority() {
     assert_eq!(serving_version(dir.path()), Some(outcome.version.clone()));
     assert_eq!(engine.models().version(), outcome.version);
 }
+
+/// An undecodable record in the middle of a batch longer than the consumer's chunk is
+/// skipped once, and every other record is applied exactly once (the consumer used to
+/// retry from the chunk's start for ever, re-applying what came before it).
+#[test]
+fn an_undecodable_record_is_skipped_and_nothing_is_applied_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let events = 1500usize;
+    let mut payloads: Vec<Vec<u8>> = (0..events)
+        .map(|i| {
+            let event = Event {
+                user_id: UserId::new_unchecked(format!("u{}", i % 7)),
+                item_id: ItemId::new_unchecked(format!("i{}", i % 11)),
+                action: flywheel_core::Action::View,
+                value: None,
+                timestamp: Timestamp::from_secs(1_700_000_000 + i as i64),
+                request_id: None,
+                position: None,
+                context: Default::default(),
+            };
+            LogRecord::Event(event).encode().unwrap()
+        })
+        .collect();
+    // After the first chunk of 512: a record written by something that is not flywheel.
+    payloads.insert(700, b"{\"type\":\"event\",\"user_id\":null}".to_vec());
+    let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    engine.log().append_batch(0, &slices).unwrap();
+    engine.catch_up();
+    let state = engine.state();
+    assert_eq!(
+        state.applied,
+        events as u64 + 1,
+        "the skipped record counts as passed"
+    );
+    assert_eq!(
+        state.features.events_applied(),
+        events as u64,
+        "each decodable event applied exactly once"
+    );
+    drop(state);
+    let skipped = engine.skipped_records();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].offset, 700);
+    // The offline replay skips exactly the records the consumer skips.
+    let mut replayed = 0u64;
+    engine
+        .replay(&mut |offset, _| {
+            assert_ne!(offset, 700);
+            replayed += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(replayed, events as u64);
+}
