@@ -21,7 +21,7 @@ mod html;
 pub mod metrics;
 pub mod split;
 
-use flywheel_core::{Channel, LogRecord, Timestamp};
+use flywheel_core::{Channel, Timestamp};
 use flywheel_eval::pointwise::ReliabilityBin;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -116,9 +116,14 @@ pub struct EvalReport {
 pub struct SplitRecords(SplitLog);
 
 impl SplitRecords {
-    /// Visits the training records in log order.
-    pub fn visit_train(&self, visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>) -> Result<()> {
-        self.0.visit_train(visit)
+    /// Trains `config` on the training records only, as version `version`.
+    pub fn train(
+        &self,
+        config: &EngineConfig,
+        version: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(flywheel_pipeline::ModelSet, training::TrainReport)> {
+        self.0.train(config, version, progress)
     }
 }
 
@@ -152,10 +157,7 @@ pub fn evaluate_with(
 ) -> Result<EvalReport> {
     progress("reading the log");
     let log = SplitLog::read(replay, protocol, options)?;
-    let train_replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| -> Result<()> {
-        log.visit_train(visit)
-    };
-    let (models, _) = training::train(config, &train_replay, "holdout".into(), progress)?;
+    let (models, _) = log.train(config, "holdout", progress)?;
     progress("replaying the state from the training records");
     let holdout = Holdout::prepare(config, &log, options);
     progress("scoring every system on the test users");
@@ -237,7 +239,7 @@ fn system_name(system: System) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flywheel_core::{Action, Event, Item, ItemId, UserId};
+    use flywheel_core::{Action, Event, Item, ItemId, LogRecord, UserId};
 
     /// 60 users over 30 items in 3 categories; user u likes items of category u % 3,
     /// one event a minute, in a fixed order.

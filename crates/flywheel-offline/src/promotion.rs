@@ -14,7 +14,6 @@
 //! The default rule is non-inferiority; `force` promotes whatever the gate says, and
 //! the decision says so.
 
-use flywheel_core::LogRecord;
 use flywheel_pipeline::{EngineConfig, ModelSet};
 use serde::Serialize;
 
@@ -142,10 +141,7 @@ fn train_before_cut_and_compare(
         ..Protocol::default()
     };
     let split = crate::evaluation::split_for_gate(replay, &protocol, options)?;
-    let train_replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| -> Result<()> {
-        split.visit_train(visit)
-    };
-    let (models, report) = training::train(config, &train_replay, version.to_string(), progress)?;
+    let (models, report) = split.train(config, version, progress)?;
     let comparison = compare_versions(
         config, replay, options, &protocol, serving, &models, gate, progress,
     )?;

@@ -281,12 +281,16 @@ fn temp_data_dir() -> (tempfile::TempDir, PathBuf) {
     (temp, data)
 }
 
-fn run_flywheel(args: &[&str]) -> String {
-    let output = Command::new(BIN)
+fn flywheel_output(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
         .args(args)
         .env_remove("FLYWHEEL_DATA_DIR")
         .output()
-        .expect("running flywheel");
+        .expect("running flywheel")
+}
+
+fn run_flywheel(args: &[&str]) -> String {
+    let output = flywheel_output(args);
     assert!(
         output.status.success(),
         "flywheel {args:?} failed: {}\n{}",
@@ -1161,11 +1165,7 @@ fn recommendations_are_sensible() {
 
 /// Runs flywheel expecting failure; returns its stderr.
 fn run_flywheel_failing(args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(args)
-        .env_remove("FLYWHEEL_DATA_DIR")
-        .output()
-        .expect("running flywheel");
+    let output = flywheel_output(args);
     assert!(
         !output.status.success(),
         "flywheel {args:?} should have failed:\n{}",

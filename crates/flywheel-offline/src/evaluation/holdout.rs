@@ -46,6 +46,19 @@ impl SplitLog {
         })
     }
 
+    /// Trains `config` on the training records only (the holdout is never seen).
+    pub(super) fn train(
+        &self,
+        config: &EngineConfig,
+        version: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(ModelSet, crate::training::TrainReport)> {
+        let train_replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| -> Result<()> {
+            self.visit_train(visit)
+        };
+        crate::training::train(config, &train_replay, version.to_string(), progress)
+    }
+
     pub(super) fn visit_train(
         &self,
         visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>,
