@@ -76,7 +76,7 @@ pub fn train_candidate(
         max_users: (config.gate.max_users > 0).then_some(config.gate.max_users),
     };
     let judged = match serving_manifest.config.as_ref() {
-        Some(serving_config) if serving_config != config => {
+        Some(serving_config) if !serving_config.same_models_as(config) => {
             let (models, report) = training::train(config, replay, version.clone(), progress)?;
             let comparison = compare_configs(
                 (serving.version(), serving_config),

@@ -260,6 +260,16 @@ impl EngineConfig {
         Ok(config)
     }
 
+    /// Whether `other` trains and serves the same models: the same retrieval, re-ranking,
+    /// training settings and actions. Where the data lives, the log, the deadlines and
+    /// the gate's own settings do not change what a version is.
+    pub fn same_models_as(&self, other: &EngineConfig) -> bool {
+        self.retrieval == other.retrieval
+            && self.rerank == other.rerank
+            && self.training == other.training
+            && self.custom_actions == other.custom_actions
+    }
+
     /// Checks ranges that serde cannot.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: &str| Err(PipelineError::Config(msg.to_string()));
@@ -337,6 +347,20 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flywheel.example.toml");
         let config = EngineConfig::from_toml_file(&path).unwrap();
         assert_eq!(config, EngineConfig::default());
+    }
+
+    #[test]
+    fn only_model_settings_make_two_configs_train_different_models() {
+        let base = EngineConfig::default();
+        let mut moved = base.clone();
+        moved.data_dir = "elsewhere".into();
+        moved.log.fsync = false;
+        moved.deadlines.ranking_ms = 1;
+        moved.gate.margin = 0.5;
+        assert!(base.same_models_as(&moved));
+        let mut other = base.clone();
+        other.rerank.mmr_lambda = 0.5;
+        assert!(!base.same_models_as(&other));
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn gate(
         challenger.manifest.as_ref().and_then(|m| m.config.as_ref()),
     );
     let comparison = match configs {
-        (Some(old), Some(new)) if old != new => compare_configs(
+        (Some(old), Some(new)) if !old.same_models_as(new) => compare_configs(
             (&serving_version, old),
             (candidate, new),
             &replay,
