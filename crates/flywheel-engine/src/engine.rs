@@ -249,7 +249,7 @@ impl Engine {
 
     /// Records applied to the state so far.
     pub fn applied(&self) -> u64 {
-        *self.inner.applied.lock().unwrap_or_else(|e| e.into_inner())
+        current_applied(&self.inner)
     }
 
     /// Blocks until every record durable now has been applied.
@@ -569,7 +569,6 @@ fn remember_skipped(inner: &Inner, skipped: SkippedRecord) {
     kept.push_back(skipped);
 }
 
-/// Appends to the log, remembering whether the log accepts writes for `/readyz`.
 /// Appends one atomic batch to the engine's partition of the log.
 fn append<P: AsRef<[u8]>>(inner: &Inner, payloads: &[P]) -> Result<std::ops::Range<u64>> {
     let slices: Vec<&[u8]> = payloads.iter().map(AsRef::as_ref).collect();

@@ -255,8 +255,8 @@ impl Engine {
 
     /// Serves the version that served before the current one; returns its name.
     pub fn rollback(&self) -> Result<String> {
-        let version = registry::rollback(&self.config().data_dir)?;
-        self.reload_models()?;
+        let (version, set) = registry::rollback(&self.config().data_dir)?;
+        crate::engine::swap_models(&self.inner, set);
         Ok(version)
     }
 }

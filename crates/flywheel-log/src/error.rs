@@ -19,9 +19,10 @@ pub enum LogError {
     },
     /// An operating-system call failed because the storage is full (`ENOSPC`) or a disk
     /// quota is exhausted (`EDQUOT`). Nothing the failed call concerned was acknowledged.
-    /// When this comes from an append, the log has already removed what the failed write
-    /// left in the segment, and the next append tries again: free space and carry on, no
-    /// restart needed. A server answers `507 Insufficient Storage`.
+    /// When this comes from an append, the log removes what the failed write left in the
+    /// segment (at once, or, if that fails too, before anything else is written; see
+    /// `WriteHealth::repair_pending`), and the next append tries again: free space and
+    /// carry on, no restart needed. A server answers `507 Insufficient Storage`.
     #[error(
         "{operation} `{}` failed, the storage is full: {source}; free disk space (or raise the \
          quota), the log retries with the next append",
@@ -266,7 +267,7 @@ const EDQUOT: Option<i32> = None;
 /// [`io::ErrorKind::StorageFull`]) or a quota is exhausted (`EDQUOT`).
 pub(crate) fn is_storage_full(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::StorageFull
-        || (error.raw_os_error().is_some() && error.raw_os_error() == EDQUOT)
+        || EDQUOT.is_some_and(|code| error.raw_os_error() == Some(code))
 }
 
 /// Rebuilds an `io::Error`: the same OS error, or the same kind and message.

@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 /// The file-system operations the log uses. Implementations must be shareable between the
@@ -110,7 +110,21 @@ impl Storage for FsStorage {
 struct FsFile(File);
 
 impl StorageFile for FsFile {
+    /// One positioned read (`pread`): no seek, so a replay costs one call per read.
+    #[cfg(unix)]
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        loop {
+            match self.0.read_at(buf, offset) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                result => return result,
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::{Seek, SeekFrom};
         self.0.seek(SeekFrom::Start(offset))?;
         loop {
             match self.0.read(buf) {

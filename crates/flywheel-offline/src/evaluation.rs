@@ -13,7 +13,9 @@
 //! MAP@10, hit@10, the NDCG@k curve, catalog coverage, intra-list diversity and
 //! novelty ([`metrics`]), the same accuracy by slice (head/tail items, new/power users,
 //! category), and, when a ranker is trained, its calibration on the holdout candidates.
-//! [`compare_versions`] is the promotion gate between two saved model sets.
+//! The promotion gate between two versions: [`compare_registered`] picks
+//! [`compare_configs`] (both retrained on the split, when their model settings differ) or
+//! [`compare_versions`] (frozen models on a holdout after both training windows).
 
 mod compare;
 mod holdout;
@@ -31,8 +33,8 @@ use crate::training::{self, Replay};
 use flywheel_pipeline::EngineConfig;
 
 pub use compare::{
-    compare_configs, compare_versions, paired_bootstrap_ci, Comparison, GateMethod, GateOptions,
-    PromotionRule, Side,
+    compare_configs, compare_registered, compare_versions, paired_bootstrap_ci, Comparison,
+    GateMethod, GateOptions, PromotionRule,
 };
 use holdout::{Holdout, SplitLog};
 pub use html::render_html;
@@ -124,6 +126,20 @@ impl SplitRecords {
         progress: &mut dyn FnMut(&str),
     ) -> Result<(flywheel_pipeline::ModelSet, training::TrainReport)> {
         self.0.train(config, version, progress)
+    }
+
+    /// The frozen comparison ([`compare_versions`]) on this very split: the versions
+    /// must both have been trained before its cut.
+    pub fn compare_frozen(
+        &self,
+        config: &EngineConfig,
+        options: &EvalOptions,
+        serving: &flywheel_pipeline::ModelSet,
+        candidate: &flywheel_pipeline::ModelSet,
+        gate: &GateOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Comparison> {
+        compare::compare_versions_on(&self.0, config, options, serving, candidate, gate, progress)
     }
 }
 

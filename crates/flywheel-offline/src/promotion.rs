@@ -2,14 +2,16 @@
 //! `POST /v1/models/train` run.
 //!
 //! - Nothing serves: the candidate is trained on the whole log and promoted.
-//! - The serving version's configuration differs from the candidate's: the candidate
+//! - The serving version's model settings differ from the candidate's
+//!   ([`EngineConfig::same_models_as`]: retrieval, re-ranking, training, actions): the candidate
 //!   is trained on the whole log; the gate retrains both configurations on the same
 //!   training part of a temporal split and scores them on its holdout
 //!   ([`compare_configs`]).
-//! - Only the data is newer (same configuration, or the serving version does not say
+//! - Only the data is newer (same model settings, or the serving version does not say
 //!   which): the candidate is trained on the log up to a cut after the serving
 //!   version's training window, and compared with the serving version's frozen models
-//!   on the events after that cut ([`compare_versions`]).
+//!   on the events after that cut, on the same in-memory split
+//!   ([`crate::evaluation::compare_versions`]).
 //!
 //! The default rule is non-inferiority; `force` promotes whatever the gate says, and
 //! the decision says so.
@@ -18,9 +20,7 @@ use flywheel_pipeline::{EngineConfig, ModelSet};
 use serde::Serialize;
 
 use crate::error::{OfflineError, Result};
-use crate::evaluation::{
-    compare_configs, compare_versions, Comparison, EvalOptions, GateOptions, Protocol,
-};
+use crate::evaluation::{compare_configs, Comparison, EvalOptions, GateOptions, Protocol};
 use crate::training::{self, Replay, TrainReport};
 
 /// The gate's decision about a candidate.
@@ -142,9 +142,8 @@ fn train_before_cut_and_compare(
     };
     let split = crate::evaluation::split_for_gate(replay, &protocol, options)?;
     let (models, report) = split.train(config, version, progress)?;
-    let comparison = compare_versions(
-        config, replay, options, &protocol, serving, &models, gate, progress,
-    )?;
+    // Judged on the very split it was trained on (its window ends before the cut).
+    let comparison = split.compare_frozen(config, options, serving, &models, gate, progress)?;
     Ok((models, report, comparison))
 }
 

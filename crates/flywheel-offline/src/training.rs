@@ -160,8 +160,6 @@ pub struct RowSet {
     /// Every row, in the order the replay built them (log order of the anchors, an
     /// impression's slots at its `features_offset`).
     pub rows: Vec<RankerRow>,
-    /// The time of the latest timestamped record of the log.
-    pub log_end: Option<Timestamp>,
     /// Impressions that claim features from after their own place in the log.
     pub skipped_impressions: u64,
     /// The fusion weights learned on the fusion holdout (empty: the quota shares).
@@ -474,7 +472,7 @@ fn anchor_rate(pass: &FirstPass, row_cut: Timestamp) -> f64 {
     }
 }
 
-/// Whether the user engaged with `item` in `[from, until)`.
+/// The items the user engaged with in `[from, until)`.
 fn engaged_within(
     engagements: Option<&Vec<(Timestamp, ItemId)>>,
     from: Timestamp,
@@ -728,7 +726,6 @@ pub fn rows(
     Ok(RowSet {
         cuts,
         rows,
-        log_end: pass.log_end,
         skipped_impressions: pass.skipped_impressions,
         fusion_weights,
         pass,
@@ -748,7 +745,6 @@ pub fn train(
     let RowSet {
         cuts,
         rows,
-        log_end: _,
         skipped_impressions,
         fusion_weights,
         pass,

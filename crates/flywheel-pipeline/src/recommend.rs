@@ -581,44 +581,48 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
         );
     }
     let before = items.len();
+    let mut chosen: Vec<std::sync::Arc<flywheel_core::Item>> = Vec::new();
     for (item_id, _) in pool {
-        if items.len() >= wanted {
+        if items.len() + chosen.len() >= wanted {
             break;
         }
         let Some(item) = ctx.state.catalog.item(&item_id) else {
             continue;
         };
+        // The pool holds only items of the request's category (see above).
         if !item.available
-            || not_yet_created(&ctx.state.catalog, &item_id, now)
-            || !in_request_category(item)
-            || !seen.insert(item_id.clone())
+            || item.created_at.is_some_and(|created| created > now)
+            || !seen.insert(item_id)
         {
             continue;
         }
+        chosen.push(std::sync::Arc::clone(item));
+    }
+    // A top-up slot is logged with its features like every other slot, so training can
+    // learn from it and the parity check covers it: one batched read for all of them.
+    let chosen_features = if ctx.request.keep_features {
+        let ids: Vec<&ItemId> = chosen.iter().map(|item| &item.id).collect();
+        ctx.features.item_features_many(&ids, now)
+    } else {
+        Vec::new()
+    };
+    for (index, item) in chosen.iter().enumerate() {
         let candidate = Candidate {
-            item_id: item_id.clone(),
+            item_id: item.id.clone(),
             channel: Channel::Popularity,
             channel_score: 0.0,
             channel_rank: 0,
             source_item: None,
         };
-        // A top-up slot is logged with its features like every other slot, so
-        // training can learn from it and the parity check covers it.
-        let features = if ctx.request.keep_features {
-            let item_features = ctx
-                .features
-                .item_features_many(&[&item_id], now)
-                .pop()
-                .unwrap_or_default();
-            featurize(&RankingInput {
+        let features = match chosen_features.get(index) {
+            Some(item_features) => featurize(&RankingInput {
                 user: &ctx.user,
                 item,
-                item_features: &item_features,
+                item_features,
                 candidate: &candidate,
                 now,
-            })
-        } else {
-            Vec::new()
+            }),
+            None => Vec::new(),
         };
         let category = item.top_category().to_string();
         items.push(RecItem {
@@ -630,7 +634,7 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
             source_item: None,
             explanation: Explanation::new(flywheel_core::ExplanationKind::PopularIn { category }),
             features,
-            item_id,
+            item_id: candidate.item_id,
         });
     }
     if items.len() > before {

@@ -369,9 +369,9 @@ pub fn load_current(data_dir: &Path) -> Result<ModelSet> {
     }
 }
 
-/// Promotes the version that served before the current one; returns it. `NotFound`
-/// when nothing is served or no version served before it.
-pub fn rollback(data_dir: &Path) -> Result<String> {
+/// Promotes the version that served before the current one; returns its name and its
+/// loaded models. `NotFound` when nothing is served or no version served before it.
+pub fn rollback(data_dir: &Path) -> Result<(String, ModelSet)> {
     let current = current_version(data_dir)?.ok_or_else(|| {
         RegistryError::NotFound("a served model version to roll back from".into())
     })?;
@@ -390,8 +390,8 @@ pub fn rollback(data_dir: &Path) -> Result<String> {
         })?;
     // The rolled-back-to version keeps its place in the order, so a second rollback
     // goes further back instead of flipping between two versions.
-    switch_to(data_dir, &previous, None)?;
-    Ok(previous)
+    let models = switch_to(data_dir, &previous, None)?;
+    Ok((previous, models))
 }
 
 /// Every saved version, oldest first, with its effective status.
@@ -535,7 +535,7 @@ mod tests {
                 (second, Status::Serving)
             ]
         );
-        assert_eq!(rollback(dir.path()).unwrap(), first);
+        assert_eq!(rollback(dir.path()).unwrap().0, first);
         assert!(rollback(dir.path()).is_err());
     }
 }

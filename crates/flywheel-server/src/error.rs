@@ -118,15 +118,12 @@ impl ApiError {
 /// Whether an io error anywhere in `error`'s source chain says the disk (or the
 /// quota) is full.
 fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
-    /// `ENOSPC` on Linux and the BSDs.
-    const ENOSPC: i32 = 28;
     let mut current = Some(error);
     while let Some(error) = current {
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
             let kind = io.kind();
-            if kind == std::io::ErrorKind::StorageFull
-                || kind == std::io::ErrorKind::QuotaExceeded
-                || (cfg!(unix) && io.raw_os_error() == Some(ENOSPC))
+            // std maps ENOSPC to `StorageFull` and EDQUOT to `QuotaExceeded`.
+            if kind == std::io::ErrorKind::StorageFull || kind == std::io::ErrorKind::QuotaExceeded
             {
                 return true;
             }
@@ -300,7 +297,7 @@ mod tests {
         assert_eq!(body["error"]["code"], "insufficient_storage");
     }
 
-    /// `ENOSPC` on the platforms the test runs on.
+    /// `ENOSPC` on the platforms the test runs on: std must map it to `StorageFull`.
     const ENOSPC_FOR_TEST: i32 = 28;
 
     #[test]

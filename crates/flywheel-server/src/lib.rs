@@ -1,13 +1,14 @@
 //! # flywheel-server: the HTTP API and nothing else
 //!
 //! This crate translates HTTP to engine calls and back. It owns the wire types,
-//! the one table from errors to statuses ([`ApiError`]), body limits, and the
+//! the one table from errors to statuses ([`ApiError`]), the edge (body, URI and
+//! header limits, strict JSON), and the
 //! Prometheus exposition. Engine calls that block (durable appends, ranking) run
 //! on tokio's blocking pool so the event loop never stalls.
 //!
 //! Batches of events are **all or nothing**: if any event of a batch is invalid the
-//! whole batch is rejected with a 400 that lists every bad event by index, and
-//! nothing is stored. An accepted batch is durable (fsynced) before the response.
+//! whole batch is rejected with a 400 that lists the bad events by index (the first
+//! 100, then how many more in `details_omitted`), and nothing is stored. An accepted batch is durable (fsynced) before the response.
 
 mod body;
 mod edge;

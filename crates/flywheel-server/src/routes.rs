@@ -103,7 +103,6 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(options.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             edge::guard,
@@ -262,9 +261,7 @@ async fn post_events(
 async fn entity_json(app: &AppState, body: Body, code: &'static str) -> Result<Value, ApiError> {
     let limit = app.options.max_entity_bytes.min(app.options.max_body_bytes);
     let read = body::read(body, limit, &app.options, &app.large_bodies).await?;
-    let value = json::parse(&read.bytes, code)?;
-    drop(read);
-    Ok(value)
+    json::parse(&read.bytes, code)
 }
 
 async fn get_recommendations(
@@ -448,15 +445,10 @@ async fn get_job(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = app
-        .engine
-        .job(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("job {} not found", truncate(&id, 64))))?;
+    let job = app.engine.job(&id).ok_or_else(|| {
+        ApiError::NotFound(format!("job {} not found", crate::error::clip(&id, 64)))
+    })?;
     Ok(Json(serde_json::to_value(job).unwrap_or(Value::Null)))
-}
-
-fn truncate(text: &str, chars: usize) -> String {
-    text.chars().take(chars).collect()
 }
 
 async fn promote_model(

@@ -1,5 +1,5 @@
 //! The HTTP API in process: every request goes through the real router (with its
-//! body limit and metrics middleware) via `tower::ServiceExt::oneshot`, against a
+//! edge and metrics middleware) via `tower::ServiceExt::oneshot`, against a
 //! real engine on a temporary data directory.
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.

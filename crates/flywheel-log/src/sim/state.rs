@@ -1,6 +1,6 @@
 //! The state behind a `SimDisk`: a durable layer, a volatile layer and the crash logic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -234,20 +234,21 @@ impl Disk {
         }
     }
 
-    /// Bytes the files named by a directory hold (their visible lengths).
-    pub fn used_bytes(&self) -> u64 {
-        let mut named: Vec<u64> = self
-            .dirs
+    /// The inodes some directory names.
+    fn named_inodes(&self) -> HashSet<u64> {
+        self.dirs
             .values()
             .flat_map(|dir| dir.visible.values())
             .filter_map(|entry| match entry {
                 Entry::File(inode) => Some(*inode),
                 Entry::Dir => None,
             })
-            .collect();
-        named.sort_unstable();
-        named.dedup();
-        named
+            .collect()
+    }
+
+    /// Bytes the files named by a directory hold (their visible lengths).
+    pub fn used_bytes(&self) -> u64 {
+        self.named_inodes()
             .iter()
             .filter_map(|inode| self.inodes.get(inode))
             .map(|inode| inode.visible.len() as u64)
@@ -332,15 +333,7 @@ impl Disk {
             .cloned()
             .collect();
         self.dirs.retain(|path, _| reachable.contains(path));
-        let named: Vec<u64> = self
-            .dirs
-            .values()
-            .flat_map(|dir| dir.visible.values())
-            .filter_map(|entry| match entry {
-                Entry::File(inode) => Some(*inode),
-                Entry::Dir => None,
-            })
-            .collect();
+        let named = self.named_inodes();
         self.inodes.retain(|inode, _| named.contains(inode));
     }
 

@@ -246,11 +246,11 @@ pub fn paired_bootstrap_ci(
 
 /// One side of a comparison: the configuration it serves with and its models.
 #[derive(Clone, Copy)]
-pub struct Side<'a> {
+struct Side<'a> {
     /// The configuration (quotas, re-ranking…) the side's pipeline runs with.
-    pub config: &'a EngineConfig,
+    config: &'a EngineConfig,
     /// The models.
-    pub models: &'a ModelSet,
+    models: &'a ModelSet,
 }
 
 /// Scores `serving` and `candidate` as given on a temporal holdout that starts after
@@ -281,9 +281,22 @@ pub fn compare_versions(
     };
     progress("reading the log");
     let log = SplitLog::read(replay, &protocol, options)?;
-    require_test_events(&log, &[serving, candidate])?;
+    compare_versions_on(&log, config, options, serving, candidate, gate, progress)
+}
+
+/// [`compare_versions`] on a log already split after both training windows.
+pub(super) fn compare_versions_on(
+    log: &SplitLog,
+    config: &EngineConfig,
+    options: &EvalOptions,
+    serving: &ModelSet,
+    candidate: &ModelSet,
+    gate: &GateOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Comparison> {
+    require_test_events(log, &[serving, candidate])?;
     progress("replaying the state from the training records");
-    let holdout = Holdout::prepare(config, &log, options);
+    let holdout = Holdout::prepare(config, log, options);
     progress("scoring both versions on the same users");
     let sides = [
         Side {
@@ -295,7 +308,7 @@ pub fn compare_versions(
             models: candidate,
         },
     ];
-    paired(&holdout, &log, sides, GateMethod::Frozen, gate)
+    paired(&holdout, log, sides, GateMethod::Frozen, gate)
 }
 
 /// Retrains both configurations on the same training part of the split and scores
@@ -316,17 +329,15 @@ pub fn compare_configs(
         log.visit_train(visit)
     };
     progress("retraining the serving configuration on the training part");
-    let (mut serving_models, _) =
+    let (serving_models, _) =
         training::train(serving.1, &train_replay, serving.0.to_string(), &mut |_| {})?;
     progress("retraining the candidate configuration on the training part");
-    let (mut candidate_models, _) = training::train(
+    let (candidate_models, _) = training::train(
         candidate.1,
         &train_replay,
         candidate.0.to_string(),
         &mut |_| {},
     )?;
-    rename(&mut serving_models, serving.0);
-    rename(&mut candidate_models, candidate.0);
     progress("replaying the state from the training records");
     let holdout = Holdout::prepare(candidate.1, &log, options);
     progress("scoring both configurations on the same users");
@@ -343,9 +354,35 @@ pub fn compare_configs(
     paired(&holdout, &log, sides, GateMethod::Retrained, gate)
 }
 
-fn rename(set: &mut ModelSet, version: &str) {
-    if let Some(manifest) = set.manifest.as_mut() {
-        manifest.version = version.to_string();
+/// The promotion gate between two registered versions, on data neither was trained on:
+/// when their model settings differ both configurations are retrained on the split
+/// ([`compare_configs`]); otherwise their models are compared as trained
+/// ([`compare_versions`]). `config` serves the frozen comparison.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_registered(
+    config: &EngineConfig,
+    replay: &Replay,
+    options: &EvalOptions,
+    protocol: &Protocol,
+    serving: &ModelSet,
+    candidate: &ModelSet,
+    gate: &GateOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Comparison> {
+    let settings = |set: &ModelSet| set.manifest.as_ref().and_then(|m| m.config.clone());
+    match (settings(serving), settings(candidate)) {
+        (Some(old), Some(new)) if !old.same_models_as(&new) => compare_configs(
+            (serving.version(), &old),
+            (candidate.version(), &new),
+            replay,
+            options,
+            protocol,
+            gate,
+            progress,
+        ),
+        _ => compare_versions(
+            config, replay, options, protocol, serving, candidate, gate, progress,
+        ),
     }
 }
 

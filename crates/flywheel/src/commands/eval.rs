@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use flywheel_engine::Engine;
 use flywheel_offline::evaluation::{
-    compare_configs, compare_versions, evaluate_with, render_html, Comparison, EvalOptions,
-    EvalReport, GateOptions, PromotionRule, Protocol,
+    compare_registered, evaluate_with, render_html, Comparison, EvalOptions, EvalReport,
+    GateOptions, PromotionRule, Protocol,
 };
 use flywheel_registry as models;
 use std::path::Path;
@@ -136,7 +136,7 @@ fn gate(
     };
     if serving_version == candidate {
         bail!(
-            "{candidate} is the serving version: comparing it with itself says nothing;              give another candidate, or --compare CANDIDATE SERVING"
+            "{candidate} is the serving version: comparing it with itself says nothing; give another candidate, or --compare CANDIDATE SERVING"
         );
     }
     let serving = models::load(data_dir, &serving_version)
@@ -153,32 +153,16 @@ fn gate(
         |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_offline::Result<()>| {
             engine.replay(visit)
         };
-    let mut progress = |stage: &str| bar.set_message(stage.to_string());
-    let configs = (
-        serving.manifest.as_ref().and_then(|m| m.config.as_ref()),
-        challenger.manifest.as_ref().and_then(|m| m.config.as_ref()),
+    let comparison = compare_registered(
+        engine.config(),
+        &replay,
+        options,
+        protocol,
+        &serving,
+        &challenger,
+        &gate_options,
+        &mut |stage| bar.set_message(stage.to_string()),
     );
-    let comparison = match configs {
-        (Some(old), Some(new)) if !old.same_models_as(new) => compare_configs(
-            (&serving_version, old),
-            (candidate, new),
-            &replay,
-            options,
-            protocol,
-            &gate_options,
-            &mut progress,
-        ),
-        _ => compare_versions(
-            engine.config(),
-            &replay,
-            options,
-            protocol,
-            &serving,
-            &challenger,
-            &gate_options,
-            &mut progress,
-        ),
-    };
     bar.finish_and_clear();
     let comparison = comparison?;
     if args.promote && comparison.promote {

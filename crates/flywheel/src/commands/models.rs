@@ -51,7 +51,7 @@ pub fn run(what: ModelsCommand) -> Result<()> {
                 Some(server) => {
                     remote(&server, "POST", "/v1/models/rollback")?["serving"].to_string()
                 }
-                None => registry::rollback(&writable_data_dir(&data)?)?,
+                None => registry::rollback(&writable_data_dir(&data)?)?.0,
             };
             println!("rolled back; now serving {}", serving.trim_matches('"'));
             Ok(())
