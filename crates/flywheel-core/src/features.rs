@@ -36,6 +36,9 @@ pub struct ItemFeatures {
     pub clicks: [f64; 3],
     /// Decayed purchases at the three horizons.
     pub purchases: [f64; 3],
+    /// Decayed impressions (slots of served lists) at the three horizons.
+    #[serde(default)]
+    pub impressions: [f64; 3],
     /// Smoothed click-through rate (clicks over exposures with a Beta prior).
     pub ctr: f64,
     /// Trending score: short-horizon engagement relative to the long-horizon rate.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::candidate::Channel;
+use crate::experiment::ExperimentTag;
 use crate::ids::{ItemId, RequestId, UserId};
 use crate::time::Timestamp;
 
@@ -15,8 +16,16 @@ pub struct ImpressionSlot {
     pub position: u32,
     /// The final score it was ranked by.
     pub score: f64,
-    /// The probability the logging policy had of showing this item in this slot.
+    /// The probability the logging policy had of showing this item in this slot
+    /// (the marginal probability of the item at its final slot).
     pub propensity: f64,
+    /// What kind of probability `propensity` is; only `exact` and `estimated` slots
+    /// are random draws a counterfactual estimator may use.
+    #[serde(default)]
+    pub propensity_kind: PropensityKind,
+    /// In an interleaving experiment, the variant that contributed the slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     /// The channel that proposed it.
     pub channel: Channel,
     /// The candidate's 0-based rank within its channel.
@@ -42,12 +51,13 @@ pub struct Impression {
     pub user_id: UserId,
     /// When.
     pub timestamp: Timestamp,
-    /// The experiment the request was part of, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experiment: Option<String>,
-    /// The experiment variant, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    /// The experiments the request was part of, with the variant of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ExperimentTag>,
+    /// Whether a variant was forced (`X-Flywheel-Variant`): such requests are kept
+    /// out of the experiment statistics and counted apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
     /// The version of the model set that ranked it.
     pub model_version: String,
     /// Whether a fallback replaced part of the pipeline.
@@ -58,6 +68,35 @@ pub struct Impression {
     /// offset and `timestamp`, which is what makes the parity check exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features_offset: Option<u64>,
+    /// How long the request took to serve, in milliseconds (guardrails read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
     /// The slots, in order.
     pub slots: Vec<ImpressionSlot>,
+}
+
+/// What a slot's propensity means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropensityKind {
+    /// The policy could have shown nothing else here: propensity 1, not a random draw.
+    #[default]
+    Deterministic,
+    /// A random draw whose marginal probability is known in closed form.
+    Exact,
+    /// A random draw whose probability was estimated by Monte Carlo.
+    Estimated,
+    /// A team-draft slot of an interleaving experiment: not usable for off-policy evaluation.
+    Interleaved,
+    /// A probability conditional on the earlier slots (the simulator's site policy), not
+    /// the marginal of the item at its slot.
+    Conditional,
+}
+
+impl PropensityKind {
+    /// Whether the slot was a random draw with a marginal propensity an off-policy
+    /// estimator may divide by.
+    pub fn is_stochastic(self) -> bool {
+        matches!(self, PropensityKind::Exact | PropensityKind::Estimated)
+    }
 }

@@ -354,6 +354,11 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
+    /// The field's JSON value as it is (absent or null: `None`), for nested readers.
+    pub(crate) fn raw(&self, field: &str) -> Option<&'a Value> {
+        self.get(field)
+    }
+
     pub(crate) fn invalid(&self, field: &str, reason: &str) -> CoreError {
         CoreError::InvalidValue {
             field: self.name(field),

@@ -14,6 +14,7 @@
 mod candidate;
 mod error;
 mod event;
+mod experiment;
 mod features;
 mod ids;
 mod impression;
@@ -27,9 +28,13 @@ mod user;
 pub use candidate::{Candidate, Channel, Explanation, ExplanationKind};
 pub use error::{CoreError, Result};
 pub use event::{Action, ActionSet, Event};
+pub use experiment::{
+    check_name, ExperimentDef, ExperimentKind, ExperimentTag, ExplorationSettings, Guardrails,
+    PrimaryMetric, RerankOverride, VariantDef, DEFAULT_ATTRIBUTION_HOURS, MIN_THOMPSON_DRAWS,
+};
 pub use features::{ItemFeatures, UserFeatures};
 pub use ids::{ItemId, RequestId, UserId};
-pub use impression::{Impression, ImpressionSlot};
+pub use impression::{Impression, ImpressionSlot, PropensityKind};
 pub use item::Item;
 pub use record::LogRecord;
 pub use time::Timestamp;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 use crate::event::Event;
+use crate::experiment::ExperimentDef;
 use crate::ids::{ItemId, UserId};
 use crate::impression::Impression;
 use crate::item::Item;
@@ -37,6 +38,25 @@ pub enum LogRecord {
     },
     /// A served list.
     Impression(Impression),
+    /// A list a shadow variant ranked for a request and nobody saw. No feature, label,
+    /// ranker row, frequency cap or experiment count reads it.
+    ShadowImpression(Impression),
+    /// An experiment started (or a definition with the same id replaced a stopped one).
+    ExperimentStart {
+        /// The definition.
+        experiment: ExperimentDef,
+        /// The bucket range `[start, end)` of its layer it takes, out of 10,000.
+        layer_buckets: [u32; 2],
+        /// When.
+        at: Timestamp,
+    },
+    /// An experiment stopped: no more assignment; its statistics stay readable.
+    ExperimentStop {
+        /// The experiment.
+        id: String,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl LogRecord {
@@ -83,22 +103,35 @@ impl LogRecord {
                     None
                 }
             }
-            LogRecord::Impression(impression) => impression.slots.iter().find_map(|slot| {
-                if bad64(slot.score) {
-                    Some("slots.score")
-                } else if bad64(slot.propensity) {
-                    Some("slots.propensity")
-                } else if bad32(slot.channel_score) {
-                    Some("slots.channel_score")
-                } else if slot.features.iter().any(|v| bad32(*v)) {
-                    Some("slots.features")
-                } else {
-                    None
-                }
-            }),
+            LogRecord::Impression(impression) | LogRecord::ShadowImpression(impression)
+                if impression.latency_ms.is_some_and(bad64) =>
+            {
+                Some("latency_ms")
+            }
+            LogRecord::Impression(impression) | LogRecord::ShadowImpression(impression) => {
+                impression.slots.iter().find_map(|slot| {
+                    if bad64(slot.score) {
+                        Some("slots.score")
+                    } else if bad64(slot.propensity) {
+                        Some("slots.propensity")
+                    } else if bad32(slot.channel_score) {
+                        Some("slots.channel_score")
+                    } else if slot.features.iter().any(|v| bad32(*v)) {
+                        Some("slots.features")
+                    } else {
+                        None
+                    }
+                })
+            }
+            LogRecord::ExperimentStart { experiment, .. } => {
+                let shares = experiment.variants.iter().filter_map(|v| v.share);
+                let bad = !experiment.traffic.is_finite() || shares.clone().any(bad64);
+                bad.then_some("experiment")
+            }
             LogRecord::ItemDelete { .. }
             | LogRecord::UserUpsert(_)
-            | LogRecord::UserDelete { .. } => None,
+            | LogRecord::UserDelete { .. }
+            | LogRecord::ExperimentStop { .. } => None,
         }
     }
 
@@ -116,6 +149,9 @@ impl LogRecord {
             LogRecord::UserUpsert(_) => "user_upsert",
             LogRecord::UserDelete { .. } => "user_delete",
             LogRecord::Impression(_) => "impression",
+            LogRecord::ShadowImpression(_) => "shadow_impression",
+            LogRecord::ExperimentStart { .. } => "experiment_start",
+            LogRecord::ExperimentStop { .. } => "experiment_stop",
         }
     }
 }

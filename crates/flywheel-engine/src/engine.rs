@@ -9,9 +9,7 @@
 //! - **watcher**: once a second, hot-swaps the models when `models/CURRENT` changes
 //!   and rebuilds the content index when the catalog changed.
 
-use flywheel_core::{
-    ActionSet, Event, Impression, Item, ItemId, LogRecord, Timestamp, User, UserId,
-};
+use flywheel_core::{ActionSet, Event, Item, ItemId, LogRecord, Timestamp, User, UserId};
 use flywheel_log::{EventLog, LogConfig, LogPosition, RecordLog, RecoveryReport, SyncMode};
 use flywheel_pipeline::{feature_config, EngineConfig, ModelSet, State};
 use flywheel_registry as registry;
@@ -20,22 +18,28 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::batch::EventBatch;
 use crate::error::{EngineError, Result};
+use crate::experiments::VariantModels;
 use crate::jobs::Jobs;
 use crate::records::{self, SkippedRecord};
+use crate::serving::{run_shadows, ShadowJob};
 use crate::stats::EngineStats;
+use flywheel_experiments::Ledger;
 
 /// The one partition of the embedded log.
 pub(crate) const PARTITION: u32 = 0;
 
 /// How many impressions may wait for the log before new ones are dropped.
 const IMPRESSION_QUEUE: usize = 20_000;
+/// How many shadow requests may wait for the shadow worker before new ones are
+/// logged as timeouts.
+const SHADOW_QUEUE: usize = 1_000;
 /// Records applied per state write-lock acquisition, so readers are never starved.
 const APPLY_CHUNK: usize = 512;
 
@@ -56,7 +60,9 @@ pub(crate) struct Inner {
     shutdown: AtomicBool,
     /// (end offset of an acknowledged event batch, when it was acknowledged).
     pending_freshness: Mutex<VecDeque<(u64, Instant)>>,
-    impressions: Mutex<Option<SyncSender<LogRecord>>>,
+    pub(crate) impressions: Mutex<Option<SyncSender<LogRecord>>>,
+    /// Requests for the shadow worker (`None` once shutting down).
+    pub(crate) shadows: Mutex<Option<SyncSender<ShadowJob>>>,
     caught_up_at_start: AtomicBool,
     start_offset: u64,
     /// The most recent records the consumer could not decode and skipped.
@@ -65,6 +71,12 @@ pub(crate) struct Inner {
     consumer_error: Mutex<Option<String>>,
     /// Background jobs (training).
     jobs: Jobs,
+    /// Experiments and their outcomes, kept in step with the state by the consumer.
+    pub(crate) ledger: RwLock<Ledger>,
+    /// Model versions loaded for experiment variants.
+    pub(crate) variant_models: VariantModels,
+    /// Held while an experiment starts or stops.
+    pub(crate) experiment_admin: Mutex<()>,
 }
 
 /// How many skipped records the engine remembers (all are counted).
@@ -131,9 +143,15 @@ impl Engine {
         let models = registry::load_current(&config.data_dir)?;
         let start_offset = log.end_offset(PARTITION)?;
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
+        let (shadow_sender, shadow_receiver) = sync_channel(SHADOW_QUEUE);
         let inner = Arc::new(Inner {
             actions: ActionSet::with_custom(config.custom_actions.iter().cloned()),
             state: RwLock::new(State::new(feature_config(&config))),
+            ledger: RwLock::new(Ledger::new(
+                (config.experiments.allowed_lateness_secs as i64).saturating_mul(1000),
+            )),
+            variant_models: VariantModels::default(),
+            experiment_admin: Mutex::new(()),
             config,
             log,
             applied: Mutex::new(0),
@@ -145,6 +163,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             pending_freshness: Mutex::new(VecDeque::new()),
             impressions: Mutex::new(Some(sender)),
+            shadows: Mutex::new(Some(shadow_sender)),
             caught_up_at_start: AtomicBool::new(start_offset == 0),
             start_offset,
             skipped: Mutex::new(VecDeque::new()),
@@ -160,6 +179,12 @@ impl Engine {
                 write_impressions,
             ),
             spawn("flywheel-watcher", Arc::clone(&inner), watch),
+            spawn_with(
+                "flywheel-shadows",
+                Arc::clone(&inner),
+                shadow_receiver,
+                run_shadows,
+            ),
         ];
         Ok(Engine {
             inner,
@@ -284,16 +309,12 @@ impl Engine {
 
     /// The models being served.
     pub fn models(&self) -> Arc<ModelSet> {
-        Arc::clone(&self.inner.models.read().unwrap_or_else(|e| e.into_inner()))
+        served_models(&self.inner)
     }
 
     /// The current content index, if built.
     pub fn content_index(&self) -> Option<Arc<ContentIndex>> {
-        self.inner
-            .content
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        content_index(&self.inner)
     }
 
     /// Parses and validates one event from JSON.
@@ -386,20 +407,6 @@ impl Engine {
         self.state().catalog.user(id).cloned()
     }
 
-    /// Queues a served list for the log without waiting for it to be durable.
-    pub(crate) fn log_impression(&self, impression: Impression) {
-        let sender = self
-            .inner
-            .impressions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(sender) = sender.as_ref() {
-            if let Err(TrySendError::Full(_)) = sender.try_send(LogRecord::Impression(impression)) {
-                EngineStats::add(&self.inner.stats.impressions_dropped, 1);
-            }
-        }
-    }
-
     /// Re-reads `models/CURRENT` now and swaps the served models if it changed.
     pub fn reload_models(&self) -> Result<bool> {
         reload_models(&self.inner)
@@ -412,6 +419,11 @@ impl Engine {
 
     fn stop(&mut self) {
         self.inner.shutdown.store(true, Ordering::Release);
+        self.inner
+            .shadows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.inner
             .impressions
             .lock()
@@ -531,6 +543,7 @@ fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
         let mut changed_catalog = false;
         {
             let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut ledger = inner.ledger.write().unwrap_or_else(|e| e.into_inner());
             for entry in &chunk {
                 match entry {
                     Ok(record) => {
@@ -539,6 +552,7 @@ fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
                             LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. }
                         );
                         state.apply(record);
+                        ledger.apply(record);
                     }
                     Err(skipped) => {
                         state.skip();
@@ -679,6 +693,20 @@ fn reload_models(inner: &Inner) -> Result<bool> {
         }
         _ => Ok(false),
     }
+}
+
+/// The models being served.
+pub(crate) fn served_models(inner: &Inner) -> Arc<ModelSet> {
+    Arc::clone(&inner.models.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The current content index, if built.
+pub(crate) fn content_index(inner: &Inner) -> Option<Arc<ContentIndex>> {
+    inner
+        .content
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 /// Serves `set` from now on.

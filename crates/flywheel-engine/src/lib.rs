@@ -22,16 +22,20 @@
 mod batch;
 mod engine;
 mod error;
+mod experiments;
 mod jobs;
 mod records;
 mod service;
+mod serving;
 mod stats;
 
 pub use batch::EventBatch;
 pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
+pub use experiments::ExperimentView;
 pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
 pub use jobs::{JobResult, JobState, JobStatus};
 pub use records::SkippedRecord;
-pub use service::{Served, TrainOutcome};
+pub use service::TrainOutcome;
+pub use serving::{ServeRequest, Served, ServedSlot};
 pub use stats::{EngineStats, Histogram, LATENCY_BUCKETS};

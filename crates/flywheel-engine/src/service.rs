@@ -1,15 +1,12 @@
 //! The engine's operations above the pipeline: serve a request (and log it as an
 //! impression), train and promote a model version, replay the log.
 
-use flywheel_core::{Impression, ImpressionSlot, LogRecord, RequestId, Timestamp, UserId};
-use rand::Rng;
-use std::time::Instant;
+use flywheel_core::LogRecord;
 
 use flywheel_offline::evaluation::Comparison;
 use flywheel_offline::promotion::{self, Candidate};
 use flywheel_offline::training::TrainReport;
 use flywheel_offline::OfflineError;
-use flywheel_pipeline::{recommend, RecRequest, Recommendation};
 use flywheel_registry as registry;
 use flywheel_registry::{GateRecord, Status};
 use serde::Serialize;
@@ -18,18 +15,6 @@ use std::collections::BTreeMap;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::records;
-use crate::stats::EngineStats;
-
-/// A served list with the identifiers the client needs.
-#[derive(Debug, Clone)]
-pub struct Served {
-    /// The id the client sends back with events.
-    pub request_id: RequestId,
-    /// The model version that ranked it.
-    pub model_version: String,
-    /// The list.
-    pub recommendation: Recommendation,
-}
 
 /// What a training run produced and what the promotion gate decided.
 #[derive(Debug, Clone, Serialize)]
@@ -79,86 +64,7 @@ fn gate_record(candidate: &Candidate, serving: &str) -> GateRecord {
     }
 }
 
-fn new_request_id() -> RequestId {
-    let bits: u128 = rand::thread_rng().gen();
-    RequestId::new_unchecked(format!("{bits:032x}"))
-}
-
 impl Engine {
-    /// Serves one request: runs the pipeline on the current state and models, logs
-    /// the impression, and records stage latencies.
-    pub fn recommend(&self, user_id: UserId, count: usize, category: Option<String>) -> Served {
-        let started = Instant::now();
-        let now = Timestamp::now();
-        let request = RecRequest {
-            user_id: user_id.clone(),
-            count,
-            category,
-            now,
-            keep_features: true,
-            only_channel: None,
-            exclude: Default::default(),
-            use_ranker: true,
-            enforce_deadlines: true,
-        };
-        let models = self.models();
-        let content = self.content_index();
-        let (recommendation, features_offset) = {
-            let state = self.state();
-            (
-                recommend(&state, &models, content.as_deref(), self.config(), &request),
-                state.applied,
-            )
-        };
-        let request_id = new_request_id();
-        let impression = Impression {
-            request_id: request_id.clone(),
-            user_id,
-            timestamp: now,
-            experiment: None,
-            variant: None,
-            model_version: models.version().to_string(),
-            fallback: recommendation.fallback,
-            features_offset: Some(features_offset),
-            slots: recommendation
-                .items
-                .iter()
-                .map(|item| ImpressionSlot {
-                    item_id: item.item_id.clone(),
-                    position: item.position,
-                    score: item.score,
-                    // The served policy is deterministic: each shown item had
-                    // probability 1 of being shown in its slot.
-                    propensity: 1.0,
-                    channel: item.channel,
-                    channel_rank: item.channel_rank,
-                    channel_score: item.channel_score,
-                    source_item: item.source_item.clone(),
-                    features: item.features.clone(),
-                })
-                .collect(),
-        };
-        self.log_impression(impression);
-        let stats = self.stats();
-        EngineStats::add(&stats.recommendations, 1);
-        if recommendation.fallback {
-            EngineStats::add(&stats.fallbacks, 1);
-        }
-        stats
-            .retrieval_latency
-            .observe(recommendation.timings.retrieval);
-        stats
-            .ranking_latency
-            .observe(recommendation.timings.ranking);
-        stats.rerank_latency.observe(recommendation.timings.rerank);
-        stats.request_latency.observe(started.elapsed());
-        Served {
-            request_id,
-            model_version: models.version().to_string(),
-            recommendation,
-        }
-    }
-
     /// Calls `visit` with every durable record, in log order, skipping exactly the
     /// records the consumer skips (those that cannot be decoded).
     pub fn replay(

@@ -58,6 +58,8 @@ pub struct EngineStats {
     pub impressions_dropped: AtomicU64,
     /// Log records the consumer skipped because they cannot be decoded.
     pub skipped_records: AtomicU64,
+    /// Shadow requests the shadow worker could not take (logged as timeouts).
+    pub shadows_dropped: AtomicU64,
     /// Retrieval stage latency.
     pub retrieval_latency: Histogram,
     /// Ranking stage latency.

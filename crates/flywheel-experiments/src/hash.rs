@@ -136,6 +136,13 @@ impl VariantSplit {
         Ok(Self { upper_bounds })
     }
 
+    /// One variant owning every bucket.
+    pub fn single() -> Self {
+        Self {
+            upper_bounds: vec![DEFAULT_BUCKETS],
+        }
+    }
+
     /// The index of the variant owning `bucket` (a value in `0..10000`).
     pub fn variant_of_bucket(&self, bucket: u32) -> usize {
         self.upper_bounds

@@ -25,8 +25,11 @@ pub mod comparison;
 pub mod cuped;
 pub mod dist;
 pub mod error;
+pub mod exploration;
 pub mod gbstats;
 pub mod hash;
+pub mod interleaving;
+pub mod live;
 pub mod power;
 pub mod ratio;
 pub mod report;
@@ -36,8 +39,16 @@ pub use classic::{srm_test, two_proportion_test, welch_test, SrmResult};
 pub use comparison::{ArmMoments, Comparison};
 pub use cuped::{cuped_test, CupedArm, CupedResult};
 pub use error::{ExperimentError, Result};
+pub use exploration::{
+    explore, propensity_of, thompson_probabilities, ExplorationPolicy, ExploredSlot, PoolItem,
+    SlotKind, ThompsonSettings,
+};
 pub use gbstats::{DifferenceType, GbArm, SequentialConfig};
 pub use hash::{assign_bucket, assign_variant, murmur3_x86_32, VariantSplit};
+pub use interleaving::{
+    credit, outcome, preference_test, team_draft, Outcome, PreferenceResult, Team,
+};
+pub use live::Ledger;
 pub use ratio::{delta_ratio_test, RatioArm, RatioComparison};
 pub use report::{ab_from_file, AbOptions, AbReport};
 pub use users_csv::{read_users, UserTable};

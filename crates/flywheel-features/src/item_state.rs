@@ -66,6 +66,7 @@ impl ItemState {
             views,
             clicks,
             purchases,
+            impressions,
             ctr: smoothed_ctr(config, clicks[week], views[week] + impressions[week]),
             trending: trending_score(config, engagement[hour], engagement[week]),
             last_event: self.last_event.map(Timestamp::from_millis),

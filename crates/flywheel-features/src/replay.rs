@@ -15,7 +15,12 @@ impl FeatureStore {
             LogRecord::Impression(impression) => self.apply_impression(impression),
             LogRecord::ItemUpsert(item) => self.set_item_category(&item.id, &item.category),
             LogRecord::UserDelete { id, .. } => self.forget_user(id),
-            LogRecord::ItemDelete { .. } | LogRecord::UserUpsert(_) => {}
+            // Shadow lists were never shown: no feature may read them.
+            LogRecord::ItemDelete { .. }
+            | LogRecord::UserUpsert(_)
+            | LogRecord::ShadowImpression(_)
+            | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentStop { .. } => {}
         }
     }
 }
@@ -39,7 +44,10 @@ pub fn replay<'a>(
 pub fn is_before(record: &LogRecord, cut: Timestamp) -> bool {
     match record {
         LogRecord::Event(event) => event.timestamp < cut,
-        LogRecord::Impression(impression) => impression.timestamp < cut,
+        LogRecord::Impression(impression) | LogRecord::ShadowImpression(impression) => {
+            impression.timestamp < cut
+        }
+        LogRecord::ExperimentStart { at, .. } | LogRecord::ExperimentStop { at, .. } => *at < cut,
         LogRecord::ItemUpsert(_)
         | LogRecord::ItemDelete { .. }
         | LogRecord::UserUpsert(_)

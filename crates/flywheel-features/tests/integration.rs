@@ -63,6 +63,8 @@ fn impression(rng: &mut StdRng, serial: usize, at: i64) -> Impression {
             position,
             score: 1.0,
             propensity: 0.5,
+            propensity_kind: Default::default(),
+            team: None,
             channel: Channel::Popularity,
             channel_rank: position,
             channel_score: 1.0,
@@ -74,11 +76,12 @@ fn impression(rng: &mut StdRng, serial: usize, at: i64) -> Impression {
         request_id: RequestId::new_unchecked(format!("req-{serial}")),
         user_id: UserId::new_unchecked(format!("user-{}", rng.gen_range(0..USERS))),
         timestamp: Timestamp(at),
-        experiment: None,
-        variant: None,
+        experiments: Vec::new(),
+        forced: false,
         model_version: "v1".into(),
         fallback: false,
         features_offset: None,
+        latency_ms: None,
         slots,
     }
 }

@@ -140,6 +140,7 @@ impl<'a> GateSample<'a> {
                     exclude: user.seen.clone(),
                     use_ranker,
                     enforce_deadlines: false,
+                    alternatives: 0,
                 };
                 let list = recommend(self.state, models, Some(&self.content), config, &request);
                 let ids: Vec<&str> = list.items.iter().map(|i| i.item_id.as_str()).collect();
@@ -308,6 +309,7 @@ mod tests {
                 exclude: HashSet::new(),
                 use_ranker: false,
                 enforce_deadlines: false,
+                alternatives: 0,
             };
             let user = world.state.features.user_features(&user_id, world.cut);
             let candidates: Vec<Candidate> =

@@ -199,7 +199,12 @@ fn record_time(record: &LogRecord) -> Option<Timestamp> {
         LogRecord::Event(event) => Some(event.timestamp),
         LogRecord::Impression(impression) => Some(impression.timestamp),
         LogRecord::ItemDelete { at, .. } | LogRecord::UserDelete { at, .. } => Some(*at),
-        LogRecord::ItemUpsert(_) | LogRecord::UserUpsert(_) => None,
+        // Shadow lists and experiment records say nothing about when data happened.
+        LogRecord::ItemUpsert(_)
+        | LogRecord::UserUpsert(_)
+        | LogRecord::ShadowImpression(_)
+        | LogRecord::ExperimentStart { .. }
+        | LogRecord::ExperimentStop { .. } => None,
     }
 }
 
@@ -290,7 +295,12 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
                         .push((offset, impression.clone()));
                 }
             }
-            LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. } | LogRecord::UserUpsert(_) => {}
+            LogRecord::ItemUpsert(_)
+            | LogRecord::ItemDelete { .. }
+            | LogRecord::UserUpsert(_)
+            | LogRecord::ShadowImpression(_)
+            | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentStop { .. } => {}
         }
         Ok(())
     })?;
@@ -566,6 +576,7 @@ impl RowInputs<'_> {
             exclude: HashSet::new(),
             use_ranker: true,
             enforce_deadlines: false,
+            alternatives: 0,
         };
         let candidates =
             retrieve_candidates(state, self.row_models, Some(content), self.config, &request);
@@ -637,7 +648,12 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
                 impressions_seen.insert(impression.request_id.clone());
             }
             LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. } => content = None,
-            LogRecord::Event(_) | LogRecord::UserUpsert(_) | LogRecord::UserDelete { .. } => {}
+            LogRecord::Event(_)
+            | LogRecord::UserUpsert(_)
+            | LogRecord::UserDelete { .. }
+            | LogRecord::ShadowImpression(_)
+            | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentStop { .. } => {}
         }
         state.apply(record);
         Ok(())

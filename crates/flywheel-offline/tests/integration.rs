@@ -293,6 +293,7 @@ fn interaction_rows_carry_the_features_serving_would_have_computed() {
             exclude: HashSet::new(),
             use_ranker: true,
             enforce_deadlines: false,
+            alternatives: 0,
         };
         let content = state.catalog.content_index();
         let served: Vec<Candidate> =

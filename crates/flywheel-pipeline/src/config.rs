@@ -33,6 +33,31 @@ pub struct EngineConfig {
     pub training: TrainingSettings,
     /// The promotion gate a newly trained version must pass.
     pub gate: GateSettings,
+    /// Online experiments: the outcome joiner, shadows, exploration.
+    pub experiments: ExperimentSettings,
+}
+
+/// Settings of online experiments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentSettings {
+    /// How long after event time passes an attribution window it still takes
+    /// outcomes (seconds): windows close at the largest event time seen minus this.
+    pub allowed_lateness_secs: u64,
+    /// How long a shadow variant may take to rank a request before it is cut off.
+    pub shadow_deadline_ms: u64,
+    /// How many candidates below the list an exploring variant may draw from.
+    pub exploration_pool: usize,
+}
+
+impl Default for ExperimentSettings {
+    fn default() -> Self {
+        ExperimentSettings {
+            allowed_lateness_secs: 600,
+            shadow_deadline_ms: 200,
+            exploration_pool: 20,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -46,6 +71,7 @@ impl Default for EngineConfig {
             deadlines: DeadlineSettings::default(),
             training: TrainingSettings::default(),
             gate: GateSettings::default(),
+            experiments: ExperimentSettings::default(),
         }
     }
 }

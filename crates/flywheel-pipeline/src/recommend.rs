@@ -43,6 +43,9 @@ pub struct RecRequest {
     /// Whether stage deadlines apply (online yes; offline evaluation and training
     /// must not depend on how fast the machine is).
     pub enforce_deadlines: bool,
+    /// How many re-ranked candidates beyond `count` to return as alternatives (the
+    /// exploration pool); 0 for none.
+    pub alternatives: usize,
 }
 
 /// One recommended item.
@@ -90,6 +93,8 @@ pub struct Recommendation {
     pub fallback_reasons: Vec<String>,
     /// Stage timings.
     pub timings: StageTimings,
+    /// Eligible candidates ranked below the list (as many as asked for), in order.
+    pub alternatives: Vec<RecItem>,
 }
 
 /// The per-request context the stages share.
@@ -166,6 +171,7 @@ pub fn recommend(
             fallback: !ctx.fallback_reasons.is_empty(),
             fallback_reasons: ctx.fallback_reasons,
             timings,
+            alternatives: Vec::new(),
         };
     }
     let started = Instant::now();
@@ -173,6 +179,7 @@ pub fn recommend(
     timings.ranking = started.elapsed();
     let started = Instant::now();
     let mut items = finish(&ctx, scored);
+    let alternatives = items.split_off(items.len().min(request.count));
     if items.len() < request.count && request.only_channel.is_none() {
         fill_with_popular(&mut ctx, &mut items);
     }
@@ -182,6 +189,7 @@ pub fn recommend(
         fallback_reasons: ctx.fallback_reasons,
         items,
         timings,
+        alternatives,
     }
 }
 
@@ -511,11 +519,13 @@ fn finish(ctx: &Context, scored: Vec<(Scored, Vec<f32>)>) -> Vec<RecItem> {
         }
         plain.push(s);
     }
+    // Greedy re-ranking picks slot by slot, so asking for alternatives beyond the
+    // list leaves the list itself unchanged.
     let ranked = rerank(
         plain,
         &ctx.user,
         &ctx.config.rerank,
-        ctx.request.count,
+        ctx.request.count + ctx.request.alternatives,
         ctx.request.now,
     );
     ranked

@@ -41,7 +41,12 @@ impl State {
             LogRecord::UserDelete { id, .. } => {
                 self.catalog.delete_user(id);
             }
-            LogRecord::Event(_) | LogRecord::Impression(_) => {}
+            // Experiments and their outcomes are the engine's ledger, not the state.
+            LogRecord::Event(_)
+            | LogRecord::Impression(_)
+            | LogRecord::ShadowImpression(_)
+            | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentStop { .. } => {}
         }
         FeatureWriter::apply_record(&mut self.features, record);
         self.applied += 1;

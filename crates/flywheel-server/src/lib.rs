@@ -13,6 +13,7 @@
 mod body;
 mod edge;
 mod error;
+mod experiments;
 mod json;
 mod metrics;
 mod routes;

@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::body;
 use crate::edge::{self, IdPath};
 use crate::error::{ApiError, MAX_DETAILS};
+use crate::experiments;
 use crate::json;
 use crate::metrics::{self, HttpStats};
 use crate::wire::WireRecommendations;
@@ -44,6 +45,8 @@ pub struct ServerOptions {
     pub max_uri_bytes: usize,
     /// The most bytes of request headers; more is a 431.
     pub max_header_bytes: usize,
+    /// Take a request's time from its `now` parameter (simulations on loopback only).
+    pub simulated_clock: bool,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +61,7 @@ impl Default for ServerOptions {
             large_body_wait: Duration::from_secs(5),
             max_uri_bytes: 8 << 10,
             max_header_bytes: 64 << 10,
+            simulated_clock: false,
         }
     }
 }
@@ -97,6 +101,14 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/v1/models/{version}/promote", post(promote_model))
         .route("/v1/models/rollback", post(rollback_model))
         .route("/v1/jobs/{id}", get(get_job))
+        .route(
+            "/v1/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route("/v1/experiments/{id}", get(experiments::show))
+        .route("/v1/experiments/{id}/stop", post(experiments::stop))
+        .route("/v1/experiments/{id}/metrics", get(experiments::metrics))
+        .route("/v1/experiments/{id}/users", get(experiments::users))
         .route("/v1/users/{id}/opt-out", post(opt_out_user))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -124,7 +136,7 @@ async fn method_not_allowed() -> Response {
 }
 
 /// Runs blocking engine work off the event loop.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -258,14 +270,46 @@ async fn post_events(
 }
 
 /// Reads and strictly parses the JSON body of an item or a user (`code` says which).
-async fn entity_json(app: &AppState, body: Body, code: &'static str) -> Result<Value, ApiError> {
+pub(crate) async fn entity_json(
+    app: &AppState,
+    body: Body,
+    code: &'static str,
+) -> Result<Value, ApiError> {
     let limit = app.options.max_entity_bytes.min(app.options.max_body_bytes);
     let read = body::read(body, limit, &app.options, &app.large_bodies).await?;
     json::parse(&read.bytes, code)
 }
 
+/// The variants a request forces: `X-Flywheel-Variant: exp=variant[, exp2=variant2]`.
+fn forced_variants(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
+    let mut forced = Vec::new();
+    for value in headers.get_all("x-flywheel-variant") {
+        let text = value.to_str().map_err(|_| {
+            ApiError::bad_request("invalid_header", "header `X-Flywheel-Variant` is not ASCII")
+        })?;
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (experiment, variant) = pair
+                .split_once('=')
+                .map(|(e, v)| (e.trim(), v.trim()))
+                .filter(|(e, v)| !e.is_empty() && !v.is_empty())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        format!(
+                            "header `X-Flywheel-Variant`: `{}` is not `<experiment>=<variant>`",
+                            crate::error::clip(pair, 64)
+                        ),
+                    )
+                })?;
+            forced.push((experiment.to_string(), variant.to_string()));
+        }
+    }
+    Ok(forced)
+}
+
 async fn get_recommendations(
     State(app): State<AppState>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<WireRecommendations>, ApiError> {
     // A state still replaying the log would serve lists from part of it.
@@ -279,18 +323,23 @@ async fn get_recommendations(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    if let Some((unknown, _)) = params
-        .iter()
-        .find(|(k, _)| !["user_id", "count", "category"].contains(&k.as_str()))
-    {
+    let allowed: &[&str] = if app.options.simulated_clock {
+        &["user_id", "count", "category", "now"]
+    } else {
+        &["user_id", "count", "category"]
+    };
+    if let Some((unknown, _)) = params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
             "invalid_parameter",
             format!(
-                "unknown parameter `{}`; allowed: user_id, count, category",
-                crate::error::clip(unknown, 64)
+                "unknown parameter `{}`; allowed: {}",
+                crate::error::clip(unknown, 64),
+                allowed.join(", ")
             ),
         ));
     }
+    let now = param("now").map(experiments::parse_now).transpose()?;
+    let forced = forced_variants(&headers)?;
     let raw_user = param("user_id").ok_or_else(|| {
         ApiError::bad_request("invalid_parameter", "parameter `user_id` is required")
     })?;
@@ -329,7 +378,14 @@ async fn get_recommendations(
                 ));
             }
         }
-        Ok(engine.recommend(user_id, count, category))
+        let request = flywheel_engine::ServeRequest {
+            user_id,
+            count,
+            category,
+            now,
+            forced,
+        };
+        engine.serve(&request).map_err(ApiError::from)
     })
     .await?;
     Ok(Json(WireRecommendations::from_served(user_text, served)))

@@ -18,6 +18,13 @@ pub struct WireItem {
     pub explanation: String,
     /// Why, structured.
     pub reason: flywheel_core::ExplanationKind,
+    /// In an interleaving experiment, the variant that contributed the item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The probability the serving policy had of showing this item in this slot.
+    pub propensity: f64,
+    /// `deterministic`, `exact`, `estimated` or `interleaved`.
+    pub propensity_kind: flywheel_core::PropensityKind,
 }
 
 /// The answer of `GET /v1/recommendations`.
@@ -34,6 +41,11 @@ pub struct WireRecommendations {
     /// Why, when it was.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fallback_reasons: Vec<String>,
+    /// The experiments the request was part of.
+    pub experiments: Vec<flywheel_core::ExperimentTag>,
+    /// Whether a variant was forced (the request is not counted in experiments).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
     /// The items, best first.
     pub items: Vec<WireItem>,
 }
@@ -47,17 +59,23 @@ impl WireRecommendations {
             model_version: served.model_version,
             fallback: served.recommendation.fallback,
             fallback_reasons: served.recommendation.fallback_reasons,
+            experiments: served.experiments,
+            forced: served.forced,
             items: served
                 .recommendation
                 .items
                 .into_iter()
-                .map(|item| WireItem {
+                .zip(served.slots)
+                .map(|(item, slot)| WireItem {
                     item_id: item.item_id.to_string(),
                     score: item.score,
                     position: item.position,
                     channel: item.channel.as_str(),
                     explanation: item.explanation.text,
                     reason: item.explanation.kind,
+                    team: slot.team,
+                    propensity: slot.propensity,
+                    propensity_kind: slot.propensity_kind,
                 })
                 .collect(),
         }

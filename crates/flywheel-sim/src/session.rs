@@ -1,7 +1,7 @@
 //! One session of one user: the list, the examined slots, clicks, carts,
 //! purchases hours later, and browse chains to similar items.
 
-use flywheel_core::{Event, Impression, ImpressionSlot, RequestId, Timestamp};
+use flywheel_core::{Event, Impression, ImpressionSlot, PropensityKind, RequestId, Timestamp};
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -93,6 +93,11 @@ impl<'w> Run<'w> {
                     position,
                     score: slot.score,
                     propensity: slot.propensity,
+                    // The site policy's probability is conditional on the slots before
+                    // it, not the marginal of the item at its slot: labelled so that
+                    // no estimator divides by it as if it were.
+                    propensity_kind: PropensityKind::Conditional,
+                    team: None,
                     channel: slot.channel,
                     channel_rank,
                     channel_score: slot.score as f32,
@@ -105,11 +110,12 @@ impl<'w> Run<'w> {
             request_id: request_id.clone(),
             user_id: self.world.users[user].id.clone(),
             timestamp: at,
-            experiment: None,
-            variant: None,
+            experiments: Vec::new(),
+            forced: false,
             model_version: LOGGING_POLICY_VERSION.to_string(),
             fallback: false,
             features_offset: None,
+            latency_ms: None,
             slots,
         });
     }

@@ -181,6 +181,7 @@ impl Holdout {
             exclude: self.history.get(user).cloned().unwrap_or_default(),
             use_ranker: system.1,
             enforce_deadlines: false,
+            alternatives: 0,
         }
     }
 

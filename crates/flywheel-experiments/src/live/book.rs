@@ -1,0 +1,240 @@
+//! The book of experiments: which are running, which layer buckets each holds, and
+//! which variant a user gets.
+//!
+//! Assignment, in two steps, both MurmurHash3 x86_32 (seed 0) modulo 10,000:
+//! 1. the layer bucket `mmh3("<layer>:<user_id>") % 10000` picks the experiment of the
+//!    layer whose bucket range holds it (experiments of one layer hold disjoint ranges,
+//!    so they never share a user);
+//! 2. the variant bucket `mmh3("<salt>:<user_id>") % 10000` picks the variant: variants
+//!    take contiguous ranges in the order listed, bounded by `round(10000 · cumulative share)`.
+
+use std::collections::BTreeMap;
+
+use flywheel_core::{ExperimentDef, Timestamp};
+use serde::Serialize;
+
+use crate::hash::{assign_bucket, VariantSplit, DEFAULT_BUCKETS};
+
+/// An experiment the log started, with where it stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Running {
+    /// The definition.
+    pub def: ExperimentDef,
+    /// The layer bucket range `[start, end)` it holds.
+    pub layer_buckets: [u32; 2],
+    /// When it started.
+    pub started: Timestamp,
+    /// When it stopped, if it has.
+    pub stopped: Option<Timestamp>,
+    #[serde(skip)]
+    split: VariantSplit,
+}
+
+impl Running {
+    /// Whether it still assigns users.
+    pub fn is_active(&self) -> bool {
+        self.stopped.is_none()
+    }
+
+    /// The layer bucket of a user (the first step of assignment).
+    pub fn layer_bucket(&self, user_id: &str) -> u32 {
+        assign_bucket(user_id, &self.def.layer_name())
+    }
+
+    /// Whether the user falls in this experiment's part of its layer.
+    pub fn includes(&self, user_id: &str) -> bool {
+        let bucket = self.layer_bucket(user_id);
+        bucket >= self.layer_buckets[0] && bucket < self.layer_buckets[1]
+    }
+
+    /// The index of the user's variant (the second step; only meaningful when
+    /// [`Running::includes`] the user).
+    pub fn variant_of(&self, user_id: &str) -> usize {
+        self.split.assign(user_id, &self.def.salt)
+    }
+}
+
+/// Why an experiment cannot be started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BookError {
+    /// An experiment with this id is running.
+    AlreadyRunning(String),
+    /// The layer has too few free buckets for the requested traffic.
+    LayerFull {
+        /// The layer.
+        layer: String,
+        /// Buckets asked for.
+        wanted: u32,
+        /// The longest free run of buckets.
+        free: u32,
+    },
+}
+
+impl std::fmt::Display for BookError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BookError::AlreadyRunning(id) => {
+                write!(
+                    f,
+                    "experiment `{id}` is running; stop it first or choose another id"
+                )
+            }
+            BookError::LayerFull {
+                layer,
+                wanted,
+                free,
+            } => write!(
+                f,
+                "layer `{layer}` overlaps: the running experiments leave {free} free buckets \
+                 in a row, this traffic needs {wanted} of 10000"
+            ),
+        }
+    }
+}
+
+/// Every experiment the log has started, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Book {
+    experiments: BTreeMap<String, Running>,
+}
+
+/// The buckets a traffic share takes, `round(10000 · traffic)`, at least one.
+pub fn buckets_for(traffic: f64) -> u32 {
+    ((traffic * f64::from(DEFAULT_BUCKETS)).round() as u32).clamp(1, DEFAULT_BUCKETS)
+}
+
+impl Book {
+    /// Where a new experiment would go in its layer: the first free run of buckets
+    /// long enough for its traffic, or why there is none.
+    pub fn place(&self, def: &ExperimentDef) -> Result<[u32; 2], BookError> {
+        if self.get(&def.id).is_some_and(Running::is_active) {
+            return Err(BookError::AlreadyRunning(def.id.clone()));
+        }
+        let layer = def.layer_name();
+        let wanted = buckets_for(def.traffic);
+        let mut taken: Vec<[u32; 2]> = self
+            .active()
+            .filter(|r| r.def.layer_name() == layer)
+            .map(|r| r.layer_buckets)
+            .collect();
+        taken.sort_unstable();
+        let mut cursor = 0;
+        let mut longest = 0;
+        for range in taken.iter().chain(std::iter::once(&[DEFAULT_BUCKETS; 2])) {
+            let gap = range[0].saturating_sub(cursor);
+            if gap >= wanted {
+                return Ok([cursor, cursor + wanted]);
+            }
+            longest = longest.max(gap);
+            cursor = cursor.max(range[1]);
+        }
+        Err(BookError::LayerFull {
+            layer,
+            wanted,
+            free: longest,
+        })
+    }
+
+    /// Records a start from the log. A start whose id is running replaces it (the
+    /// engine never writes one; a hand-made log may).
+    pub fn start(&mut self, def: ExperimentDef, layer_buckets: [u32; 2], at: Timestamp) {
+        // The shares were validated when the definition was parsed; a hand-made log
+        // with bad ones gets every user in the first variant rather than a panic.
+        let split = VariantSplit::new(&def.shares()).unwrap_or_else(|_| VariantSplit::single());
+        self.experiments.insert(
+            def.id.clone(),
+            Running {
+                def,
+                layer_buckets,
+                started: at,
+                stopped: None,
+                split,
+            },
+        );
+    }
+
+    /// Records a stop from the log; unknown or stopped ids change nothing.
+    pub fn stop(&mut self, id: &str, at: Timestamp) {
+        if let Some(running) = self.experiments.get_mut(id) {
+            running.stopped.get_or_insert(at);
+        }
+    }
+
+    /// The experiment with this id, running or stopped.
+    pub fn get(&self, id: &str) -> Option<&Running> {
+        self.experiments.get(id)
+    }
+
+    /// Every experiment, by id.
+    pub fn all(&self) -> impl Iterator<Item = &Running> {
+        self.experiments.values()
+    }
+
+    /// The running experiments, by id.
+    pub fn active(&self) -> impl Iterator<Item = &Running> {
+        self.experiments.values().filter(|r| r.is_active())
+    }
+
+    /// The running experiments that include the user, with the user's variant index.
+    pub fn assign(&self, user_id: &str) -> Vec<(&Running, usize)> {
+        self.active()
+            .filter(|r| r.includes(user_id))
+            .map(|r| (r, r.variant_of(user_id)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn def(id: &str, layer: Option<&str>, traffic: f64) -> ExperimentDef {
+        let mut v = json!({"id": id, "kind": "ab", "traffic": traffic, "variants": [
+            {"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]});
+        if let Some(layer) = layer {
+            v["layer"] = json!(layer);
+        }
+        ExperimentDef::from_json(&v).unwrap()
+    }
+
+    #[test]
+    fn experiments_of_one_layer_take_disjoint_ranges_and_never_share_a_user() {
+        let mut book = Book::default();
+        let first = def("e1", Some("home"), 0.3);
+        let range = book.place(&first).unwrap();
+        assert_eq!(range, [0, 3000]);
+        book.start(first, range, Timestamp(0));
+        let second = def("e2", Some("home"), 0.7);
+        let range = book.place(&second).unwrap();
+        assert_eq!(range, [3000, 10000]);
+        book.start(second, range, Timestamp(0));
+        let third = def("e3", Some("home"), 0.1);
+        assert!(matches!(
+            book.place(&third),
+            Err(BookError::LayerFull { .. })
+        ));
+        for u in 0..2000 {
+            let user = format!("u{u}");
+            assert_eq!(book.assign(&user).len(), 1, "{user}");
+        }
+        book.stop("e1", Timestamp(5));
+        assert_eq!(book.place(&third).unwrap(), [0, 1000]);
+    }
+
+    #[test]
+    fn the_variant_is_the_salt_formula() {
+        let mut book = Book::default();
+        let d = def("exp-1", None, 1.0);
+        book.start(d, [0, 10000], Timestamp(0));
+        for u in 0..500 {
+            let user = format!("user-{u}");
+            let bucket = crate::hash::bucket_mod_10000(crate::hash::murmur3_x86_32(
+                format!("exp-1:{user}").as_bytes(),
+                0,
+            ));
+            let (_, variant) = book.assign(&user)[0];
+            assert_eq!(variant, usize::from(bucket >= 5000));
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The outcome joiner: events that name a `request_id` (and a `position`) are joined
+//! to the impression they answer, inside each action's attribution window.
+//!
+//! - A click counts the moment it is applied; a purchase (with its revenue) counts
+//!   when it arrives within its window. An outcome after its window is counted as
+//!   late, one naming a request the joiner does not know as unknown: nothing is
+//!   dropped silently.
+//! - Windows close on event time: the watermark is the largest event or impression
+//!   timestamp seen, minus the allowed lateness. A request's labels are final once
+//!   the watermark passes its longest window; until then its slots are pending.
+//! - Shadow lists attach to the live request they shadowed.
+//!
+//! Everything is a function of the log in order, so a replay rebuilds it exactly.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use flywheel_core::{
+    Action, Event, ExperimentKind, Impression, ItemId, RequestId, Timestamp, UserId,
+    DEFAULT_ATTRIBUTION_HOURS,
+};
+
+use super::book::Book;
+use super::tally::{ExperimentTally, ShadowList};
+
+/// One served list the joiner still waits for outcomes of.
+#[derive(Debug, Clone)]
+pub(crate) struct ServedRequest {
+    pub(crate) user: UserId,
+    pub(crate) at: Timestamp,
+    /// (experiment, variant index), for the experiments that count this request.
+    pub(crate) tags: Vec<(String, usize)>,
+    pub(crate) items: Vec<ItemId>,
+    /// Per slot, the index of the variant (team) that contributed it.
+    pub(crate) teams: Vec<Option<usize>>,
+    /// Positions clicked within their window, in arrival order (repeats kept).
+    pub(crate) clicked: Vec<usize>,
+    /// Purchases attributed, with revenue, per position.
+    pub(crate) purchases: Vec<(usize, f64)>,
+    pub(crate) closes_at: Timestamp,
+    pub(crate) shadows: Vec<ShadowList>,
+}
+
+/// The final outcome of a request whose windows closed, kept for off-policy
+/// evaluation when asked for ([`Joiner::keep_closed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedRequest {
+    /// The request.
+    pub request_id: RequestId,
+    /// Clicks per position (repeats counted).
+    pub clicks: Vec<u32>,
+    /// Purchases per position.
+    pub purchases: Vec<u32>,
+}
+
+/// Outcomes that could not be attributed, by action.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Unattributed {
+    /// Events whose `request_id` names no impression the joiner knows.
+    pub unknown_request: BTreeMap<String, u64>,
+    /// Events that arrived after their action's attribution window.
+    pub late: BTreeMap<String, u64>,
+    /// Events whose item is not in the list of their request.
+    pub item_not_in_list: BTreeMap<String, u64>,
+    /// Shadow lists for a request the joiner does not know (or no longer waits for).
+    pub orphan_shadows: u64,
+}
+
+/// The joiner's state.
+#[derive(Debug, Clone, Default)]
+pub struct Joiner {
+    open: HashMap<RequestId, ServedRequest>,
+    closing: BinaryHeap<Reverse<(Timestamp, RequestId)>>,
+    latest_event: Option<Timestamp>,
+    allowed_lateness_ms: i64,
+    /// Per experiment, what has been counted.
+    pub(crate) tallies: BTreeMap<String, ExperimentTally>,
+    /// What could not be attributed.
+    pub unattributed: Unattributed,
+    /// Per user, every event applied (the CUPED covariate is built from it).
+    pub(crate) activity: HashMap<UserId, u64>,
+    keep_closed: bool,
+    closed: Vec<ClosedRequest>,
+}
+
+fn default_window_ms() -> i64 {
+    (DEFAULT_ATTRIBUTION_HOURS * 3_600_000.0) as i64
+}
+
+impl Joiner {
+    /// A joiner whose windows close `allowed_lateness_ms` after the event time passes them.
+    pub fn new(allowed_lateness_ms: i64) -> Self {
+        Joiner {
+            allowed_lateness_ms: allowed_lateness_ms.max(0),
+            ..Joiner::default()
+        }
+    }
+
+    /// Keep the outcome of every closed request, for [`Joiner::take_closed`].
+    pub fn keep_closed(&mut self) {
+        self.keep_closed = true;
+    }
+
+    /// The closed requests' outcomes collected since the last call.
+    pub fn take_closed(&mut self) -> Vec<ClosedRequest> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// The watermark: windows ending before it are closed.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.latest_event
+            .map(|t| Timestamp(t.0.saturating_sub(self.allowed_lateness_ms)))
+    }
+
+    /// How many requests still wait for outcomes.
+    pub fn open_requests(&self) -> usize {
+        self.open.len()
+    }
+
+    fn advance(&mut self, at: Timestamp, book: &Book) {
+        if self.latest_event.is_some_and(|t| t >= at) {
+            return;
+        }
+        self.latest_event = Some(at);
+        let Some(watermark) = self.watermark() else {
+            return;
+        };
+        while let Some(Reverse((closes_at, _))) = self.closing.peek() {
+            if *closes_at > watermark {
+                break;
+            }
+            let Some(Reverse((_, id))) = self.closing.pop() else {
+                break;
+            };
+            if let Some(request) = self.open.remove(&id) {
+                self.close(id, request, book);
+            }
+        }
+    }
+
+    fn close(&mut self, id: RequestId, request: ServedRequest, book: &Book) {
+        for (experiment, variant) in &request.tags {
+            let kind = book.get(experiment).map(|r| r.def.kind);
+            if let Some(tally) = self.tallies.get_mut(experiment) {
+                tally.close(&request, *variant, kind);
+            }
+        }
+        if self.keep_closed {
+            let mut clicks = vec![0; request.items.len()];
+            let mut purchases = vec![0; request.items.len()];
+            for &p in &request.clicked {
+                clicks[p] += 1;
+            }
+            for &(p, _) in &request.purchases {
+                purchases[p] += 1;
+            }
+            self.closed.push(ClosedRequest {
+                request_id: id,
+                clicks,
+                purchases,
+            });
+        }
+    }
+
+    /// A served list: it opens a request and counts its exposure per experiment.
+    pub(crate) fn impression(&mut self, impression: &Impression, book: &Book) {
+        self.advance(impression.timestamp, book);
+        let mut tags = Vec::new();
+        let mut window = default_window_ms();
+        let mut teams = vec![None; impression.slots.len()];
+        for tag in &impression.experiments {
+            let Some(running) = book.get(&tag.id) else {
+                continue;
+            };
+            let Some((variant, _)) = running.def.variant(&tag.variant) else {
+                continue;
+            };
+            let tally = self
+                .tallies
+                .entry(tag.id.clone())
+                .or_insert_with(|| ExperimentTally::new(&running.def));
+            if impression.forced {
+                tally.forced_requests += 1;
+                continue;
+            }
+            if running.def.kind == ExperimentKind::Interleaving {
+                for (slot, team) in impression.slots.iter().zip(&mut teams) {
+                    *team = slot
+                        .team
+                        .as_deref()
+                        .and_then(|t| running.def.variant(t))
+                        .map(|(i, _)| i);
+                }
+            }
+            window = window.max(running.def.longest_window_ms());
+            tally.expose(impression, variant, &teams, running.def.kind);
+            tags.push((tag.id.clone(), variant));
+        }
+        let request = ServedRequest {
+            user: impression.user_id.clone(),
+            at: impression.timestamp,
+            tags,
+            items: impression.slots.iter().map(|s| s.item_id.clone()).collect(),
+            teams,
+            clicked: Vec::new(),
+            purchases: Vec::new(),
+            closes_at: Timestamp(impression.timestamp.0.saturating_add(window)),
+            shadows: Vec::new(),
+        };
+        self.closing
+            .push(Reverse((request.closes_at, impression.request_id.clone())));
+        self.open.insert(impression.request_id.clone(), request);
+    }
+
+    /// A shadow list: it attaches to the live request it shadowed.
+    pub(crate) fn shadow(&mut self, shadow: &Impression, book: &Book) {
+        let Some(request) = self.open.get_mut(&shadow.request_id) else {
+            self.unattributed.orphan_shadows += 1;
+            return;
+        };
+        for tag in &shadow.experiments {
+            let Some((variant, _)) = book.get(&tag.id).and_then(|r| r.def.variant(&tag.variant))
+            else {
+                continue;
+            };
+            let list = ShadowList {
+                experiment: tag.id.clone(),
+                variant,
+                items: shadow.slots.iter().map(|s| s.item_id.clone()).collect(),
+            };
+            if let Some(tally) = self.tallies.get_mut(&tag.id) {
+                tally.shadowed(shadow, &list, &request.items);
+            }
+            request.shadows.push(list);
+        }
+    }
+
+    /// An event: user activity for CUPED, and, when it names a request, an outcome.
+    pub(crate) fn event(&mut self, event: &Event, book: &Book) {
+        self.advance(event.timestamp, book);
+        *self.activity.entry(event.user_id.clone()).or_insert(0) += 1;
+        for running in book.active() {
+            if event.timestamp >= running.started {
+                if let Some(tally) = self.tallies.get_mut(&running.def.id) {
+                    *tally
+                        .activity_since_start
+                        .entry(event.user_id.clone())
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+        let Some(request_id) = &event.request_id else {
+            return;
+        };
+        let action = event.action.as_str().to_string();
+        let Some(request) = self.open.get_mut(request_id) else {
+            *self.unattributed.unknown_request.entry(action).or_insert(0) += 1;
+            return;
+        };
+        let slot = event
+            .position
+            .map(|p| p as usize)
+            .filter(|&p| request.items.get(p) == Some(&event.item_id))
+            .or_else(|| request.items.iter().position(|i| *i == event.item_id));
+        let Some(slot) = slot else {
+            *self
+                .unattributed
+                .item_not_in_list
+                .entry(action)
+                .or_insert(0) += 1;
+            return;
+        };
+        let elapsed = event.timestamp.0 - request.at.0;
+        let mut attributed = false;
+        let mut late = false;
+        for (experiment, variant) in &request.tags {
+            let Some(running) = book.get(experiment) else {
+                continue;
+            };
+            if elapsed > running.def.attribution_ms(&action) {
+                late = true;
+                continue;
+            }
+            if let Some(tally) = self.tallies.get_mut(experiment) {
+                tally.outcome(request, *variant, slot, event);
+                attributed = true;
+            }
+        }
+        if request.tags.is_empty() {
+            if elapsed > default_window_ms() {
+                late = true;
+            } else {
+                attributed = true;
+            }
+        }
+        if late && !attributed {
+            *self.unattributed.late.entry(action).or_insert(0) += 1;
+            return;
+        }
+        match event.action {
+            Action::Click => request.clicked.push(slot),
+            Action::Purchase => request.purchases.push((slot, event.value.unwrap_or(0.0))),
+            _ => {}
+        }
+    }
+
+    /// Closes every open request as if every window had passed (the end of a replay
+    /// that wants final labels, e.g. off-policy evaluation of a finished log).
+    pub fn close_all(&mut self, book: &Book) {
+        let open = std::mem::take(&mut self.open);
+        self.closing.clear();
+        let mut open: Vec<_> = open.into_iter().collect();
+        open.sort_by(|a, b| (a.1.closes_at, &a.0).cmp(&(b.1.closes_at, &b.0)));
+        for (id, request) in open {
+            self.close(id, request, book);
+        }
+    }
+}

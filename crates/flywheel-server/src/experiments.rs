@@ -1,0 +1,140 @@
+//! The experiment routes: create, list, show, stop, metrics and the per-user export.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use flywheel_core::{check_name, ExperimentDef, Timestamp};
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::edge;
+use crate::error::ApiError;
+use crate::routes::{blocking, entity_json, AppState};
+
+/// The time an administrative call happens at: the wall clock, or with a simulated
+/// clock the `now` query parameter when given.
+pub(crate) fn request_now(app: &AppState, query: Option<&str>) -> Result<Timestamp, ApiError> {
+    let params = edge::query_pairs(query)?;
+    let mut now = None;
+    for (key, value) in &params {
+        match key.as_str() {
+            "now" if app.options.simulated_clock => now = Some(parse_now(value)?),
+            "now" => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    "parameter `now` needs a server started with --simulated-clock",
+                ))
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "unknown parameter `{}`; allowed: now (simulated clock only)",
+                        crate::error::clip(other, 64)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(now.unwrap_or_else(Timestamp::now))
+}
+
+/// Parses `now`: RFC 3339, or seconds since 1970.
+pub(crate) fn parse_now(text: &str) -> Result<Timestamp, ApiError> {
+    let parsed = match text.parse::<f64>() {
+        Ok(secs) => Timestamp::from_secs_f64(secs),
+        Err(_) => Timestamp::parse_rfc3339(text).ok(),
+    };
+    parsed.ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            "parameter `now` must be an RFC 3339 time or seconds since 1970",
+        )
+    })
+}
+
+fn experiment_id(raw: &str) -> Result<String, ApiError> {
+    check_name("id", raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    Ok(raw.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Json<Value> {
+    Json(serde_json::to_value(value).unwrap_or(Value::Null))
+}
+
+/// `POST /v1/experiments`: the definition as JSON; 201 with the experiment.
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let at = request_now(&app, query.as_deref())?;
+    let value = entity_json(&app, body, "invalid_experiment").await?;
+    let def = ExperimentDef::from_json(&value)
+        .map_err(|e| ApiError::bad_request("invalid_experiment", e.to_string()))?;
+    let engine = Arc::clone(&app.engine);
+    let view = blocking(move || engine.create_experiment(def, at).map_err(ApiError::from)).await?;
+    Ok((StatusCode::CREATED, to_json(&view)))
+}
+
+/// `GET /v1/experiments`.
+pub(crate) async fn list(State(app): State<AppState>) -> Json<Value> {
+    to_json(&serde_json::json!({ "experiments": app.engine.experiments() }))
+}
+
+/// `GET /v1/experiments/:id`.
+pub(crate) async fn show(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = experiment_id(&id)?;
+    let view = app
+        .engine
+        .experiment(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("experiment {id} not found")))?;
+    Ok(to_json(&view))
+}
+
+/// `POST /v1/experiments/:id/stop`.
+pub(crate) async fn stop(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let id = experiment_id(&id)?;
+    let at = request_now(&app, query.as_deref())?;
+    let engine = Arc::clone(&app.engine);
+    let view = blocking(move || engine.stop_experiment(&id, at).map_err(ApiError::from)).await?;
+    Ok(to_json(&view))
+}
+
+/// `GET /v1/experiments/:id/metrics`.
+pub(crate) async fn metrics(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = experiment_id(&id)?;
+    let engine = Arc::clone(&app.engine);
+    let metrics = blocking(move || engine.experiment_metrics(&id).map_err(ApiError::from)).await?;
+    Ok(to_json(&metrics))
+}
+
+/// `GET /v1/experiments/:id/users`: the per-user CSV `flywheel eval ab --users` reads.
+pub(crate) async fn users(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = experiment_id(&id)?;
+    let engine = Arc::clone(&app.engine);
+    let csv = blocking(move || {
+        let mut out = Vec::new();
+        engine
+            .export_experiment_users(&id, &mut out)
+            .map_err(ApiError::from)?;
+        Ok(out)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+}
