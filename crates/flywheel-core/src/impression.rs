@@ -58,6 +58,12 @@ pub struct Impression {
     /// out of the experiment statistics and counted apart.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// The category the request asked for, if any (so a replay can redo the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// How many items the request asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
     /// The version of the model set that ranked it.
     pub model_version: String,
     /// Whether a fallback replaced part of the pipeline.

@@ -285,6 +285,8 @@ impl Engine {
             timestamp: now,
             experiments: plan.tags.clone(),
             forced: plan.forced,
+            category: request.category.clone(),
+            count: u32::try_from(request.count).ok(),
             model_version: model_version.clone(),
             fallback: recommendation.fallback,
             features_offset: Some(features_offset),
@@ -561,6 +563,8 @@ fn log_shadow(inner: &Inner, job: &ShadowJob, ranked: Option<&Recommendation>, l
         timestamp: job.request.now,
         experiments: vec![tag(&job.experiment, &job.variant)],
         forced: false,
+        category: job.request.category.clone(),
+        count: u32::try_from(job.request.count).ok(),
         model_version: ranked
             .map(|_| job.arm.model_version.clone().unwrap_or_default())
             .unwrap_or_default(),

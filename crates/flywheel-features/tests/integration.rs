@@ -78,6 +78,8 @@ fn impression(rng: &mut StdRng, serial: usize, at: i64) -> Impression {
         timestamp: Timestamp(at),
         experiments: Vec::new(),
         forced: false,
+        category: None,
+        count: None,
         model_version: "v1".into(),
         fallback: false,
         features_offset: None,

@@ -112,6 +112,8 @@ impl<'w> Run<'w> {
             timestamp: at,
             experiments: Vec::new(),
             forced: false,
+            category: None,
+            count: None,
             model_version: LOGGING_POLICY_VERSION.to_string(),
             fallback: false,
             features_offset: None,
