@@ -56,6 +56,9 @@ pub enum Command {
         /// Address to bind.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
+        /// Take each request's time from its `now` parameter (simulations; loopback only).
+        #[arg(long)]
+        simulated_clock: bool,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {
@@ -83,6 +86,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         what: ModelsCommand,
+    },
+    /// Online experiments (A/B, interleaving, shadow): create, list, show, stop, report, export.
+    Experiment {
+        /// What to do.
+        #[command(subcommand)]
+        what: ExperimentCommand,
     },
     /// Evaluate: temporal holdout on a data dir, or metrics/ope/ab on files.
     Eval(EvalArgs),
@@ -158,6 +167,81 @@ pub enum ModelsCommand {
         /// Act through a running server.
         #[arg(long)]
         server: Option<String>,
+    },
+}
+
+/// Where an experiment command acts: a stopped data dir, or a running server.
+#[derive(Debug, Args)]
+pub struct ExperimentTarget {
+    /// Data settings.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Act through a running server (http://HOST:PORT) instead of the data dir.
+    #[arg(long)]
+    pub server: Option<String>,
+}
+
+/// `flywheel experiment`.
+#[derive(Debug, Subcommand)]
+pub enum ExperimentCommand {
+    /// Start an experiment from a JSON definition (the body of POST /v1/experiments).
+    Create {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// The definition file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Every experiment with its status.
+    List {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One experiment's definition and state.
+    Show {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// The experiment id.
+        id: String,
+    },
+    /// Stop assigning users; the statistics stay readable.
+    Stop {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// The experiment id.
+        id: String,
+    },
+    /// Per-variant figures and the statistics of the comparison.
+    Report {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// The experiment id.
+        id: String,
+        /// Print JSON (the body of GET /v1/experiments/:id/metrics).
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Write the per-user CSV that `flywheel eval ab --users` reads.
+    Export {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// The experiment id.
+        id: String,
+        /// The CSV to write.
+        #[arg(long)]
+        users: PathBuf,
     },
 }
 
@@ -287,6 +371,15 @@ pub enum EvalTool {
         /// The per-user CSV.
         #[arg(long)]
         users: PathBuf,
+        /// The control variant's name in the CSV.
+        #[arg(long, default_value = "control")]
+        control: String,
+        /// The treatment variant's name in the CSV.
+        #[arg(long, default_value = "treatment")]
+        treatment: String,
+        /// The configured share of users in treatment (for the SRM check).
+        #[arg(long, default_value_t = 0.5)]
+        treatment_share: f64,
     },
 }
 

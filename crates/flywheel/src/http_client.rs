@@ -86,6 +86,25 @@ pub fn server_address(server: &str) -> Result<String> {
     Ok(address.to_string())
 }
 
+/// One blocking request to a flywheel server with a JSON body (or none): (status, body bytes).
+fn call(server: &str, method: &str, path: &str, payload: &[u8]) -> Result<(u16, Vec<u8>)> {
+    let address = server_address(server)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut connection = Connection::open(&address).await?;
+        connection
+            .request(method, path, "application/json", payload)
+            .await
+    })
+}
+
+/// One blocking request whose answer is not JSON (a CSV export): (status, body bytes).
+pub fn call_raw(server: &str, method: &str, path: &str) -> Result<(u16, Vec<u8>)> {
+    call(server, method, path, &[])
+}
+
 /// One blocking JSON request to a flywheel server: (status, parsed body).
 pub fn call_json(
     server: &str,
@@ -93,17 +112,8 @@ pub fn call_json(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<(u16, serde_json::Value)> {
-    let address = server_address(server)?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (status, bytes) = runtime.block_on(async {
-        let mut connection = Connection::open(&address).await?;
-        connection
-            .request(method, path, "application/json", payload.as_bytes())
-            .await
-    })?;
+    let (status, bytes) = call(server, method, path, payload.as_bytes())?;
     let value = if bytes.is_empty() {
         serde_json::Value::Null
     } else {

@@ -58,7 +58,8 @@ pub struct ClosedRequest {
 pub struct Unattributed {
     /// Events whose `request_id` names no impression the joiner knows.
     pub unknown_request: BTreeMap<String, u64>,
-    /// Events that arrived after their action's attribution window.
+    /// Events that arrived after their action's attribution window (or after the
+    /// watermark closed their request).
     pub late: BTreeMap<String, u64>,
     /// Events whose item is not in the list of their request.
     pub item_not_in_list: BTreeMap<String, u64>,
@@ -71,6 +72,10 @@ pub struct Unattributed {
 pub struct Joiner {
     open: HashMap<RequestId, ServedRequest>,
     closing: BinaryHeap<Reverse<(Timestamp, RequestId)>>,
+    /// Requests whose windows closed, remembered for one more window so that an
+    /// outcome for them is counted as late, not as naming an unknown request.
+    recently_closed: HashMap<RequestId, Timestamp>,
+    forgetting: BinaryHeap<Reverse<(Timestamp, RequestId)>>,
     latest_event: Option<Timestamp>,
     allowed_lateness_ms: i64,
     /// Per experiment, what has been counted.
@@ -133,7 +138,23 @@ impl Joiner {
                 break;
             };
             if let Some(request) = self.open.remove(&id) {
+                let forget_at = Timestamp(
+                    request
+                        .closes_at
+                        .0
+                        .saturating_add(request.closes_at.0 - request.at.0),
+                );
+                self.recently_closed.insert(id.clone(), forget_at);
+                self.forgetting.push(Reverse((forget_at, id.clone())));
                 self.close(id, request, book);
+            }
+        }
+        while let Some(Reverse((forget_at, _))) = self.forgetting.peek() {
+            if *forget_at > watermark {
+                break;
+            }
+            if let Some(Reverse((_, id))) = self.forgetting.pop() {
+                self.recently_closed.remove(&id);
             }
         }
     }
@@ -254,7 +275,12 @@ impl Joiner {
         };
         let action = event.action.as_str().to_string();
         let Some(request) = self.open.get_mut(request_id) else {
-            *self.unattributed.unknown_request.entry(action).or_insert(0) += 1;
+            let counter = if self.recently_closed.contains_key(request_id) {
+                &mut self.unattributed.late
+            } else {
+                &mut self.unattributed.unknown_request
+            };
+            *counter.entry(action).or_insert(0) += 1;
             return;
         };
         let slot = event

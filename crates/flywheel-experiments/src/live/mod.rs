@@ -69,3 +69,169 @@ impl Ledger {
         self.joiner.tallies.get(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::{
+        Action, Channel, Event, ExperimentDef, ExperimentTag, Impression, ImpressionSlot, ItemId,
+        RequestId, Timestamp, UserId,
+    };
+    use serde_json::json;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn start(def: serde_json::Value) -> LogRecord {
+        LogRecord::ExperimentStart {
+            experiment: ExperimentDef::from_json(&def).unwrap(),
+            layer_buckets: [0, 10_000],
+            at: Timestamp(0),
+        }
+    }
+
+    fn served(id: &str, user: &str, at: i64, tags: &[(&str, &str)], teams: &[&str]) -> LogRecord {
+        let slots = (0..3)
+            .map(|p| ImpressionSlot {
+                item_id: ItemId::new_unchecked(format!("i{p}")),
+                position: p,
+                score: 1.0,
+                propensity: 1.0,
+                propensity_kind: Default::default(),
+                team: teams.get(p as usize).map(|t| t.to_string()),
+                channel: Channel::Popularity,
+                channel_rank: p,
+                channel_score: 1.0,
+                source_item: None,
+                features: Vec::new(),
+            })
+            .collect();
+        LogRecord::Impression(Impression {
+            request_id: RequestId::new_unchecked(id),
+            user_id: UserId::new_unchecked(user),
+            timestamp: Timestamp(at),
+            experiments: tags
+                .iter()
+                .map(|(id, variant)| ExperimentTag {
+                    id: id.to_string(),
+                    variant: variant.to_string(),
+                })
+                .collect(),
+            forced: false,
+            category: None,
+            count: None,
+            model_version: "v1".into(),
+            fallback: false,
+            features_offset: None,
+            latency_ms: Some(1.0),
+            slots,
+        })
+    }
+
+    fn outcome(request: &str, user: &str, position: u32, action: Action, at: i64) -> LogRecord {
+        LogRecord::Event(Event {
+            user_id: UserId::new_unchecked(user),
+            item_id: ItemId::new_unchecked(format!("i{position}")),
+            action,
+            value: Some(5.0),
+            timestamp: Timestamp(at),
+            request_id: Some(RequestId::new_unchecked(request)),
+            position: Some(position),
+            context: Default::default(),
+        })
+    }
+
+    fn ab_log() -> Vec<LogRecord> {
+        vec![
+            start(
+                json!({"id": "e", "kind": "ab", "attribution_hours": {"purchase": 2},
+                "variants": [{"name": "c", "share": 0.5}, {"name": "t", "share": 0.5}]}),
+            ),
+            served("r1", "u1", HOUR, &[("e", "c")], &[]),
+            served("r2", "u2", HOUR, &[("e", "t")], &[]),
+            outcome("r1", "u1", 0, Action::Click, HOUR + 1),
+            outcome("r2", "u2", 1, Action::Click, HOUR + 2),
+            outcome("r2", "u2", 1, Action::Purchase, 2 * HOUR),
+            outcome("nope", "u2", 1, Action::Click, 3 * HOUR),
+            // Inside the click window but past the purchase window of 2 h.
+            outcome("r1", "u1", 0, Action::Purchase, 3 * HOUR + 1),
+            // A purchase a day and more after r1: outside the 24 h window.
+            outcome("r1", "u1", 0, Action::Purchase, 26 * HOUR),
+        ]
+    }
+
+    fn replay(records: &[LogRecord]) -> Ledger {
+        let mut ledger = Ledger::new(0);
+        for record in records {
+            ledger.apply(record);
+        }
+        ledger
+    }
+
+    #[test]
+    fn outcomes_are_joined_in_their_windows_and_the_rest_is_counted() {
+        let ledger = replay(&ab_log());
+        let m = metrics(&ledger, "e").unwrap();
+        let (c, t) = (&m.variants[0].1, &m.variants[1].1);
+        assert_eq!(
+            (c.users, c.impressions, c.clicks, c.purchases),
+            (1, 3, 1, 0)
+        );
+        assert_eq!(
+            (t.users, t.impressions, t.clicks, t.purchases),
+            (1, 3, 1, 1)
+        );
+        assert_eq!(t.revenue, 5.0);
+        assert_eq!(m.unattributed.unknown_request.get("click"), Some(&1));
+        assert_eq!(m.unattributed.late.get("purchase"), Some(&2));
+        // The event at 26 h closed both requests' windows (24 h).
+        assert_eq!(m.pending_labels, 0);
+    }
+
+    #[test]
+    fn labels_stay_pending_until_event_time_passes_the_window() {
+        let log = ab_log();
+        let ledger = replay(&log[..7]);
+        let m = metrics(&ledger, "e").unwrap();
+        assert_eq!(
+            m.pending_labels, 6,
+            "both requests are inside their windows"
+        );
+    }
+
+    #[test]
+    fn an_outcome_for_a_closed_request_is_late_not_unknown() {
+        let mut log = ab_log();
+        log.push(outcome("r2", "u2", 1, Action::Click, 27 * HOUR));
+        let m = metrics(&replay(&log), "e").unwrap();
+        assert_eq!(m.unattributed.late.get("click"), Some(&1));
+        assert_eq!(m.unattributed.unknown_request.get("click"), Some(&1));
+    }
+
+    #[test]
+    fn a_replay_of_the_same_log_gives_the_same_figures() {
+        let log = ab_log();
+        assert_eq!(metrics(&replay(&log), "e"), metrics(&replay(&log), "e"));
+    }
+
+    #[test]
+    fn interleaving_credits_the_team_of_the_clicked_slot() {
+        let log = vec![
+            start(json!({"id": "i", "kind": "interleaving", "variants": [
+                {"name": "a"}, {"name": "b"}]})),
+            served("r1", "u1", HOUR, &[("i", "a")], &["a", "b", "a"]),
+            served("r2", "u2", HOUR, &[("i", "a")], &["b", "a", "b"]),
+            served("r3", "u3", HOUR, &[("i", "a")], &["a", "b", "b"]),
+            outcome("r1", "u1", 1, Action::Click, HOUR + 1),
+            outcome("r2", "u2", 1, Action::Click, HOUR + 1),
+            outcome("r2", "u2", 0, Action::Click, HOUR + 1),
+            outcome("r2", "u2", 2, Action::Click, HOUR + 1),
+            outcome("x", "u9", 0, Action::View, 30 * HOUR),
+        ];
+        let m = metrics(&replay(&log), "i").unwrap();
+        let i = m.interleaving.unwrap();
+        // r1: b wins (loss for a); r2: b 2 – a 1 (loss); r3: no click (tie).
+        assert_eq!((i.wins, i.losses, i.ties), (0, 2, 1));
+        assert_eq!(m.variants[0].1.impressions, 2 + 1 + 1);
+        assert_eq!(m.variants[1].1.clicks, 3);
+    }
+}

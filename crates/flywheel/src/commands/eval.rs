@@ -71,11 +71,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
             }
             print_report(args.json, &report, || report.render_text())
         }
-        Some(EvalTool::Ab { users }) => {
-            let report = flywheel_experiments::ab_from_file(
-                &users,
-                &flywheel_experiments::AbOptions::default(),
-            )?;
+        Some(EvalTool::Ab {
+            users,
+            control,
+            treatment,
+            treatment_share,
+        }) => {
+            let options = flywheel_experiments::AbOptions {
+                control,
+                treatment,
+                treatment_share,
+                ..flywheel_experiments::AbOptions::default()
+            };
+            let report = flywheel_experiments::ab_from_file(&users, &options)?;
             print_report(args.json, &report, || report.render_text())
         }
         None => {

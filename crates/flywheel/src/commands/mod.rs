@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod experiment;
 mod import;
 mod inspect;
 mod models;
@@ -26,7 +27,12 @@ pub fn run(cli: Cli) -> Result<()> {
             no_serve,
             seed,
         } => quickstart::run(&data, port, no_serve, seed),
-        Command::Serve { data, port, host } => serve::run(&data, &host, port),
+        Command::Serve {
+            data,
+            port,
+            host,
+            simulated_clock,
+        } => serve::run(&data, &host, port, simulated_clock),
         Command::Import { what } => import::run(what),
         Command::Train {
             data,
@@ -35,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => train::run(&data, force, server.as_deref(), json),
         Command::Models { what } => models::run(what),
+        Command::Experiment { what } => experiment::run(what),
         Command::Eval(args) => eval::run(args),
         Command::Simulate {
             out,

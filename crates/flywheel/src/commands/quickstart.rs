@@ -77,7 +77,13 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
     let banner = format!(
         "\nTry:\n  curl '{base}/v1/recommendations?user_id={user}&count=10'\n  curl -X POST {base}/v1/events -H 'Content-Type: application/json' -d '{{\"user_id\":\"{user}\",\"item_id\":\"{item}\",\"action\":\"click\"}}'\n  curl {base}/metrics\nPress Ctrl-C to stop."
     );
-    serve::serve_engine(Arc::new(engine), "127.0.0.1", port, Some(banner))
+    serve::serve_engine(
+        Arc::new(engine),
+        "127.0.0.1",
+        port,
+        Some(banner),
+        flywheel_server::ServerOptions::default(),
+    )
 }
 
 /// A user and an item to put in the printed examples: the smallest ids.

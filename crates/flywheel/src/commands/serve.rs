@@ -10,13 +10,30 @@ use crate::cli::DataArgs;
 use crate::commands::resolve_config;
 
 /// Serves until Ctrl-C or SIGTERM.
-pub fn run(data: &DataArgs, host: &str, port: u16) -> Result<()> {
+pub fn run(data: &DataArgs, host: &str, port: u16, simulated_clock: bool) -> Result<()> {
+    if simulated_clock && !is_loopback(host) {
+        anyhow::bail!(
+            "--simulated-clock lets clients set the time of their requests: it is for \
+             simulations on loopback only (use --host 127.0.0.1)"
+        );
+    }
     let config = resolve_config(data, "flywheel-data")?;
     let dir = config.data_dir.clone();
     let engine = Engine::open(config)
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
-    serve_engine(Arc::new(engine), host, port, None)
+    let options = ServerOptions {
+        simulated_clock,
+        ..ServerOptions::default()
+    };
+    serve_engine(Arc::new(engine), host, port, None, options)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Serves an open engine; prints `banner` once listening.
@@ -25,6 +42,7 @@ pub fn serve_engine(
     host: &str,
     port: u16,
     banner: Option<String>,
+    options: ServerOptions,
 ) -> Result<()> {
     let addr: SocketAddr = format!("{host}:{port}")
         .parse()
@@ -42,14 +60,9 @@ pub fn serve_engine(
         if let Some(text) = banner {
             println!("{text}");
         }
-        flywheel_server::serve_on(
-            Arc::clone(&engine),
-            ServerOptions::default(),
-            listener,
-            shutdown_signal(),
-        )
-        .await
-        .context("serving")
+        flywheel_server::serve_on(Arc::clone(&engine), options, listener, shutdown_signal())
+            .await
+            .context("serving")
     })?;
     println!("shutting down");
     Ok(())
