@@ -49,6 +49,9 @@ export FLYWHEEL_SKIP_LOG="$skip_log"
 status=0
 cargo test --workspace --locked || status=$?
 
+echo "== experiment assignment against Python mmh3"
+./scripts/check-assignment.sh || status=$?
+
 echo "== skipped tests"
 skipped=$(grep -c '^SKIP ' "$skip_log" || true)
 echo "skipped: $skipped"

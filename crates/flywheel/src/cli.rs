@@ -232,6 +232,16 @@ pub enum ExperimentCommand {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// Which variant each user gets under a definition (alone in its layer): one JSON
+    /// line per user with both buckets, for checking assignment against other tools.
+    Assign {
+        /// The definition file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The users.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
     /// Write the per-user CSV that `flywheel eval ab --users` reads.
     Export {
         /// Where.

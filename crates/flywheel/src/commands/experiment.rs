@@ -93,7 +93,39 @@ pub fn run(what: ExperimentCommand) -> Result<()> {
             Ok(())
         }
         ExperimentCommand::Export { target, id, users } => export(&target, &id, &users),
+        ExperimentCommand::Assign { file, users } => assign(&file, &users),
     }
+}
+
+/// Prints each user's layer bucket, variant bucket and variant under `file`'s
+/// definition, placed alone in its layer (the first `round(10000 · traffic)` buckets).
+fn assign(file: &Path, users: &[String]) -> Result<()> {
+    use flywheel_experiments::live::{buckets_for, Book};
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let def = ExperimentDef::from_json(&body)
+        .with_context(|| format!("{}: invalid experiment", file.display()))?;
+    let mut book = Book::default();
+    let id = def.id.clone();
+    book.start(def, [0, buckets_for(1.0)], Timestamp(0));
+    let running = book.get(&id).context("the experiment just started")?;
+    let traffic_end = buckets_for(running.def.traffic);
+    for user in users {
+        let layer_bucket = running.layer_bucket(user);
+        let included = layer_bucket < traffic_end;
+        let variant = running.def.variants[running.variant_of(user)].name.clone();
+        let line = serde_json::json!({
+            "user_id": user,
+            "layer_bucket": layer_bucket,
+            "variant_bucket": flywheel_experiments::assign_bucket(user, &running.def.salt),
+            "in_experiment": included,
+            "variant": if included { Some(variant) } else { None },
+        });
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn export(target: &ExperimentTarget, id: &str, users: &Path) -> Result<()> {
