@@ -50,6 +50,18 @@ pub enum LogRecord {
         /// When.
         at: Timestamp,
     },
+    /// An experiment's traffic changed: it now holds `layer_buckets` of its layer (the
+    /// range keeps its start, so users already in stay in, in the same variant).
+    ExperimentRamp {
+        /// The experiment.
+        id: String,
+        /// The new share of the layer's users.
+        traffic: f64,
+        /// The bucket range `[start, end)` it holds from now on.
+        layer_buckets: [u32; 2],
+        /// When.
+        at: Timestamp,
+    },
     /// An experiment stopped: no more assignment; its statistics stay readable.
     ExperimentStop {
         /// The experiment.
@@ -128,6 +140,7 @@ impl LogRecord {
                 let bad = !experiment.traffic.is_finite() || shares.clone().any(bad64);
                 bad.then_some("experiment")
             }
+            LogRecord::ExperimentRamp { traffic, .. } => bad64(*traffic).then_some("traffic"),
             LogRecord::ItemDelete { .. }
             | LogRecord::UserUpsert(_)
             | LogRecord::UserDelete { .. }
@@ -151,6 +164,7 @@ impl LogRecord {
             LogRecord::Impression(_) => "impression",
             LogRecord::ShadowImpression(_) => "shadow_impression",
             LogRecord::ExperimentStart { .. } => "experiment_start",
+            LogRecord::ExperimentRamp { .. } => "experiment_ramp",
             LogRecord::ExperimentStop { .. } => "experiment_stop",
         }
     }

@@ -120,7 +120,7 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner());
         let layer_buckets = self.ledger().book.place(&def).map_err(|e| {
             let field = match e {
-                live::BookError::AlreadyRunning(_) => "id",
+                live::BookError::AlreadyRunning(_) | live::BookError::NotRunning(_) => "id",
                 live::BookError::LayerFull { .. } => "traffic",
             };
             invalid(field, e.to_string())
@@ -132,6 +132,35 @@ impl Engine {
             at,
         })?;
         self.experiment(&id)
+            .ok_or_else(|| EngineError::NotFound(format!("experiment {id}")))
+    }
+
+    /// Changes a running experiment's traffic at `at`. Its bucket range keeps its
+    /// start, so users already in stay in the same variant; growing stops at the next
+    /// experiment of the layer.
+    pub fn ramp_experiment(&self, id: &str, traffic: f64, at: Timestamp) -> Result<ExperimentView> {
+        if !(traffic > 0.0 && traffic <= 1.0) {
+            return Err(invalid("traffic", "must be in (0, 1]"));
+        }
+        let _admin = self
+            .inner
+            .experiment_admin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let layer_buckets = match self.ledger().book.place_ramp(id, traffic) {
+            Ok(range) => range,
+            Err(live::BookError::NotRunning(_)) => {
+                return Err(EngineError::NotFound(format!("running experiment {id}")))
+            }
+            Err(e) => return Err(invalid("traffic", e.to_string())),
+        };
+        self.append_and_wait(LogRecord::ExperimentRamp {
+            id: id.to_string(),
+            traffic,
+            layer_buckets,
+            at,
+        })?;
+        self.experiment(id)
             .ok_or_else(|| EngineError::NotFound(format!("experiment {id}")))
     }
 

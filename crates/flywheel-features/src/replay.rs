@@ -20,6 +20,7 @@ impl FeatureStore {
             | LogRecord::UserUpsert(_)
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentRamp { .. }
             | LogRecord::ExperimentStop { .. } => {}
         }
     }
@@ -47,7 +48,9 @@ pub fn is_before(record: &LogRecord, cut: Timestamp) -> bool {
         LogRecord::Impression(impression) | LogRecord::ShadowImpression(impression) => {
             impression.timestamp < cut
         }
-        LogRecord::ExperimentStart { at, .. } | LogRecord::ExperimentStop { at, .. } => *at < cut,
+        LogRecord::ExperimentStart { at, .. }
+        | LogRecord::ExperimentRamp { at, .. }
+        | LogRecord::ExperimentStop { at, .. } => *at < cut,
         LogRecord::ItemUpsert(_)
         | LogRecord::ItemDelete { .. }
         | LogRecord::UserUpsert(_)

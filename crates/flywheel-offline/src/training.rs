@@ -204,6 +204,7 @@ fn record_time(record: &LogRecord) -> Option<Timestamp> {
         | LogRecord::UserUpsert(_)
         | LogRecord::ShadowImpression(_)
         | LogRecord::ExperimentStart { .. }
+        | LogRecord::ExperimentRamp { .. }
         | LogRecord::ExperimentStop { .. } => None,
     }
 }
@@ -300,6 +301,7 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
             | LogRecord::UserUpsert(_)
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentRamp { .. }
             | LogRecord::ExperimentStop { .. } => {}
         }
         Ok(())
@@ -653,6 +655,7 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
             | LogRecord::UserDelete { .. }
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentRamp { .. }
             | LogRecord::ExperimentStop { .. } => {}
         }
         state.apply(record);

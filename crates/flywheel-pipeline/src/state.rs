@@ -46,6 +46,7 @@ impl State {
             | LogRecord::Impression(_)
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentRamp { .. }
             | LogRecord::ExperimentStop { .. } => {}
         }
         FeatureWriter::apply_record(&mut self.features, record);

@@ -110,6 +110,35 @@ pub(crate) async fn stop(
     Ok(to_json(&view))
 }
 
+/// `POST /v1/experiments/:id/ramp` with `{"traffic": 0.5}`.
+pub(crate) async fn ramp(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let id = experiment_id(&id)?;
+    let at = request_now(&app, query.as_deref())?;
+    let value = entity_json(&app, body, "invalid_ramp").await?;
+    let fields = value
+        .as_object()
+        .filter(|o| o.len() == 1 && o.contains_key("traffic"));
+    let traffic = fields.and_then(|o| o["traffic"].as_f64()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_ramp",
+            "field `traffic`: the body must be {\"traffic\": <share in (0, 1]>}",
+        )
+    })?;
+    let engine = Arc::clone(&app.engine);
+    let view = blocking(move || {
+        engine
+            .ramp_experiment(&id, traffic, at)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(to_json(&view))
+}
+
 /// `GET /v1/experiments/:id/metrics`.
 pub(crate) async fn metrics(
     State(app): State<AppState>,

@@ -107,6 +107,7 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         )
         .route("/v1/experiments/{id}", get(experiments::show))
         .route("/v1/experiments/{id}/stop", post(experiments::stop))
+        .route("/v1/experiments/{id}/ramp", post(experiments::ramp))
         .route("/v1/experiments/{id}/metrics", get(experiments::metrics))
         .route("/v1/experiments/{id}/users", get(experiments::users))
         .route("/v1/users/{id}/opt-out", post(opt_out_user))

@@ -210,6 +210,17 @@ pub enum ExperimentCommand {
         /// The experiment id.
         id: String,
     },
+    /// Change a running experiment's share of its layer (users already in stay in).
+    Ramp {
+        /// Where.
+        #[command(flatten)]
+        target: ExperimentTarget,
+        /// The experiment id.
+        id: String,
+        /// The new share of the layer's users, in (0, 1].
+        #[arg(long)]
+        traffic: f64,
+    },
     /// Stop assigning users; the statistics stay readable.
     Stop {
         /// Where.

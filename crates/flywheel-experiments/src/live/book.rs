@@ -59,6 +59,8 @@ impl Running {
 pub enum BookError {
     /// An experiment with this id is running.
     AlreadyRunning(String),
+    /// No running experiment has this id.
+    NotRunning(String),
     /// The layer has too few free buckets for the requested traffic.
     LayerFull {
         /// The layer.
@@ -79,6 +81,7 @@ impl std::fmt::Display for BookError {
                     "experiment `{id}` is running; stop it first or choose another id"
                 )
             }
+            BookError::NotRunning(id) => write!(f, "no running experiment `{id}`"),
             BookError::LayerFull {
                 layer,
                 wanted,
@@ -133,6 +136,42 @@ impl Book {
             wanted,
             free: longest,
         })
+    }
+
+    /// Where a running experiment would be with `traffic`: its range keeps its start
+    /// and grows or shrinks at its end, which must not reach another running
+    /// experiment of its layer.
+    pub fn place_ramp(&self, id: &str, traffic: f64) -> Result<[u32; 2], BookError> {
+        let running = self
+            .get(id)
+            .filter(|r| r.is_active())
+            .ok_or_else(|| BookError::NotRunning(id.to_string()))?;
+        let layer = running.def.layer_name();
+        let start = running.layer_buckets[0];
+        let wanted = buckets_for(traffic);
+        let limit = self
+            .active()
+            .filter(|r| r.def.layer_name() == layer && r.def.id != id)
+            .map(|r| r.layer_buckets[0])
+            .filter(|&other| other >= start)
+            .min()
+            .unwrap_or(DEFAULT_BUCKETS);
+        if start + wanted > limit {
+            return Err(BookError::LayerFull {
+                layer,
+                wanted,
+                free: limit - start,
+            });
+        }
+        Ok([start, start + wanted])
+    }
+
+    /// Records a ramp from the log; unknown ids change nothing.
+    pub fn ramp(&mut self, id: &str, traffic: f64, layer_buckets: [u32; 2]) {
+        if let Some(running) = self.experiments.get_mut(id) {
+            running.def.traffic = traffic;
+            running.layer_buckets = layer_buckets;
+        }
     }
 
     /// Records a start from the log. A start whose id is running replaces it (the
@@ -220,6 +259,30 @@ mod tests {
         }
         book.stop("e1", Timestamp(5));
         assert_eq!(book.place(&third).unwrap(), [0, 1000]);
+    }
+
+    #[test]
+    fn a_ramp_keeps_its_users_and_stops_at_the_next_experiment() {
+        let mut book = Book::default();
+        let first = def("e1", Some("home"), 0.2);
+        book.start(first, [0, 2000], Timestamp(0));
+        book.start(def("e2", Some("home"), 0.5), [5000, 10000], Timestamp(0));
+        assert_eq!(book.place_ramp("e1", 0.5).unwrap(), [0, 5000]);
+        assert!(matches!(
+            book.place_ramp("e1", 0.6),
+            Err(BookError::LayerFull { .. })
+        ));
+        let before: Vec<_> = (0..3000)
+            .map(|u| format!("u{u}"))
+            .filter(|u| book.get("e1").unwrap().includes(u))
+            .map(|u| (book.get("e1").unwrap().variant_of(&u), u))
+            .collect();
+        book.ramp("e1", 0.5, [0, 5000]);
+        let e1 = book.get("e1").unwrap();
+        for (variant, user) in &before {
+            assert!(e1.includes(user));
+            assert_eq!(e1.variant_of(user), *variant);
+        }
     }
 
     #[test]

@@ -53,6 +53,12 @@ impl Ledger {
                     .insert(experiment.id.clone(), ExperimentTally::new(experiment));
                 self.book.start(experiment.clone(), *layer_buckets, *at);
             }
+            LogRecord::ExperimentRamp {
+                id,
+                traffic,
+                layer_buckets,
+                ..
+            } => self.book.ramp(id, *traffic, *layer_buckets),
             LogRecord::ExperimentStop { id, at } => self.book.stop(id, *at),
             LogRecord::Impression(impression) => self.joiner.impression(impression, &self.book),
             LogRecord::ShadowImpression(shadow) => self.joiner.shadow(shadow, &self.book),

@@ -54,6 +54,26 @@ pub fn run(what: ExperimentCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(())
         }
+        ExperimentCommand::Ramp {
+            target,
+            id,
+            traffic,
+        } => {
+            let path = format!("/v1/experiments/{id}/ramp");
+            let body = serde_json::json!({ "traffic": traffic });
+            let ramped = match &target.server {
+                Some(server) => remote(server, "POST", &path, Some(&body))?,
+                None => with_engine(&target, true, |engine| {
+                    let view = engine.ramp_experiment(&id, traffic, Timestamp::now())?;
+                    Ok(serde_json::to_value(view)?)
+                })?,
+            };
+            println!(
+                "experiment {id} now takes {} of layer {} (buckets {})",
+                ramped["traffic"], ramped["layer_name"], ramped["layer_buckets"]
+            );
+            Ok(())
+        }
         ExperimentCommand::Stop { target, id } => {
             let path = format!("/v1/experiments/{id}/stop");
             let stopped = match &target.server {
