@@ -810,3 +810,84 @@ fn an_undecodable_record_is_skipped_and_nothing_is_applied_twice() {
         .unwrap();
     assert_eq!(replayed, events as u64);
 }
+
+/// An exploring variant's impressions carry, for every slot, the probability the policy
+/// had of putting that item there: over many requests with the same deterministic list
+/// (new users, no models, no events in between), each (slot, item)'s frequency matches
+/// its logged propensity, and every logged propensity of a pair is the same.
+#[test]
+fn exploration_logs_the_policy_probability_of_every_slot() {
+    use flywheel_core::PropensityKind;
+    use flywheel_engine::ServeRequest;
+    use std::collections::HashMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_with_shop(dir.path());
+    let definition = flywheel_core::ExperimentDef::from_json(&serde_json::json!({
+        "id": "explore", "kind": "ab", "variants": [
+            {"name": "a", "share": 0.5, "exploration": {"epsilon": 0.3}},
+            {"name": "b", "share": 0.5, "exploration": {"epsilon": 0.3}}]}))
+    .unwrap();
+    engine.create_experiment(definition, Timestamp(0)).unwrap();
+    let now = Some(Timestamp(1_900_000_000_000));
+    let requests = 4000;
+    let mut seen: HashMap<(u32, ItemId), (u64, f64, PropensityKind)> = HashMap::new();
+    for i in 0..requests {
+        let served = engine
+            .serve(&ServeRequest {
+                user_id: UserId::new_unchecked(format!("newcomer-{i}")),
+                count: 5,
+                category: None,
+                now,
+                forced: Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(served.experiments.len(), 1);
+        for (item, slot) in served.recommendation.items.iter().zip(&served.slots) {
+            let entry = seen
+                .entry((item.position, item.item_id.clone()))
+                .or_insert((0, slot.propensity, slot.propensity_kind));
+            entry.0 += 1;
+            assert_eq!(entry.1, slot.propensity, "one propensity per (slot, item)");
+            assert_eq!(entry.2, slot.propensity_kind);
+        }
+    }
+    let mut per_slot = [0.0f64; 5];
+    for ((position, item), (count, propensity, kind)) in &seen {
+        assert_eq!(*kind, PropensityKind::Exact, "{item} at {position}");
+        assert!(*propensity < 1.0);
+        per_slot[*position as usize] += propensity;
+        let n = f64::from(requests);
+        let frequency = *count as f64 / n;
+        let se = (propensity * (1.0 - propensity) / n).sqrt();
+        assert!(
+            (frequency - propensity).abs() < 4.0 * se + 1e-9,
+            "{item} at slot {position}: shown {frequency:.4}, logged propensity {propensity:.4}"
+        );
+    }
+    for (position, total) in per_slot.iter().enumerate() {
+        // A slot's items exhaust its probability (each pool item is drawn with
+        // probability ε/M ≈ 1.5% per request, so all of them appear in 4000 requests).
+        assert!((total - 1.0).abs() < 1e-9, "slot {position}: {total}");
+    }
+    // Every request's impression reaches the log with its propensities.
+    let logged_propensities = |engine: &Engine| {
+        all_records(engine)
+            .into_iter()
+            .filter_map(|r| match r {
+                LogRecord::Impression(i) if !i.experiments.is_empty() => Some(i),
+                _ => None,
+            })
+            .flat_map(|i| i.slots)
+            .filter(|s| s.propensity_kind == PropensityKind::Exact && s.propensity < 1.0)
+            .count()
+    };
+    let started = Instant::now();
+    while logged_propensities(&engine) < 5 * requests as usize {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "impressions missing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
