@@ -11,7 +11,17 @@
 //! The oracle does not model the joiner: it classifies each event by the documented
 //! rules (unknown request, item not in the list, elapsed time beyond the 24 h window,
 //! else attributed) and the traffic is laid out on the clock so that no event ever
-//! reaches a request whose windows already closed (the test asserts that it does not).
+//! reaches a request whose windows already closed (the test asserts that it does not):
+//! lists are served in [T0, T0 + 2 h), in-window outcomes stay before T0 + 23 h (no
+//! window closes before T0 + 24 h + the 10 min allowed lateness), then the late and
+//! edge purchases go in time order, each at most 500 s past its window (under the
+//! allowed lateness, so its request is still open), then one event 30 days later.
+//!
+//! The interleaving experiment takes 70 % of its layer, so the layer bucket decides
+//! something: users outside it see the A/B variant's own model version (checked), users
+//! inside see the interleaved list of v1 and v2 (labelled v1, the first team's).
+//! The HTTP calls go through the real router and middleware in process
+//! (`tower::ServiceExt::oneshot`), as the rest of this test binary does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -40,7 +50,7 @@ const WINDOW: i64 = DAY;
 /// The engine's default allowed lateness: windows close this long after event time passes them.
 const LATENESS: i64 = 600;
 const ITEMS: usize = 60;
-/// Users with history; as many again without (cold starts) would slow the test, so a few.
+/// Users with a history, and users without one (cold starts).
 const WARM_USERS: usize = 300;
 const COLD_USERS: usize = 20;
 const LIST: usize = 6;
