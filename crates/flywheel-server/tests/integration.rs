@@ -1479,3 +1479,6 @@ async fn peak_memory_per_request_is_bounded() {
         );
     }
 }
+
+#[path = "integration/experiments.rs"]
+mod experiments;

@@ -308,7 +308,7 @@ impl Joiner {
                 continue;
             }
             if let Some(tally) = self.tallies.get_mut(experiment) {
-                tally.outcome(request, *variant, slot, event);
+                tally.outcome(request, *variant, slot, event, running.def.kind);
                 attributed = true;
             }
         }
@@ -340,5 +340,87 @@ impl Joiner {
         for (id, request) in open {
             self.close(id, request, book);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{metrics, Ledger};
+    use flywheel_core::{
+        Action, Channel, Event, ExperimentDef, ExperimentTag, Impression, ImpressionSlot, ItemId,
+        LogRecord, PropensityKind, RequestId, Timestamp, UserId,
+    };
+    use serde_json::json;
+
+    fn start(ledger: &mut Ledger, definition: serde_json::Value) {
+        let experiment = ExperimentDef::from_json(&definition).unwrap();
+        ledger.apply(&LogRecord::ExperimentStart {
+            experiment,
+            layer_buckets: [0, 10_000],
+            at: Timestamp(0),
+        });
+    }
+
+    /// Regression: a request in an A/B test and an interleaving experiment at once
+    /// credited the A/B test's outcomes to the variant whose index was the slot's
+    /// interleaving team, and dropped them when the user was not in that variant.
+    #[test]
+    fn an_ab_outcome_goes_to_the_ab_variant_whatever_the_interleaving_team() {
+        let mut ledger = Ledger::new(0);
+        start(
+            &mut ledger,
+            json!({"id": "ab", "kind": "ab", "variants": [
+                {"name": "control", "share": 0.5}, {"name": "treatment", "share": 0.5}]}),
+        );
+        start(
+            &mut ledger,
+            json!({"id": "il", "kind": "interleaving", "variants": [
+                {"name": "x"}, {"name": "y"}]}),
+        );
+        let slot = |item: &str, position: u32, team: &str| ImpressionSlot {
+            item_id: ItemId::new_unchecked(item),
+            position,
+            score: 1.0,
+            propensity: 1.0,
+            propensity_kind: PropensityKind::Interleaved,
+            team: Some(team.to_string()),
+            channel: Channel::Popularity,
+            channel_rank: position,
+            channel_score: 1.0,
+            source_item: None,
+            features: Vec::new(),
+        };
+        let tag = |id: &str, variant: &str| ExperimentTag {
+            id: id.into(),
+            variant: variant.into(),
+        };
+        ledger.apply(&LogRecord::Impression(Impression {
+            request_id: RequestId::new_unchecked("r1"),
+            user_id: UserId::new_unchecked("u"),
+            timestamp: Timestamp(1_000),
+            experiments: vec![tag("ab", "control"), tag("il", "x")],
+            forced: false,
+            category: None,
+            count: Some(2),
+            model_version: "v1".into(),
+            fallback: false,
+            features_offset: None,
+            latency_ms: None,
+            slots: vec![slot("a", 0, "x"), slot("b", 1, "y")],
+        }));
+        ledger.apply(&LogRecord::Event(Event {
+            user_id: UserId::new_unchecked("u"),
+            item_id: ItemId::new_unchecked("b"),
+            action: Action::Click,
+            value: None,
+            timestamp: Timestamp(2_000),
+            request_id: Some(RequestId::new_unchecked("r1")),
+            position: Some(1),
+            context: Default::default(),
+        }));
+        let ab = metrics(&ledger, "ab").unwrap();
+        assert_eq!((ab.variants[0].1.clicks, ab.variants[1].1.clicks), (1, 0));
+        let il = metrics(&ledger, "il").unwrap();
+        assert_eq!((il.variants[0].1.clicks, il.variants[1].1.clicks), (0, 1));
     }
 }

@@ -130,20 +130,23 @@ impl ExperimentTally {
         }
     }
 
-    /// Counts an attributed outcome on `slot` of `request`.
+    /// Counts an attributed outcome on `slot` of `request`. In an interleaving
+    /// experiment it goes to the team that contributed the slot; in any other it goes
+    /// to the request's variant (the teams of a request belong to the interleaving
+    /// experiment that shares it, not to this one).
     pub(crate) fn outcome(
         &mut self,
         request: &ServedRequest,
         variant: usize,
         slot: usize,
         event: &Event,
+        kind: ExperimentKind,
     ) {
-        let credited = request
-            .teams
-            .get(slot)
-            .copied()
-            .flatten()
-            .unwrap_or(variant);
+        let team = match kind {
+            ExperimentKind::Interleaving => request.teams.get(slot).copied().flatten(),
+            ExperimentKind::Ab | ExperimentKind::Shadow => None,
+        };
+        let credited = team.unwrap_or(variant);
         let Some(user) = self.variants[credited].users.get_mut(&request.user) else {
             return;
         };
