@@ -16,11 +16,14 @@
 //! The promotion gate between two versions: [`compare_registered`] picks
 //! [`compare_configs`] (both retrained on the split, when their model settings differ) or
 //! [`compare_versions`] (frozen models on a holdout after both training windows).
+//! Counterfactual evaluation of a registered candidate on the serving policy's logged
+//! propensities: [`evaluate_candidate`] ([`ope`]).
 
 mod compare;
 mod holdout;
 mod html;
 pub mod metrics;
+pub mod ope;
 pub mod split;
 
 use flywheel_core::{Channel, Timestamp};
@@ -39,6 +42,7 @@ pub use compare::{
 use holdout::{Holdout, SplitLog};
 pub use html::render_html;
 pub use metrics::{SliceMetrics, SystemMetrics};
+pub use ope::{evaluate_candidate, CandidateOpeReport, ReplayEstimate, SlotCounts};
 pub use split::{Protocol, Split};
 
 /// How to evaluate.

@@ -10,8 +10,9 @@
 //!   no row, weight or verdict uses data from after the moment it stands for;
 //! - [`evaluation`]: `flywheel eval` on the engine's own data (temporal, leave-last-out
 //!   and per-user random splits; accuracy, coverage, diversity, novelty per channel and
-//!   for the blend; slices; ranker calibration) and the promotion gate between two
-//!   model sets with a paired bootstrap CI;
+//!   for the blend; slices; ranker calibration), the promotion gate between two
+//!   model sets with a paired bootstrap CI, and [`evaluation::ope`]: a registered
+//!   candidate scored counterfactually on the serving policy's logged propensities;
 //! - [`promotion::train_candidate`]: a new version and the gate's decision about it
 //!   against the serving version, on data neither was trained on.
 

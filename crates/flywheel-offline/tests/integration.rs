@@ -17,6 +17,10 @@ use flywheel_ranking::{featurize, RankingInput};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
+/// Counterfactual evaluation of a candidate on an exploring log (`eval ope --candidate`).
+#[path = "integration/ope.rs"]
+mod ope;
+
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 

@@ -369,11 +369,21 @@ pub enum EvalTool {
         #[arg(long)]
         html: Option<PathBuf>,
     },
-    /// Off-policy estimates (IPS, SNIPS, DM, DR, SNDR) from a logged-bandit CSV.
+    /// Off-policy estimates (IPS, SNIPS, DM, DR, SNDR): from a logged-bandit CSV
+    /// (`--log`), or of a registered model version on the data dir's own log
+    /// (`--candidate`: its lists scored on the serving policy's logged propensities).
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["log", "candidate"])))]
     Ope {
         /// The logged-bandit CSV.
         #[arg(long)]
-        log: PathBuf,
+        log: Option<PathBuf>,
+        /// A registered model version (e.g. v3) to score on the stochastic slots of the
+        /// impressions the data dir's log holds.
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Data settings (with --candidate; also accepted before `ope`).
+        #[command(flatten)]
+        data: Box<DataArgs>,
         /// Clip importance weights at this value.
         #[arg(long)]
         clip: Option<f64>,

@@ -5,13 +5,13 @@
 use anyhow::{bail, Context, Result};
 use flywheel_engine::Engine;
 use flywheel_offline::evaluation::{
-    compare_registered, evaluate_with, render_html, Comparison, EvalOptions, EvalReport,
-    GateOptions, PromotionRule, Protocol,
+    compare_registered, evaluate_candidate, evaluate_with, render_html, CandidateOpeReport,
+    Comparison, EvalOptions, EvalReport, GateOptions, PromotionRule, Protocol,
 };
 use flywheel_registry as models;
 use std::path::Path;
 
-use crate::cli::{EvalArgs, EvalTool};
+use crate::cli::{DataArgs, EvalArgs, EvalTool};
 use crate::commands::{open_engine, resolve_config};
 
 /// Runs `flywheel eval`.
@@ -45,6 +45,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         Some(EvalTool::Ope {
             log,
+            candidate,
+            data,
             clip,
             bootstrap,
             seed,
@@ -58,18 +60,35 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 }),
                 ..flywheel_eval::OpeOptions::default()
             };
-            let report = flywheel_eval::ope_from_file(&log, &options)?;
+            let (estimates, out) = match (log, candidate) {
+                (Some(log), None) => {
+                    let report = flywheel_eval::ope_from_file(&log, &options)?;
+                    let out = rendered(args.json, &report, || report.render_text())?;
+                    (report, out)
+                }
+                (None, Some(version)) => {
+                    let data = DataArgs {
+                        data_dir: data.data_dir.or(args.data.data_dir),
+                        config: data.config.or(args.data.config),
+                    };
+                    let scored = ope_candidate(&data, &version, &options)?;
+                    let out = rendered(args.json, &scored, || scored.render_text())?;
+                    (scored.estimates, out)
+                }
+                _ => bail!("give exactly one of --log FILE or --candidate VERSION"),
+            };
             if let Some(path) = html {
                 write_html(
                     &path,
                     &flywheel_eval::html_report(
                         "flywheel off-policy evaluation",
                         None,
-                        Some(&report),
+                        Some(&estimates),
                     ),
                 )?;
             }
-            print_report(args.json, &report, || report.render_text())
+            print!("{out}");
+            Ok(())
         }
         Some(EvalTool::Ab {
             users,
@@ -180,6 +199,68 @@ fn gate(
         eprintln!("{candidate} not promoted: the gate's rule is not met");
     }
     Ok(comparison)
+}
+
+/// `eval ope --candidate`: scores a registered version on the data dir's logged
+/// impressions, with the serving policy's propensities.
+fn ope_candidate(
+    data: &DataArgs,
+    version: &str,
+    options: &flywheel_eval::OpeOptions,
+) -> Result<CandidateOpeReport> {
+    if !models::is_valid_version_name(version) {
+        bail!("invalid model version `{version}`: versions are names like v3 (see `flywheel models list`)");
+    }
+    let engine = open_engine(resolve_config(data, "flywheel-data")?)?;
+    let result = score_candidate(&engine, version, options);
+    engine.shutdown();
+    result
+}
+
+fn score_candidate(
+    engine: &Engine,
+    version: &str,
+    options: &flywheel_eval::OpeOptions,
+) -> Result<CandidateOpeReport> {
+    let data_dir = &engine.config().data_dir;
+    let known = models::list(data_dir)?;
+    if !known.iter().any(|v| v.version == version) {
+        let names: Vec<&str> = known.iter().map(|v| v.version.as_str()).collect();
+        bail!(
+            "unknown model version {version} in {}: registered versions are [{}] (see `flywheel models list`)",
+            data_dir.display(),
+            names.join(", ")
+        );
+    }
+    let candidate = models::load(data_dir, version)
+        .with_context(|| format!("loading the candidate version {version}"))?;
+    let bar = crate::progress::spinner("off-policy evaluation");
+    let replay =
+        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_offline::Result<()>| {
+            engine.replay(visit)
+        };
+    let report = evaluate_candidate(
+        engine.config(),
+        &replay,
+        &candidate,
+        options,
+        &mut |stage| bar.set_message(stage.to_string()),
+    );
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+/// The report as pretty JSON (with a final newline) or as its text.
+fn rendered<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    text: impl Fn() -> String,
+) -> Result<String> {
+    Ok(if json {
+        serde_json::to_string_pretty(report)? + "\n"
+    } else {
+        text()
+    })
 }
 
 fn write_html(path: &Path, html: &str) -> Result<()> {
