@@ -543,11 +543,49 @@ fn interleaving(
     }
 }
 
+/// Whether an experiment decides which lists users see: a model version, re-ranking
+/// or exploration for some variant, or a merged (interleaving) list.
+fn decides_the_list(running: &Running) -> bool {
+    running.def.kind == ExperimentKind::Interleaving
+        || running
+            .def
+            .variants
+            .iter()
+            .any(|v| v.model_version.is_some() || v.rerank.is_some() || v.exploration.is_some())
+}
+
+/// Experiments of other layers that also decide the list and ran at the same time:
+/// their users are shared (layers are independent), and where both apply the one
+/// that wins (interleaving over A/B; otherwise the later id) shapes the list.
+fn overlap_warnings(ledger: &Ledger, running: &Running) -> Vec<String> {
+    if !decides_the_list(running) {
+        return Vec::new();
+    }
+    let layer = running.def.layer_name();
+    ledger
+        .book
+        .all()
+        .filter(|other| other.def.id != running.def.id && other.def.layer_name() != layer)
+        .filter(|other| decides_the_list(other))
+        .filter(|other| {
+            let ends = |r: &Running| r.stopped.unwrap_or(Timestamp(i64::MAX));
+            other.started < ends(running) && running.started < ends(other)
+        })
+        .map(|other| {
+            format!(
+                "experiment `{}` (layer `{}`) also decides the list and shares users with this                  one; for users in both, the list is not this variant's alone: put experiments                  that change the same thing in one layer",
+                other.def.id,
+                other.def.layer_name()
+            )
+        })
+        .collect()
+}
+
 /// The figures of experiment `id`, or `None` when the log never started it.
 pub fn metrics(ledger: &Ledger, id: &str) -> Option<ExperimentMetrics> {
     let running = ledger.book.get(id)?;
     let tally = ledger.tally(id)?;
-    let mut warnings = Vec::new();
+    let mut warnings = overlap_warnings(ledger, running);
     let variants: Vec<(String, VariantMetrics)> = running
         .def
         .variants

@@ -240,4 +240,32 @@ mod tests {
         assert_eq!(m.variants[0].1.impressions, 2 + 1 + 1);
         assert_eq!(m.variants[1].1.clicks, 3);
     }
+
+    #[test]
+    fn experiments_of_two_layers_that_both_decide_the_list_are_flagged() {
+        let log = vec![
+            start(json!({"id": "e", "kind": "ab", "variants": [
+                {"name": "c", "share": 0.5, "model_version": "v1"},
+                {"name": "t", "share": 0.5, "model_version": "v2"}]})),
+            start(json!({"id": "i", "kind": "interleaving", "variants": [
+                {"name": "a"}, {"name": "b"}]})),
+            start(
+                json!({"id": "plain", "kind": "ab", "layer": "other", "variants": [
+                {"name": "x", "share": 0.5}, {"name": "y", "share": 0.5}]}),
+            ),
+        ];
+        let ledger = replay(&log);
+        let warned = |id: &str| metrics(&ledger, id).unwrap().warnings.join(" ");
+        assert!(warned("e").contains("experiment `i`"), "{}", warned("e"));
+        assert!(warned("i").contains("experiment `e`"));
+        assert!(
+            !warned("e").contains("plain"),
+            "a variant that changes nothing is no conflict"
+        );
+        assert!(
+            !warned("plain").contains("shares users"),
+            "{}",
+            warned("plain")
+        );
+    }
 }
