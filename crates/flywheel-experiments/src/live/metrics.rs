@@ -573,7 +573,9 @@ fn overlap_warnings(ledger: &Ledger, running: &Running) -> Vec<String> {
         })
         .map(|other| {
             format!(
-                "experiment `{}` (layer `{}`) also decides the list and shares users with this                  one; for users in both, the list is not this variant's alone: put experiments                  that change the same thing in one layer",
+                "experiment `{}` (layer `{}`) also decides the list and shares users with this one; \
+                 for users in both, the list is not this variant's alone: put experiments \
+                 that change the same thing in one layer",
                 other.def.id,
                 other.def.layer_name()
             )
