@@ -58,6 +58,24 @@ struct Reply {
     text: String,
 }
 
+/// Sends one request through the router (middleware included) and reads the whole answer.
+async fn send_to(app: &axum::Router, request: Request<Body>) -> Reply {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        content_type,
+        text: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
 impl Reply {
     fn json(&self) -> Value {
         serde_json::from_str(&self.text)
@@ -99,21 +117,7 @@ impl Api {
     }
 
     async fn request(&self, request: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            content_type,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        send_to(&self.app, request).await
     }
 
     async fn get(&self, uri: &str) -> Reply {

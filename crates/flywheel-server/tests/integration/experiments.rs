@@ -34,9 +34,7 @@ use axum::Router;
 use flywheel_engine::Engine;
 use flywheel_experiments::{ab_from_file, murmur3_x86_32, AbOptions};
 use flywheel_server::{router, ServerOptions};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::{config, Reply};
 
@@ -131,26 +129,13 @@ impl Node {
             }
             None => Body::empty(),
         };
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        assert!(!status.is_server_error(), "{uri} answered {status}");
-        let headers = response.headers().clone();
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            content_type,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        let reply = super::send_to(&self.app, request.body(body).unwrap()).await;
+        assert!(
+            !reply.status.is_server_error(),
+            "{uri} answered {}",
+            reply.status
+        );
+        reply
     }
 
     async fn get(&self, uri: &str) -> Reply {
