@@ -132,7 +132,9 @@ impl Report {
                  (the slot's item or a pool item); DR's reward model is examination x the item's \
                  mean preference (misspecified on purpose)"
                     .to_string(),
-                "the HTTP run uses the real pipeline, untrained (popularity), on a 150-user shop"
+                "view events are not applied to the in-process ledgers (no statistic here reads them); \
+                 the HTTP run uses the real pipeline of an untrained engine on a 150-user shop and \
+                 posts every event"
                     .to_string(),
             ],
             figures: Vec::new(),
