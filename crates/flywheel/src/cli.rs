@@ -460,4 +460,18 @@ pub enum BenchCommand {
         #[arg(long)]
         python: Option<PathBuf>,
     },
+    /// Whether the experiment statistics are right, over many simulated experiments
+    /// (A/A false positives, A/B power, interleaving vs A/B, off-policy coverage) and
+    /// one run through the real HTTP server.
+    Experiments {
+        /// A/A runs; the other studies run proportionally fewer.
+        #[arg(long, default_value_t = 500)]
+        runs: usize,
+        /// Seed of the world and of every run.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

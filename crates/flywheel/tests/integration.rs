@@ -1273,3 +1273,57 @@ fn registry_cli_and_a_gate_that_says_no() {
     assert!(bad.contains("not a model version"), "{bad}");
     drop(server);
 }
+
+/// `bench experiments --json` with a tiny run count: the shape of the report (the
+/// statistical targets need many runs), and the HTTP run's two identities, which do
+/// not depend on the run count.
+#[test]
+fn bench_experiments_reports_its_figures_as_json() {
+    let output = run_flywheel(&[
+        "bench",
+        "experiments",
+        "--runs",
+        "2",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&output).expect("--json prints JSON");
+    assert_eq!(report["runs"], 2, "{report}");
+    assert!(report["command"]
+        .as_str()
+        .is_some_and(|c| c.contains("--runs 2")));
+    let figures = report["figures"].as_array().expect("figures");
+    for study in ["A/A", "A/B known lift", "interleaving vs A/B", "OPE"] {
+        assert!(
+            figures
+                .iter()
+                .any(|f| f["study"].as_str().is_some_and(|s| s.starts_with(study))),
+            "no {study} figures"
+        );
+    }
+    for figure in figures {
+        assert!(
+            figure["name"].is_string() && figure["target"].is_string(),
+            "{figure}"
+        );
+        assert!(
+            figure["value"].is_number() || figure["value"].is_null(),
+            "{figure}"
+        );
+        assert!(
+            figure["pass"].is_boolean() || figure["pass"].is_null(),
+            "{figure}"
+        );
+    }
+    let http = &report["http"];
+    assert_eq!(http["server"].as_array().map(Vec::len), Some(2), "{http}");
+    assert_eq!(
+        http["in_process"].as_array().map(Vec::len),
+        Some(2),
+        "{http}"
+    );
+    assert!(http["requests"].as_u64().is_some_and(|n| n > 0), "{http}");
+    assert_eq!(http["metrics_identical"], true, "{http}");
+    assert_eq!(http["counts_identical"], true, "{http}");
+}

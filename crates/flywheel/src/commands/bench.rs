@@ -32,6 +32,9 @@ pub fn run(what: BenchCommand) -> Result<()> {
             seed,
             python,
         } => crate::commands::peers::run(&ml_dir, &out, seed, python.as_deref()),
+        BenchCommand::Experiments { runs, seed, json } => {
+            crate::commands::bench_experiments::run(runs, seed, json)
+        }
     }
 }
 
