@@ -268,4 +268,71 @@ mod tests {
             warned("plain")
         );
     }
+
+    fn shadow_of(
+        record: &LogRecord,
+        variant: &str,
+        items: &[&str],
+        slots_empty: bool,
+    ) -> LogRecord {
+        let LogRecord::Impression(live) = record else {
+            panic!("not an impression");
+        };
+        let mut shadow = live.clone();
+        shadow.experiments = vec![ExperimentTag {
+            id: "s".into(),
+            variant: variant.into(),
+        }];
+        shadow.fallback = slots_empty;
+        shadow.slots.truncate(items.len());
+        for (slot, item) in shadow.slots.iter_mut().zip(items) {
+            slot.item_id = ItemId::new_unchecked(*item);
+        }
+        if slots_empty {
+            shadow.slots.clear();
+        }
+        LogRecord::ShadowImpression(shadow)
+    }
+
+    #[test]
+    fn a_shadow_is_compared_with_the_live_list_and_counts_nothing_else() {
+        let live = served("r1", "u1", HOUR, &[("s", "live")], &[]);
+        let second = served("r2", "u2", HOUR, &[("s", "live")], &[]);
+        let log = vec![
+            start(json!({"id": "s", "kind": "shadow", "variants": [
+                {"name": "live"}, {"name": "cand"}]})),
+            live.clone(),
+            second.clone(),
+            // Live list i0 i1 i2; the shadow ranked i2 first, then two others.
+            shadow_of(&live, "cand", &["i2", "x", "y"], false),
+            shadow_of(&second, "cand", &[], true),
+            shadow_of(
+                &served("gone", "u3", HOUR, &[], &[]),
+                "cand",
+                &["i0"],
+                false,
+            ),
+            outcome("r1", "u1", 2, Action::Click, HOUR + 1),
+            outcome("r1", "u1", 0, Action::Click, HOUR + 2),
+            outcome("x", "u9", 0, Action::View, 30 * HOUR),
+        ];
+        // The third shadow's live request was never logged: an orphan, counted.
+        let ledger = replay(&log);
+        let m = metrics(&ledger, "s").unwrap();
+        let (name, shadow) = &m.shadow[0];
+        assert_eq!(name, "cand");
+        assert_eq!(shadow.requests, 2);
+        assert_eq!(shadow.timeout_rate, 0.5);
+        assert!((shadow.overlap_at_k - 1.0 / 3.0).abs() < 1e-12);
+        // Engaged: i2 (rank 1 in the shadow, 3 live) and i0 (absent, rank 1 live).
+        assert_eq!(shadow.engaged_items, 2);
+        assert_eq!(shadow.engaged_recall, Some(0.5));
+        assert_eq!(shadow.shadow_mrr, Some(0.5));
+        assert!((shadow.live_mrr.unwrap() - (1.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12);
+        // The shadow variant shows nothing and is counted nowhere else.
+        assert_eq!(m.variants[1].1.impressions, 0);
+        assert_eq!(m.variants[0].1.impressions, 6);
+        assert_eq!(m.variants[0].1.clicks, 2);
+        assert_eq!(m.unattributed.orphan_shadows, 1);
+    }
 }
