@@ -1325,5 +1325,14 @@ fn bench_experiments_reports_its_figures_as_json() {
     );
     assert!(http["requests"].as_u64().is_some_and(|n| n > 0), "{http}");
     assert_eq!(http["metrics_identical"], true, "{http}");
+    let interleaving = &http["interleaving"];
+    let outcomes: u64 = ["wins", "losses", "ties"]
+        .iter()
+        .map(|k| interleaving[*k].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        outcomes > 0,
+        "the HTTP run interleaved no closed request: {http}"
+    );
     assert_eq!(http["counts_identical"], true, "{http}");
 }

@@ -36,6 +36,9 @@ use crate::commands::{import, simulate as shop_files};
 use crate::http_client::Connection;
 
 const EXPERIMENT: &str = "http-ab";
+/// The interleaving experiment of the HTTP run, in a layer of its own at half traffic:
+/// its users see the two arms merged by team draft, the others the A/B variant's list.
+const INTERLEAVING: &str = "http-il";
 
 /// Per variant, the counts both paths must share.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,8 +68,10 @@ pub struct HttpCheck {
     pub in_process: Vec<VariantCounts>,
     /// The server's metrics equal `live::metrics` on the harness's own ledger.
     pub metrics_identical: bool,
-    /// Where they differ, if they do.
+    /// Where they differ, if they do (both experiments).
     pub differences: Vec<String>,
+    /// The interleaving experiment's outcome as the server reported it.
+    pub interleaving: Value,
     /// Users, requests and impressions per variant agree with the in-process path.
     pub counts_identical: bool,
     /// Wall time of the run, seconds.
@@ -93,6 +98,17 @@ fn experiment_json(salt: &str) -> Value {
             {"name": "treatment", "share": 0.5,
              "rerank": {"mmr_lambda": 0.5, "max_per_category": 2},
              "exploration": {"epsilon": 0.1}},
+        ],
+    })
+}
+
+fn interleaving_json(salt: &str) -> Value {
+    json!({
+        "id": INTERLEAVING, "kind": "interleaving", "salt": format!("{salt}-il"),
+        "traffic": 0.5,
+        "variants": [
+            {"name": "plain"},
+            {"name": "diverse", "rerank": {"mmr_lambda": 0.5, "max_per_category": 2}},
         ],
     })
 }
@@ -141,13 +157,27 @@ fn run_in(dir: &std::path::Path, seed: u64) -> Result<HttpCheck> {
         events: 0,
     };
     let server_metrics = runtime.block_on(driver.run(&salt, seed))?;
-    // Through JSON text as the server's figures came, so both went through one parser.
-    let local = metrics(&driver.ledger, EXPERIMENT).context("no local metrics")?;
-    let local: Value = serde_json::from_str(&serde_json::to_string(&local)?)?;
-    let differences = differences(
-        &strip_latency(server_metrics.clone()),
-        &strip_latency(local),
-    );
+    let mut differences = Vec::new();
+    for (id, served) in &server_metrics {
+        // Through JSON text as the server's figures came, so both went through one parser.
+        let local = metrics(&driver.ledger, id).context("no local metrics")?;
+        let local: Value = serde_json::from_str(&serde_json::to_string(&local)?)?;
+        differences.extend(
+            self::differences(&strip_latency(served.clone()), &strip_latency(local))
+                .into_iter()
+                .map(|d| format!("{id}: {d}")),
+        );
+    }
+    let interleaving = server_metrics
+        .iter()
+        .find(|(id, _)| id == INTERLEAVING)
+        .map(|(_, m)| m["interleaving"].clone())
+        .unwrap_or(Value::Null);
+    let server_metrics = server_metrics
+        .into_iter()
+        .find(|(id, _)| id == EXPERIMENT)
+        .map(|(_, m)| m)
+        .context("no A/B metrics")?;
     let in_process = in_process_counts(&shop, &salt, seed)?;
     let server = counts_of(&server_metrics);
     let same = |a: &VariantCounts, b: &VariantCounts| {
@@ -164,6 +194,7 @@ fn run_in(dir: &std::path::Path, seed: u64) -> Result<HttpCheck> {
         in_process,
         metrics_identical: differences.is_empty(),
         differences,
+        interleaving,
         counts_identical,
         seconds: 0.0,
     })
@@ -256,7 +287,8 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    async fn run(&mut self, salt: &str, seed: u64) -> Result<Value> {
+    /// Serves the traffic and returns each experiment's metrics as the server gives them.
+    async fn run(&mut self, salt: &str, seed: u64) -> Result<Vec<(String, Value)>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?.to_string();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -273,28 +305,34 @@ impl Driver<'_> {
             },
         ));
         let mut connection = Connection::open(&addr).await?;
-        self.start(&mut connection, salt).await?;
-        self.traffic(&mut connection, seed).await?;
-        let (status, body) = connection
-            .request(
-                "GET",
-                &format!("/v1/experiments/{EXPERIMENT}/metrics"),
-                "application/json",
-                b"",
-            )
+        self.start(&mut connection, &experiment_json(salt)).await?;
+        self.start(&mut connection, &interleaving_json(salt))
             .await?;
-        let _ = stop.send(());
-        if status != 200 {
-            bail!(
-                "metrics: status {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
+        self.traffic(&mut connection, seed).await?;
+        let mut all = Vec::new();
+        for id in [EXPERIMENT, INTERLEAVING] {
+            let (status, body) = connection
+                .request(
+                    "GET",
+                    &format!("/v1/experiments/{id}/metrics"),
+                    "application/json",
+                    b"",
+                )
+                .await?;
+            if status != 200 {
+                bail!(
+                    "metrics of {id}: status {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            all.push((id.to_string(), serde_json::from_slice(&body)?));
         }
-        Ok(serde_json::from_slice(&body)?)
+        let _ = stop.send(());
+        Ok(all)
     }
 
-    async fn start(&mut self, connection: &mut Connection, salt: &str) -> Result<()> {
-        let body = serde_json::to_vec(&experiment_json(salt))?;
+    async fn start(&mut self, connection: &mut Connection, definition: &Value) -> Result<()> {
+        let body = serde_json::to_vec(definition)?;
         let path = format!("/v1/experiments?now={}", secs(self.shop.start));
         let (status, reply) = connection
             .request("POST", &path, "application/json", &body)
@@ -309,7 +347,7 @@ impl Driver<'_> {
         let layer_buckets: [u32; 2] = serde_json::from_value(view["layer_buckets"].clone())?;
         let at: Timestamp = serde_json::from_value(view["started"].clone())?;
         self.ledger.apply(&LogRecord::ExperimentStart {
-            experiment: ExperimentDef::from_json(&experiment_json(salt))?,
+            experiment: ExperimentDef::from_json(definition)?,
             layer_buckets,
             at,
         });

@@ -235,7 +235,7 @@ fn render_http(out: &mut String, http: &HttpCheck) {
     let _ = writeln!(
         out,
         "  {:<58} {:>10}  {:<28} {}",
-        "server metrics == live::metrics of the harness's ledger",
+        "server metrics == live::metrics (A/B and interleaving)",
         http.metrics_identical,
         "true",
         verdict(http.metrics_identical)
@@ -247,6 +247,12 @@ fn render_http(out: &mut String, http: &HttpCheck) {
         http.counts_identical,
         "true",
         verdict(http.counts_identical)
+    );
+    let i = &http.interleaving;
+    let _ = writeln!(
+        out,
+        "  interleaving over HTTP (half the users): {} wins, {} losses, {} ties, preference {}",
+        i["wins"], i["losses"], i["ties"], i["preference"]
     );
     for d in &http.differences {
         let _ = writeln!(out, "    differs: {d}");
