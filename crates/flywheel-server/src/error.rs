@@ -66,6 +66,20 @@ pub enum ApiError {
         /// The running job's id.
         job_id: String,
     },
+    /// No valid API key was presented (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key lacks the scope the route needs (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A rate limit was reached (429, with `Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        /// Which limit, and for whom.
+        message: String,
+        /// Seconds until a request would be admitted.
+        retry_after_secs: u64,
+    },
     /// The engine is starting and has not replayed its log yet (503, with `Retry-After`).
     #[error("the engine is still replaying its log; retry shortly")]
     NotReady,
@@ -105,6 +119,9 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::InsufficientStorage(_) => {
@@ -258,7 +275,17 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { job_id, .. } => Some(job_id.as_str()),
             _ => None,
         };
-        json_response(status, error_body(code, &message, details, omitted, job_id))
+        let mut response =
+            json_response(status, error_body(code, &message, details, omitted, job_id));
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        response
     }
 }
 

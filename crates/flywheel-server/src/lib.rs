@@ -10,15 +10,18 @@
 //! whole batch is rejected with a 400 that lists the bad events by index (the first
 //! 100, then how many more in `details_omitted`), and nothing is stored. An accepted batch is durable (fsynced) before the response.
 
+mod access;
 mod body;
 mod edge;
 mod error;
 mod experiments;
 mod json;
+pub mod keys;
 mod metrics;
 mod routes;
 mod wire;
 
+pub use access::RateLimit;
 pub use error::{ApiError, MAX_DETAILS, MAX_ERROR_BODY_BYTES};
 pub use routes::{router, ServerOptions};
 

@@ -47,6 +47,10 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// Take a request's time from its `now` parameter (simulations on loopback only).
     pub simulated_clock: bool,
+    /// Token bucket per API key (none: unlimited).
+    pub rate_per_key: Option<crate::access::RateLimit>,
+    /// Token bucket per user of recommendation requests (none: unlimited).
+    pub rate_per_user: Option<crate::access::RateLimit>,
 }
 
 impl Default for ServerOptions {
@@ -62,6 +66,8 @@ impl Default for ServerOptions {
             max_uri_bytes: 8 << 10,
             max_header_bytes: 64 << 10,
             simulated_clock: false,
+            rate_per_key: None,
+            rate_per_user: None,
         }
     }
 }
@@ -74,11 +80,15 @@ pub(crate) struct AppState {
     pub(crate) http: Arc<HttpStats>,
     /// Permits to read and parse a large body.
     pub(crate) large_bodies: Arc<Semaphore>,
+    /// API keys and rate limits.
+    pub(crate) access: Arc<crate::access::Access>,
 }
 
 /// Builds the API router.
 pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
+    let key_file = crate::keys::key_file(&engine.config().data_dir);
     let state = AppState {
+        access: Arc::new(crate::access::Access::new(key_file)),
         engine,
         http: Arc::new(HttpStats::default()),
         large_bodies: Arc::new(Semaphore::new(options.large_body_permits.max(1))),
@@ -116,6 +126,10 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             edge::guard,

@@ -1484,5 +1484,146 @@ async fn peak_memory_per_request_is_bounded() {
     }
 }
 
+/// With keys in the store: anonymous requests get 401, a `read` key gets 403 on writes
+/// and admin routes, an `admin` key may do everything, a flood from one key gets 429
+/// (with `Retry-After`) while another key is served, and a revoked key stops working
+/// at once. The open routes stay open.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_scopes_and_rate_limits() {
+    use flywheel_server::keys::{key_file, parse_scopes, KeyStore};
+    let api = api_with(ServerOptions {
+        rate_per_key: Some(flywheel_server::RateLimit {
+            per_second: 0.001,
+            burst: 20.0,
+        }),
+        ..ServerOptions::default()
+    });
+    let path = key_file(&api.engine.config().data_dir);
+    let mut store = KeyStore::load(&path).unwrap();
+    let reader = store
+        .create("reader", parse_scopes("read").unwrap(), "t".into())
+        .unwrap();
+    let admin = store
+        .create("admin", parse_scopes("admin").unwrap(), "t".into())
+        .unwrap();
+    let ingest = store
+        .create("ingest", parse_scopes("events").unwrap(), "t".into())
+        .unwrap();
+    store.save(&path).unwrap();
+    let with_key = |method: Method, uri: &str, key: Option<&str>, body: Option<Value>| {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let body = match body {
+            Some(value) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(value.to_string())
+            }
+            None => Body::empty(),
+        };
+        request.body(body).unwrap()
+    };
+    let event = json!({"user_id": "u1", "item_id": "i1", "action": "view"});
+    let item = json!({"id": "i1", "category": "books"});
+    for open in ["/healthz", "/metrics"] {
+        let reply = api.request(with_key(Method::GET, open, None, None)).await;
+        assert!(reply.status.is_success(), "{open}: {}", reply.status);
+    }
+    let anonymous = api
+        .request(with_key(
+            Method::POST,
+            "/v1/events",
+            None,
+            Some(event.clone()),
+        ))
+        .await;
+    anonymous.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let wrong = api
+        .request(with_key(Method::GET, "/v1/models", Some("fw_nope"), None))
+        .await;
+    wrong.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let forbidden = [
+        (Method::POST, "/v1/events", Some(event.clone())),
+        (Method::PUT, "/v1/items/i1", Some(item.clone())),
+        (Method::POST, "/v1/models/train", None),
+        (Method::POST, "/v1/experiments", Some(json!({}))),
+        (Method::DELETE, "/v1/users/u1", None),
+    ];
+    for (method, uri, body) in forbidden {
+        let reply = api
+            .request(with_key(method.clone(), uri, Some(&reader), body))
+            .await;
+        let error = reply.error(StatusCode::FORBIDDEN, "forbidden");
+        assert!(
+            error["message"].as_str().unwrap().contains("`reader`"),
+            "{error}"
+        );
+    }
+    let reply = api
+        .request(with_key(Method::GET, "/v1/models", Some(&reader), None))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let reply = api
+        .request(with_key(
+            Method::POST,
+            "/v1/events",
+            Some(&ingest),
+            Some(event.clone()),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let reply = api
+        .request(with_key(
+            Method::PUT,
+            "/v1/items/i1",
+            Some(&admin),
+            Some(item),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // The reader has used 2 of its 20 tokens: a flood drains the rest.
+    let mut limited = None;
+    for _ in 0..25 {
+        let reply = api
+            .request(with_key(Method::GET, "/v1/models", Some(&reader), None))
+            .await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(reply);
+            break;
+        }
+    }
+    let limited = limited.expect("a flood from one key is limited");
+    limited.error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(limited.headers.get(header::RETRY_AFTER).is_some());
+    let reply = api
+        .request(with_key(Method::GET, "/v1/models", Some(&admin), None))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "another key is served: {}",
+        reply.text
+    );
+    // Revoked while serving: refused from the next check of the file on.
+    store.revoke("admin").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    store.save(&path).unwrap();
+    let started = Instant::now();
+    loop {
+        let reply = api
+            .request(with_key(Method::GET, "/v1/models", Some(&admin), None))
+            .await;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "revocation ignored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[path = "integration/experiments.rs"]
 mod experiments;

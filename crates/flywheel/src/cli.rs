@@ -59,6 +59,16 @@ pub enum Command {
         /// Take each request's time from its `now` parameter (simulations; loopback only).
         #[arg(long)]
         simulated_clock: bool,
+        /// Serve a non-loopback address without API keys (anyone who can reach it may
+        /// write, delete and promote).
+        #[arg(long)]
+        allow_open: bool,
+        /// Per-key rate limit: requests per second[,burst] (default: none).
+        #[arg(long, value_name = "RATE[,BURST]")]
+        rate_per_key: Option<String>,
+        /// Per-user rate limit of recommendation requests: requests per second[,burst].
+        #[arg(long, value_name = "RATE[,BURST]")]
+        rate_per_user: Option<String>,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {
@@ -86,6 +96,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         what: ModelsCommand,
+    },
+    /// API keys: create (printed once), list, revoke.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        what: KeysCommand,
     },
     /// Online experiments (A/B, interleaving, shadow): create, list, show, stop, report, export.
     Experiment {
@@ -167,6 +183,43 @@ pub enum ModelsCommand {
         /// Act through a running server.
         #[arg(long)]
         server: Option<String>,
+    },
+}
+
+/// `flywheel keys`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once (only its hash is stored).
+    Create {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Scopes: read, events, admin (comma separated).
+        #[arg(long)]
+        scopes: String,
+        /// Its name (default: key-N).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print `{"name", "key", "scopes"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key's name, scopes and creation time.
+    List {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by name (a running server stops accepting it at once).
+    Revoke {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// The key's name.
+        name: String,
     },
 }
 

@@ -33,8 +33,14 @@ impl Connection {
         content_type: &str,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>)> {
+        // `FLYWHEEL_API_KEY`, when set, is sent to servers that require keys.
+        let authorization = std::env::var("FLYWHEEL_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| format!("Authorization: Bearer {k}\r\n"))
+            .unwrap_or_default();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             self.host,
             body.len()
         );

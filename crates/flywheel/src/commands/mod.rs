@@ -6,6 +6,7 @@ mod eval;
 mod experiment;
 mod import;
 mod inspect;
+mod keys;
 mod models;
 mod peers;
 mod quickstart;
@@ -33,7 +34,21 @@ pub fn run(cli: Cli) -> Result<()> {
             port,
             host,
             simulated_clock,
-        } => serve::run(&data, &host, port, simulated_clock),
+            allow_open,
+            rate_per_key,
+            rate_per_user,
+        } => serve::run(
+            &data,
+            &host,
+            port,
+            &serve::ServeFlags {
+                simulated_clock,
+                allow_open,
+                rate_per_key,
+                rate_per_user,
+            },
+        ),
+        Command::Keys { what } => keys::run(what),
         Command::Import { what } => import::run(what),
         Command::Train {
             data,

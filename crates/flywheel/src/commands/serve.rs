@@ -2,16 +2,46 @@
 
 use anyhow::{Context, Result};
 use flywheel_engine::Engine;
-use flywheel_server::ServerOptions;
+use flywheel_server::keys::{key_file, KeyStore};
+use flywheel_server::{RateLimit, ServerOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::cli::DataArgs;
 use crate::commands::resolve_config;
 
+/// The flags of `flywheel serve` beyond where to listen.
+pub struct ServeFlags {
+    /// `--simulated-clock`.
+    pub simulated_clock: bool,
+    /// `--allow-open`.
+    pub allow_open: bool,
+    /// `--rate-per-key RATE[,BURST]`.
+    pub rate_per_key: Option<String>,
+    /// `--rate-per-user RATE[,BURST]`.
+    pub rate_per_user: Option<String>,
+}
+
+/// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
+fn rate_limit(flag: &str, text: &str) -> Result<RateLimit> {
+    let mut parts = text.split(',').map(str::trim);
+    let number = |part: Option<&str>| {
+        part.map(|p| p.parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0))
+    };
+    let per_second = number(parts.next())
+        .flatten()
+        .with_context(|| format!("{flag} {text}: expected RATE[,BURST] with positive numbers"))?;
+    let burst = match number(parts.next()) {
+        None => (2.0 * per_second).max(1.0),
+        Some(Some(burst)) => burst,
+        Some(None) => anyhow::bail!("{flag} {text}: the burst must be a positive number"),
+    };
+    Ok(RateLimit { per_second, burst })
+}
+
 /// Serves until Ctrl-C or SIGTERM.
-pub fn run(data: &DataArgs, host: &str, port: u16, simulated_clock: bool) -> Result<()> {
-    if simulated_clock && !is_loopback(host) {
+pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result<()> {
+    if flags.simulated_clock && !is_loopback(host) {
         anyhow::bail!(
             "--simulated-clock lets clients set the time of their requests: it is for \
              simulations on loopback only (use --host 127.0.0.1)"
@@ -19,13 +49,38 @@ pub fn run(data: &DataArgs, host: &str, port: u16, simulated_clock: bool) -> Res
     }
     let config = resolve_config(data, "flywheel-data")?;
     let dir = config.data_dir.clone();
+    let keys = KeyStore::load(&key_file(&dir))?;
+    if keys.keys.is_empty() {
+        if !is_loopback(host) && !flags.allow_open {
+            anyhow::bail!(
+                "no API keys in {}: serving {host} would let anyone who can reach it write, \
+                 delete and promote. Create keys with `flywheel keys create --scopes ...`, \
+                 bind 127.0.0.1, or pass --allow-open",
+                key_file(&dir).display()
+            );
+        }
+        eprintln!(
+            "warning: no API keys: the API is open to anyone who can reach {host} \
+             (create keys with `flywheel keys create`)"
+        );
+    }
+    let options = ServerOptions {
+        simulated_clock: flags.simulated_clock,
+        rate_per_key: flags
+            .rate_per_key
+            .as_deref()
+            .map(|t| rate_limit("--rate-per-key", t))
+            .transpose()?,
+        rate_per_user: flags
+            .rate_per_user
+            .as_deref()
+            .map(|t| rate_limit("--rate-per-user", t))
+            .transpose()?,
+        ..ServerOptions::default()
+    };
     let engine = Engine::open(config)
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
-    let options = ServerOptions {
-        simulated_clock,
-        ..ServerOptions::default()
-    };
     serve_engine(Arc::new(engine), host, port, None, options)
 }
 
