@@ -45,6 +45,21 @@ pub(crate) async fn read(
             Ok(Err(_)) | Err(_) => return Err(ApiError::Busy),
         }
     };
+    // A client that stops sending mid-body is cut off at the deadline (408) instead of
+    // holding a connection, a worker and perhaps a large-body permit for ever.
+    match tokio::time::timeout(options.body_deadline, collect(body, known, limit)).await {
+        Ok(bytes) => Ok(ReadBody {
+            bytes: Bytes::from(bytes?),
+            permit,
+        }),
+        Err(_) => Err(ApiError::RequestTimeout {
+            seconds: options.body_deadline.as_secs_f64(),
+        }),
+    }
+}
+
+/// Reads every frame of `body`, refusing more than `limit` bytes.
+async fn collect(body: Body, known: Option<usize>, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::with_capacity(known.unwrap_or(0).min(limit));
     let mut body = body;
     while let Some(frame) = body.frame().await {
@@ -58,8 +73,5 @@ pub(crate) async fn read(
             bytes.extend_from_slice(&data);
         }
     }
-    Ok(ReadBody {
-        bytes: Bytes::from(bytes),
-        permit,
-    })
+    Ok(bytes)
 }

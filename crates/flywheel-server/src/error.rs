@@ -66,6 +66,12 @@ pub enum ApiError {
         /// The running job's id.
         job_id: String,
     },
+    /// The client did not send its whole body in time (408).
+    #[error("the request body did not arrive within {seconds} s")]
+    RequestTimeout {
+        /// The deadline.
+        seconds: f64,
+    },
     /// No valid API key was presented (401).
     #[error("{0}")]
     Unauthorized(String),
@@ -119,6 +125,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

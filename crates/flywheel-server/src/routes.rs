@@ -47,6 +47,8 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// Take a request's time from its `now` parameter (simulations on loopback only).
     pub simulated_clock: bool,
+    /// How long a client may take to send its whole body (408 after).
+    pub body_deadline: Duration,
     /// Token bucket per API key (none: unlimited).
     pub rate_per_key: Option<crate::access::RateLimit>,
     /// Token bucket per user of recommendation requests (none: unlimited).
@@ -66,6 +68,7 @@ impl Default for ServerOptions {
             max_uri_bytes: 8 << 10,
             max_header_bytes: 64 << 10,
             simulated_clock: false,
+            body_deadline: Duration::from_secs(30),
             rate_per_key: None,
             rate_per_user: None,
         }

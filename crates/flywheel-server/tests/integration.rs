@@ -1625,5 +1625,47 @@ async fn api_keys_scopes_and_rate_limits() {
     }
 }
 
+/// A body that sends a first chunk and then nothing, as a stalled client does.
+struct StalledBody {
+    sent: bool,
+}
+
+impl http_body::Body for StalledBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.sent {
+            return std::task::Poll::Pending;
+        }
+        self.sent = true;
+        let chunk = axum::body::Bytes::from_static(b"[{\"user_id\": \"u1\",");
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+}
+
+/// A client that stops sending its body is answered 408 at the deadline, and the
+/// server goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_body_times_out_with_408() {
+    let api = api_with(ServerOptions {
+        body_deadline: Duration::from_millis(300),
+        ..ServerOptions::default()
+    });
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::new(StalledBody { sent: false }))
+        .unwrap();
+    let reply = api.request(request).await;
+    reply.error(StatusCode::REQUEST_TIMEOUT, "request_timeout");
+    let healthy = api.get("/healthz").await;
+    assert_eq!(healthy.status, StatusCode::OK);
+}
+
 #[path = "integration/experiments.rs"]
 mod experiments;
