@@ -88,7 +88,8 @@ pub struct RerankOverride {
     /// MMR relevance weight in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmr_lambda: Option<f64>,
-    /// The most items of one category in a list.
+    /// The most items of one top-level category among the first `rerank.cap_window`
+    /// slots (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_category: Option<u32>,
 }
@@ -453,6 +454,12 @@ fn parse_variant(value: &Value, index: usize) -> Result<VariantDef> {
             return Err(invalid(&field("rerank.mmr_lambda"), "must be in [0, 1]"));
         }
     }
+    if variant.rerank.as_ref().and_then(|r| r.max_per_category) == Some(0) {
+        return Err(invalid(
+            &field("rerank.max_per_category"),
+            "must be at least 1",
+        ));
+    }
     Ok(variant)
 }
 
@@ -559,6 +566,10 @@ mod tests {
             (
                 json!({"variants": [{"name": "a", "share": 0.5, "exploration": {"epsilon": 2}}, {"name": "b", "share": 0.5}]}),
                 "variants[0].exploration.epsilon",
+            ),
+            (
+                json!({"variants": [{"name": "a", "share": 0.5, "rerank": {"max_per_category": 0}}, {"name": "b", "share": 0.5}]}),
+                "variants[0].rerank.max_per_category",
             ),
             (json!({"surprise": 1}), "surprise"),
         ];

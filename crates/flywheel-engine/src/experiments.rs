@@ -212,10 +212,11 @@ impl Engine {
 
     /// Writes the per-user CSV of an experiment (what `flywheel eval ab --users` reads).
     pub fn export_experiment_users(&self, id: &str, out: &mut dyn std::io::Write) -> Result<u64> {
-        if self.ledger().book.get(id).is_none() {
+        let ledger = self.ledger();
+        if ledger.book.get(id).is_none() {
             return Err(EngineError::NotFound(format!("experiment {id}")));
         }
-        live::export_users(&self.ledger(), id, out)
+        live::export_users(&ledger, id, out)
             .map_err(|e| EngineError::Encode(format!("exporting {id}: {e}")))
     }
 }

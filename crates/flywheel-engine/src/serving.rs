@@ -110,7 +110,9 @@ impl Arm {
             config.rerank.mmr_lambda = lambda;
         }
         if let Some(cap) = rerank.max_per_category {
-            config.rerank.category_cap = f64::from(cap);
+            // The cap is a share of the first `cap_window` slots: `cap` items of them.
+            let window = config.rerank.cap_window.max(1) as f64;
+            config.rerank.category_cap = (f64::from(cap) / window).clamp(f64::MIN_POSITIVE, 1.0);
         }
         Cow::Owned(config)
     }
@@ -590,5 +592,28 @@ pub(crate) fn run_shadows(inner: &Inner, receiver: Receiver<ShadowJob>) {
         } else {
             log_shadow(inner, &job, Some(&ranked), latency_ms);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_per_category_maximum_becomes_the_share_of_the_cap_window() {
+        let base = EngineConfig::default();
+        let arm = Arm {
+            rerank: Some(RerankOverride {
+                mmr_lambda: Some(0.5),
+                max_per_category: Some(2),
+            }),
+            ..Arm::default()
+        };
+        let config = arm.config(&base);
+        let window = base.rerank.cap_window as f64;
+        assert_eq!(config.rerank.category_cap * window, 2.0);
+        assert_eq!(config.rerank.mmr_lambda, 0.5);
+        assert!(config.rerank.validate().is_ok());
+        assert!(matches!(Arm::default().config(&base), Cow::Borrowed(_)));
     }
 }

@@ -146,16 +146,16 @@ fn bearer(request: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
-/// The user a recommendation request is for, from its query.
+/// The user a recommendation request is for, decoded as the route decodes it (a
+/// query that does not decode is left to the route to refuse).
 fn requested_user(request: &Request) -> Option<String> {
     if request.uri().path() != "/v1/recommendations" {
         return None;
     }
-    request
-        .uri()
-        .query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("user_id=").map(str::to_string))
+    crate::edge::query_pairs(request.uri().query())
+        .ok()?
+        .into_iter()
+        .find_map(|(name, value)| (name == "user_id").then_some(value))
 }
 
 /// Checks the key, its scope and the rate limits, in that order.

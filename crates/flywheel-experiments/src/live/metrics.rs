@@ -11,6 +11,8 @@
 
 use std::io::Write;
 
+use crate::users_csv::REQUIRED_COLUMNS;
+
 use flywheel_core::{ExperimentKind, PrimaryMetric, Timestamp};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -659,39 +661,31 @@ pub fn export_users(ledger: &Ledger, id: &str, out: &mut dyn Write) -> Result<u6
     let tally = ledger
         .tally(id)
         .ok_or_else(|| ExperimentError::InvalidInput(format!("no tally for `{id}`")))?;
-    let io = |e: std::io::Error| ExperimentError::InvalidInput(format!("cannot write: {e}"));
-    writeln!(
-        out,
-        "user_id,variant,exposures,clicks,conversions,revenue,pre_period_metric"
-    )
-    .map_err(io)?;
+    let failed = |e: csv::Error| ExperimentError::InvalidInput(format!("cannot write: {e}"));
+    // The columns `read_users` requires, in its order: one definition for both sides.
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(REQUIRED_COLUMNS).map_err(failed)?;
     let mut rows = 0;
     for (index, variant) in running.def.variants.iter().enumerate() {
         let c = user_columns(ledger, tally, index);
         for i in 0..c.users.len() {
-            writeln!(
-                out,
-                "{},{},{},{},{},{:?},{}",
-                csv_field(&c.users[i]),
-                variant.name,
-                c.impressions[i],
-                c.clicks[i],
-                c.purchases[i],
-                c.revenue[i],
-                c.pre_period[i]
-            )
-            .map_err(io)?;
+            writer
+                .write_record([
+                    c.users[i].clone(),
+                    variant.name.clone(),
+                    c.impressions[i].to_string(),
+                    c.clicks[i].to_string(),
+                    c.purchases[i].to_string(),
+                    // Debug formatting of f64 round-trips exactly.
+                    format!("{:?}", c.revenue[i]),
+                    c.pre_period[i].to_string(),
+                ])
+                .map_err(failed)?;
             rows += 1;
         }
     }
+    writer
+        .flush()
+        .map_err(|e| ExperimentError::InvalidInput(format!("cannot write: {e}")))?;
     Ok(rows)
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
