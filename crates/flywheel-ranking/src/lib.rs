@@ -55,6 +55,7 @@ pub mod diversity;
 mod error;
 mod explain;
 mod features;
+pub mod gbdt;
 mod linalg;
 mod logistic;
 mod params;
@@ -71,6 +72,7 @@ pub use features::{
     featurize, item_age_days, FeatureSchema, RankingInput, FEATURE_NAMES, FEATURE_SCHEMA_VERSION,
     NEUTRAL_AGE_DAYS, NEW_ITEM_DAYS, NO_EVENT_HOURS,
 };
+pub use gbdt::{GbdtModel, GbdtObjective, GbdtParams};
 pub use logistic::LogisticRegression;
 pub use params::{LrParams, TrainingRow};
 pub use ranker::Ranker;
