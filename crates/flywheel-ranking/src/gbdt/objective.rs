@@ -194,7 +194,7 @@ mod tests {
         let scores = vec![0.3, -1.2, 0.9, 0.1, 2.0, -0.4];
         let labels = vec![1.0, 0.0, 2.0, 0.0, 0.0, 1.0];
         let weights = vec![1.0; 6];
-        let groups = [0..6];
+        let groups = vec![Range { start: 0, end: 6 }];
         let sigma = 1.5;
         let settings = LambdaSettings {
             sigma,
