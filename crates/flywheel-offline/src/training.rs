@@ -37,8 +37,10 @@
 use flywheel_core::{
     Candidate, Event, Impression, ItemId, LogRecord, RequestId, Timestamp, UserId,
 };
+use flywheel_ranking::gbdt::{FeatureImportance, GbdtReport, GroupedRows};
 use flywheel_ranking::{
-    featurize, LogisticRegression, LrParams, Ranker, RankingInput, TrainingRow,
+    featurize, FeatureSchema, GbdtModel, GbdtObjective, GbdtParams, LogisticRegression, LrParams,
+    Ranker, RankingInput, TrainingRow,
 };
 use flywheel_retrieval::{
     AlsModel, AlsParams, ContentIndex, EaseModel, Interactions, RetrievalModel,
@@ -50,7 +52,7 @@ use std::time::Instant;
 use crate::error::{OfflineError, Result};
 use crate::gate::GateSample;
 pub use crate::gate::RankerGate;
-use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::{EngineConfig, RankerKind};
 use flywheel_pipeline::State;
 use flywheel_pipeline::{retrieve_candidates, RecRequest};
 use flywheel_pipeline::{Manifest, ModelSet};
@@ -78,6 +80,8 @@ pub struct TrainReport {
     pub impression_rows: u64,
     /// Ranker rows from replayed retrieval on interactions.
     pub interaction_rows: u64,
+    /// Ranker rows from replayed retrieval at snapshot moments.
+    pub snapshot_rows: u64,
     /// Rows whose label window was still open at the end of the log (not fitted on).
     pub open_label_rows: u64,
     /// Impressions that claim features from after their own place in the log (no rows).
@@ -86,6 +90,8 @@ pub struct TrainReport {
     pub positive_rate: f64,
     /// The held-out comparison of the ranker with the retrieval order it re-ranks.
     pub ranker_gate: Option<RankerGate>,
+    /// How the shipped ranker was fitted (none when the gate rejected it).
+    pub ranker_fit: Option<RankerFit>,
     /// Per channel, its NDCG@10 on the fusion holdout (from the fusion cut to the row
     /// cut): its weight in the fusion (empty: the quota shares weigh the channels).
     pub fusion_weights: BTreeMap<String, f64>,
@@ -116,6 +122,9 @@ pub enum RowSource {
     Impression(RequestId),
     /// A candidate of the serving retrieval replayed at an engagement.
     Interaction,
+    /// A candidate of the serving retrieval replayed for a user at a snapshot moment
+    /// (every label window from the row cut on), the way the gate judges.
+    Snapshot,
 }
 
 /// One ranker row, with what it was computed from.
@@ -178,10 +187,6 @@ impl RowSet {
     }
 }
 
-/// Engagement events sampled for interaction rows, at most.
-const RANKER_EVENTS: usize = 4000;
-/// Candidates per sampled event that become rows (the head of the blend).
-const ROWS_PER_EVENT: usize = 60;
 /// Default cuts: the share of the engagements (the earliest) before each.
 const FUSION_SHARE: f64 = 0.5;
 const ROW_SHARE: f64 = 0.6;
@@ -473,14 +478,14 @@ fn sampled(seed: u64, event: &Event, rate: f64) -> bool {
     ((hash >> 11) as f64 / (1u64 << 53) as f64) < rate
 }
 
-/// The sampling rate of anchors: about [`RANKER_EVENTS`] if as many engagements come
-/// after the row cut as before it. Only the log before the row cut decides it.
-fn anchor_rate(pass: &FirstPass, row_cut: Timestamp) -> f64 {
+/// The sampling rate of anchors: about `ranker_anchor_events` if as many engagements
+/// come after the row cut as before it. Only the log before the row cut decides it.
+fn anchor_rate(pass: &FirstPass, row_cut: Timestamp, wanted: usize) -> f64 {
     let before = pass.anchors.iter().filter(|(_, t)| *t < row_cut).count();
     if before == 0 {
         1.0
     } else {
-        (RANKER_EVENTS as f64 / before as f64).min(1.0)
+        (wanted as f64 / before as f64).min(1.0)
     }
 }
 
@@ -565,12 +570,61 @@ impl RowInputs<'_> {
         event: &Event,
         rows: &mut Vec<RankerRow>,
     ) {
-        let now = event.timestamp;
+        let (label_closes, _) = self.label_window(event.timestamp);
+        let engaged = engaged_within(
+            self.pass.engagements.get(&event.user_id),
+            event.timestamp,
+            label_closes,
+        );
+        let anchor = Anchor {
+            user_id: &event.user_id,
+            now: event.timestamp,
+            offset,
+            source: RowSource::Interaction,
+        };
+        self.candidate_rows(state, content, &anchor, &engaged, rows);
+    }
+
+    /// Rows for one user at a snapshot moment, labelled like the gate judges: by the
+    /// items the user engages with in the label window and had not engaged with before.
+    fn snapshot_rows(
+        &self,
+        state: &State,
+        content: &ContentIndex,
+        offset: u64,
+        user_id: &UserId,
+        now: Timestamp,
+        rows: &mut Vec<RankerRow>,
+    ) {
+        let (label_closes, _) = self.label_window(now);
+        let history = self.pass.engagements.get(user_id);
+        let before = engaged_within(history, Timestamp::from_millis(i64::MIN), now);
+        let mut fresh = engaged_within(history, now, label_closes);
+        fresh.retain(|item| !before.contains(item));
+        let anchor = Anchor {
+            user_id,
+            now,
+            offset,
+            source: RowSource::Snapshot,
+        };
+        self.candidate_rows(state, content, &anchor, &fresh, rows);
+    }
+
+    /// One row per candidate of the serving retrieval for the anchor's user and moment.
+    fn candidate_rows(
+        &self,
+        state: &State,
+        content: &ContentIndex,
+        anchor: &Anchor,
+        positives: &HashSet<&ItemId>,
+        rows: &mut Vec<RankerRow>,
+    ) {
+        let now = anchor.now;
         // Exactly the request the engine makes for this user (the candidates do not
         // depend on `count`).
         let request = RecRequest {
-            user_id: event.user_id.clone(),
-            count: ROWS_PER_EVENT,
+            user_id: anchor.user_id.clone(),
+            count: self.config.training.ranker_rows_per_anchor,
             category: None,
             now,
             keep_features: false,
@@ -582,10 +636,12 @@ impl RowInputs<'_> {
         };
         let candidates =
             retrieve_candidates(state, self.row_models, Some(content), self.config, &request);
-        let user = state.features.user_features(&event.user_id, now);
+        let user = state.features.user_features(anchor.user_id, now);
         let (label_closes, label_closed) = self.label_window(now);
-        let engaged = engaged_within(self.pass.engagements.get(&event.user_id), now, label_closes);
-        for candidate in candidates.into_iter().take(ROWS_PER_EVENT) {
+        for candidate in candidates
+            .into_iter()
+            .take(self.config.training.ranker_rows_per_anchor)
+        {
             let Some(item) = state.catalog.item(&candidate.item_id) else {
                 continue;
             };
@@ -597,11 +653,11 @@ impl RowInputs<'_> {
                 candidate: &candidate,
                 now,
             });
-            let label = f32::from(u8::from(engaged.contains(&candidate.item_id)));
+            let label = f32::from(u8::from(positives.contains(&candidate.item_id)));
             rows.push(RankerRow {
-                source: RowSource::Interaction,
-                offset,
-                user_id: event.user_id.clone(),
+                source: anchor.source.clone(),
+                offset: anchor.offset,
+                user_id: anchor.user_id.clone(),
                 moment: now,
                 candidate,
                 features,
@@ -611,6 +667,41 @@ impl RowInputs<'_> {
             });
         }
     }
+
+    /// The users whose rows a snapshot at `now` builds: engaged before it and with
+    /// something new in the label window after it, at most `ranker_snapshot_users`,
+    /// evenly by id.
+    fn snapshot_users(&self, now: Timestamp) -> Vec<UserId> {
+        let (closes, _) = self.label_window(now);
+        let mut users: Vec<&UserId> = self
+            .pass
+            .engagements
+            .iter()
+            .filter(|(_, list)| {
+                let seen: HashSet<&ItemId> =
+                    list.iter().filter(|(t, _)| *t < now).map(|(_, i)| i).collect();
+                !seen.is_empty()
+                    && list
+                        .iter()
+                        .any(|(t, i)| *t >= now && *t < closes && !seen.contains(i))
+            })
+            .map(|(user, _)| user)
+            .collect();
+        users.sort();
+        let wanted = self.config.training.ranker_snapshot_users;
+        let step = (users.len() as f64 / wanted.max(1) as f64).max(1.0);
+        (0..wanted.min(users.len()))
+            .map(|i| users[(i as f64 * step) as usize].clone())
+            .collect()
+    }
+}
+
+/// Whose rows, when, and where they are anchored in the log.
+struct Anchor<'a> {
+    user_id: &'a UserId,
+    now: Timestamp,
+    offset: u64,
+    source: RowSource,
 }
 
 /// Builds the ranker rows by replaying the log (the second pass); also returns the
@@ -624,9 +715,21 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
     let mut impressions_seen: HashSet<RequestId> = HashSet::new();
     let mut anchors = 0usize;
     let mut rows = Vec::new();
+    let mut next_snapshot = Some(inputs.cuts.row_cut);
     replay(&mut |offset, record| {
         if gate_state.is_none() && record_time(record).is_some_and(|t| t >= inputs.cuts.gate_cut) {
             gate_state = Some(state.clone());
+        }
+        while let Some(moment) = next_snapshot.filter(|m| record_time(record).is_some_and(|t| t >= *m)) {
+            let index = content.get_or_insert_with(|| state.catalog.content_index());
+            if inputs.label_window(moment).1 {
+                for user in inputs.snapshot_users(moment) {
+                    inputs.snapshot_rows(&state, index, offset, &user, moment, &mut rows);
+                }
+            }
+            let next = moment.plus_millis(inputs.cuts.label_window_ms);
+            next_snapshot = (inputs.label_window(next).1 && inputs.config.training.ranker_snapshot_users > 0)
+                .then_some(next);
         }
         if let Some(impressions) = inputs.pass.impressions_at.get(&offset) {
             for (own_offset, impression) in impressions {
@@ -634,7 +737,7 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
             }
         }
         if let LogRecord::Event(event) = record {
-            if anchors < RANKER_EVENTS
+            if anchors < inputs.config.training.ranker_anchor_events
                 && event.timestamp >= inputs.cuts.row_cut
                 && can_anchor(event, &impressions_seen)
                 && !inputs.pass.deleted_users.contains(&event.user_id)
@@ -664,15 +767,103 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
     Ok((rows, gate_state.unwrap_or(state)))
 }
 
-/// Fits a ranker on the rows (none if they do not hold both outcomes).
-fn fit_ranker(rows: &[TrainingRow]) -> Result<Option<Ranker>> {
+/// Share of the (latest) groups a GBDT early-stops on.
+const VALIDATION_SHARE: f64 = 0.2;
+
+/// How the shipped ranker was fitted.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankerFit {
+    /// `gbdt` or `logistic`.
+    pub kind: String,
+    /// Rows fitted on (the GBDT: groups with a positive only, validation slice
+    /// excluded).
+    pub rows: usize,
+    /// The GBDT's training report (rounds, early stopping, validation NDCG).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gbdt: Option<GbdtReport>,
+    /// Every feature by total split gain, most important first (GBDT only).
+    pub importances: Vec<FeatureImportance>,
+}
+
+/// Fits the configured ranker on rows in log order (none if they do not hold both
+/// outcomes).
+fn fit_ranker(config: &EngineConfig, rows: &[&RankerRow]) -> Result<Option<(Ranker, RankerFit)>> {
     let positives = rows.iter().filter(|r| r.label > 0.5).count();
     if positives == 0 || positives == rows.len() {
         return Ok(None);
     }
-    LogisticRegression::train(rows, &LrParams::default())
-        .map(|model| Some(Ranker::Logistic(model)))
-        .map_err(|e| OfflineError::Model(format!("ranker: {e}")))
+    match config.training.ranker {
+        RankerKind::Logistic => {
+            let training: Vec<TrainingRow> = rows.iter().map(|r| r.training_row()).collect();
+            let model = LogisticRegression::train(&training, &LrParams::default())
+                .map_err(|e| OfflineError::Model(format!("ranker: {e}")))?;
+            let fit = RankerFit {
+                kind: "logistic".into(),
+                rows: training.len(),
+                gbdt: None,
+                importances: Vec::new(),
+            };
+            Ok(Some((Ranker::Logistic(model), fit)))
+        }
+        RankerKind::Gbdt => fit_gbdt(config, rows).map(Some),
+    }
+}
+
+/// The rows cut into groups (the rows of one anchor: one impression, or one sampled
+/// engagement), keeping only groups that hold a positive (the others carry no
+/// pairwise gradient).
+fn groups_with_a_positive(rows: &[&RankerRow]) -> Vec<Vec<TrainingRow>> {
+    let mut groups: Vec<Vec<TrainingRow>> = Vec::new();
+    let mut current: Option<(u64, &UserId)> = None;
+    for row in rows {
+        if current != Some((row.offset, &row.user_id)) {
+            groups.push(Vec::new());
+            current = Some((row.offset, &row.user_id));
+        }
+        if let Some(group) = groups.last_mut() {
+            group.push(row.training_row());
+        }
+    }
+    groups.retain(|group| group.iter().any(|r| r.label > 0.5));
+    groups
+}
+
+/// LambdaMART on the groups, early-stopped on the latest [`VALIDATION_SHARE`] of them.
+fn fit_gbdt(config: &EngineConfig, rows: &[&RankerRow]) -> Result<(Ranker, RankerFit)> {
+    let groups = groups_with_a_positive(rows);
+    let validation_groups = ((groups.len() as f64) * VALIDATION_SHARE).round() as usize;
+    let (fit_groups, validation) = groups.split_at(groups.len() - validation_groups);
+    let flatten = |groups: &[Vec<TrainingRow>]| -> (Vec<TrainingRow>, Vec<usize>) {
+        let sizes = groups.iter().map(Vec::len).collect();
+        (groups.iter().flatten().cloned().collect(), sizes)
+    };
+    let (fit_rows, fit_sizes) = flatten(fit_groups);
+    let (valid_rows, valid_sizes) = flatten(validation);
+    let params = GbdtParams {
+        objective: GbdtObjective::LambdaRank,
+        ..config.training.gbdt.clone()
+    };
+    let model = GbdtModel::train(
+        FeatureSchema::current(),
+        Vec::new(),
+        GroupedRows {
+            rows: &fit_rows,
+            group_sizes: &fit_sizes,
+        },
+        (!valid_rows.is_empty()).then_some(GroupedRows {
+            rows: &valid_rows,
+            group_sizes: &valid_sizes,
+        }),
+        &params,
+    )
+    .map_err(|e| OfflineError::Model(format!("GBDT ranker: {e}")))?;
+    let fit = RankerFit {
+        kind: "gbdt".into(),
+        rows: fit_rows.len(),
+        gbdt: Some(model.report().clone()),
+        importances: model.importances().to_vec(),
+    };
+    Ok((Ranker::Gbdt(model), fit))
 }
 
 /// The derived state as of `cut`: every record before the first timestamped record
@@ -737,7 +928,7 @@ pub fn rows(
         pass: &pass,
         cuts,
         row_models: &row_models,
-        rate: anchor_rate(&pass, cuts.row_cut),
+        rate: anchor_rate(&pass, cuts.row_cut, config.training.ranker_anchor_events),
         log_end,
     };
     let (rows, gate_state) = replay_rows(&inputs, replay)?;
@@ -781,29 +972,25 @@ pub fn train(
     );
     // The gate's ranker never saw a label from the gate cut on.
     let ranker_gate = if gate_sample.len() > 0 {
-        let gate_rows: Vec<TrainingRow> = rows
+        let gate_rows: Vec<&RankerRow> = rows
             .iter()
             .filter(|r| r.label_closed && r.label_closes <= cuts.gate_cut)
-            .map(RankerRow::training_row)
             .collect();
-        fit_ranker(&gate_rows)?
-            .map(|model| gate_sample.judge_ranker(config, &row_models, model, gate_rows.len()))
+        fit_ranker(config, &gate_rows)?.map(|(model, _)| {
+            gate_sample.judge_ranker(config, &row_models, model, gate_rows.len())
+        })
     } else {
         None
     };
     drop(gate_sample);
     drop(gate_state);
     drop(row_models);
-    let fit_rows: Vec<TrainingRow> = rows
-        .iter()
-        .filter(|r| r.label_closed)
-        .map(RankerRow::training_row)
-        .collect();
+    let fit_rows: Vec<&RankerRow> = rows.iter().filter(|r| r.label_closed).collect();
     // What ships is refitted on every row whose label is final, and only when the
     // gate accepted the held-out fit.
-    let ranker = match &ranker_gate {
-        Some(gate) if gate.accepted => fit_ranker(&fit_rows)?,
-        _ => None,
+    let (ranker, ranker_fit) = match &ranker_gate {
+        Some(gate) if gate.accepted => fit_ranker(config, &fit_rows)?.unzip(),
+        _ => (None, None),
     };
     let positives = fit_rows.iter().filter(|r| r.label > 0.5).count();
     seconds.insert("ranker".to_string(), started.elapsed().as_secs_f64());
@@ -828,10 +1015,12 @@ pub fn train(
         cuts,
         impression_rows: count(|s| matches!(s, RowSource::Impression(_))) as u64,
         interaction_rows: count(|s| matches!(s, RowSource::Interaction)) as u64,
+        snapshot_rows: count(|s| matches!(s, RowSource::Snapshot)) as u64,
         open_label_rows: (rows.len() - fit_rows.len()) as u64,
         skipped_impressions,
         positive_rate: positives as f64 / fit_rows.len().max(1) as f64,
         ranker_gate,
+        ranker_fit,
         fusion_weights: fusion_weights
             .iter()
             .map(|(c, w)| (c.as_str().to_string(), *w))

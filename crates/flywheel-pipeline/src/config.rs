@@ -191,6 +191,29 @@ pub struct TrainingSettings {
     /// hours from the row's moment; a row whose window has not closed by the end of
     /// the log is not fitted on.
     pub label_window_hours: f64,
+    /// The ranker `flywheel train` fits and gates.
+    pub ranker: RankerKind,
+    /// Engagements sampled (after the row cut) to anchor interaction rows, at most.
+    pub ranker_anchor_events: usize,
+    /// Candidates per anchor that become rows: the head of the fused order (the
+    /// serving pipeline ranks `retrieval.candidates` of them).
+    pub ranker_rows_per_anchor: usize,
+    /// Users per snapshot whose candidates become rows: every label window from the
+    /// row cut on, the users engaged before it and with something new after it are
+    /// sampled, and labelled the way the gate judges (0: no snapshot rows).
+    pub ranker_snapshot_users: usize,
+    /// The GBDT's hyper-parameters (`[training.gbdt]`), when `ranker = "gbdt"`.
+    pub gbdt: flywheel_ranking::GbdtParams,
+}
+
+/// The kinds of ranker training can fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankerKind {
+    /// Gradient-boosted trees with the LambdaMART objective.
+    Gbdt,
+    /// Logistic regression (pointwise), the baseline.
+    Logistic,
 }
 
 impl TrainingSettings {
@@ -215,6 +238,11 @@ impl Default for TrainingSettings {
             row_cut: None,
             gate_cut: None,
             label_window_hours: 24.0,
+            ranker: RankerKind::Gbdt,
+            ranker_anchor_events: 4000,
+            ranker_rows_per_anchor: 200,
+            ranker_snapshot_users: 500,
+            gbdt: flywheel_ranking::GbdtParams::default(),
         }
     }
 }
@@ -324,6 +352,15 @@ impl EngineConfig {
         }
         if self.training.als_factors == 0 || self.training.als_iterations == 0 {
             return bad("training.als_factors and training.als_iterations must be positive");
+        }
+        self.training
+            .gbdt
+            .validate()
+            .map_err(|e| PipelineError::Config(format!("training.gbdt: {e}")))?;
+        if self.training.ranker_anchor_events == 0 || self.training.ranker_rows_per_anchor == 0 {
+            return bad(
+                "training.ranker_anchor_events and training.ranker_rows_per_anchor must be positive",
+            );
         }
         let hours = self.training.label_window_hours;
         if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 3650.0) {

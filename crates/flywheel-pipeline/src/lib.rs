@@ -19,7 +19,9 @@ mod recommend;
 mod state;
 
 pub use catalog::{in_category, Catalog};
-pub use config::{feature_config, EngineConfig, ExperimentSettings, GateRuleKind, GateSettings};
+pub use config::{
+    feature_config, EngineConfig, ExperimentSettings, GateRuleKind, GateSettings, RankerKind,
+};
 pub use error::{PipelineError, Result};
 pub use models::{Manifest, ModelSet};
 pub use recommend::{

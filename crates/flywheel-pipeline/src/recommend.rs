@@ -34,7 +34,9 @@ pub struct RecRequest {
     pub now: Timestamp,
     /// Whether to keep each slot's feature vector (for the impression log).
     pub keep_features: bool,
-    /// Restrict retrieval to one channel and skip ranking (evaluation of single channels).
+    /// Restrict retrieval to one channel and skip the ranker: the channel's own order goes
+    /// through the same re-ranking rules (filters, category cap, MMR) as the pipeline,
+    /// so channels and pipeline are compared fairly (evaluation of single channels).
     pub only_channel: Option<Channel>,
     /// Items never to return (evaluation passes the user's whole training history).
     pub exclude: HashSet<ItemId>,
@@ -165,15 +167,6 @@ pub fn recommend(
     let started = Instant::now();
     let candidates = retrieve(&mut ctx);
     timings.retrieval = started.elapsed();
-    if request.only_channel.is_some() {
-        return Recommendation {
-            items: channel_order(candidates, request.count),
-            fallback: !ctx.fallback_reasons.is_empty(),
-            fallback_reasons: ctx.fallback_reasons,
-            timings,
-            alternatives: Vec::new(),
-        };
-    }
     let started = Instant::now();
     let scored = score(&mut ctx, candidates);
     timings.ranking = started.elapsed();
@@ -191,26 +184,6 @@ pub fn recommend(
         timings,
         alternatives,
     }
-}
-
-/// A single channel's list in its own order, unranked (for evaluating channels).
-fn channel_order(candidates: Vec<Candidate>, count: usize) -> Vec<RecItem> {
-    candidates
-        .into_iter()
-        .take(count)
-        .enumerate()
-        .map(|(position, c)| RecItem {
-            item_id: c.item_id,
-            score: f64::from(c.channel_score),
-            position: position as u32,
-            channel: c.channel,
-            channel_rank: c.channel_rank,
-            channel_score: c.channel_score,
-            source_item: c.source_item,
-            explanation: Explanation::new(flywheel_core::ExplanationKind::PopularWithSimilarUsers),
-            features: Vec::new(),
-        })
-        .collect()
 }
 
 /// The user's recent items as (item, weight), most recent first, deduplicated.
@@ -441,14 +414,19 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
     let deadline = Duration::from_millis(ctx.config.deadlines.ranking_ms);
     let started = Instant::now();
     let now = ctx.request.now;
+    // A channel alone is judged in its own order, through the same business rules.
     let ranker = ctx
         .models
         .ranker
         .as_ref()
-        .filter(|_| ctx.request.use_ranker);
+        .filter(|_| ctx.request.use_ranker && ctx.request.only_channel.is_none());
     // A trained model set without a ranker is the gate's decision, not a degradation:
     // only an engine that was never trained falls back here.
-    if ranker.is_none() && ctx.request.use_ranker && ctx.models.manifest.is_none() {
+    if ranker.is_none()
+        && ctx.request.use_ranker
+        && ctx.request.only_channel.is_none()
+        && ctx.models.manifest.is_none()
+    {
         ctx.fallback_reasons
             .push("no trained ranker yet; fused retrieval order used".into());
     }

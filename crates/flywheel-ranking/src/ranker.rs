@@ -4,13 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FeatureSchema, LogisticRegression};
+use crate::{FeatureSchema, GbdtModel, LogisticRegression};
 
 /// A trained ranker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Ranker {
     /// Logistic regression fitted by Newton/IRLS, calibrated.
     Logistic(LogisticRegression),
+    /// Gradient-boosted trees (LambdaMART scores, or binary probabilities).
+    Gbdt(GbdtModel),
 }
 
 impl Ranker {
@@ -18,6 +20,7 @@ impl Ranker {
     pub fn kind(&self) -> &'static str {
         match self {
             Ranker::Logistic(_) => "logistic",
+            Ranker::Gbdt(_) => "gbdt",
         }
     }
 
@@ -25,6 +28,15 @@ impl Ranker {
     pub fn predict(&self, features: &[f32]) -> f64 {
         match self {
             Ranker::Logistic(model) => model.predict(features),
+            Ranker::Gbdt(model) => model.predict(features),
+        }
+    }
+
+    /// Whether [`Ranker::predict`] is a probability (a LambdaMART score is only an order).
+    pub fn predicts_probability(&self) -> bool {
+        match self {
+            Ranker::Logistic(_) => true,
+            Ranker::Gbdt(model) => model.objective() == crate::GbdtObjective::Binary,
         }
     }
 
@@ -32,6 +44,7 @@ impl Ranker {
     pub fn schema(&self) -> &FeatureSchema {
         match self {
             Ranker::Logistic(model) => model.schema(),
+            Ranker::Gbdt(model) => model.schema(),
         }
     }
 
@@ -44,5 +57,11 @@ impl Ranker {
 impl From<LogisticRegression> for Ranker {
     fn from(model: LogisticRegression) -> Self {
         Ranker::Logistic(model)
+    }
+}
+
+impl From<GbdtModel> for Ranker {
+    fn from(model: GbdtModel) -> Self {
+        Ranker::Gbdt(model)
     }
 }

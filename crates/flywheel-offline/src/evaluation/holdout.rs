@@ -214,7 +214,8 @@ impl Holdout {
         config: &EngineConfig,
         models: &ModelSet,
     ) -> Option<RankerCalibration> {
-        let ranker = models.ranker.as_ref()?;
+        // A ranking score (LambdaMART) is an order, not a probability to calibrate.
+        let ranker = models.ranker.as_ref().filter(|r| r.predicts_probability())?;
         let users = sample_evenly(self.warm.clone(), CALIBRATION_USERS);
         let rows: Vec<(bool, f64)> = users
             .par_iter()

@@ -11,6 +11,7 @@ pub enum GbdtObjective {
     /// LambdaMART: pairwise logistic gradients inside each group (request), each pair
     /// weighted by how much swapping the two rows would change the group's NDCG.
     /// Predictions are raw scores: only their order within a request means anything.
+    #[serde(rename = "lambdarank")]
     LambdaRank,
     /// Binary log-loss: predictions are probabilities (e.g. P(click)).
     Binary,
@@ -28,6 +29,7 @@ impl GbdtObjective {
 
 /// Hyper-parameters of gradient boosting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GbdtParams {
     /// The loss the trees descend.
     pub objective: GbdtObjective,

@@ -60,6 +60,7 @@ pub fn render(outcome: &TrainOutcome, serving: &str) -> String {
         report.open_label_rows
     ));
     out.push_str(&gate_line(report));
+    out.push_str(&ranker_fit_lines(report));
     if !report.fusion_weights.is_empty() {
         let weights: Vec<String> = report
             .fusion_weights
@@ -171,4 +172,38 @@ pub fn gate_line(report: &flywheel_offline::training::TrainReport) -> String {
         ),
         None => "no ranker (no gate users after the gate cut, or no fitted rows with both outcomes before it)\n".to_string(),
     }
+}
+
+/// How the shipped ranker was fitted and, for a GBDT, what it learned from.
+pub fn ranker_fit_lines(report: &flywheel_offline::training::TrainReport) -> String {
+    let Some(fit) = &report.ranker_fit else {
+        return String::new();
+    };
+    let mut out = format!("shipped ranker: {} fitted on {} rows", fit.kind, fit.rows);
+    if let Some(gbdt) = &fit.gbdt {
+        out.push_str(&format!(
+            "; {} trees kept of {} grown (early stopping on {} validation groups: {} {:.4} -> {:.4})",
+            gbdt.trees_kept,
+            gbdt.rounds_run,
+            gbdt.validation_groups,
+            gbdt.metric,
+            gbdt.metric_at_start,
+            gbdt.metric_best
+        ));
+    }
+    out.push('\n');
+    if !fit.importances.is_empty() {
+        let total: f64 = fit.importances.iter().map(|f| f.gain).sum();
+        out.push_str("feature importance (share of split gain, splits):
+");
+        for feature in fit.importances.iter().filter(|f| f.splits > 0) {
+            out.push_str(&format!(
+                "  {:<44} {:>5.1}% {:>5}\n",
+                feature.name,
+                100.0 * feature.gain / total.max(f64::MIN_POSITIVE),
+                feature.splits
+            ));
+        }
+    }
+    out
 }
