@@ -16,6 +16,8 @@
 //!
 //! **2. Scoring.** Every ranker sits behind the [`Ranker`] seam (one enum, one
 //! interface), so a GBDT or an imported model is a new variant.
+//! [`ImportedModel`] ([`imported`]) evaluates LightGBM text and XGBoost JSON models
+//! in pure Rust, mapped onto [`FEATURE_NAMES`] by a [`FeatureManifest`].
 //! [`LogisticRegression`] is the baseline ranker: features are
 //! standardised (weighted mean and standard deviation of the training rows),
 //! an L2 penalty applies to the standardised coefficients (not the intercept),
@@ -55,6 +57,7 @@ pub mod diversity;
 mod error;
 mod explain;
 mod features;
+pub mod imported;
 mod linalg;
 mod logistic;
 mod params;
@@ -71,6 +74,7 @@ pub use features::{
     featurize, item_age_days, FeatureSchema, RankingInput, FEATURE_NAMES, FEATURE_SCHEMA_VERSION,
     NEUTRAL_AGE_DAYS, NEW_ITEM_DAYS, NO_EVENT_HOURS,
 };
+pub use imported::{FeatureManifest, ImportedBooster, ImportedModel, ModelFormat};
 pub use logistic::LogisticRegression;
 pub use params::{LrParams, TrainingRow};
 pub use ranker::Ranker;

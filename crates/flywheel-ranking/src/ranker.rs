@@ -4,13 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FeatureSchema, LogisticRegression};
+use crate::{FeatureSchema, ImportedModel, LogisticRegression};
 
 /// A trained ranker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Ranker {
     /// Logistic regression fitted by Newton/IRLS, calibrated.
     Logistic(LogisticRegression),
+    /// A LightGBM or XGBoost model trained elsewhere, bound by a feature manifest.
+    Imported(ImportedModel),
 }
 
 impl Ranker {
@@ -18,6 +20,7 @@ impl Ranker {
     pub fn kind(&self) -> &'static str {
         match self {
             Ranker::Logistic(_) => "logistic",
+            Ranker::Imported(model) => model.kind(),
         }
     }
 
@@ -25,6 +28,7 @@ impl Ranker {
     pub fn predict(&self, features: &[f32]) -> f64 {
         match self {
             Ranker::Logistic(model) => model.predict(features),
+            Ranker::Imported(model) => model.predict(features),
         }
     }
 
@@ -32,6 +36,7 @@ impl Ranker {
     pub fn schema(&self) -> &FeatureSchema {
         match self {
             Ranker::Logistic(model) => model.schema(),
+            Ranker::Imported(model) => model.schema(),
         }
     }
 
@@ -44,5 +49,11 @@ impl Ranker {
 impl From<LogisticRegression> for Ranker {
     fn from(model: LogisticRegression) -> Self {
         Ranker::Logistic(model)
+    }
+}
+
+impl From<ImportedModel> for Ranker {
+    fn from(model: ImportedModel) -> Self {
+        Ranker::Imported(model)
     }
 }
