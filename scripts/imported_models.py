@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains the imported-model parity fixtures with the real Python libraries.
 
-    python scripts/imported_models.py OUT_DIR [--rounds N] [--rows N]
+    python scripts/imported_models.py OUT_DIR [--rounds N] [--rows N] [--time]
 
 makes seeded data (missing values, exact zeros, a categorical column) and trains four
 models, each written beside the rows it must score and the library's own predictions:
@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import lightgbm as lgb
 import numpy as np
@@ -38,6 +39,7 @@ FEATURES = ["affinity", "ctr", "price", "age", "rank", "channel"]
 CHANNELS = 8
 # Columns in the rows CSV: not the model's order, so the CLI must match them by name.
 CSV_ORDER = ["channel", "price", "affinity", "rank", "age", "ctr"]
+TIMING = False
 
 
 def make_features(rng, n):
@@ -160,11 +162,22 @@ def lightgbm_models(out, rng, train_rows, score_rows, rounds):
     save_lightgbm(out, "lgb_rank.txt", ranker, scoring_rows(rng, score_rows, True))
 
 
+def timed(name, predict):
+    """Runs predict(), printing its CPU time (all threads) when --time was given."""
+    start = time.process_time()
+    predictions = predict()
+    if TIMING:
+        seconds = time.process_time() - start
+        print(f"{name}: library predict {len(predictions)} rows in {seconds:.3f} s CPU")
+    return predictions
+
+
 def save_lightgbm(out, name, booster, rows):
     path = os.path.join(out, name)
     booster.save_model(path)
     write_rows_csv(path + ".rows.csv", rows)
-    write_expected(path + ".expected.json", booster.predict(rows))
+    predictions = timed(name, lambda: booster.predict(rows, num_threads=1))
+    write_expected(path + ".expected.json", predictions)
 
 
 def xgboost_frame(x):
@@ -200,8 +213,11 @@ def save_xgboost(out, name, booster, rows):
     path = os.path.join(out, name)
     booster.save_model(path)
     write_rows_csv(path + ".rows.csv", rows)
-    matrix = xgb.DMatrix(xgboost_frame(rows), enable_categorical=True)
-    write_expected(path + ".expected.json", booster.predict(matrix))
+    predictions = timed(
+        name,
+        lambda: booster.predict(xgb.DMatrix(xgboost_frame(rows), enable_categorical=True)),
+    )
+    write_expected(path + ".expected.json", predictions)
 
 
 def main():
@@ -210,7 +226,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--train-rows", type=int, default=4000)
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--time", action="store_true", help="print each predict's CPU time")
     args = parser.parse_args()
+    global TIMING
+    TIMING = args.time
     os.makedirs(args.out, exist_ok=True)
     lightgbm_models(args.out, np.random.default_rng(SEED), args.train_rows, args.rows, args.rounds)
     xgboost_models(args.out, np.random.default_rng(SEED + 1), args.train_rows, args.rows, args.rounds)

@@ -466,7 +466,8 @@ impl Tree {
         let num_cat: usize = reader.scalar("num_cat")?;
         let decision_type: Vec<u8> = reader.array("decision_type", nodes)?;
         let (cat_boundaries, cat_threshold) = if num_cat > 0 {
-            let boundaries: Vec<usize> = reader.array("cat_boundaries", num_cat + 1)?;
+            let boundaries: Vec<usize> =
+                reader.array("cat_boundaries", num_cat.saturating_add(1))?;
             let words = boundaries.last().copied().unwrap_or(0);
             (boundaries, reader.array("cat_threshold", words)?)
         } else {

@@ -147,6 +147,13 @@ fn categorical_bitsets_follow_lightgbm() {
             "category {value}"
         );
     }
+    // With category 0 in the set: NaN is not category 0 (C++'s `(int)NaN` is negative on
+    // x86-64, so it goes right, as the Python-trained fixtures confirm), but −0.5 is.
+    let with_zero = one_tree(&CATEGORICAL.replace("cat_threshold=10 2", "cat_threshold=5 0"));
+    assert_eq!(with_zero.predict(&[0.0, 0.0, 0.0]), 7.0);
+    assert_eq!(with_zero.predict(&[0.0, 0.0, -0.5]), 7.0);
+    assert_eq!(with_zero.predict(&[0.0, 0.0, 2.0]), 7.0);
+    assert_eq!(with_zero.predict(&[0.0, 0.0, NAN]), -7.0);
 }
 
 #[test]
@@ -244,6 +251,10 @@ fn malformed_trees_are_named() {
         (
             CATEGORICAL.replace("is_linear=0", "is_linear=1"),
             "linear trees",
+        ),
+        (
+            CATEGORICAL.replace("num_cat=1", "num_cat=18446744073709551615"),
+            "`cat_boundaries` has 2 values",
         ),
         (NUMERICAL.replace("num_cat=0\n", ""), "`num_cat` is missing"),
     ];

@@ -128,3 +128,60 @@ fn the_fixtures_exercise_missing_values_and_categorical_splits() {
         assert!(default_left > 0, "{file}: missing values sent left");
     }
 }
+
+/// Seeded corruptions of the real model files (truncations, changed bytes, dropped
+/// lines): loading either fails with an error or gives a model that predicts every row
+/// without panicking.
+#[test]
+fn corrupted_model_files_never_panic() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    const NOISE: &[u8] = b"0123456789-.e \n=[]{},\":Tree";
+    let mut rng = StdRng::seed_from_u64(10);
+    for (file, format) in [
+        ("lgb_binary.txt", ModelFormat::LightGbm),
+        ("xgb_rank.json", ModelFormat::XgBoost),
+    ] {
+        let text = std::fs::read_to_string(fixture(file)).unwrap();
+        let rows = vec![
+            vec![f64::NAN; 6],
+            vec![0.0; 6],
+            vec![3.0, -1.0, 1e10, 5.0, 2.0, 40.0],
+        ];
+        let (mut refused, mut accepted) = (0, 0);
+        for round in 0..400 {
+            let mut bytes = text.as_bytes().to_vec();
+            match round % 3 {
+                0 => bytes.truncate(rng.gen_range(0..bytes.len())),
+                1 => {
+                    for _ in 0..rng.gen_range(1..4) {
+                        let at = rng.gen_range(0..bytes.len());
+                        bytes[at] = NOISE[rng.gen_range(0..NOISE.len())];
+                    }
+                }
+                _ => {
+                    let at = rng.gen_range(0..bytes.len());
+                    let end = (at + rng.gen_range(1..200)).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+            }
+            let corrupted = String::from_utf8_lossy(&bytes);
+            match ImportedBooster::parse(&corrupted, format) {
+                Ok(model) => {
+                    accepted += 1;
+                    for row in &rows {
+                        model.predict(row);
+                    }
+                }
+                Err(error) => {
+                    refused += 1;
+                    assert!(!error.to_string().is_empty());
+                }
+            }
+        }
+        assert!(
+            refused > 250,
+            "{file}: only {refused} of 400 corruptions refused ({accepted} loaded)"
+        );
+    }
+}
