@@ -7,10 +7,11 @@
 # `flywheel ranker predict --json` on the model's rows must equal the library's own
 # `predict` to max(1e-6 absolute, 1e-6 relative); the worst error per model is printed.
 # The packages go into a cached venv (target/pyenv-imported); without Python or PyPI
-# the check is skipped and says so (a skip fails CI).
+# the check is skipped and says so (a skip fails CI). An argument names another
+# flywheel binary to check (default: target/debug/flywheel, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-binary=${1:-target/debug/flywheel}
+binary=${1:-}
 
 skip() {
   echo "SKIP scripts/check-imported-models: $1"
@@ -29,7 +30,11 @@ if ! "$venv/bin/python" -c "import lightgbm, xgboost, numpy, pandas" 2>/dev/null
   "$venv/bin/pip" install --quiet lightgbm xgboost-cpu numpy pandas >/dev/null 2>&1 ||
     skip "pip could not install lightgbm, xgboost-cpu, numpy and pandas from PyPI"
 fi
-[ -x "$binary" ] || cargo build --quiet -p flywheel
+if [ -z "$binary" ]; then
+  # A no-op when the binary is fresh; never score with a stale build.
+  cargo build --quiet -p flywheel
+  binary=target/debug/flywheel
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/flywheel-imported.XXXXXX")
 trap 'rm -rf "$work"' EXIT
