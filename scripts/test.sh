@@ -52,6 +52,9 @@ cargo test --workspace --locked || status=$?
 echo "== experiment assignment against Python mmh3"
 ./scripts/check-assignment.sh || status=$?
 
+echo "== imported LightGBM/XGBoost models against the Python libraries"
+./scripts/check-imported-models.sh || status=$?
+
 echo "== skipped tests"
 skipped=$(grep -c '^SKIP ' "$skip_log" || true)
 echo "skipped: $skipped"

@@ -59,6 +59,36 @@ pub enum RankingError {
         /// Why it stopped.
         reason: String,
     },
+    /// A model file could not be read.
+    #[error("cannot read the model file {path}: {reason}")]
+    ModelFile {
+        /// The file's path.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// An imported model file is not a valid model of the format it was loaded as.
+    #[error("not a valid {format} model: {reason}")]
+    BadModel {
+        /// The format the file was read as (`LightGBM text` or `XGBoost JSON`).
+        format: &'static str,
+        /// What is wrong and where.
+        reason: String,
+    },
+    /// A feature manifest is malformed or does not fit its model.
+    #[error("feature manifest: {reason}")]
+    BadManifest {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A feature manifest names a feature flywheel does not compute.
+    #[error("feature manifest: model feature `{model_feature}` is mapped to `{feature}`, which is not one of flywheel's ranking features (see FEATURE_NAMES in crates/flywheel-ranking/src/features.rs)")]
+    UnknownFeature {
+        /// The model's feature name.
+        model_feature: String,
+        /// The flywheel feature it was mapped to.
+        feature: String,
+    },
 }
 
 /// The result type of this crate.

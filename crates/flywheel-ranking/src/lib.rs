@@ -16,6 +16,8 @@
 //!
 //! **2. Scoring.** Every ranker sits behind the [`Ranker`] seam (one enum, one
 //! interface), so a GBDT or an imported model is a new variant.
+//! [`ImportedModel`] ([`imported`]) evaluates LightGBM text and XGBoost JSON models
+//! in pure Rust, mapped onto [`FEATURE_NAMES`] by a [`FeatureManifest`].
 //! [`LogisticRegression`] is the baseline ranker: features are
 //! standardised (weighted mean and standard deviation of the training rows),
 //! an L2 penalty applies to the standardised coefficients (not the intercept),
@@ -56,6 +58,7 @@ mod error;
 mod explain;
 mod features;
 pub mod gbdt;
+pub mod imported;
 mod linalg;
 mod logistic;
 mod params;
@@ -73,6 +76,7 @@ pub use features::{
     NEUTRAL_AGE_DAYS, NEW_ITEM_DAYS, NO_EVENT_HOURS,
 };
 pub use gbdt::{GbdtModel, GbdtObjective, GbdtParams};
+pub use imported::{FeatureManifest, ImportedBooster, ImportedModel, ModelFormat};
 pub use logistic::LogisticRegression;
 pub use params::{LrParams, TrainingRow};
 pub use ranker::Ranker;

@@ -4,15 +4,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FeatureSchema, GbdtModel, LogisticRegression};
+use crate::{FeatureSchema, GbdtModel, ImportedModel, LogisticRegression};
 
-/// A trained ranker.
+/// A trained ranker. Stored with bincode, which names variants by position: new
+/// variants go at the end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Ranker {
     /// Logistic regression fitted by Newton/IRLS, calibrated.
     Logistic(LogisticRegression),
     /// Gradient-boosted trees (LambdaMART scores, or binary probabilities).
     Gbdt(GbdtModel),
+    /// A LightGBM or XGBoost model trained elsewhere, bound by a feature manifest.
+    Imported(ImportedModel),
 }
 
 impl Ranker {
@@ -21,6 +24,7 @@ impl Ranker {
         match self {
             Ranker::Logistic(_) => "logistic",
             Ranker::Gbdt(_) => "gbdt",
+            Ranker::Imported(model) => model.kind(),
         }
     }
 
@@ -29,14 +33,16 @@ impl Ranker {
         match self {
             Ranker::Logistic(model) => model.predict(features),
             Ranker::Gbdt(model) => model.predict(features),
+            Ranker::Imported(model) => model.predict(features),
         }
     }
 
-    /// Whether [`Ranker::predict`] is a probability (a LambdaMART score is only an order).
+    /// Whether [`Ranker::predict`] is a probability (a ranking score is only an order).
     pub fn predicts_probability(&self) -> bool {
         match self {
             Ranker::Logistic(_) => true,
             Ranker::Gbdt(model) => model.objective() == crate::GbdtObjective::Binary,
+            Ranker::Imported(model) => model.booster().objective().starts_with("binary"),
         }
     }
 
@@ -45,6 +51,7 @@ impl Ranker {
         match self {
             Ranker::Logistic(model) => model.schema(),
             Ranker::Gbdt(model) => model.schema(),
+            Ranker::Imported(model) => model.schema(),
         }
     }
 
@@ -63,5 +70,11 @@ impl From<LogisticRegression> for Ranker {
 impl From<GbdtModel> for Ranker {
     fn from(model: GbdtModel) -> Self {
         Ranker::Gbdt(model)
+    }
+}
+
+impl From<ImportedModel> for Ranker {
+    fn from(model: ImportedModel) -> Self {
+        Ranker::Imported(model)
     }
 }

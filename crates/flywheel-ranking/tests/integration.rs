@@ -699,3 +699,6 @@ fn a_model_trained_on_featurized_rows_scores_and_round_trips() {
         assert_eq!(back.predict(&r.features), model.predict(&r.features));
     }
 }
+
+#[path = "integration/imported.rs"]
+mod imported;

@@ -97,6 +97,12 @@ pub enum Command {
         #[command(subcommand)]
         what: ModelsCommand,
     },
+    /// Imported rankers: score CSV rows with a LightGBM or XGBoost model file.
+    Ranker {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::ranker::RankerCommand,
+    },
     /// API keys: create (printed once), list, revoke.
     Keys {
         /// What to do.

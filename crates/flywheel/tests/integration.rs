@@ -1336,3 +1336,6 @@ fn bench_experiments_reports_its_figures_as_json() {
     );
     assert_eq!(http["counts_identical"], true, "{http}");
 }
+
+#[path = "integration/ranker.rs"]
+mod ranker;

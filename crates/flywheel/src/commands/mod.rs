@@ -10,6 +10,7 @@ mod keys;
 mod models;
 mod peers;
 mod quickstart;
+pub mod ranker;
 mod serve;
 mod simulate;
 mod train;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => train::run(&data, force, server.as_deref(), json),
         Command::Models { what } => models::run(what),
+        Command::Ranker { what } => ranker::run(what),
         Command::Experiment { what } => experiment::run(what),
         Command::Eval(args) => eval::run(args),
         Command::Simulate {
