@@ -356,6 +356,65 @@ mod tests {
     }
 
     #[test]
+    fn a_gbdt_that_starts_from_the_fused_score_and_learns_nothing_ranks_like_it() {
+        let world = world();
+        let config = EngineConfig::default();
+        let sample = GateSample::new(&world.engagements, &world.state, world.cut, world.until);
+        let models = ModelSet::default();
+        let request = |u: usize| RecRequest {
+            user_id: UserId::new_unchecked(format!("u{u}")),
+            count: 50,
+            category: None,
+            now: world.cut,
+            keep_features: false,
+            only_channel: None,
+            exclude: HashSet::new(),
+            use_ranker: false,
+            enforce_deadlines: false,
+            alternatives: 0,
+        };
+        let mut rows = Vec::new();
+        let mut sizes = Vec::new();
+        for u in 0..60usize {
+            let user_id = UserId::new_unchecked(format!("u{u}"));
+            let user = world.state.features.user_features(&user_id, world.cut);
+            let candidates = retrieve_candidates(&world.state, &models, None, &config, &request(u));
+            sizes.push(candidates.len());
+            for (rank, candidate) in candidates.iter().enumerate() {
+                let item = world.state.catalog.item(&candidate.item_id).unwrap();
+                let item_features = world.state.features.item_features(&item.id, world.cut);
+                rows.push(TrainingRow {
+                    features: featurize(&RankingInput {
+                        user: &user,
+                        item,
+                        item_features: &item_features,
+                        candidate,
+                        now: world.cut,
+                    }),
+                    label: f32::from(u8::from(rank % 7 == 3)),
+                    weight: 1.0,
+                });
+            }
+        }
+        let params = flywheel_ranking::GbdtParams {
+            trees: 1,
+            learning_rate: 1e-6,
+            prior_feature: "channel_score_squashed".into(),
+            ..Default::default()
+        };
+        let model = flywheel_ranking::GbdtModel::train(
+            flywheel_ranking::FeatureSchema::current(),
+            vec![],
+            flywheel_ranking::gbdt::GroupedRows { rows: &rows, group_sizes: &sizes },
+            None,
+            &params,
+        )
+        .unwrap();
+        let verdict = sample.judge_ranker(&config, &models, Ranker::Gbdt(model), rows.len());
+        assert_eq!(verdict.ranker_ndcg_at_10, verdict.retrieval_ndcg_at_10, "{verdict:?}");
+    }
+
+    #[test]
     fn the_ranker_gate_needs_users_to_say_yes() {
         let world = world();
         let config = EngineConfig::default();

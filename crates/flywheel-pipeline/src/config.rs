@@ -241,7 +241,7 @@ impl Default for TrainingSettings {
             ranker: RankerKind::Gbdt,
             ranker_anchor_events: 4000,
             ranker_rows_per_anchor: 200,
-            ranker_snapshot_users: 500,
+            ranker_snapshot_users: 0,
             gbdt: flywheel_ranking::GbdtParams::default(),
         }
     }

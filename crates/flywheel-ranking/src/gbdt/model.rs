@@ -98,12 +98,55 @@ pub struct GbdtReport {
     pub metric_best: f64,
 }
 
+/// The starting margin `scale · x[feature]` of every row (a missing value counts 0).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    /// The feature's index.
+    pub feature: usize,
+    /// Margin per unit of the feature.
+    pub scale: f64,
+}
+
+impl Prior {
+    fn margin(&self, features: &[f32]) -> f64 {
+        let x = features.get(self.feature).copied().unwrap_or(0.0);
+        if x.is_nan() {
+            0.0
+        } else {
+            self.scale * f64::from(x)
+        }
+    }
+
+    /// One unit per pooled within-group standard deviation of the feature.
+    fn fit(feature: usize, data: GroupedRows, groups: &[Range<usize>]) -> Prior {
+        let mut squares = 0.0;
+        let mut count = 0usize;
+        for group in groups {
+            let values: Vec<f64> = data.rows[group.clone()]
+                .iter()
+                .filter_map(|r| r.features.get(feature).copied())
+                .filter(|x| !x.is_nan())
+                .map(f64::from)
+                .collect();
+            let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+            squares += values.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+            count += values.len();
+        }
+        let sd = (squares / count.max(1) as f64).sqrt();
+        Prior {
+            feature,
+            scale: if sd > 0.0 { 1.0 / sd } else { 0.0 },
+        }
+    }
+}
+
 /// A gradient-boosted tree ensemble (see [`crate::gbdt`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbdtModel {
     schema: FeatureSchema,
     objective: GbdtObjective,
     base_score: f64,
+    prior: Option<Prior>,
     trees: Vec<Tree>,
     training_only: Vec<TrainingOnlyFeature>,
     importances: Vec<FeatureImportance>,
@@ -180,13 +223,22 @@ struct Tracked<'a> {
 }
 
 impl<'a> Tracked<'a> {
-    fn new(data: GroupedRows<'a>, base: f64, what: &'static str) -> Result<Self> {
+    fn new(
+        data: GroupedRows<'a>,
+        base: f64,
+        prior: Option<Prior>,
+        what: &'static str,
+    ) -> Result<Self> {
         Ok(Tracked {
             rows: data.rows,
             labels: data.rows.iter().map(|r| r.label).collect(),
             weights: data.rows.iter().map(|r| r.weight).collect(),
             groups: data.ranges(what)?,
-            scores: vec![base; data.rows.len()],
+            scores: data
+                .rows
+                .iter()
+                .map(|r| base + prior.map_or(0.0, |p| p.margin(&r.features)))
+                .collect(),
         })
     }
 
@@ -240,10 +292,11 @@ impl GbdtModel {
             check_rows(valid.rows, width, params.objective)?;
         }
         let base = base_score(train.rows, params.objective);
-        let mut fit = Tracked::new(train, base, "group_sizes")?;
+        let prior = prior_of(&schema, params, train)?;
+        let mut fit = Tracked::new(train, base, prior, "group_sizes")?;
         let mut held = validation
             .filter(|v| !v.rows.is_empty())
-            .map(|v| Tracked::new(v, base, "validation group_sizes"))
+            .map(|v| Tracked::new(v, base, prior, "validation group_sizes"))
             .transpose()?;
         let refs: Vec<&[f32]> = train.rows.iter().map(|r| r.features.as_slice()).collect();
         let data = BinnedRows::new(&refs, width, params.max_bins);
@@ -318,6 +371,7 @@ impl GbdtModel {
             schema,
             objective: params.objective,
             base_score: base,
+            prior,
             trees,
             importances: importances(&names, &gains),
             training_only,
@@ -338,12 +392,9 @@ impl GbdtModel {
                     .map_or(f32::NAN, |f| f.serving_value)
             }
         };
-        self.base_score
-            + self
-                .trees
-                .iter()
-                .map(|t| t.predict_with(value))
-                .sum::<f64>()
+        let prior = self.prior.map_or(0.0, |p| p.margin(features));
+        let trees: f64 = self.trees.iter().map(|t| t.predict_with(value)).sum();
+        self.base_score + prior + trees
     }
 
     /// The model's prediction: a probability for the binary objective, the raw
@@ -380,6 +431,23 @@ impl GbdtModel {
     pub fn report(&self) -> &GbdtReport {
         &self.report
     }
+}
+
+/// The prior of `params.prior_feature` (none when it is empty).
+fn prior_of(schema: &FeatureSchema, params: &GbdtParams, train: GroupedRows) -> Result<Option<Prior>> {
+    if params.prior_feature.is_empty() {
+        return Ok(None);
+    }
+    let feature = schema
+        .names
+        .iter()
+        .position(|name| *name == params.prior_feature)
+        .ok_or(RankingError::BadParameter {
+            field: "prior_feature",
+            value: params.prior_feature.clone(),
+            hint: "must name a feature of the schema (or be empty)",
+        })?;
+    Ok(Some(Prior::fit(feature, train, &train.ranges("group_sizes")?)))
 }
 
 fn gradients(fit: &Tracked, params: &GbdtParams, grad: &mut [f64], hess: &mut [f64]) {

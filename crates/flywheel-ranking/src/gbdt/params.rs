@@ -62,6 +62,11 @@ pub struct GbdtParams {
     pub sigma: f64,
     /// The seed of every random choice (row subsampling).
     pub seed: u64,
+    /// A feature whose value, scaled to one within-group standard deviation per
+    /// unit, is the starting margin of every row (LightGBM's init score): the trees
+    /// learn corrections of that order, and with no tree kept the model ranks by it.
+    /// Empty: start from a constant.
+    pub prior_feature: String,
 }
 
 impl Default for GbdtParams {
@@ -82,6 +87,7 @@ impl Default for GbdtParams {
             ndcg_at: 10,
             sigma: 1.0,
             seed: 42,
+            prior_feature: String::new(),
         }
     }
 }
