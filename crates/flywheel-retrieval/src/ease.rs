@@ -204,6 +204,68 @@ mod tests {
         assert_eq!(recs[0].2, Some(a));
     }
 
+    /// 400 users with 5 to 60 of 230 items (more than two pivot blocks), seeded.
+    fn random_data() -> Interactions {
+        use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let all: Vec<usize> = (0..230).collect();
+        let mut triples = Vec::new();
+        for u in 0..400 {
+            let n = rng.gen_range(5..=60);
+            for &i in all.choose_multiple(&mut rng, n) {
+                let user = UserId::new_unchecked(format!("u{u}"));
+                triples.push((user, ItemId::new_unchecked(format!("i{i}")), 1.0));
+            }
+        }
+        Interactions::from_triples(triples)
+    }
+
+    #[test]
+    fn the_inverse_of_the_gram_matrix_times_the_gram_matrix_is_the_identity() {
+        let data = random_data();
+        let n = data.num_items();
+        let mut gram = gram_lower(&data);
+        for d in 0..n {
+            gram[d * n + d] += 20.0;
+        }
+        let full = |i: usize, j: usize| gram[i.max(j) * n + i.min(j)];
+        let p = spd_inverse(gram.clone(), n).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                let prod: f64 = (0..n).map(|k| full(i, k) * p[k * n + j]).sum();
+                let expected = if i == j { 1.0 } else { 0.0 };
+                assert!((prod - expected).abs() < 1e-9, "({i},{j}) = {prod}");
+            }
+        }
+    }
+
+    #[test]
+    fn weights_equal_the_closed_form_from_an_exact_column_by_column_inverse() {
+        use crate::linalg::{cholesky_in_place, cholesky_solve};
+        let data = random_data();
+        let n = data.num_items();
+        let lambda = 20.0;
+        let model = EaseModel::train(&data, lambda).unwrap();
+        let mut l = gram_lower(&data);
+        for d in 0..n {
+            l[d * n + d] += f64::from(lambda);
+        }
+        cholesky_in_place(&mut l, n).unwrap();
+        let mut worst = 0.0f64;
+        for j in 0..n {
+            let mut column = vec![0.0; n];
+            column[j] = 1.0;
+            cholesky_solve(&l, n, &mut column);
+            for i in 0..n {
+                let expected = if i == j { 0.0 } else { -column[i] / column[j] };
+                let got = f64::from(model.weights[i * n + j]);
+                worst = worst.max((got - expected).abs());
+            }
+        }
+        assert!(worst < 1e-6, "largest weight difference {worst}");
+    }
+
     #[test]
     fn rejects_empty_data_and_bad_lambda() {
         let empty = Interactions::from_triples(Vec::new());

@@ -28,6 +28,7 @@
 //! the peers' 0.480 (EASE, numpy) and 0.440 (iALS, `implicit`); popularity scores 0.249.
 
 mod als;
+mod als_cg;
 mod blend;
 mod content;
 mod ease;
@@ -37,9 +38,10 @@ mod interactions;
 pub mod linalg;
 mod model;
 mod popularity;
+mod sweep;
 mod topk;
 
-pub use als::{AlsModel, AlsParams};
+pub use als::{AlsModel, AlsParams, AlsSolver};
 pub use blend::{blend, fuse_scores, BlendConfig, ChannelList, FUSION_RANK_OFFSET};
 pub use content::ContentIndex;
 pub use ease::{EaseModel, EASE_MAX_ITEMS};
