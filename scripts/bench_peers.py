@@ -191,15 +191,15 @@ def main():
     for factors in (ALS_COMMON_FACTORS, ALS_TUNED_FACTORS):
         for threads in args.threads:
             def fit():
-                model = AlternatingLeastSquares(
-                    factors=factors,
-                    regularization=ALS_REGULARIZATION,
-                    alpha=1.0,
-                    iterations=ALS_ITERATIONS,
-                    random_state=args.seed,
-                    num_threads=threads,
-                )
                 with threadpool_limits(limits=1, user_api="blas"):
+                    model = AlternatingLeastSquares(
+                        factors=factors,
+                        regularization=ALS_REGULARIZATION,
+                        alpha=1.0,
+                        iterations=ALS_ITERATIONS,
+                        random_state=args.seed,
+                        num_threads=threads,
+                    )
                     model.fit(user_items, show_progress=False)
                 return model
 

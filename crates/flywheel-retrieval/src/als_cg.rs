@@ -100,6 +100,11 @@ pub(crate) struct Work {
     residual: Vec<f32>,
     direction: Vec<f32>,
     product: Vec<f32>,
+    /// The row's item vectors copied side by side (read 2·(steps + 1) times, so from L1
+    /// rather than scattered over the factor matrix).
+    gathered: Vec<f32>,
+    /// `cᵢ − 1 = alpha·weightᵢ` per gathered vector.
+    slopes: Vec<f32>,
 }
 
 impl Work {
@@ -108,6 +113,8 @@ impl Work {
             residual: vec![0.0; k],
             direction: vec![0.0; k],
             product: vec![0.0; k],
+            gathered: Vec::new(),
+            slopes: Vec::new(),
         }
     }
 }
@@ -127,29 +134,32 @@ pub(crate) struct RowSystem<'a> {
 }
 
 impl RowSystem<'_> {
-    fn item(&self, j: u32) -> &[f32] {
-        let start = j as usize * self.k;
-        &self.other[start..start + self.k]
+    /// Copies the row's item vectors and confidence slopes into `work`.
+    fn gather(&self, gathered: &mut Vec<f32>, slopes: &mut Vec<f32>) {
+        gathered.clear();
+        slopes.clear();
+        for &(j, weight) in self.row {
+            let start = j as usize * self.k;
+            gathered.extend_from_slice(&self.other[start..start + self.k]);
+            slopes.push(self.alpha * weight);
+        }
     }
 
     /// `out = b − A·x`.
-    fn residual(&self, x: &[f32], out: &mut [f32]) {
+    fn residual(&self, gathered: &[f32], slopes: &[f32], x: &[f32], out: &mut [f32]) {
         symmetric_times(self.gram, x, out);
         out.iter_mut().for_each(|v| *v = -*v);
-        for &(j, weight) in self.row {
-            let y = self.item(j);
-            let confidence = 1.0 + self.alpha * weight;
-            let coefficient = confidence - (confidence - 1.0) * dot(y, x);
+        for (y, &slope) in gathered.chunks_exact(self.k).zip(slopes) {
+            let coefficient = 1.0 + slope - slope * dot(y, x);
             axpy(out, coefficient, y);
         }
     }
 
     /// `out = A·p`.
-    fn times(&self, p: &[f32], out: &mut [f32]) {
+    fn times(&self, gathered: &[f32], slopes: &[f32], p: &[f32], out: &mut [f32]) {
         symmetric_times(self.gram, p, out);
-        for &(j, weight) in self.row {
-            let y = self.item(j);
-            axpy(out, self.alpha * weight * dot(y, p), y);
+        for (y, &slope) in gathered.chunks_exact(self.k).zip(slopes) {
+            axpy(out, slope * dot(y, p), y);
         }
     }
 
@@ -159,17 +169,20 @@ impl RowSystem<'_> {
             residual,
             direction,
             product,
+            gathered,
+            slopes,
         } = work;
-        self.residual(x, residual);
+        self.gather(gathered, slopes);
+        self.residual(gathered, slopes, x, residual);
         direction.copy_from_slice(residual);
         let mut norm = dot(residual, residual);
         for _ in 0..steps {
             if norm < SOLVED {
                 break;
             }
-            self.times(direction, product);
+            self.times(gathered, slopes, direction, product);
             let curvature = dot(direction, product);
-            if !(curvature > 0.0) {
+            if curvature.is_nan() || curvature <= 0.0 {
                 break;
             }
             let step = norm / curvature;
@@ -189,9 +202,39 @@ impl RowSystem<'_> {
     }
 }
 
-/// `out = G·v` for a full symmetric row-major `G`.
+/// Rows of `G` per pass of [`symmetric_times`] (each load of `v` serves all of them).
+const MATVEC_ROWS: usize = 4;
+/// Columns per step of [`symmetric_times`]: two SSE registers per row.
+const MATVEC_LANES: usize = 8;
+
+/// `out = G·v` for a full row-major `G` (`out.len() × v.len()`), four rows at a time.
 fn symmetric_times(gram: &[f32], v: &[f32], out: &mut [f32]) {
-    for (o, row) in out.iter_mut().zip(gram.chunks_exact(v.len())) {
+    let k = v.len();
+    let (v_blocks, v_tail) = v.as_chunks::<MATVEC_LANES>();
+    let split = v_blocks.len() * MATVEC_LANES;
+    let mut outs = out.chunks_exact_mut(MATVEC_ROWS);
+    let mut rows = gram.chunks_exact(MATVEC_ROWS * k);
+    for (o, block) in (&mut outs).zip(&mut rows) {
+        let mut acc = [[0.0f32; MATVEC_LANES]; MATVEC_ROWS];
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            let (g_blocks, _) = block[r * k..r * k + split].as_chunks::<MATVEC_LANES>();
+            for (g, vb) in g_blocks.iter().zip(v_blocks) {
+                for lane in 0..MATVEC_LANES {
+                    acc_row[lane] += g[lane] * vb[lane];
+                }
+            }
+        }
+        for (r, (value, acc_row)) in o.iter_mut().zip(&acc).enumerate() {
+            let tail: f32 = block[r * k + split..(r + 1) * k]
+                .iter()
+                .zip(v_tail)
+                .map(|(g, x)| g * x)
+                .sum();
+            *value = acc_row.iter().sum::<f32>() + tail;
+        }
+    }
+    let done = out.len() / MATVEC_ROWS * MATVEC_ROWS;
+    for (o, row) in out[done..].iter_mut().zip(gram[done * k..].chunks_exact(k)) {
         *o = dot(row, v);
     }
 }
@@ -242,6 +285,27 @@ mod tests {
                 (dot(&a, &b) - plain).abs() <= 1e-3 * (1.0 + plain.abs()),
                 "{len}"
             );
+        }
+    }
+
+    #[test]
+    fn symmetric_times_matches_row_dots_for_ragged_sizes() {
+        for k in [1usize, 3, 4, 9, 64, 70] {
+            let g: Vec<f32> = (0..k * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let v: Vec<f32> = (0..k).map(|i| i as f32 * 0.1 - 1.0).collect();
+            let mut out = vec![0.0; k];
+            symmetric_times(&g, &v, &mut out);
+            for (r, &o) in out.iter().enumerate() {
+                let plain: f32 = g[r * k..(r + 1) * k]
+                    .iter()
+                    .zip(&v)
+                    .map(|(a, b)| a * b)
+                    .sum();
+                assert!(
+                    (o - plain).abs() <= 1e-3 * (1.0 + plain.abs()),
+                    "k {k} row {r}"
+                );
+            }
         }
     }
 

@@ -157,7 +157,7 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
 }
 
 /// Copies the lower triangle onto the upper one, by tiles of rows so both stay cached.
-fn mirror_lower(a: &mut [f64], n: usize) {
+pub(crate) fn mirror_lower(a: &mut [f64], n: usize) {
     const STRIPE: usize = 64;
     for i0 in (0..n).step_by(STRIPE) {
         let i1 = (i0 + STRIPE).min(n);

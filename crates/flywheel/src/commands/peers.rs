@@ -538,7 +538,9 @@ fn print_speed_ratios(rows: &[Row]) {
                     .zip(b.cpu_seconds)
                     .map_or_else(|| "-".to_string(), |(x, y)| format!("{:.2}", x / y));
                 println!(
-                    "  {ours}…) vs {theirs}…), {threads} thr: wall {:.2}, CPU {cpu}; NDCG@10 {:.4} vs {:.4}",
+                    "  {} vs {}, {threads} thr: wall {:.2}, CPU {cpu}; NDCG@10 {:.4} vs {:.4}",
+                    a.system,
+                    b.system,
                     a.train_seconds / b.train_seconds,
                     a.ndcg,
                     b.ndcg
