@@ -6,7 +6,7 @@
 
 use flywheel_core::{ItemId, UserId};
 use flywheel_retrieval::linalg::spd_inverse;
-use flywheel_retrieval::{AlsModel, AlsParams, EaseModel, Interactions};
+use flywheel_retrieval::{AlsModel, AlsParams, AlsSolver, EaseModel, Interactions};
 use rand::{Rng, SeedableRng};
 
 /// Sum of every live thread's scheduler runtime, in seconds.
@@ -82,8 +82,11 @@ fn main() {
             factors,
             ..AlsParams::default()
         };
-        measure(&format!("ALS CG {factors} f, 15 it"), || {
-            AlsModel::train(&data, &params).expect("ALS")
-        });
+        for steps in [1, 3] {
+            measure(&format!("ALS {factors} f, 15 it, {steps} CG steps"), || {
+                let solver = AlsSolver::ConjugateGradient { steps };
+                AlsModel::train_with_solver(&data, &params, solver).expect("ALS")
+            });
+        }
     }
 }

@@ -105,6 +105,8 @@ pub(crate) struct Work {
     gathered: Vec<f32>,
     /// `cᵢ − 1 = alpha·weightᵢ` per gathered vector.
     slopes: Vec<f32>,
+    /// One number per gathered vector (its dot product with the current vector).
+    dots: Vec<f32>,
 }
 
 impl Work {
@@ -115,6 +117,7 @@ impl Work {
             product: vec![0.0; k],
             gathered: Vec::new(),
             slopes: Vec::new(),
+            dots: Vec::new(),
         }
     }
 }
@@ -145,22 +148,25 @@ impl RowSystem<'_> {
         }
     }
 
-    /// `out = b − A·x`.
-    fn residual(&self, gathered: &[f32], slopes: &[f32], x: &[f32], out: &mut [f32]) {
+    /// `out = b − A·x = −G·x + Σᵢ (1 + sᵢ − sᵢ·yᵢ·x)·yᵢ` (`sᵢ = cᵢ − 1`).
+    fn residual(&self, items: &RowItems, x: &[f32], out: &mut [f32], dots: &mut Vec<f32>) {
         symmetric_times(self.gram, x, out);
         out.iter_mut().for_each(|v| *v = -*v);
-        for (y, &slope) in gathered.chunks_exact(self.k).zip(slopes) {
-            let coefficient = 1.0 + slope - slope * dot(y, x);
-            axpy(out, coefficient, y);
-        }
+        items.dots(x, dots);
+        dots.iter_mut()
+            .zip(items.slopes)
+            .for_each(|(d, &s)| *d = 1.0 + s - s * *d);
+        items.add_combination(dots, out);
     }
 
-    /// `out = A·p`.
-    fn times(&self, gathered: &[f32], slopes: &[f32], p: &[f32], out: &mut [f32]) {
+    /// `out = A·p = G·p + Σᵢ sᵢ·(yᵢ·p)·yᵢ`.
+    fn times(&self, items: &RowItems, p: &[f32], out: &mut [f32], dots: &mut Vec<f32>) {
         symmetric_times(self.gram, p, out);
-        for (y, &slope) in gathered.chunks_exact(self.k).zip(slopes) {
-            axpy(out, slope * dot(y, p), y);
-        }
+        items.dots(p, dots);
+        dots.iter_mut()
+            .zip(items.slopes)
+            .for_each(|(d, &s)| *d *= s);
+        items.add_combination(dots, out);
     }
 
     /// `steps` CG iterations from `x`; a non-finite result becomes the zero vector.
@@ -171,16 +177,22 @@ impl RowSystem<'_> {
             product,
             gathered,
             slopes,
+            dots,
         } = work;
         self.gather(gathered, slopes);
-        self.residual(gathered, slopes, x, residual);
+        let items = RowItems {
+            vectors: gathered,
+            slopes,
+            k: self.k,
+        };
+        self.residual(&items, x, residual, dots);
         direction.copy_from_slice(residual);
         let mut norm = dot(residual, residual);
         for _ in 0..steps {
             if norm < SOLVED {
                 break;
             }
-            self.times(gathered, slopes, direction, product);
+            self.times(&items, direction, product, dots);
             let curvature = dot(direction, product);
             if curvature.is_nan() || curvature <= 0.0 {
                 break;
@@ -202,12 +214,51 @@ impl RowSystem<'_> {
     }
 }
 
+/// A row's item vectors side by side (`slopes.len() × k`, row-major) and their slopes.
+struct RowItems<'a> {
+    vectors: &'a [f32],
+    slopes: &'a [f32],
+    k: usize,
+}
+
+impl RowItems<'_> {
+    /// `out[i] = yᵢ·v` for every item vector (a mat-vec, four vectors per pass).
+    fn dots(&self, v: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(self.slopes.len(), 0.0);
+        symmetric_times(self.vectors, v, out);
+    }
+
+    /// `out += Σᵢ coefficients[i]·yᵢ`, four vectors per pass over `out`.
+    fn add_combination(&self, coefficients: &[f32], out: &mut [f32]) {
+        let k = self.k;
+        let mut blocks = self.vectors.chunks_exact(MATVEC_ROWS * k);
+        let mut coefficient_blocks = coefficients.chunks_exact(MATVEC_ROWS);
+        for (block, c) in (&mut blocks).zip(&mut coefficient_blocks) {
+            let (y0, rest) = block.split_at(k);
+            let (y1, rest) = rest.split_at(k);
+            let (y2, y3) = rest.split_at(k);
+            for ((((o, a), b), d), e) in out.iter_mut().zip(y0).zip(y1).zip(y2).zip(y3) {
+                *o += c[0] * a + c[1] * b + c[2] * d + c[3] * e;
+            }
+        }
+        for (y, &c) in blocks
+            .remainder()
+            .chunks_exact(k)
+            .zip(coefficient_blocks.remainder())
+        {
+            axpy(out, c, y);
+        }
+    }
+}
+
 /// Rows of `G` per pass of [`symmetric_times`] (each load of `v` serves all of them).
 const MATVEC_ROWS: usize = 4;
 /// Columns per step of [`symmetric_times`]: two SSE registers per row.
 const MATVEC_LANES: usize = 8;
 
-/// `out = G·v` for a full row-major `G` (`out.len() × v.len()`), four rows at a time.
+/// `out = G·v` for a full row-major `G` (`out.len() × v.len()`, symmetric or not: the
+/// item vectors use it too), four rows at a time.
 fn symmetric_times(gram: &[f32], v: &[f32], out: &mut [f32]) {
     let k = v.len();
     let (v_blocks, v_tail) = v.as_chunks::<MATVEC_LANES>();
