@@ -16,11 +16,11 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV="$ROOT/target/bench-venv"
 PYTHON="$VENV/bin/python"
 
-if ! "$PYTHON" -c "import implicit, numpy, scipy" 2>/dev/null; then
-    echo "bench-peers: setting up $VENV (python3 -m venv; pip install implicit numpy scipy)" >&2
+if ! "$PYTHON" -c "import implicit, numpy, scipy, threadpoolctl" 2>/dev/null; then
+    echo "bench-peers: setting up $VENV (python3 -m venv; pip install implicit numpy scipy threadpoolctl)" >&2
     python3 -m venv "$VENV" || { echo "bench-peers: python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
     "$PYTHON" -m pip install --quiet --upgrade pip || true
-    if ! "$PYTHON" -m pip install --quiet implicit numpy scipy; then
+    if ! "$PYTHON" -m pip install --quiet implicit numpy scipy threadpoolctl; then
         echo "bench-peers: FAILED to install implicit from PyPI into $VENV; the peers' rows cannot be produced." >&2
         echo "bench-peers: flywheel's own rows alone: target/release/flywheel bench peers" >&2
         exit 1

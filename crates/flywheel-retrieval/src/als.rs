@@ -1,5 +1,6 @@
-//! Implicit alternating least squares (Hu, Koren & Volinsky 2008), solved exactly with a
-//! k×k Cholesky per user and per item.
+//! Implicit alternating least squares (Hu, Koren & Volinsky 2008). Each half-step is
+//! solved by a few warm-started conjugate-gradient steps in `f32` ([`AlsSolver`], the
+//! default, `als_cg.rs`) or exactly by a k×k Cholesky per user and per item in `f64`.
 //!
 //! Each observed pair gets confidence `c = 1 + alpha·weight` and preference 1; unobserved
 //! pairs have confidence 1 and preference 0. This is what `implicit`'s ALS computes when
@@ -13,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::als_cg::{cg_half_step, gram_with_ridge};
 use crate::error::{Result, RetrievalError};
 use crate::ids::IdIndex;
 use crate::interactions::{Interactions, SparseRows};
@@ -92,6 +94,39 @@ impl AlsParams {
     }
 }
 
+/// How each ALS half-step solves its per-row normal equations. Not stored in the model:
+/// a model trained either way has the same shape and serialized form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlsSolver {
+    /// `steps` conjugate-gradient steps in `f32`, warm-started from the previous sweep's
+    /// vector, with `YᵀY` computed once per half-step (as `implicit`'s default solver).
+    ConjugateGradient {
+        /// CG steps per row and half-step (1..=1024; 3 is `implicit`'s default).
+        steps: usize,
+    },
+    /// The exact solve: a k×k Cholesky factorisation per row, in `f64`.
+    Cholesky,
+}
+
+impl Default for AlsSolver {
+    /// Three conjugate-gradient steps.
+    fn default() -> Self {
+        AlsSolver::ConjugateGradient { steps: 3 }
+    }
+}
+
+impl AlsSolver {
+    /// Checks the step count of the CG solver.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            AlsSolver::ConjugateGradient { steps } if !(1..=1024).contains(&steps) => Err(
+                AlsParams::invalid("cg_steps", steps.to_string(), "must be in 1..=1024"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A trained implicit-ALS model: one factor vector per user and per item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlsModel {
@@ -107,9 +142,21 @@ pub struct AlsModel {
 }
 
 impl AlsModel {
-    /// Trains the model. Errors on invalid parameters or data without any pair.
+    /// Trains the model with the default solver (three CG steps per half-step).
+    /// Errors on invalid parameters or data without any pair.
     pub fn train(data: &Interactions, params: &AlsParams) -> Result<AlsModel> {
+        Self::train_with_solver(data, params, AlsSolver::default())
+    }
+
+    /// Trains the model with the given solver. Errors on invalid parameters or data
+    /// without any pair. Parallel over rows on the current rayon pool.
+    pub fn train_with_solver(
+        data: &Interactions,
+        params: &AlsParams,
+        solver: AlsSolver,
+    ) -> Result<AlsModel> {
         params.validate()?;
+        solver.validate()?;
         if data.num_pairs() == 0 {
             return Err(RetrievalError::EmptyInteractions { model: "ALS" });
         }
@@ -120,8 +167,28 @@ impl AlsModel {
         let mut user_factors = init(data.num_users());
         let mut item_factors = init(data.num_items());
         for _ in 0..params.iterations {
-            user_factors = solve_side(data.by_user(), &item_factors, params);
-            item_factors = solve_side(data.by_item(), &user_factors, params);
+            match solver {
+                AlsSolver::Cholesky => {
+                    user_factors = solve_side(data.by_user(), &item_factors, params);
+                    item_factors = solve_side(data.by_item(), &user_factors, params);
+                }
+                AlsSolver::ConjugateGradient { steps } => {
+                    cg_side(
+                        data.by_user(),
+                        &item_factors,
+                        &mut user_factors,
+                        params,
+                        steps,
+                    );
+                    cg_side(
+                        data.by_item(),
+                        &user_factors,
+                        &mut item_factors,
+                        params,
+                        steps,
+                    );
+                }
+            }
         }
         Ok(AlsModel {
             params: params.clone(),
@@ -301,6 +368,12 @@ fn add_outer(a: &mut [f64], y: &[f32], scale: f64, k: usize) {
             *value += s * f64::from(yc);
         }
     }
+}
+
+/// Improves every row's vector in place by `steps` CG steps, the other side fixed.
+fn cg_side(rows: &SparseRows, other: &[f32], target: &mut [f32], params: &AlsParams, steps: usize) {
+    let gram = gram_with_ridge(other, params.factors, params.regularization);
+    cg_half_step(rows, other, target, &gram, params.alpha, steps);
 }
 
 /// Recomputes every row's vector with the other side's factors fixed.

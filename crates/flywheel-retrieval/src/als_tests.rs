@@ -175,3 +175,136 @@ fn a_damaged_snapshot_answers_nothing_instead_of_panicking() {
         .is_empty());
     assert!(model.item_vector(&ItemId::new_unchecked("i3")).is_none());
 }
+
+/// Four taste clusters of 25 items; each of 160 users keeps 10 items of their cluster
+/// and 2 random ones for training and 3 more of their cluster for the test.
+fn clustered_with_holdout() -> (Interactions, Vec<(UserId, HashSet<ItemId>)>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let (mut triples, mut held_out) = (Vec::new(), Vec::new());
+    for u in 0..160 {
+        let user = UserId::new_unchecked(format!("u{u}"));
+        let cluster = u % 4;
+        let mut own: Vec<usize> = (cluster * 25..cluster * 25 + 25).collect();
+        own.shuffle(&mut rng);
+        let mut train: Vec<usize> = own[..10].to_vec();
+        train.extend((0..2).map(|_| rng.gen_range(0..100)));
+        let test: HashSet<ItemId> = own[10..13]
+            .iter()
+            .filter(|i| !train.contains(i))
+            .map(|i| ItemId::new_unchecked(format!("i{i}")))
+            .collect();
+        for i in train {
+            triples.push((user.clone(), ItemId::new_unchecked(format!("i{i}")), 1.0));
+        }
+        held_out.push((user, test));
+    }
+    (Interactions::from_triples(triples), held_out)
+}
+
+/// Mean binary-gain NDCG@10 of the model's lists (train items excluded) on the held-out items.
+fn holdout_ndcg(
+    model: &AlsModel,
+    data: &Interactions,
+    held_out: &[(UserId, HashSet<ItemId>)],
+) -> f64 {
+    let mut total = 0.0;
+    for (user, relevant) in held_out {
+        let u = data.user_ids().iter().position(|x| x == user).unwrap();
+        let seen: HashSet<ItemId> = data
+            .by_user()
+            .row(u)
+            .iter()
+            .map(|&(i, _)| data.item_ids()[i as usize].clone())
+            .collect();
+        let list = model.recommend_for_user(user, 10, &seen);
+        let dcg: f64 = list
+            .iter()
+            .enumerate()
+            .filter(|(_, (id, _))| relevant.contains(id))
+            .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
+            .sum();
+        let ideal: f64 = (0..relevant.len().min(10))
+            .map(|r| 1.0 / ((r + 2) as f64).log2())
+            .sum();
+        total += dcg / ideal;
+    }
+    total / held_out.len() as f64
+}
+
+#[test]
+fn conjugate_gradient_reaches_the_exact_row_solution() {
+    // A user of the clustered fixture against random item factors: k CG steps from zero
+    // solve the k×k system exactly (up to f32 rounding).
+    let data = clustered();
+    let k = 8;
+    let p = params(k, 2.0, 4.0);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let items: Vec<f32> = (0..data.num_items() * k)
+        .map(|_| rng.gen_range(-0.5..0.5))
+        .collect();
+    let exact_gram = gram_matrix(&items, k);
+    let cg_gram = crate::als_cg::gram_with_ridge(&items, k, p.regularization);
+    for u in [0usize, 7, 50] {
+        let row = data.by_user().row(u);
+        let exact = solve_row(row, &items, &exact_gram, &p);
+        let system = crate::als_cg::RowSystem {
+            row,
+            other: &items,
+            gram: &cg_gram,
+            alpha: p.alpha,
+            k,
+        };
+        let mut x = vec![0.0f32; k];
+        system.solve(&mut x, 2 * k, &mut crate::als_cg::Work::new(k));
+        let error: f32 = x.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum();
+        let norm: f32 = exact.iter().map(|v| v * v).sum();
+        assert!(
+            error.sqrt() <= 1e-3 * norm.sqrt(),
+            "user {u}: {x:?} vs {exact:?}"
+        );
+        // Three steps already get most of the way (the property ALS relies on).
+        let mut three = vec![0.0f32; k];
+        system.solve(&mut three, 3, &mut crate::als_cg::Work::new(k));
+        let error3: f32 = three.iter().zip(&exact).map(|(a, b)| (a - b).powi(2)).sum();
+        assert!(
+            error3.sqrt() <= 0.5 * norm.sqrt(),
+            "user {u}: {three:?} vs {exact:?}"
+        );
+    }
+}
+
+#[test]
+fn conjugate_gradient_training_ranks_as_well_as_the_exact_solver() {
+    let (data, held_out) = clustered_with_holdout();
+    let p = params(16, 5.0, 5.0);
+    let cg = AlsModel::train(&data, &p).unwrap();
+    let exact = AlsModel::train_with_solver(&data, &p, AlsSolver::Cholesky).unwrap();
+    let (cg_ndcg, exact_ndcg) = (
+        holdout_ndcg(&cg, &data, &held_out),
+        holdout_ndcg(&exact, &data, &held_out),
+    );
+    assert!(exact_ndcg > 0.3, "exact {exact_ndcg}");
+    assert!(
+        (cg_ndcg - exact_ndcg).abs() < 0.02,
+        "CG {cg_ndcg} vs exact {exact_ndcg}"
+    );
+    // The factors themselves agree closely: the warm-started CG tracks the exact sweeps.
+    let cosine = |a: &[f32], b: &[f32]| dot_f32(a, b) / (dot_f32(a, a) * dot_f32(b, b)).sqrt();
+    let item = ItemId::new_unchecked("i3");
+    let c = cosine(
+        cg.item_vector(&item).unwrap(),
+        exact.item_vector(&item).unwrap(),
+    );
+    assert!(c > 0.95, "item factor cosine {c}");
+}
+
+#[test]
+fn a_cg_step_count_out_of_range_is_refused_by_name() {
+    let err = AlsModel::train_with_solver(
+        &clustered(),
+        &AlsParams::default(),
+        AlsSolver::ConjugateGradient { steps: 0 },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cg_steps"), "{err}");
+}

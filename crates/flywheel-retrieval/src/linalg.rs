@@ -1,6 +1,6 @@
 //! Hand-written dense linear algebra: dot products, Cholesky factorisation and solves
-//! for the small k×k ALS normal equations, and a parallel blocked Cholesky inverse of
-//! the n×n EASE Gram matrix. Matrices are row-major `f64` slices of length `n * n`.
+//! for the small k×k ALS normal equations, a parallel blocked Cholesky, and the inverse
+//! of the n×n EASE Gram matrix (a block sweep, `sweep.rs`). Matrices are row-major `f64` slices of length `n * n`.
 
 use rayon::prelude::*;
 
@@ -148,44 +148,25 @@ fn factor_diagonal_block(
 }
 
 /// Inverts the symmetric positive definite `n×n` matrix `a` (only its lower triangle is
-/// read). Returns the full symmetric inverse, row-major. Parallel over columns.
+/// read). Returns the full symmetric inverse, row-major. A register-tiled block sweep
+/// (Gauss-Jordan) in place, parallel over row groups (`sweep.rs`).
 pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDefinite> {
-    cholesky_blocked(&mut a, n)?;
-    let l = a;
-    // Column j of the inverse, rows j..n (the rest follows by symmetry).
-    let columns: Vec<Vec<f64>> = (0..n)
-        .into_par_iter()
-        .map(|j| inverse_column_tail(&l, n, j))
-        .collect();
-    let mut inverse = vec![0.0; n * n];
-    for (j, column) in columns.iter().enumerate() {
-        for (offset, &value) in column.iter().enumerate() {
-            let i = j + offset;
-            inverse[i * n + j] = value;
-            inverse[j * n + i] = value;
-        }
-    }
-    Ok(inverse)
+    crate::sweep::invert_lower_in_place(&mut a, n)?;
+    mirror_lower(&mut a, n);
+    Ok(a)
 }
 
-/// Rows `j..n` of column `j` of `(L·Lᵀ)⁻¹`: forward solve `L·y = e_j` (zero above `j`),
-/// then the backward solve `Lᵀ·x = y` stopped at row `j`.
-fn inverse_column_tail(l: &[f64], n: usize, j: usize) -> Vec<f64> {
-    let len = n - j;
-    let mut y = vec![0.0; len];
-    y[0] = 1.0 / l[j * n + j];
-    for i in j + 1..n {
-        let s = dot(&l[i * n + j..i * n + i], &y[..i - j]);
-        y[i - j] = -s / l[i * n + i];
-    }
-    for k in (j..n).rev() {
-        y[k - j] /= l[k * n + k];
-        let xk = y[k - j];
-        for (yi, lki) in y[..k - j].iter_mut().zip(&l[k * n + j..k * n + k]) {
-            *yi -= lki * xk;
+/// Copies the lower triangle onto the upper one, by tiles of rows so both stay cached.
+pub(crate) fn mirror_lower(a: &mut [f64], n: usize) {
+    const STRIPE: usize = 64;
+    for i0 in (0..n).step_by(STRIPE) {
+        let i1 = (i0 + STRIPE).min(n);
+        for j in i0..n {
+            for i in i0..i1.min(j) {
+                a[i * n + j] = a[j * n + i];
+            }
         }
     }
-    y
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use flywheel_eval::ranking;
 use flywheel_import::MovieLensRating as Rating;
 use flywheel_import::{read_movielens_ratings, MovieLensVersion};
 use flywheel_retrieval::{
-    fuse_scores, AlsModel, AlsParams, ChannelList, EaseModel, Interactions, PopularityModel,
+    fuse_scores, AlsModel, AlsParams, AlsSolver, ChannelList, EaseModel, Interactions,
+    PopularityModel,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -35,6 +36,12 @@ const TRAIN_RATIO: f64 = 0.75;
 const EASE_LAMBDA: f32 = 300.0;
 /// How deep each channel's list goes into reciprocal-rank fusion.
 const FUSION_DEPTH: usize = 100;
+/// Thread counts every fit is timed on (the first one's models are scored for fusion).
+const THREADS: [usize; 2] = [2, 1];
+/// Fits per timing; the median is reported.
+const REPEATS: usize = 3;
+/// The factor count both sides' ALS is compared at (beside each side's tuned setting).
+const COMMON_FACTORS: usize = 64;
 /// Environment variable that overrides where the peers' script is looked for.
 const SCRIPT_ENV: &str = "FLYWHEEL_BENCH_PEERS_SCRIPT";
 /// The peers' script, relative to the repository root.
@@ -49,7 +56,14 @@ struct Row {
     recall: f64,
     map: f64,
     map10: f64,
+    /// Median wall seconds of the fit.
     train_seconds: f64,
+    /// Threads the fit ran on (0: not recorded).
+    #[serde(default)]
+    threads: usize,
+    /// Median process CPU seconds of the fit (every thread), when measured.
+    #[serde(default)]
+    cpu_seconds: Option<f64>,
 }
 
 /// What the peers' script writes to `peers.json`.
@@ -171,7 +185,7 @@ impl Truth {
     fn score(
         &self,
         system: &str,
-        train_seconds: f64,
+        fit: Fit,
         recommend: impl Fn(u32, &HashSet<ItemId>) -> Vec<ItemId>,
     ) -> Row {
         let empty = HashSet::new();
@@ -198,7 +212,9 @@ impl Truth {
             recall: sums[2] / users,
             map: sums[3] / users,
             map10: sums[4] / users,
-            train_seconds,
+            train_seconds: fit.wall,
+            threads: fit.threads,
+            cpu_seconds: fit.cpu,
         }
     }
 }
@@ -213,14 +229,132 @@ fn ids(scored: Vec<(ItemId, f32)>) -> Vec<ItemId> {
     scored.into_iter().map(|(i, _)| i).collect()
 }
 
-/// Runs `train` and returns its result with the wall-clock seconds it took.
-fn timed<T>(train: impl FnOnce() -> T) -> (T, f64) {
-    let start = Instant::now();
-    let value = train();
-    (value, start.elapsed().as_secs_f64())
+/// How long a fit took: median wall and process-CPU seconds, and its thread count.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fit {
+    wall: f64,
+    cpu: Option<f64>,
+    threads: usize,
 }
 
-/// Trains and scores flywheel's popularity, EASE, ALS and their rank fusion.
+/// CPU seconds this process has used so far: the sum of every live thread's scheduler
+/// runtime (`se.sum_exec_runtime`, nanosecond resolution), else utime + stime of
+/// `/proc/self/stat` (clock ticks, taken as 100 Hz); `None` off Linux.
+fn process_cpu_seconds() -> Option<f64> {
+    threads_runtime().or_else(stat_cpu_seconds)
+}
+
+fn threads_runtime() -> Option<f64> {
+    let mut total_ms = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
+        let line = sched
+            .lines()
+            .find(|l| l.starts_with("se.sum_exec_runtime"))?;
+        total_ms += line.split(':').nth(1)?.trim().parse::<f64>().ok()?;
+    }
+    Some(total_ms / 1e3)
+}
+
+fn stat_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs `train` [`REPEATS`] times on a rayon pool of `threads` threads; the last result
+/// and the median wall and CPU seconds. The pool lives across the measurements, so its
+/// threads' CPU time is counted.
+fn timed<T: Send>(threads: usize, train: impl Fn() -> T + Sync) -> Result<(T, Fit)> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("build the rayon pool")?;
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..REPEATS {
+        let cpu = process_cpu_seconds();
+        let start = Instant::now();
+        let value = pool.install(&train);
+        walls.push(start.elapsed().as_secs_f64());
+        if let (Some(before), Some(after)) = (cpu, process_cpu_seconds()) {
+            cpus.push(after - before);
+        }
+        last = Some(value);
+    }
+    let fit = Fit {
+        wall: median(&mut walls),
+        cpu: (cpus.len() == REPEATS).then(|| median(&mut cpus)),
+        threads,
+    };
+    Ok((last.context("at least one fit")?, fit))
+}
+
+/// The trained models of one thread count and their rows.
+struct Trained {
+    ease: EaseModel,
+    als: AlsModel,
+    ease_fit: Fit,
+    als_fit: Fit,
+    rows: Vec<Row>,
+}
+
+fn als_name(params: &AlsParams, solver: &str) -> String {
+    format!(
+        "flywheel ALS ({} f, {} it, reg {}, α {}{solver})",
+        params.factors, params.iterations, params.regularization, params.alpha
+    )
+}
+
+/// EASE, ALS at the common and at the tuned setting on `threads` threads.
+fn train_on(data: &Interactions, truth: &Truth, seed: u64, threads: usize) -> Result<Trained> {
+    let tuned = AlsParams {
+        seed,
+        ..AlsParams::default()
+    };
+    let common = AlsParams {
+        factors: COMMON_FACTORS,
+        ..tuned.clone()
+    };
+    let (ease, ease_fit) = timed(threads, || EaseModel::train(data, EASE_LAMBDA))?;
+    let ease = ease.context("train EASE")?;
+    let (als_common, common_fit) = timed(threads, || AlsModel::train(data, &common))?;
+    let als_common = als_common.context("train ALS")?;
+    let (als, als_fit) = timed(threads, || AlsModel::train(data, &tuned))?;
+    let als = als.context("train ALS")?;
+    let als_rows = |model: &AlsModel, name: String, fit| {
+        truth.score(&name, fit, |u, seen| {
+            ids(model.recommend_for_user(&user_id(u), K, seen))
+        })
+    };
+    let rows = vec![
+        truth.score(
+            &format!("flywheel EASE (λ {EASE_LAMBDA})"),
+            ease_fit,
+            |_, seen| ids(ease.recommend_for_history(&history(seen), K, seen)),
+        ),
+        als_rows(&als_common, als_name(&common, ""), common_fit),
+        als_rows(&als, als_name(&tuned, ""), als_fit),
+    ];
+    Ok(Trained {
+        ease,
+        als,
+        ease_fit,
+        als_fit,
+        rows,
+    })
+}
+
+/// Trains and scores flywheel's EASE and ALS on every thread count, the exact
+/// (Cholesky) ALS once for reference, popularity, and the rank fusion of EASE and ALS.
 fn flywheel_rows(train: &[Rating], test: &[Rating], seed: u64) -> Result<Vec<Row>> {
     let truth = Truth::new(train, test);
     let data = Interactions::from_triples(
@@ -228,21 +362,41 @@ fn flywheel_rows(train: &[Rating], test: &[Rating], seed: u64) -> Result<Vec<Row
             .iter()
             .map(|r| (user_id(r.user), item_id(r.item), 1.0)),
     );
-
-    let (ease, ease_s) = timed(|| EaseModel::train(&data, EASE_LAMBDA));
-    let ease = ease.context("train EASE")?;
-    let als_params = AlsParams {
+    let mut rows = Vec::new();
+    let mut first: Option<Trained> = None;
+    for threads in THREADS {
+        let mut trained = train_on(&data, &truth, seed, threads)?;
+        rows.append(&mut trained.rows);
+        first.get_or_insert(trained);
+    }
+    let trained = first.context("at least one thread count")?;
+    let exact_params = AlsParams {
+        factors: COMMON_FACTORS,
         seed,
         ..AlsParams::default()
     };
-    let (als, als_s) = timed(|| AlsModel::train(&data, &als_params));
-    let als = als.context("train ALS")?;
-    let (popularity, popularity_s) = timed(|| PopularityModel::train(&data, &[]));
-
-    let als_name = format!(
-        "flywheel ALS ({} f, reg {}, α {})",
-        als_params.factors, als_params.regularization, als_params.alpha
+    let (exact, exact_fit) = timed(THREADS[0], || {
+        AlsModel::train_with_solver(&data, &exact_params, AlsSolver::Cholesky)
+    })?;
+    let exact = exact.context("train exact ALS")?;
+    rows.push(
+        truth.score(&als_name(&exact_params, ", exact"), exact_fit, |u, seen| {
+            ids(exact.recommend_for_user(&user_id(u), K, seen))
+        }),
     );
+    let (popularity, popularity_fit) = timed(1, || PopularityModel::train(&data, &[]))?;
+    rows.push(
+        truth.score("flywheel popularity", popularity_fit, |_, seen| {
+            ids(popularity.recommend(K, seen))
+        }),
+    );
+    rows.push(fusion_row(&truth, &trained));
+    Ok(rows)
+}
+
+/// EASE and the tuned ALS (first thread count's models) fused 1:1 by reciprocal rank.
+fn fusion_row(truth: &Truth, trained: &Trained) -> Row {
+    let (ease, als) = (&trained.ease, &trained.als);
     let ease_top = |seen: &HashSet<ItemId>, k| ease.recommend_for_history(&history(seen), k, seen);
     let als_top = |u, seen: &HashSet<ItemId>, k| als.recommend_for_user(&user_id(u), k, seen);
     let weights: BTreeMap<Channel, f64> = [(Channel::Ease, 1.0), (Channel::Als, 1.0)].into();
@@ -256,18 +410,16 @@ fn flywheel_rows(train: &[Rating], test: &[Rating], seed: u64) -> Result<Vec<Row
         scored.truncate(K);
         ids(scored)
     };
-    Ok(vec![
-        truth.score(
-            &format!("flywheel EASE (λ {EASE_LAMBDA})"),
-            ease_s,
-            |_, seen| ids(ease_top(seen, K)),
-        ),
-        truth.score(&als_name, als_s, |u, seen| ids(als_top(u, seen, K))),
-        truth.score("flywheel EASE+ALS (rank fusion 1:1)", ease_s + als_s, fused),
-        truth.score("flywheel popularity", popularity_s, |_, seen| {
-            ids(popularity.recommend(K, seen))
-        }),
-    ])
+    let fit = Fit {
+        wall: trained.ease_fit.wall + trained.als_fit.wall,
+        cpu: trained
+            .ease_fit
+            .cpu
+            .zip(trained.als_fit.cpu)
+            .map(|(a, b)| a + b),
+        threads: trained.ease_fit.threads,
+    };
+    truth.score("flywheel EASE+ALS (rank fusion 1:1)", fit, fused)
 }
 
 /// Where the peers' script is: `$FLYWHEEL_BENCH_PEERS_SCRIPT`, else `scripts/bench_peers.py`
@@ -312,6 +464,12 @@ fn peer_rows(python: &Path, train: &Path, test: &Path, out: &Path, seed: u64) ->
         .arg(&json)
         .arg("--seed")
         .arg(seed.to_string())
+        .arg("--threads")
+        .arg(THREADS.map(|t| t.to_string()).join(","))
+        .arg("--repeats")
+        .arg(REPEATS.to_string())
+        .arg("--ease-lambda")
+        .arg(EASE_LAMBDA.to_string())
         .status()
         .with_context(|| format!("start {} (is it a Python interpreter?)", python.display()))?;
     if !status.success() {
@@ -334,14 +492,61 @@ fn peer_rows(python: &Path, train: &Path, test: &Path, out: &Path, seed: u64) ->
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<42} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8}",
-        "system", "NDCG@10", "P@10", "R@10", "MAP", "MAP@10", "train s"
+        "\n{:<50} {:>3} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
+        "system", "thr", "NDCG@10", "P@10", "R@10", "MAP", "MAP@10", "fit s", "CPU s"
     );
     for r in rows {
+        let cpu = r
+            .cpu_seconds
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.3}"));
         println!(
-            "{:<42} {:>8.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>8.3}",
-            r.system, r.ndcg, r.precision, r.recall, r.map, r.map10, r.train_seconds
+            "{:<50} {:>3} {:>8.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>8.3} {:>8}",
+            r.system,
+            r.threads,
+            r.ndcg,
+            r.precision,
+            r.recall,
+            r.map,
+            r.map10,
+            r.train_seconds,
+            cpu
         );
+    }
+    print_speed_ratios(rows);
+}
+
+/// flywheel's fit time over the peer's, per thread count, for ALS at the common factor
+/// count and for EASE (a ratio ≤ 1 means flywheel is at least as fast).
+fn print_speed_ratios(rows: &[Row]) {
+    let pairs = [
+        (
+            format!("flywheel ALS ({COMMON_FACTORS} f"),
+            format!("implicit ALS ({COMMON_FACTORS} f"),
+        ),
+        ("flywheel EASE".to_string(), "numpy EASE".to_string()),
+    ];
+    println!("\nfit time, flywheel / peer (same run; wall, CPU; ≤ 1 = flywheel faster):");
+    for (ours, theirs) in &pairs {
+        for threads in THREADS {
+            let find = |prefix: &str| {
+                rows.iter()
+                    .find(|r| r.threads == threads && r.system.starts_with(prefix))
+            };
+            if let (Some(a), Some(b)) = (find(ours), find(theirs)) {
+                let cpu = a
+                    .cpu_seconds
+                    .zip(b.cpu_seconds)
+                    .map_or_else(|| "-".to_string(), |(x, y)| format!("{:.2}", x / y));
+                println!(
+                    "  {} vs {}, {threads} thr: wall {:.2}, CPU {cpu}; NDCG@10 {:.4} vs {:.4}",
+                    a.system,
+                    b.system,
+                    a.train_seconds / b.train_seconds,
+                    a.ndcg,
+                    b.ndcg
+                );
+            }
+        }
     }
 }
 
@@ -388,14 +593,14 @@ mod tests {
             timestamp: 0,
         }];
         let truth = Truth::new(&train, &test);
-        let perfect = truth.score("perfect", 0.0, |_, _| vec![item_id(7)]);
+        let perfect = truth.score("perfect", Fit::default(), |_, _| vec![item_id(7)]);
         // One relevant item at rank 1: NDCG 1, P@10 = 1/10, R@10 = 1, AP = 1.
         assert_eq!(
             (perfect.ndcg, perfect.precision, perfect.recall),
             (1.0, 0.1, 1.0)
         );
         assert_eq!((perfect.map, perfect.map10), (1.0, 1.0));
-        let empty = truth.score("empty", 0.0, |_, _| Vec::new());
+        let empty = truth.score("empty", Fit::default(), |_, _| Vec::new());
         assert_eq!((empty.ndcg, empty.recall, empty.map), (0.0, 0.0, 0.0));
     }
 
@@ -413,7 +618,7 @@ mod tests {
             })
             .collect();
         let truth = Truth::new(&train, &test);
-        let row = truth.score("two hits", 0.0, |_, _| {
+        let row = truth.score("two hits", Fit::default(), |_, _| {
             vec![item_id(100), item_id(5), item_id(101)]
         });
         let idcg: f64 = (0..10).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
