@@ -405,13 +405,19 @@ mod tests {
         let model = flywheel_ranking::GbdtModel::train(
             flywheel_ranking::FeatureSchema::current(),
             vec![],
-            flywheel_ranking::gbdt::GroupedRows { rows: &rows, group_sizes: &sizes },
+            flywheel_ranking::gbdt::GroupedRows {
+                rows: &rows,
+                group_sizes: &sizes,
+            },
             None,
             &params,
         )
         .unwrap();
         let verdict = sample.judge_ranker(&config, &models, Ranker::Gbdt(model), rows.len());
-        assert_eq!(verdict.ranker_ndcg_at_10, verdict.retrieval_ndcg_at_10, "{verdict:?}");
+        assert_eq!(
+            verdict.ranker_ndcg_at_10, verdict.retrieval_ndcg_at_10,
+            "{verdict:?}"
+        );
     }
 
     #[test]

@@ -52,9 +52,9 @@ use std::time::Instant;
 use crate::error::{OfflineError, Result};
 use crate::gate::GateSample;
 pub use crate::gate::RankerGate;
-use flywheel_pipeline::{EngineConfig, RankerKind};
 use flywheel_pipeline::State;
 use flywheel_pipeline::{retrieve_candidates, RecRequest};
+use flywheel_pipeline::{EngineConfig, RankerKind};
 use flywheel_pipeline::{Manifest, ModelSet};
 
 /// A source of log records that can be read more than once: it calls the visitor
@@ -678,8 +678,11 @@ impl RowInputs<'_> {
             .engagements
             .iter()
             .filter(|(_, list)| {
-                let seen: HashSet<&ItemId> =
-                    list.iter().filter(|(t, _)| *t < now).map(|(_, i)| i).collect();
+                let seen: HashSet<&ItemId> = list
+                    .iter()
+                    .filter(|(t, _)| *t < now)
+                    .map(|(_, i)| i)
+                    .collect();
                 !seen.is_empty()
                     && list
                         .iter()
@@ -720,7 +723,9 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
         if gate_state.is_none() && record_time(record).is_some_and(|t| t >= inputs.cuts.gate_cut) {
             gate_state = Some(state.clone());
         }
-        while let Some(moment) = next_snapshot.filter(|m| record_time(record).is_some_and(|t| t >= *m)) {
+        while let Some(moment) =
+            next_snapshot.filter(|m| record_time(record).is_some_and(|t| t >= *m))
+        {
             let index = content.get_or_insert_with(|| state.catalog.content_index());
             if inputs.label_window(moment).1 {
                 for user in inputs.snapshot_users(moment) {
@@ -728,7 +733,8 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
                 }
             }
             let next = moment.plus_millis(inputs.cuts.label_window_ms);
-            next_snapshot = (inputs.label_window(next).1 && inputs.config.training.ranker_snapshot_users > 0)
+            next_snapshot = (inputs.label_window(next).1
+                && inputs.config.training.ranker_snapshot_users > 0)
                 .then_some(next);
         }
         if let Some(impressions) = inputs.pass.impressions_at.get(&offset) {
@@ -976,9 +982,8 @@ pub fn train(
             .iter()
             .filter(|r| r.label_closed && r.label_closes <= cuts.gate_cut)
             .collect();
-        fit_ranker(config, &gate_rows)?.map(|(model, _)| {
-            gate_sample.judge_ranker(config, &row_models, model, gate_rows.len())
-        })
+        fit_ranker(config, &gate_rows)?
+            .map(|(model, _)| gate_sample.judge_ranker(config, &row_models, model, gate_rows.len()))
     } else {
         None
     };

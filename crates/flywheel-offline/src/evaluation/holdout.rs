@@ -215,7 +215,10 @@ impl Holdout {
         models: &ModelSet,
     ) -> Option<RankerCalibration> {
         // A ranking score (LambdaMART) is an order, not a probability to calibrate.
-        let ranker = models.ranker.as_ref().filter(|r| r.predicts_probability())?;
+        let ranker = models
+            .ranker
+            .as_ref()
+            .filter(|r| r.predicts_probability())?;
         let users = sample_evenly(self.warm.clone(), CALIBRATION_USERS);
         let rows: Vec<(bool, f64)> = users
             .par_iter()

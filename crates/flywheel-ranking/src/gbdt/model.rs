@@ -434,7 +434,11 @@ impl GbdtModel {
 }
 
 /// The prior of `params.prior_feature` (none when it is empty).
-fn prior_of(schema: &FeatureSchema, params: &GbdtParams, train: GroupedRows) -> Result<Option<Prior>> {
+fn prior_of(
+    schema: &FeatureSchema,
+    params: &GbdtParams,
+    train: GroupedRows,
+) -> Result<Option<Prior>> {
     if params.prior_feature.is_empty() {
         return Ok(None);
     }
@@ -447,7 +451,11 @@ fn prior_of(schema: &FeatureSchema, params: &GbdtParams, train: GroupedRows) -> 
             value: params.prior_feature.clone(),
             hint: "must name a feature of the schema (or be empty)",
         })?;
-    Ok(Some(Prior::fit(feature, train, &train.ranges("group_sizes")?)))
+    Ok(Some(Prior::fit(
+        feature,
+        train,
+        &train.ranges("group_sizes")?,
+    )))
 }
 
 fn gradients(fit: &Tracked, params: &GbdtParams, grad: &mut [f64], hess: &mut [f64]) {

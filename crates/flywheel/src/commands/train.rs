@@ -194,8 +194,10 @@ pub fn ranker_fit_lines(report: &flywheel_offline::training::TrainReport) -> Str
     out.push('\n');
     if !fit.importances.is_empty() {
         let total: f64 = fit.importances.iter().map(|f| f.gain).sum();
-        out.push_str("feature importance (share of split gain, splits):
-");
+        out.push_str(
+            "feature importance (share of split gain, splits):
+",
+        );
         for feature in fit.importances.iter().filter(|f| f.splits > 0) {
             out.push_str(&format!(
                 "  {:<44} {:>5.1}% {:>5}\n",
