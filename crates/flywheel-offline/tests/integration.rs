@@ -24,10 +24,6 @@ mod ope;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
-/// Rows per interaction anchor: the head of the engine's candidates (training's
-/// `ROWS_PER_EVENT`), so a row dropped from the tail fails the parity test.
-const ROWS_PER_ANCHOR: usize = 60;
-
 /// The small shop.
 fn sim() -> &'static flywheel_sim::Simulation {
     static SIM: OnceLock<flywheel_sim::Simulation> = OnceLock::new();
@@ -303,7 +299,7 @@ fn interaction_rows_carry_the_features_serving_would_have_computed() {
         let served: Vec<Candidate> =
             retrieve_candidates(&state, set.row_models(), Some(&content), &config, &request)
                 .into_iter()
-                .take(ROWS_PER_ANCHOR)
+                .take(config.training.ranker_rows_per_anchor)
                 .filter(|c| state.catalog.item(&c.item_id).is_some())
                 .collect();
         assert_eq!(
