@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 
 use crate::graph::Graph;
-use crate::search::{greedy_descend, search_layer, select_neighbours, with_scratch, Scored};
+use crate::search::{greedy_descend, search_layer, select_neighbours, with_scratch, Probe, Scored};
 use crate::store::VectorStore;
 
 /// The most nodes inserted against the same frozen graph.
@@ -96,10 +96,14 @@ fn plan_links(
     let row = store.row(node);
     let distance = |other: u32| store.graph_distance(row, store.row(other));
     let pair = |a: u32, b: u32| store.graph_distance(store.row(a), store.row(b));
+    let probe = Probe {
+        distance,
+        touch: |n| store.touch(n),
+    };
     let level = graph.level(node);
     let peers: Vec<Scored> = (first..node)
         .map(|peer| Scored {
-            distance: distance(peer),
+            distance: (probe.distance)(peer),
             node: peer,
         })
         .collect();
@@ -108,16 +112,16 @@ fn plan_links(
     if let Some(entry) = graph.entry() {
         let top = graph.top_level();
         let mut current = Scored {
-            distance: distance(entry),
+            distance: (probe.distance)(entry),
             node: entry,
         };
         if top > level {
-            current = greedy_descend(graph, &distance, current, top, level + 1);
+            current = greedy_descend(graph, &probe.distance, current, top, level + 1);
         }
         let mut entries = vec![current];
         for layer in (0..=level.min(top)).rev() {
             let found = with_scratch(|scratch| {
-                search_layer(graph, &distance, &|_| true, &entries, ef, layer, scratch)
+                search_layer(graph, &probe, &|_| true, &entries, ef, layer, scratch)
             });
             let candidates = with_peers(found, &peers, graph, layer, ef);
             plans[layer] = select_neighbours(&candidates, graph.m(), pair);

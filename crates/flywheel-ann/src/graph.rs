@@ -93,6 +93,15 @@ impl Graph {
         &links[start + 1..start + 1 + count]
     }
 
+    /// Loads the first cache line of `node`'s list on `layer` (a software prefetch, see
+    /// [`crate::store`]): nodes measured now are the ones expanded next.
+    #[inline]
+    pub fn touch(&self, node: u32, layer: usize) {
+        let (upper, start, _) = self.block(node, layer);
+        let links = if upper { &self.upper } else { &self.layer0 };
+        std::hint::black_box(links[start]);
+    }
+
     /// Replaces `node`'s neighbours on `layer` (at most [`Self::max_links`] are kept).
     pub fn set_neighbours(&mut self, node: u32, layer: usize, list: &[u32]) {
         let (upper, start, capacity) = self.block(node, layer);

@@ -10,7 +10,7 @@ use crate::error::{AnnError, Result};
 use crate::graph::{draw_level, Graph};
 use crate::metric::Metric;
 use crate::quant::Int8Store;
-use crate::search::{greedy_descend, search_layer, with_scratch, Scored};
+use crate::search::{greedy_descend, search_layer, with_scratch, Probe, Scored};
 use crate::store::VectorStore;
 
 /// How the vectors are held for graph navigation.
@@ -165,6 +165,16 @@ impl HnswIndex {
         }
     }
 
+    /// Switches the navigation storage: int8 codes are learned from every stored vector
+    /// (the graph is unchanged), or dropped.
+    pub fn set_quantization(&mut self, quantization: Quantization) {
+        self.params.quantization = quantization;
+        self.int8 = match quantization {
+            Quantization::Int8 => Some(Int8Store::train(&self.store)),
+            Quantization::None => None,
+        };
+    }
+
     /// Re-learns the int8 ranges from every stored vector (after many online inserts
     /// outside the first ranges). Does nothing without int8 quantization.
     pub fn retrain_int8(&mut self) {
@@ -219,32 +229,53 @@ impl HnswIndex {
         let candidates = match &self.int8 {
             Some(codes) => {
                 let shifted = codes.prepare_query(&prepared);
-                self.navigate(&|node| codes.distance(&shifted, node), &allowed, entry, ef)
+                let distance = |node| codes.distance(&shifted, node);
+                self.navigate(
+                    &Probe {
+                        distance,
+                        touch: |node| codes.touch(node),
+                    },
+                    &allowed,
+                    entry,
+                    ef,
+                )
             }
-            None => self.navigate(
-                &|node| self.store.internal_distance(&prepared, node),
-                &allowed,
-                entry,
-                ef,
-            ),
+            None => {
+                let distance = |node| self.store.internal_distance(&prepared, node);
+                self.navigate(
+                    &Probe {
+                        distance,
+                        touch: |node| self.store.touch(node),
+                    },
+                    &allowed,
+                    entry,
+                    ef,
+                )
+            }
         };
         Ok(self.finish(&prepared, candidates, k))
     }
 
     fn navigate(
         &self,
-        distance: &impl Fn(u32) -> f32,
+        probe: &Probe<impl Fn(u32) -> f32, impl Fn(u32)>,
         allowed: &impl Fn(u32) -> bool,
         entry: u32,
         ef: usize,
     ) -> Vec<Scored> {
         let start = Scored {
-            distance: distance(entry),
+            distance: (probe.distance)(entry),
             node: entry,
         };
-        let closest = greedy_descend(&self.graph, distance, start, self.graph.top_level(), 1);
+        let closest = greedy_descend(
+            &self.graph,
+            &probe.distance,
+            start,
+            self.graph.top_level(),
+            1,
+        );
         with_scratch(|scratch| {
-            search_layer(&self.graph, distance, allowed, &[closest], ef, 0, scratch)
+            search_layer(&self.graph, probe, allowed, &[closest], ef, 0, scratch)
         })
     }
 

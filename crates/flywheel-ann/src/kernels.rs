@@ -96,18 +96,17 @@ pub fn dot_u8(w: &[f32], c: &[u8]) -> f32 {
     reduce(&acc) + tail
 }
 
-/// Pairwise sum of the accumulators (a fixed order, so results are reproducible).
+/// Sum of the accumulators in a fixed order (so results are reproducible). The lanes
+/// are added four apart first: a pattern that keeps LLVM's SLP vectorizer on 4-wide
+/// loads (a halving tree, lane `i` + lane `i + 8`, made it fall back to 2-wide `movsd`
+/// loads for the whole loop — measured in the disassembly).
 #[inline]
 fn reduce(acc: &[f32; LANES]) -> f32 {
-    let mut half = [0f32; LANES / 2];
-    for lane in 0..LANES / 2 {
-        half[lane] = acc[lane] + acc[lane + LANES / 2];
+    let mut quads = [0f32; 4];
+    for (lane, quad) in quads.iter_mut().enumerate() {
+        *quad = (acc[lane] + acc[lane + 4]) + (acc[lane + 8] + acc[lane + 12]);
     }
-    let mut quarter = [0f32; LANES / 4];
-    for lane in 0..LANES / 4 {
-        quarter[lane] = half[lane] + half[lane + LANES / 4];
-    }
-    (quarter[0] + quarter[2]) + (quarter[1] + quarter[3])
+    (quads[0] + quads[1]) + (quads[2] + quads[3])
 }
 
 #[cfg(test)]

@@ -119,6 +119,13 @@ impl Int8Store {
         }
     }
 
+    /// Loads the cache lines of `node`'s codes (see [`VectorStore::touch`]).
+    #[inline]
+    pub fn touch(&self, node: u32) {
+        let start = node as usize * self.stride;
+        crate::store::touch_lines(&self.codes[start..start + self.stride]);
+    }
+
     /// Bytes held by the codes and ranges.
     pub fn bytes(&self) -> usize {
         self.codes.capacity() + 2 * self.stride * std::mem::size_of::<f32>()

@@ -61,6 +61,13 @@ impl VectorStore {
         &self.data[start..start + self.stride]
     }
 
+    /// Loads one value of each cache line of row `node` so that its misses overlap with
+    /// other work (a software prefetch in safe code; the values are discarded).
+    #[inline]
+    pub fn touch(&self, node: u32) {
+        touch_lines(self.row(node));
+    }
+
     /// Checks every vector before any is stored (so a bad batch changes nothing).
     pub fn validate_batch<'a>(&self, mut vectors: impl Iterator<Item = &'a [f32]>) -> Result<()> {
         vectors.try_for_each(|vector| self.check(vector))
@@ -148,6 +155,15 @@ impl VectorStore {
             return corrupt("a stored vector value is not finite".into());
         }
         Ok(())
+    }
+}
+
+/// Loads one element per 64-byte cache line of `values` (see [`VectorStore::touch`]).
+#[inline]
+pub(crate) fn touch_lines<T: Copy>(values: &[T]) {
+    let per_line = (64 / std::mem::size_of::<T>()).max(1);
+    for value in values.iter().step_by(per_line) {
+        std::hint::black_box(*value);
     }
 }
 
