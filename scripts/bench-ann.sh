@@ -27,14 +27,23 @@ fi
 cargo build --release --locked -p flywheel
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== hnswlib"
-"$VENV/bin/python" "$ANCHOR" bench --data "$DATA" --lib hnswlib --json "$DATA/hnswlib.json" > /dev/null
+"$VENV/bin/python" "$ANCHOR" bench --data "$DATA" --lib hnswlib --json "$DATA/hnswlib.json" \
+  --save "$DATA/hnswlib.index" > /dev/null
+# hnswlib's CPU time per query at the efs where it reached each recall (same passes).
+EFS=$("$VENV/bin/python" -c "import json,sys; a=json.load(open(sys.argv[1]))['anchors']; print(','.join(str(r['ef']) for r in a.values() if r))" "$DATA/hnswlib.json")
+"$VENV/bin/python" scripts/bench_ann_cpu.py --anchor "$ANCHOR" --data "$DATA" --index "$DATA/hnswlib.index" \
+  --efs "$EFS" --json "$DATA/hnswlib-cpu.json" > /dev/null
 echo "== flywheel-ann"
 target/release/flywheel bench ann --data "$DATA" --json "$DATA/flywheel.json"
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$VENV/bin/python" - "$DATA/hnswlib.json" "$DATA/flywheel.json" <<'PY'
+"$VENV/bin/python" - "$DATA/hnswlib.json" "$DATA/flywheel.json" "$DATA/hnswlib-cpu.json" <<'PY'
 import json, sys
-peer, ours = (json.load(open(p)) for p in sys.argv[1:3])
+peer, ours, peer_cpu = (json.load(open(p)) for p in sys.argv[1:4])
+cpu_by_ef = {r["ef"]: r["cpu_us_per_query"] for r in peer_cpu["rows"]}
+for row in peer["anchors"].values():
+    if row and row["ef"] in cpu_by_ef:
+        row["cpu_us_per_query"] = cpu_by_ef[row["ef"]]
 
 def cell(row):
     if not row:
@@ -53,5 +62,6 @@ for run in ours["runs"]:
           + " | ".join(cell(run["anchors"][t]) for t in ("0.90", "0.95", "0.99")) + " |")
 p95, o95 = peer["anchors"]["0.95"], ours["runs"][0]["anchors"]["0.95"]
 if p95 and o95:
-    print(f"\nsingle-thread QPS at recall@10 >= 0.95, flywheel-ann f32 / hnswlib: {o95['qps'] / p95['qps']:.2f}")
+    print(f"\nat recall@10 >= 0.95, flywheel-ann f32 / hnswlib: single-thread QPS {o95['qps'] / p95['qps']:.2f}x"
+          + (f", CPU per query {o95['cpu_us_per_query'] / p95['cpu_us_per_query']:.2f}x" if "cpu_us_per_query" in p95 else ""))
 PY

@@ -212,9 +212,9 @@ mod tests {
 
     #[test]
     fn heuristic_skips_a_candidate_hidden_behind_a_kept_one() {
-        // Points on a line: base at 0, candidates at 1, 2 and -1.5.
-        let position = |n: u32| [1.0f32, 2.0, -1.5][n as usize];
-        let candidates: Vec<Scored> = [0u32, 2, 1]
+        // Points on a line: base at 0, candidates at 1, 1.5 (behind 1) and -2.
+        let position = |n: u32| [1.0f32, 1.5, -2.0][n as usize];
+        let candidates: Vec<Scored> = [0u32, 1, 2]
             .iter()
             .map(|&n| Scored {
                 distance: position(n).abs(),

@@ -395,9 +395,11 @@ fn bad_input_is_refused_with_a_named_error() {
     assert!(HnswIndex::new(Metric::L2, 3, HnswParams { m: 1, ..params() }).is_err());
 }
 
+/// Prints inner-product recall@10 by ef on the ALS-shaped fixture (the figures quoted in
+/// `metric.rs`): `cargo test -p flywheel-ann recall_by_ef -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn probe_ip() {
+fn recall_by_ef_on_als_like_factors() {
     let fixture = als_fixture();
     let index = built(Metric::InnerProduct, fixture, params());
     for ef in [16, 32, 64, 128, 256, 512] {
