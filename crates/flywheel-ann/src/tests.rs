@@ -243,8 +243,8 @@ fn int8_storage_costs_little_recall() {
     );
     let recall = recall_at_k(&found(&index, &fixture.queries, 64), &fixture.truth, K);
     let f32_recall = recall_at_k(&found(l2_index(), &fixture.queries, 64), &fixture.truth, K);
-    // Measured: 0.979 for int8 against 0.984 in f32 at ef 64 (the graph is the same;
-    // only navigation reads codes, and the ef candidates are re-ranked in f32).
+    // The graph is the same; only navigation reads codes, and the ef candidates are
+    // re-ranked in f32 (figures: `recall_by_ef_on_the_fixtures`, ignored, prints them).
     assert!(recall >= 0.95, "int8 recall@10 {recall}");
     assert!(
         f32_recall - recall <= 0.02,
@@ -395,17 +395,21 @@ fn bad_input_is_refused_with_a_named_error() {
     assert!(HnswIndex::new(Metric::L2, 3, HnswParams { m: 1, ..params() }).is_err());
 }
 
-/// Prints inner-product recall@10 by ef on the ALS-shaped fixture (the figures quoted in
-/// `metric.rs`): `cargo test -p flywheel-ann recall_by_ef -- --ignored --nocapture`.
+/// Prints recall@10 by ef on the fixtures (L2 in f32 and int8, inner product on the
+/// ALS-shaped factors; the figures quoted in `metric.rs` and the report):
+/// `cargo test -p flywheel-ann recall_by_ef -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn recall_by_ef_on_als_like_factors() {
+fn recall_by_ef_on_the_fixtures() {
+    let l2 = l2_fixture();
+    let mut int8 = l2_index().clone();
+    int8.set_quantization(Quantization::Int8);
     let fixture = als_fixture();
     let index = built(Metric::InnerProduct, fixture, params());
     for ef in [16, 32, 64, 128, 256, 512] {
-        eprintln!(
-            "ef {ef} recall {}",
-            recall_at_k(&found(&index, &fixture.queries, ef), &fixture.truth, K)
-        );
+        let f32_recall = recall_at_k(&found(l2_index(), &l2.queries, ef), &l2.truth, K);
+        let int8_recall = recall_at_k(&found(&int8, &l2.queries, ef), &l2.truth, K);
+        let ip = recall_at_k(&found(&index, &fixture.queries, ef), &fixture.truth, K);
+        eprintln!("ef {ef}: l2 f32 {f32_recall:.4} int8 {int8_recall:.4}; inner product {ip:.4}");
     }
 }

@@ -69,8 +69,14 @@ struct Report {
 
 /// Runs the benchmark and prints the tables.
 pub fn run(args: &AnnArgs) -> Result<()> {
-    let base = read_fvecs(&args.data.join("base.fvecs"))
-        .context("run `ann_anchor.py gen --out DIR` first (scripts/bench-ann.sh does)")?;
+    let base_path = args.data.join("base.fvecs");
+    if !base_path.exists() {
+        bail!(
+            "{} not found: run `ann_anchor.py gen --out DIR` first (scripts/bench-ann.sh does)",
+            base_path.display()
+        );
+    }
+    let base = read_fvecs(&base_path)?;
     let queries = read_fvecs(&args.data.join("queries.fvecs"))?;
     let truth = read_ivecs(&args.data.join("gt10.ivecs"))?;
     if queries.dimension != base.dimension || truth.rows() != queries.rows() {
