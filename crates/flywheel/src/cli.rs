@@ -533,4 +533,8 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// flywheel-ann's HNSW on the ANN anchor vectors (`ann_anchor.py gen`): build time,
+    /// memory, and recall@10 / single-thread queries per second / CPU per query by ef,
+    /// in f32 and int8 (scripts/bench-ann.sh runs hnswlib beside it).
+    Ann(crate::commands::bench_ann::AnnArgs),
 }

@@ -1339,3 +1339,97 @@ fn bench_experiments_reports_its_figures_as_json() {
 
 #[path = "integration/ranker.rs"]
 mod ranker;
+
+/// Writes `rows` of `values` as an ANN-benchmarks `.fvecs`/`.ivecs` file.
+fn write_vecs(path: &std::path::Path, dimension: usize, words: impl Iterator<Item = [u8; 4]>) {
+    let mut bytes = Vec::new();
+    for (i, word) in words.enumerate() {
+        if i % dimension == 0 {
+            bytes.extend_from_slice(&(dimension as i32).to_le_bytes());
+        }
+        bytes.extend_from_slice(&word);
+    }
+    std::fs::write(path, bytes).expect("writing a vecs file");
+}
+
+/// `bench ann` on a tiny seeded data set in the anchor's file layout: it reads the files,
+/// reports recall against the given truth for f32 and int8, and refuses a truncated file
+/// with a message naming it.
+#[test]
+fn bench_ann_reads_vecs_files_and_reports_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, queries, dimension) = (2_000usize, 50usize, 8usize);
+    let mut state = 12345u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let base: Vec<f32> = (0..rows * dimension).map(|_| next()).collect();
+    let query: Vec<f32> = (0..queries * dimension).map(|_| next()).collect();
+    let truth: Vec<i32> = query
+        .chunks(dimension)
+        .flat_map(|q| {
+            let mut scored: Vec<(f32, i32)> = base
+                .chunks(dimension)
+                .enumerate()
+                .map(|(i, b)| {
+                    (
+                        b.iter().zip(q).map(|(x, y)| (x - y) * (x - y)).sum(),
+                        i as i32,
+                    )
+                })
+                .collect();
+            scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            scored.into_iter().take(10).map(|s| s.1).collect::<Vec<_>>()
+        })
+        .collect();
+    write_vecs(
+        &dir.path().join("base.fvecs"),
+        dimension,
+        base.iter().map(|v| v.to_le_bytes()),
+    );
+    write_vecs(
+        &dir.path().join("queries.fvecs"),
+        dimension,
+        query.iter().map(|v| v.to_le_bytes()),
+    );
+    write_vecs(
+        &dir.path().join("gt10.ivecs"),
+        10,
+        truth.iter().map(|v| v.to_le_bytes()),
+    );
+    let json = dir.path().join("report.json");
+    let data = dir.path().to_str().unwrap();
+    run_flywheel(&[
+        "bench",
+        "ann",
+        "--data",
+        data,
+        "--efs",
+        "10,64",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    for run in runs {
+        let last = &run["sweep"][1];
+        assert_eq!(last["ef"], 64, "{run}");
+        assert!(last["recall10"].as_f64().unwrap() >= 0.95, "{run}");
+        assert!(last["cpu_us_per_query"].as_f64().unwrap() > 0.0, "{run}");
+    }
+    let base_bytes = std::fs::read(dir.path().join("base.fvecs")).unwrap();
+    std::fs::write(
+        dir.path().join("base.fvecs"),
+        &base_bytes[..base_bytes.len() - 8],
+    )
+    .unwrap();
+    let error = run_flywheel_failing(&["bench", "ann", "--data", data, "--efs", "10"]);
+    assert!(
+        error.contains("base.fvecs") && error.contains("whole rows"),
+        "{error}"
+    );
+}

@@ -35,6 +35,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
         BenchCommand::Experiments { runs, seed, json } => {
             crate::commands::bench_experiments::run(runs, seed, json)
         }
+        BenchCommand::Ann(args) => crate::commands::bench_ann::run(&args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The subcommands. Each turns validated arguments into engine calls.
 
 mod bench;
+pub(crate) mod bench_ann;
 mod bench_experiments;
 mod eval;
 mod experiment;
