@@ -292,45 +292,59 @@ mod tests {
         }
     }
 
+    /// Per user, the featurised candidates at the cut in fused order, each with whether
+    /// the item is cheap.
+    fn candidates_at_cut(world: &World, config: &EngineConfig) -> Vec<Vec<(Vec<f32>, bool)>> {
+        let models = ModelSet::default();
+        (0..60usize)
+            .map(|u| {
+                let user_id = UserId::new_unchecked(format!("u{u}"));
+                let request = RecRequest {
+                    user_id: user_id.clone(),
+                    count: 50,
+                    category: None,
+                    now: world.cut,
+                    keep_features: false,
+                    only_channel: None,
+                    exclude: HashSet::new(),
+                    use_ranker: false,
+                    enforce_deadlines: false,
+                    alternatives: 0,
+                };
+                let user = world.state.features.user_features(&user_id, world.cut);
+                let candidates: Vec<Candidate> =
+                    retrieve_candidates(&world.state, &models, None, config, &request);
+                candidates
+                    .iter()
+                    .map(|candidate| {
+                        let item = world.state.catalog.item(&candidate.item_id).unwrap();
+                        let item_features = world.state.features.item_features(&item.id, world.cut);
+                        let features = featurize(&RankingInput {
+                            user: &user,
+                            item,
+                            item_features: &item_features,
+                            candidate,
+                            now: world.cut,
+                        });
+                        (features, item.price == Some(1.0))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// A ranker fitted on the candidates at the cut, labelled by whether the item is
     /// cheap (`agree`), or by its opposite.
     fn ranker(world: &World, config: &EngineConfig, agree: bool) -> Ranker {
-        let models = ModelSet::default();
-        let mut rows = Vec::new();
-        for u in 0..60usize {
-            let user_id = UserId::new_unchecked(format!("u{u}"));
-            let request = RecRequest {
-                user_id: user_id.clone(),
-                count: 50,
-                category: None,
-                now: world.cut,
-                keep_features: false,
-                only_channel: None,
-                exclude: HashSet::new(),
-                use_ranker: false,
-                enforce_deadlines: false,
-                alternatives: 0,
-            };
-            let user = world.state.features.user_features(&user_id, world.cut);
-            let candidates: Vec<Candidate> =
-                retrieve_candidates(&world.state, &models, None, config, &request);
-            for candidate in candidates {
-                let item = world.state.catalog.item(&candidate.item_id).unwrap();
-                let item_features = world.state.features.item_features(&item.id, world.cut);
-                let same = item.price == Some(1.0);
-                rows.push(TrainingRow {
-                    features: featurize(&RankingInput {
-                        user: &user,
-                        item,
-                        item_features: &item_features,
-                        candidate: &candidate,
-                        now: world.cut,
-                    }),
-                    label: f32::from(u8::from(same == agree)),
-                    weight: 1.0,
-                });
-            }
-        }
+        let rows: Vec<TrainingRow> = candidates_at_cut(world, config)
+            .into_iter()
+            .flatten()
+            .map(|(features, cheap)| TrainingRow {
+                features,
+                label: f32::from(u8::from(cheap == agree)),
+                weight: 1.0,
+            })
+            .collect();
         Ranker::Logistic(LogisticRegression::train(&rows, &LrParams::default()).unwrap())
     }
 
@@ -361,41 +375,18 @@ mod tests {
         let config = EngineConfig::default();
         let sample = GateSample::new(&world.engagements, &world.state, world.cut, world.until);
         let models = ModelSet::default();
-        let request = |u: usize| RecRequest {
-            user_id: UserId::new_unchecked(format!("u{u}")),
-            count: 50,
-            category: None,
-            now: world.cut,
-            keep_features: false,
-            only_channel: None,
-            exclude: HashSet::new(),
-            use_ranker: false,
-            enforce_deadlines: false,
-            alternatives: 0,
-        };
-        let mut rows = Vec::new();
-        let mut sizes = Vec::new();
-        for u in 0..60usize {
-            let user_id = UserId::new_unchecked(format!("u{u}"));
-            let user = world.state.features.user_features(&user_id, world.cut);
-            let candidates = retrieve_candidates(&world.state, &models, None, &config, &request(u));
-            sizes.push(candidates.len());
-            for (rank, candidate) in candidates.iter().enumerate() {
-                let item = world.state.catalog.item(&candidate.item_id).unwrap();
-                let item_features = world.state.features.item_features(&item.id, world.cut);
-                rows.push(TrainingRow {
-                    features: featurize(&RankingInput {
-                        user: &user,
-                        item,
-                        item_features: &item_features,
-                        candidate,
-                        now: world.cut,
-                    }),
-                    label: f32::from(u8::from(rank % 7 == 3)),
-                    weight: 1.0,
-                });
-            }
-        }
+        let groups = candidates_at_cut(&world, &config);
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let rows: Vec<TrainingRow> = groups
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(index, (features, _))| TrainingRow {
+                features,
+                label: f32::from(u8::from(index % 7 == 3)),
+                weight: 1.0,
+            })
+            .collect();
         let params = flywheel_ranking::GbdtParams {
             trees: 1,
             learning_rate: 1e-6,
