@@ -1,11 +1,12 @@
 //! [`FlatIndex`]: exact search by scanning every vector — the oracle the HNSW index is
 //! tested against, and the right index for small catalogs.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AnnError, Result};
+use crate::ids::IdTable;
 use crate::metric::Metric;
 use crate::search::Scored;
 use crate::store::VectorStore;
@@ -14,10 +15,7 @@ use crate::store::VectorStore;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlatIndex {
     store: VectorStore,
-    ids: Vec<u32>,
-    deleted: Vec<bool>,
-    #[serde(skip)]
-    positions: HashMap<u32, u32>,
+    ids: IdTable,
 }
 
 impl FlatIndex {
@@ -25,9 +23,7 @@ impl FlatIndex {
     pub fn new(metric: Metric, dimension: usize) -> Result<Self> {
         Ok(Self {
             store: VectorStore::new(metric, dimension)?,
-            ids: Vec::new(),
-            deleted: Vec::new(),
-            positions: HashMap::new(),
+            ids: IdTable::default(),
         })
     }
 
@@ -42,19 +38,11 @@ impl FlatIndex {
                 vectors.len()
             )));
         }
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        if let Some(id) = ids
-            .iter()
-            .find(|id| self.positions.contains_key(id) || !seen.insert(**id))
-        {
-            return Err(AnnError::DuplicateId(*id));
-        }
+        self.ids.check_new(ids)?;
         self.store.validate_batch(vectors.chunks_exact(dimension))?;
         for (id, vector) in ids.iter().zip(vectors.chunks_exact(dimension)) {
-            self.positions.insert(*id, self.ids.len() as u32);
             self.store.push(vector);
             self.ids.push(*id);
-            self.deleted.push(false);
         }
         Ok(())
     }
@@ -67,9 +55,7 @@ impl FlatIndex {
 
     /// Removes `id` from results.
     pub fn remove(&mut self, id: u32) -> Result<()> {
-        let node = self.positions.remove(&id).ok_or(AnnError::UnknownId(id))?;
-        self.deleted[node as usize] = true;
-        Ok(())
+        self.ids.remove(id)
     }
 
     /// The exact `k` nearest ids, closest first (ties to the earlier-added vector).
@@ -90,7 +76,7 @@ impl FlatIndex {
         }
         let mut best: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
         for node in 0..self.store.len() as u32 {
-            if self.deleted[node as usize] || !filter(self.ids[node as usize]) {
+            if self.ids.is_deleted(node) || !filter(self.ids.id(node)) {
                 continue;
             }
             let scored = Scored {
@@ -108,18 +94,18 @@ impl FlatIndex {
         sorted.sort_unstable();
         Ok(sorted
             .into_iter()
-            .map(|s| (self.ids[s.node as usize], s.distance))
+            .map(|s| (self.ids.id(s.node), s.distance))
             .collect())
     }
 
     /// Live vectors.
     pub fn len(&self) -> usize {
-        self.positions.len()
+        self.ids.len()
     }
 
     /// True when no live vector is held.
     pub fn is_empty(&self) -> bool {
-        self.positions.is_empty()
+        self.ids.is_empty()
     }
 
     /// Values per vector.
@@ -135,19 +121,7 @@ impl FlatIndex {
     /// Rebuilds the id map after decoding and checks the invariants.
     pub(crate) fn restore(mut self) -> Result<Self> {
         self.store.validate_decoded()?;
-        let nodes = self.store.len();
-        if self.ids.len() != nodes || self.deleted.len() != nodes {
-            return Err(AnnError::Corrupt(
-                "ids, tombstones and vectors disagree".into(),
-            ));
-        }
-        let mut positions = HashMap::with_capacity(nodes);
-        for (node, (id, deleted)) in self.ids.iter().zip(&self.deleted).enumerate() {
-            if !deleted && positions.insert(*id, node as u32).is_some() {
-                return Err(AnnError::Corrupt(format!("id {id} is live twice")));
-            }
-        }
-        self.positions = positions;
+        self.ids.restore(self.store.len())?;
         Ok(self)
     }
 }

@@ -1,13 +1,12 @@
 //! [`HnswIndex`]: the HNSW graph over the stored vectors, with ids, tombstones and the
 //! optional int8 codes.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::build::link_new_nodes;
 use crate::error::{AnnError, Result};
 use crate::graph::{draw_level, Graph};
+use crate::ids::IdTable;
 use crate::metric::Metric;
 use crate::quant::Int8Store;
 use crate::search::{greedy_descend, search_layer, with_scratch, Probe, Scored};
@@ -72,11 +71,8 @@ pub struct HnswIndex {
     store: VectorStore,
     graph: Graph,
     int8: Option<Int8Store>,
-    /// External id of each node.
-    ids: Vec<u32>,
-    deleted: Vec<bool>,
-    #[serde(skip)]
-    positions: HashMap<u32, u32>,
+    /// External id of each node, and the tombstones.
+    ids: IdTable,
 }
 
 impl HnswIndex {
@@ -88,9 +84,7 @@ impl HnswIndex {
             store: VectorStore::new(metric, dimension)?,
             graph: Graph::new(params.m),
             int8: None,
-            ids: Vec::new(),
-            deleted: Vec::new(),
-            positions: HashMap::new(),
+            ids: IdTable::default(),
         })
     }
 
@@ -107,22 +101,20 @@ impl HnswIndex {
                 vectors.len()
             )));
         }
-        self.check_new_ids(ids)?;
+        self.ids.check_new(ids)?;
         if self.graph.len() + ids.len() >= u32::MAX as usize {
             return Err(AnnError::Full(u32::MAX as usize - 1));
         }
         self.store.validate_batch(vectors.chunks_exact(dimension))?;
         let first = self.graph.len() as u32;
         for (id, vector) in ids.iter().zip(vectors.chunks_exact(dimension)) {
-            let node = self.graph.push_node(draw_level(
+            self.graph.push_node(draw_level(
                 self.params.seed,
                 self.graph.len() as u32,
                 self.params.m,
             ));
             self.store.push(vector);
             self.ids.push(*id);
-            self.deleted.push(false);
-            self.positions.insert(*id, node);
         }
         link_new_nodes(
             &mut self.graph,
@@ -138,17 +130,6 @@ impl HnswIndex {
     pub fn add(&mut self, id: u32, vector: &[f32]) -> Result<()> {
         self.store.check(vector)?;
         self.add_batch(&[id], vector)
-    }
-
-    fn check_new_ids(&self, ids: &[u32]) -> Result<()> {
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        match ids
-            .iter()
-            .find(|id| self.positions.contains_key(id) || !seen.insert(**id))
-        {
-            Some(id) => Err(AnnError::DuplicateId(*id)),
-            None => Ok(()),
-        }
     }
 
     fn update_int8(&mut self, first: u32) {
@@ -186,19 +167,17 @@ impl HnswIndex {
     /// Removes `id` from results (a tombstone: its node still routes searches). The id
     /// may be added again later, as a new node.
     pub fn remove(&mut self, id: u32) -> Result<()> {
-        let node = self.positions.remove(&id).ok_or(AnnError::UnknownId(id))?;
-        self.deleted[node as usize] = true;
-        Ok(())
+        self.ids.remove(id)
     }
 
     /// The `k` nearest ids to `query` with their distances, closest first, exploring
     /// `max(ef, k)` candidates (a larger `ef` is slower and finds more true neighbours).
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<(u32, f32)>> {
-        if self.ids.len() == self.positions.len() {
+        if !self.ids.has_tombstones() {
             // Nothing removed: no per-node check at all (the common case, and the fastest).
             self.search_with(query, k, ef, &|_| true)
         } else {
-            self.search_with(query, k, ef, &|node| !self.deleted[node as usize])
+            self.search_with(query, k, ef, &|node| !self.ids.is_deleted(node))
         }
     }
 
@@ -212,7 +191,7 @@ impl HnswIndex {
         ef: usize,
         filter: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<(u32, f32)>> {
-        let allowed = |node: u32| !self.deleted[node as usize] && filter(self.ids[node as usize]);
+        let allowed = |node: u32| !self.ids.is_deleted(node) && filter(self.ids.id(node));
         self.search_with(query, k, ef, &allowed)
     }
 
@@ -305,23 +284,23 @@ impl HnswIndex {
         }
         scored
             .into_iter()
-            .map(|s| (self.ids[s.node as usize], s.distance))
+            .map(|s| (self.ids.id(s.node), s.distance))
             .collect()
     }
 
     /// Live (not removed) vectors.
     pub fn len(&self) -> usize {
-        self.positions.len()
+        self.ids.len()
     }
 
     /// True when no live vector is held.
     pub fn is_empty(&self) -> bool {
-        self.positions.is_empty()
+        self.ids.is_empty()
     }
 
     /// Whether `id` is live in the index.
     pub fn contains(&self, id: u32) -> bool {
-        self.positions.contains_key(&id)
+        self.ids.contains(id)
     }
 
     /// Values per vector.
@@ -341,13 +320,10 @@ impl HnswIndex {
 
     /// Bytes held: vectors, graph, int8 codes, ids and the id map (approximate for the map).
     pub fn memory_bytes(&self) -> usize {
-        let map = self.positions.capacity() * (2 * std::mem::size_of::<u32>() + 1);
         self.store.bytes()
             + self.graph.bytes()
             + self.int8.as_ref().map_or(0, Int8Store::bytes)
-            + self.ids.capacity() * std::mem::size_of::<u32>()
-            + self.deleted.capacity()
-            + map
+            + self.ids.memory_bytes()
     }
 
     /// Rebuilds the id map after decoding and checks every invariant.
@@ -357,23 +333,16 @@ impl HnswIndex {
             .map_err(|e| AnnError::Corrupt(e.to_string()))?;
         self.store.validate_decoded()?;
         let nodes = self.store.len();
-        if self.ids.len() != nodes || self.deleted.len() != nodes || self.graph.m() != self.params.m
-        {
+        if self.graph.m() != self.params.m {
             return Err(AnnError::Corrupt(
-                "ids, tombstones and vectors disagree".into(),
+                "the graph's M disagrees with its parameters".into(),
             ));
         }
+        self.ids.restore(nodes)?;
         self.graph.validate_decoded(nodes)?;
         if let Some(codes) = &self.int8 {
             codes.validate_decoded(&self.store)?;
         }
-        let mut positions = HashMap::with_capacity(nodes);
-        for (node, (id, deleted)) in self.ids.iter().zip(&self.deleted).enumerate() {
-            if !deleted && positions.insert(*id, node as u32).is_some() {
-                return Err(AnnError::Corrupt(format!("id {id} is live twice")));
-            }
-        }
-        self.positions = positions;
         Ok(self)
     }
 }

@@ -28,6 +28,7 @@ pub mod fixtures;
 pub mod flat;
 mod graph;
 pub mod hnsw;
+mod ids;
 pub mod kernels;
 pub mod metric;
 pub mod persist;
