@@ -4,15 +4,17 @@
 //! cut, by default the last 10% of events; leave-last-out; or a seeded per-user
 //! random 75/25 split). Models are trained on the training records with the same code
 //! as `flywheel train`; the derived state is replayed from the training records; then,
-//! for every user with test engagements, each channel alone and the full blended
-//! pipeline recommend as of the cut (or the last training event), with the user's
+//! for every user with test engagements, each channel alone (its own order, through
+//! the same re-ranking rules) and the full blended pipeline recommend as of the cut (or the last training event), with the user's
 //! whole training history excluded. A test item counts as relevant when the user
 //! engaged with it in the test part and had not met it in training.
 //!
 //! Per system: NDCG@10 (binary gain, ideal over all relevant items), Recall@20, P@10,
 //! MAP@10, hit@10, the NDCG@k curve, catalog coverage, intra-list diversity and
 //! novelty ([`metrics`]), the same accuracy by slice (head/tail items, new/power users,
-//! category), and, when a ranker is trained, its calibration on the holdout candidates.
+//! category), and, when the trained ranker predicts probabilities (logistic, a binary
+//! GBDT; not LambdaMART, whose scores are only an order), its calibration on the holdout
+//! candidates.
 //! The promotion gate between two versions: [`compare_registered`] picks
 //! [`compare_configs`] (both retrained on the split, when their model settings differ) or
 //! [`compare_versions`] (frozen models on a holdout after both training windows).

@@ -39,8 +39,8 @@ use flywheel_core::{
 };
 use flywheel_ranking::gbdt::{FeatureImportance, GbdtReport, GroupedRows};
 use flywheel_ranking::{
-    featurize, FeatureSchema, GbdtModel, GbdtObjective, GbdtParams, LogisticRegression, LrParams,
-    Ranker, RankingInput, TrainingRow,
+    featurize, FeatureSchema, GbdtModel, GbdtObjective, LogisticRegression, LrParams, Ranker,
+    RankingInput, TrainingRow,
 };
 use flywheel_retrieval::{
     AlsModel, AlsParams, ContentIndex, EaseModel, Interactions, RetrievalModel,
@@ -80,8 +80,6 @@ pub struct TrainReport {
     pub impression_rows: u64,
     /// Ranker rows from replayed retrieval on interactions.
     pub interaction_rows: u64,
-    /// Ranker rows from replayed retrieval at snapshot moments.
-    pub snapshot_rows: u64,
     /// Rows whose label window was still open at the end of the log (not fitted on).
     pub open_label_rows: u64,
     /// Impressions that claim features from after their own place in the log (no rows).
@@ -122,9 +120,6 @@ pub enum RowSource {
     Impression(RequestId),
     /// A candidate of the serving retrieval replayed at an engagement.
     Interaction,
-    /// A candidate of the serving retrieval replayed for a user at a snapshot moment
-    /// (every label window from the row cut on), the way the gate judges.
-    Snapshot,
 }
 
 /// One ranker row, with what it was computed from.
@@ -570,60 +565,11 @@ impl RowInputs<'_> {
         event: &Event,
         rows: &mut Vec<RankerRow>,
     ) {
-        let (label_closes, _) = self.label_window(event.timestamp);
-        let engaged = engaged_within(
-            self.pass.engagements.get(&event.user_id),
-            event.timestamp,
-            label_closes,
-        );
-        let anchor = Anchor {
-            user_id: &event.user_id,
-            now: event.timestamp,
-            offset,
-            source: RowSource::Interaction,
-        };
-        self.candidate_rows(state, content, &anchor, &engaged, rows);
-    }
-
-    /// Rows for one user at a snapshot moment, labelled like the gate judges: by the
-    /// items the user engages with in the label window and had not engaged with before.
-    fn snapshot_rows(
-        &self,
-        state: &State,
-        content: &ContentIndex,
-        offset: u64,
-        user_id: &UserId,
-        now: Timestamp,
-        rows: &mut Vec<RankerRow>,
-    ) {
-        let (label_closes, _) = self.label_window(now);
-        let history = self.pass.engagements.get(user_id);
-        let before = engaged_within(history, Timestamp::from_millis(i64::MIN), now);
-        let mut fresh = engaged_within(history, now, label_closes);
-        fresh.retain(|item| !before.contains(item));
-        let anchor = Anchor {
-            user_id,
-            now,
-            offset,
-            source: RowSource::Snapshot,
-        };
-        self.candidate_rows(state, content, &anchor, &fresh, rows);
-    }
-
-    /// One row per candidate of the serving retrieval for the anchor's user and moment.
-    fn candidate_rows(
-        &self,
-        state: &State,
-        content: &ContentIndex,
-        anchor: &Anchor,
-        positives: &HashSet<&ItemId>,
-        rows: &mut Vec<RankerRow>,
-    ) {
-        let now = anchor.now;
+        let now = event.timestamp;
         // Exactly the request the engine makes for this user (the candidates do not
         // depend on `count`).
         let request = RecRequest {
-            user_id: anchor.user_id.clone(),
+            user_id: event.user_id.clone(),
             count: self.config.training.ranker_rows_per_anchor,
             category: None,
             now,
@@ -636,8 +582,9 @@ impl RowInputs<'_> {
         };
         let candidates =
             retrieve_candidates(state, self.row_models, Some(content), self.config, &request);
-        let user = state.features.user_features(anchor.user_id, now);
+        let user = state.features.user_features(&event.user_id, now);
         let (label_closes, label_closed) = self.label_window(now);
+        let engaged = engaged_within(self.pass.engagements.get(&event.user_id), now, label_closes);
         for candidate in candidates
             .into_iter()
             .take(self.config.training.ranker_rows_per_anchor)
@@ -653,11 +600,11 @@ impl RowInputs<'_> {
                 candidate: &candidate,
                 now,
             });
-            let label = f32::from(u8::from(positives.contains(&candidate.item_id)));
+            let label = f32::from(u8::from(engaged.contains(&candidate.item_id)));
             rows.push(RankerRow {
-                source: anchor.source.clone(),
-                offset: anchor.offset,
-                user_id: anchor.user_id.clone(),
+                source: RowSource::Interaction,
+                offset,
+                user_id: event.user_id.clone(),
                 moment: now,
                 candidate,
                 features,
@@ -667,44 +614,6 @@ impl RowInputs<'_> {
             });
         }
     }
-
-    /// The users whose rows a snapshot at `now` builds: engaged before it and with
-    /// something new in the label window after it, at most `ranker_snapshot_users`,
-    /// evenly by id.
-    fn snapshot_users(&self, now: Timestamp) -> Vec<UserId> {
-        let (closes, _) = self.label_window(now);
-        let mut users: Vec<&UserId> = self
-            .pass
-            .engagements
-            .iter()
-            .filter(|(_, list)| {
-                let seen: HashSet<&ItemId> = list
-                    .iter()
-                    .filter(|(t, _)| *t < now)
-                    .map(|(_, i)| i)
-                    .collect();
-                !seen.is_empty()
-                    && list
-                        .iter()
-                        .any(|(t, i)| *t >= now && *t < closes && !seen.contains(i))
-            })
-            .map(|(user, _)| user)
-            .collect();
-        users.sort();
-        let wanted = self.config.training.ranker_snapshot_users;
-        let step = (users.len() as f64 / wanted.max(1) as f64).max(1.0);
-        (0..wanted.min(users.len()))
-            .map(|i| users[(i as f64 * step) as usize].clone())
-            .collect()
-    }
-}
-
-/// Whose rows, when, and where they are anchored in the log.
-struct Anchor<'a> {
-    user_id: &'a UserId,
-    now: Timestamp,
-    offset: u64,
-    source: RowSource,
 }
 
 /// Builds the ranker rows by replaying the log (the second pass); also returns the
@@ -718,24 +627,9 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
     let mut impressions_seen: HashSet<RequestId> = HashSet::new();
     let mut anchors = 0usize;
     let mut rows = Vec::new();
-    let mut next_snapshot = Some(inputs.cuts.row_cut);
     replay(&mut |offset, record| {
         if gate_state.is_none() && record_time(record).is_some_and(|t| t >= inputs.cuts.gate_cut) {
             gate_state = Some(state.clone());
-        }
-        while let Some(moment) =
-            next_snapshot.filter(|m| record_time(record).is_some_and(|t| t >= *m))
-        {
-            let index = content.get_or_insert_with(|| state.catalog.content_index());
-            if inputs.label_window(moment).1 {
-                for user in inputs.snapshot_users(moment) {
-                    inputs.snapshot_rows(&state, index, offset, &user, moment, &mut rows);
-                }
-            }
-            let next = moment.plus_millis(inputs.cuts.label_window_ms);
-            next_snapshot = (inputs.label_window(next).1
-                && inputs.config.training.ranker_snapshot_users > 0)
-                .then_some(next);
         }
         if let Some(impressions) = inputs.pass.impressions_at.get(&offset) {
             for (own_offset, impression) in impressions {
@@ -781,8 +675,8 @@ const VALIDATION_SHARE: f64 = 0.2;
 pub struct RankerFit {
     /// `gbdt` or `logistic`.
     pub kind: String,
-    /// Rows fitted on (the GBDT: groups with a positive only, validation slice
-    /// excluded).
+    /// Rows fitted on (the GBDT: validation slice excluded; LambdaMART: groups with a
+    /// positive only).
     pub rows: usize,
     /// The GBDT's training report (rounds, early stopping, validation NDCG).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -816,27 +710,31 @@ fn fit_ranker(config: &EngineConfig, rows: &[&RankerRow]) -> Result<Option<(Rank
 }
 
 /// The rows cut into groups (the rows of one anchor: one impression, or one sampled
-/// engagement), keeping only groups that hold a positive (the others carry no
-/// pairwise gradient).
-fn groups_with_a_positive(rows: &[&RankerRow]) -> Vec<Vec<TrainingRow>> {
+/// engagement). For LambdaMART only the groups that hold a positive are kept (the
+/// others carry no pairwise gradient); the binary objective keeps them all.
+fn groups(rows: &[&RankerRow], objective: GbdtObjective) -> Vec<Vec<TrainingRow>> {
     let mut groups: Vec<Vec<TrainingRow>> = Vec::new();
-    let mut current: Option<(u64, &UserId)> = None;
+    let mut current: Option<u64> = None;
     for row in rows {
-        if current != Some((row.offset, &row.user_id)) {
+        if current != Some(row.offset) {
             groups.push(Vec::new());
-            current = Some((row.offset, &row.user_id));
+            current = Some(row.offset);
         }
         if let Some(group) = groups.last_mut() {
             group.push(row.training_row());
         }
     }
-    groups.retain(|group| group.iter().any(|r| r.label > 0.5));
+    if objective == GbdtObjective::LambdaRank {
+        groups.retain(|group| group.iter().any(|r| r.label > 0.5));
+    }
     groups
 }
 
-/// LambdaMART on the groups, early-stopped on the latest [`VALIDATION_SHARE`] of them.
+/// The GBDT of `[training.gbdt]` (LambdaMART by default) on the groups, early-stopped
+/// on the latest [`VALIDATION_SHARE`] of them.
 fn fit_gbdt(config: &EngineConfig, rows: &[&RankerRow]) -> Result<(Ranker, RankerFit)> {
-    let groups = groups_with_a_positive(rows);
+    let params = &config.training.gbdt;
+    let groups = groups(rows, params.objective);
     let validation_groups = ((groups.len() as f64) * VALIDATION_SHARE).round() as usize;
     let (fit_groups, validation) = groups.split_at(groups.len() - validation_groups);
     let flatten = |groups: &[Vec<TrainingRow>]| -> (Vec<TrainingRow>, Vec<usize>) {
@@ -845,10 +743,6 @@ fn fit_gbdt(config: &EngineConfig, rows: &[&RankerRow]) -> Result<(Ranker, Ranke
     };
     let (fit_rows, fit_sizes) = flatten(fit_groups);
     let (valid_rows, valid_sizes) = flatten(validation);
-    let params = GbdtParams {
-        objective: GbdtObjective::LambdaRank,
-        ..config.training.gbdt.clone()
-    };
     let model = GbdtModel::train(
         FeatureSchema::current(),
         Vec::new(),
@@ -860,7 +754,7 @@ fn fit_gbdt(config: &EngineConfig, rows: &[&RankerRow]) -> Result<(Ranker, Ranke
             rows: &valid_rows,
             group_sizes: &valid_sizes,
         }),
-        &params,
+        params,
     )
     .map_err(|e| OfflineError::Model(format!("GBDT ranker: {e}")))?;
     let fit = RankerFit {
@@ -1020,7 +914,6 @@ pub fn train(
         cuts,
         impression_rows: count(|s| matches!(s, RowSource::Impression(_))) as u64,
         interaction_rows: count(|s| matches!(s, RowSource::Interaction)) as u64,
-        snapshot_rows: count(|s| matches!(s, RowSource::Snapshot)) as u64,
         open_label_rows: (rows.len() - fit_rows.len()) as u64,
         skipped_impressions,
         positive_rate: positives as f64 / fit_rows.len().max(1) as f64,

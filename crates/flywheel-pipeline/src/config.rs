@@ -198,10 +198,6 @@ pub struct TrainingSettings {
     /// Candidates per anchor that become rows: the head of the fused order (the
     /// serving pipeline ranks `retrieval.candidates` of them).
     pub ranker_rows_per_anchor: usize,
-    /// Users per snapshot whose candidates become rows: every label window from the
-    /// row cut on, the users engaged before it and with something new after it are
-    /// sampled, and labelled the way the gate judges (0: no snapshot rows).
-    pub ranker_snapshot_users: usize,
     /// The GBDT's hyper-parameters (`[training.gbdt]`), when `ranker = "gbdt"`.
     pub gbdt: flywheel_ranking::GbdtParams,
 }
@@ -241,7 +237,6 @@ impl Default for TrainingSettings {
             ranker: RankerKind::Gbdt,
             ranker_anchor_events: 4000,
             ranker_rows_per_anchor: 200,
-            ranker_snapshot_users: 0,
             gbdt: flywheel_ranking::GbdtParams::default(),
         }
     }

@@ -19,7 +19,7 @@ pub(crate) struct BinEdges {
 
 impl BinEdges {
     /// Edges for `values` (NaNs are ignored) with at most `max_bins` bins.
-    pub(crate) fn fit(values: &mut [f32], max_bins: usize) -> BinEdges {
+    pub(crate) fn fit(values: &[f32], max_bins: usize) -> BinEdges {
         let mut finite: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
         finite.sort_unstable_by(f32::total_cmp);
         let mut distinct: Vec<(f32, usize)> = Vec::new();
@@ -93,8 +93,8 @@ impl BinnedRows {
     pub(crate) fn new(rows: &[&[f32]], width: usize, max_bins: usize) -> BinnedRows {
         let edges: Vec<BinEdges> = (0..width)
             .map(|j| {
-                let mut column: Vec<f32> = rows.iter().map(|r| r[j]).collect();
-                BinEdges::fit(&mut column, max_bins)
+                let column: Vec<f32> = rows.iter().map(|r| r[j]).collect();
+                BinEdges::fit(&column, max_bins)
             })
             .collect();
         let mut bins = Vec::with_capacity(rows.len() * width);
@@ -116,8 +116,8 @@ mod tests {
 
     #[test]
     fn few_distinct_values_get_a_bin_each_and_splits_are_exact_on_raw_values() {
-        let mut values = vec![3.0, 1.0, 2.0, 2.0, f32::NAN, 1.0];
-        let edges = BinEdges::fit(&mut values, 10);
+        let values = vec![3.0, 1.0, 2.0, 2.0, f32::NAN, 1.0];
+        let edges = BinEdges::fit(&values, 10);
         assert_eq!(edges.upper, vec![1.0, 2.0, f32::INFINITY]);
         assert_eq!(edges.bin(f32::NAN), MISSING_BIN);
         assert_eq!(edges.bin(0.5), 1);
@@ -133,11 +133,11 @@ mod tests {
 
     #[test]
     fn many_values_get_at_most_max_bins_of_similar_size() {
-        let mut values: Vec<f32> = (0..10_000).map(|i| (i as f32 * 0.37).sin()).collect();
-        let edges = BinEdges::fit(&mut values.clone(), 16);
+        let values: Vec<f32> = (0..10_000).map(|i| (i as f32 * 0.37).sin()).collect();
+        let edges = BinEdges::fit(&values, 16);
         assert!(edges.upper.len() <= 16, "{}", edges.upper.len());
         let mut counts = vec![0usize; edges.bins()];
-        for v in values.iter_mut() {
+        for v in &values {
             counts[edges.bin(*v) as usize] += 1;
         }
         assert_eq!(counts[0], 0);
@@ -149,9 +149,9 @@ mod tests {
 
     #[test]
     fn a_constant_or_empty_feature_has_one_bin() {
-        let edges = BinEdges::fit(&mut [5.0, 5.0], 8);
+        let edges = BinEdges::fit(&[5.0, 5.0], 8);
         assert_eq!(edges.upper, vec![f32::INFINITY]);
-        let edges = BinEdges::fit(&mut [f32::NAN], 8);
+        let edges = BinEdges::fit(&[f32::NAN], 8);
         assert_eq!(edges.bin(1.0), 1);
         assert_eq!(edges.bins(), 2);
     }

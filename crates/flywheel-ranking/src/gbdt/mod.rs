@@ -35,10 +35,14 @@ pub use tree::{Split, Tree};
 
 #[cfg(test)]
 mod tests {
-    use super::model::uniform;
     use super::*;
     use crate::{FeatureSchema, TrainingRow};
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
+
+    /// A uniform draw in `[0, 1)`.
+    fn uniform(rng: &mut rand::rngs::StdRng) -> f32 {
+        rng.gen::<f32>()
+    }
 
     const WIDTH: usize = 5;
 

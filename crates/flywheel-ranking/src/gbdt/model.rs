@@ -82,7 +82,7 @@ pub struct GbdtReport {
     pub rounds_run: usize,
     /// Trees kept: the best validation round.
     pub trees_kept: usize,
-    /// Training rows and groups.
+    /// Training rows.
     pub train_rows: usize,
     /// Training groups.
     pub train_groups: usize,
@@ -495,10 +495,4 @@ fn importances(names: &[String], gains: &[Vec<(usize, f64)>]) -> Vec<FeatureImpo
     }
     out.sort_by(|a, b| b.gain.total_cmp(&a.gain).then_with(|| a.name.cmp(&b.name)));
     out
-}
-
-/// A uniform draw in `[0, 1)` for fixtures.
-#[cfg(test)]
-pub(crate) fn uniform(rng: &mut rand::rngs::StdRng) -> f32 {
-    rng.gen::<f32>()
 }

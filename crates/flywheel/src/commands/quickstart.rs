@@ -43,9 +43,7 @@ pub fn run(data: &DataArgs, port: u16, no_serve: bool, seed: u64) -> Result<()> 
                 "    {} trained on {} interactions; {} ranker rows; {}: {}",
                 outcome.version,
                 outcome.report.interactions,
-                outcome.report.impression_rows
-                    + outcome.report.interaction_rows
-                    + outcome.report.snapshot_rows,
+                outcome.report.impression_rows + outcome.report.interaction_rows,
                 if outcome.promoted {
                     "serving"
                 } else {

@@ -42,14 +42,13 @@ pub fn train_with_progress(engine: &Engine, force: bool) -> Result<TrainOutcome>
 pub fn render(outcome: &TrainOutcome, serving: &str) -> String {
     let report = &outcome.report;
     let mut out = format!(
-        "trained {}: {} interactions ({} users x {} items), {} ranker rows ({} from impressions, {} from snapshots), positive rate {:.3}\n",
+        "trained {}: {} interactions ({} users x {} items), {} ranker rows ({} from impressions), positive rate {:.3}\n",
         report.version,
         report.interactions,
         report.users,
         report.items,
-        report.impression_rows + report.interaction_rows + report.snapshot_rows,
+        report.impression_rows + report.interaction_rows,
         report.impression_rows,
-        report.snapshot_rows,
         report.positive_rate
     );
     out.push_str(&format!(
