@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::BenchCommand;
-use crate::commands::{import, simulate};
+use crate::commands::{cpu, import, simulate};
 use crate::http_client::Connection;
 
 /// Runs a benchmark.
@@ -180,12 +180,52 @@ struct Phase {
     latencies_ms: Vec<f64>,
     errors: u64,
     elapsed: Duration,
+    /// The server's CPU seconds over the phase: the process's CPU time less the client
+    /// thread's (every other thread of this process is the server's: its runtime, its
+    /// blocking pool, the engine's threads).
+    server_cpu_s: f64,
 }
 
 impl Phase {
     fn p(&self, q: f64) -> f64 {
         percentile_ms(&self.latencies_ms, q)
     }
+
+    /// The server's CPU milliseconds per request answered.
+    fn cpu_ms_per_request(&self) -> f64 {
+        self.server_cpu_s * 1000.0 / self.latencies_ms.len().max(1) as f64
+    }
+}
+
+/// Runs [`load_phase`] on a client thread of its own (a single-threaded runtime), so that
+/// the server's CPU time is the process's less that thread's.
+fn measured_phase(
+    addr: &str,
+    users: &Arc<Vec<String>>,
+    rate: u32,
+    seconds: u64,
+    clients: usize,
+) -> Result<Phase> {
+    let (addr, users) = (addr.to_string(), Arc::clone(users));
+    let process_before = cpu::process_cpu_seconds()?;
+    let client = std::thread::Builder::new()
+        .name("bench-client".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the client runtime")?;
+            let before = cpu::thread_cpu_ns()?;
+            let result = runtime.block_on(load_phase(&addr, &users, rate, seconds, clients));
+            let client_cpu_s = (cpu::thread_cpu_ns()? - before) as f64 / 1e9;
+            result.map(|phase| (phase, client_cpu_s))
+        })
+        .context("starting the client thread")?;
+    let (mut phase, client_cpu_s) = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
+    phase.server_cpu_s = (cpu::process_cpu_seconds()? - process_before - client_cpu_s).max(0.0);
+    Ok(phase)
 }
 
 /// Sends `rate × seconds` requests at a fixed rate (open loop) over `clients`
@@ -237,6 +277,7 @@ async fn load_phase(
         latencies_ms,
         errors,
         elapsed: started.elapsed(),
+        server_cpu_s: 0.0,
     })
 }
 
@@ -255,18 +296,19 @@ fn recommend(rate: u32, seconds: u64, clients: usize, during_training: bool) -> 
         "bench recommend: {} requests at {rate}/s (open loop) over {clients} connections",
         rate as u64 * seconds
     );
+    // The server runs on this runtime's worker threads; the load comes from a client
+    // thread of its own (see `measured_phase`).
     let runtime = runtime()?;
-    let (idle, training) = runtime.block_on(async {
-        let (addr, stop) = start_server(Arc::clone(&engine)).await?;
-        let idle = load_phase(&addr, &users, rate, seconds, clients).await?;
-        let training = if during_training {
-            Some(phase_during_training(&engine, &addr, &users, rate, seconds, clients).await?)
-        } else {
-            None
-        };
-        let _ = stop.send(());
-        Ok::<_, anyhow::Error>((idle, training))
-    })?;
+    let (addr, stop) = runtime.block_on(start_server(Arc::clone(&engine)))?;
+    let idle = measured_phase(&addr, &users, rate, seconds, clients)?;
+    let training = if during_training {
+        Some(phase_during_training(
+            &engine, &addr, &users, rate, seconds, clients,
+        )?)
+    } else {
+        None
+    };
+    let _ = stop.send(());
     print_phases(&idle, training.as_ref(), rate);
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
@@ -275,7 +317,7 @@ fn recommend(rate: u32, seconds: u64, clients: usize, during_training: bool) -> 
 
 /// The same load while a training job runs (started just before, forced so that it
 /// trains whatever the gate would say); fails if the job ended before the phase did.
-async fn phase_during_training(
+fn phase_during_training(
     engine: &Arc<Engine>,
     addr: &str,
     users: &Arc<Vec<String>>,
@@ -288,7 +330,7 @@ async fn phase_during_training(
         "bench recommend: training job {} started; measuring again",
         job.id
     );
-    let phase = load_phase(addr, users, rate, seconds, clients).await?;
+    let phase = measured_phase(addr, users, rate, seconds, clients)?;
     let still_running = engine
         .job(&job.id)
         .is_some_and(|j| matches!(j.state, flywheel_engine::JobState::Running));
@@ -298,7 +340,7 @@ async fn phase_during_training(
             flywheel_engine::JobState::Succeeded | flywheel_engine::JobState::Failed
         )
     }) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::thread::sleep(Duration::from_millis(200));
     }
     Ok((phase, still_running))
 }
@@ -350,6 +392,14 @@ fn print_phases(idle: &Phase, training: Option<&(Phase, bool)>, rate: u32) {
         "non-200 responses",
         idle.errors,
         training.map_or_else(String::new, |(p, _)| p.errors.to_string())
+    );
+    // During training the process's CPU includes the job's, so only idle's is a
+    // per-request figure.
+    println!(
+        "{:<40} {:>14.3} {:>14}   <= 1.0",
+        "server CPU per request, ms",
+        idle.cpu_ms_per_request(),
+        training.map_or("", |_| "(+ training)")
     );
     if let Some((phase, still_running)) = training {
         println!(

@@ -12,6 +12,8 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::cpu::{process_cpu_seconds, rss_mib, thread_cpu_ns};
+
 const K: usize = 10;
 const EF_SWEEP: [usize; 26] = [
     10, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512,
@@ -108,10 +110,10 @@ pub fn run(args: &AnnArgs) -> Result<()> {
     };
     let mut index = HnswIndex::new(Metric::L2, base.dimension, params)?;
     let ids: Vec<u32> = (0..base.rows() as u32).collect();
-    let (rss_before, cpu_before, started) = (rss_mib()?, process_cpu_s()?, Instant::now());
+    let (rss_before, cpu_before, started) = (rss_mib()?, process_cpu_seconds()?, Instant::now());
     index.add_batch(&ids, &base.values)?;
     let build_s = started.elapsed().as_secs_f64();
-    let build_cpu_s = process_cpu_s()? - cpu_before;
+    let build_cpu_s = process_cpu_seconds()? - cpu_before;
     let rss_growth_mib = rss_mib()? - rss_before;
     println!(
         "build {build_s:.1} s wall, {build_cpu_s:.1} s CPU; RSS growth {rss_growth_mib:.0} MiB"
@@ -250,46 +252,4 @@ fn print_report(report: &Report) {
             cell("0.99")
         );
     }
-}
-
-/// The process's resident set, from /proc/self/status.
-fn rss_mib() -> Result<f64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS in /proc/self/status")?;
-    let kib: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("malformed VmRSS")?
-        .parse()?;
-    Ok(kib / 1024.0)
-}
-
-/// User + system CPU seconds of the whole process (all threads), from /proc/self/stat
-/// (clock ticks of 1/100 s, Linux's USER_HZ).
-fn process_cpu_s() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let after_name = stat
-        .rsplit_once(')')
-        .context("malformed /proc/self/stat")?
-        .1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of the man page (utime, stime) are 12 and 13 after the name.
-    let ticks: f64 = fields.get(11).context("no utime")?.parse::<f64>()?
-        + fields.get(12).context("no stime")?.parse::<f64>()?;
-    Ok(ticks / 100.0)
-}
-
-/// Nanoseconds the calling thread has run on a CPU, from /proc/thread-self/schedstat.
-fn thread_cpu_ns() -> Result<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .context("reading /proc/thread-self/schedstat")?;
-    Ok(text
-        .split_whitespace()
-        .next()
-        .context("empty schedstat")?
-        .parse()?)
 }

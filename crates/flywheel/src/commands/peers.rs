@@ -21,6 +21,8 @@ use flywheel_retrieval::{
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+
+use super::cpu;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -237,32 +239,12 @@ struct Fit {
     threads: usize,
 }
 
-/// CPU seconds this process has used so far: the sum of every live thread's scheduler
-/// runtime (`se.sum_exec_runtime`, nanosecond resolution), else utime + stime of
-/// `/proc/self/stat` (clock ticks, taken as 100 Hz); `None` off Linux.
+/// CPU seconds this process has used so far: the live threads' scheduler runtime
+/// (nanoseconds), else utime + stime (clock ticks); `None` off Linux.
 fn process_cpu_seconds() -> Option<f64> {
-    threads_runtime().or_else(stat_cpu_seconds)
-}
-
-fn threads_runtime() -> Option<f64> {
-    let mut total_ms = 0.0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
-        let line = sched
-            .lines()
-            .find(|l| l.starts_with("se.sum_exec_runtime"))?;
-        total_ms += line.split(':').nth(1)?.trim().parse::<f64>().ok()?;
-    }
-    Some(total_ms / 1e3)
-}
-
-fn stat_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    cpu::live_threads_cpu_seconds()
+        .or_else(|_| cpu::process_cpu_seconds())
+        .ok()
 }
 
 fn median(values: &mut [f64]) -> f64 {
