@@ -10,7 +10,9 @@
 //!   and rebuilds the content index when the catalog changed.
 
 use flywheel_core::{ActionSet, Event, Item, ItemId, LogRecord, Timestamp, User, UserId};
-use flywheel_log::{EventLog, LogConfig, LogPosition, RecordLog, RecoveryReport, SyncMode};
+use flywheel_log::{
+    EventLog, LogConfig, LogPosition, RecordIter, RecordLog, RecoveryReport, SyncMode,
+};
 use flywheel_pipeline::{feature_config, EngineConfig, ModelSet, State};
 use flywheel_registry as registry;
 use flywheel_retrieval::ContentIndex;
@@ -460,10 +462,13 @@ fn spawn_with<T: Send + 'static>(
         .expect("spawning an engine thread must succeed at start-up")
 }
 
-/// The consumer loop: tail the log, apply, publish the applied offset. After a read
-/// error it resumes from what it had applied, so no record is ever applied twice.
+/// The consumer loop: tail the log, apply, publish the applied offset. One reader is kept
+/// across wakes, so catching up costs only the new records (a fresh reader would walk the
+/// active segment's frame headers from its start on every wake). After a read error it
+/// resumes from what it had applied, with a new reader, so no record is applied twice.
 fn consume(inner: &Inner) {
     let mut next = 0u64;
+    let mut reader: Option<RecordIter<'_>> = None;
     while !inner.shutdown.load(Ordering::Acquire) {
         if end_offset(inner) <= next {
             let position = LogPosition {
@@ -476,12 +481,13 @@ fn consume(inner: &Inner) {
             }
             continue;
         }
-        match apply_available(inner, next) {
+        match apply_available(inner, &mut reader, next) {
             Ok(applied) => {
                 next = applied;
                 set_consumer_error(inner, None);
             }
             Err(e) => {
+                reader = None;
                 next = current_applied(inner);
                 tracing::error!("consumer cannot read the log at offset {next}: {e}");
                 set_consumer_error(inner, Some(format!("offset {next}: {e}")));
@@ -528,16 +534,33 @@ fn read_chunk(
     Ok(chunk)
 }
 
-/// Applies every durable record from `from`, in chunks; returns the new applied offset.
-fn apply_available(inner: &Inner, from: u64) -> Result<u64> {
-    let mut reader = inner.log.read_from(LogPosition {
-        partition: PARTITION,
-        offset: from,
-    })?;
+/// Applies every durable record from `from`, in chunks, through the kept `reader` (opened
+/// at `from` when there is none, or when it yields nothing although records are durable:
+/// a [`RecordLog`] need not tail); returns the new applied offset.
+fn apply_available<'a>(
+    inner: &'a Inner,
+    reader: &mut Option<RecordIter<'a>>,
+    from: u64,
+) -> Result<u64> {
     let mut next = from;
+    let mut fresh = false;
     loop {
-        let chunk = read_chunk(&mut reader)?;
+        let tail = match reader {
+            Some(tail) => tail,
+            None => {
+                fresh = true;
+                reader.insert(inner.log.read_from(LogPosition {
+                    partition: PARTITION,
+                    offset: next,
+                })?)
+            }
+        };
+        let chunk = read_chunk(tail)?;
         if chunk.is_empty() {
+            if next == from && !fresh {
+                *reader = None;
+                continue;
+            }
             return Ok(next);
         }
         let mut changed_catalog = false;
