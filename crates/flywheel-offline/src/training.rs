@@ -405,9 +405,16 @@ fn retrieval_models(
     tag: &str,
 ) -> Result<Vec<RetrievalModel>> {
     let started = Instant::now();
-    let als = AlsModel::train(interactions, &als_params(config))
+    let mut als = AlsModel::train(interactions, &als_params(config))
         .map_err(|e| OfflineError::Model(format!("ALS: {e}")))?;
     seconds.insert(format!("als{tag}"), started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    if als
+        .build_index(&config.retrieval.ann)
+        .map_err(|e| OfflineError::Model(format!("ALS item index: {e}")))?
+    {
+        seconds.insert(format!("als_index{tag}"), started.elapsed().as_secs_f64());
+    }
     let ease = if interactions.num_items() <= config.training.ease_max_items {
         let started = Instant::now();
         let model = EaseModel::train(interactions, config.training.ease_lambda)

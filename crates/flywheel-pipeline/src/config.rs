@@ -5,6 +5,7 @@
 
 use flywheel_core::Timestamp;
 use flywheel_ranking::RerankConfig;
+use flywheel_retrieval::AnnSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,9 @@ pub struct RetrievalSettings {
     pub quotas: BTreeMap<String, f64>,
     /// How many of the user's recent items seed history-driven channels.
     pub history_items: usize,
+    /// When item vectors (ALS factors) are searched through an ANN index rather than
+    /// scanned (`[retrieval.ann]`).
+    pub ann: AnnSettings,
 }
 
 impl Default for RetrievalSettings {
@@ -125,6 +129,7 @@ impl Default for RetrievalSettings {
             candidates: 200,
             quotas: quotas.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             history_items: 50,
+            ann: AnnSettings::default(),
         }
     }
 }
@@ -325,6 +330,9 @@ impl EngineConfig {
         self.rerank
             .validate()
             .map_err(|e| PipelineError::Config(format!("rerank: {e}")))?;
+        if let Err(e) = self.retrieval.ann.validate() {
+            return bad(&e.to_string());
+        }
         if self.retrieval.candidates == 0 {
             return bad("retrieval.candidates must be positive");
         }

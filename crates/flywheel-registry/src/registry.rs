@@ -238,6 +238,12 @@ pub fn save(data_dir: &Path, set: &ModelSet) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).map_err(|e| RegistryError::io(&dir, e))?;
     for model in &set.retrieval {
         write_bin(&dir.join(format!("{}.bin", model.kind())), model)?;
+        if let Some(index) = model.item_index() {
+            let bytes = index
+                .to_bytes()
+                .map_err(|e| RegistryError::Model(format!("{}: {e}", model.kind())))?;
+            write_atomically(&dir.join(format!("{}.ann", model.kind())), &bytes)?;
+        }
     }
     if let Some(ranker) = &set.ranker {
         write_bin(&dir.join("ranker.bin"), ranker)?;
@@ -329,12 +335,13 @@ pub fn load(data_dir: &Path, version: &str) -> Result<ModelSet> {
     let mut retrieval = Vec::new();
     for kind in RetrievalModel::KINDS {
         let model: Option<RetrievalModel> = read_bin(&dir.join(format!("{kind}.bin")))?;
-        if let Some(model) = model {
+        if let Some(mut model) = model {
             if model.kind() != kind || !model.is_consistent() {
                 return Err(RegistryError::Model(format!(
                     "{version}/{kind}.bin holds an inconsistent or mislabelled model"
                 )));
             }
+            attach_item_index(&dir, version, &mut model, manifest.config.as_ref())?;
             retrieval.push(model);
         }
     }
@@ -359,6 +366,32 @@ pub fn load(data_dir: &Path, version: &str) -> Result<ModelSet> {
         retrieval,
         ranker,
     })
+}
+
+/// Reads `<kind>.ann` beside the model, when there is one, and serves from it; an index
+/// that is damaged or does not fit the model fails the load (the serving version stays).
+fn attach_item_index(
+    dir: &Path,
+    version: &str,
+    model: &mut RetrievalModel,
+    config: Option<&flywheel_pipeline::EngineConfig>,
+) -> Result<()> {
+    let path = dir.join(format!("{}.ann", model.kind()));
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(RegistryError::io(&path, e)),
+    };
+    let ef_search = config.map_or_else(
+        || flywheel_retrieval::AnnSettings::default().ef_search,
+        |c| c.retrieval.ann.ef_search,
+    );
+    let kind = model.kind();
+    let fail = |e: flywheel_retrieval::RetrievalError| {
+        RegistryError::Model(format!("{version}/{kind}.ann: {e}"))
+    };
+    let index = flywheel_retrieval::ItemIndex::from_bytes(&bytes, ef_search).map_err(fail)?;
+    model.attach_item_index(index).map_err(fail)
 }
 
 /// Loads the served version, or an empty set when nothing was trained yet.
@@ -510,6 +543,63 @@ mod tests {
         let path = models_dir(dir.path()).join(&bad).join("ranker.bin");
         std::fs::write(path, b"not a model").unwrap();
         assert!(promote(dir.path(), &bad).is_err());
+        assert_eq!(current_version(dir.path()).unwrap(), Some(good));
+    }
+
+    fn saved_with_indexed_als(dir: &Path) -> String {
+        use flywheel_core::{ItemId, UserId};
+        use flywheel_retrieval::{AlsModel, AlsParams, AnnSettings, Interactions};
+        let triples = (0..40u32).flat_map(|u| {
+            (0..6u32).map(move |j| {
+                let user = UserId::new_unchecked(format!("u{u}"));
+                (
+                    user,
+                    ItemId::new_unchecked(format!("i{}", (u * 7 + j) % 60)),
+                    1.0,
+                )
+            })
+        });
+        let params = AlsParams {
+            factors: 8,
+            regularization: 0.1,
+            alpha: 5.0,
+            iterations: 5,
+            seed: 1,
+        };
+        let mut als = AlsModel::train(&Interactions::from_triples(triples), &params).unwrap();
+        let settings = AnnSettings {
+            min_items: 0,
+            ..AnnSettings::default()
+        };
+        assert!(als.build_index(&settings).unwrap());
+        let version = reserve_version(dir).unwrap();
+        let mut manifest = manifest(&version);
+        manifest.models = vec!["als".into()];
+        let set = ModelSet {
+            manifest: Some(manifest),
+            retrieval: vec![RetrievalModel::Als(als)],
+            ..ModelSet::default()
+        };
+        save(dir, &set).unwrap();
+        version
+    }
+
+    #[test]
+    fn an_item_index_is_stored_beside_its_model_and_a_damaged_one_fails_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = saved_with_indexed_als(dir.path());
+        promote(dir.path(), &good).unwrap();
+        let loaded = load(dir.path(), &good).unwrap();
+        let index = loaded.retrieval[0]
+            .item_index()
+            .expect("the index is served");
+        assert_eq!(index.len(), 60);
+        let bad = saved_with_indexed_als(dir.path());
+        let path = models_dir(dir.path()).join(&bad).join("als.ann");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 9]).unwrap();
+        let error = promote(dir.path(), &bad).unwrap_err().to_string();
+        assert!(error.contains("als.ann"), "{error}");
         assert_eq!(current_version(dir.path()).unwrap(), Some(good));
     }
 

@@ -8,6 +8,7 @@
 //! `(YᵀY + Yᵤᵀ(Cᵤ − I)Yᵤ + λI)·xᵤ = Yᵤᵀ·Cᵤ·1`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use flywheel_core::{ItemId, UserId};
 use rand::{Rng, SeedableRng};
@@ -18,6 +19,7 @@ use crate::als_cg::{cg_half_step, gram_with_ridge};
 use crate::error::{Result, RetrievalError};
 use crate::ids::IdIndex;
 use crate::interactions::{Interactions, SparseRows};
+use crate::item_index::{AnnSettings, ItemIndex};
 use crate::linalg::{cholesky_in_place, cholesky_solve, dot_f32};
 use crate::topk::TopK;
 
@@ -139,6 +141,11 @@ pub struct AlsModel {
     item_factors: Vec<f32>,
     /// `YᵀY` of the item factors (lower triangle), cached for fold-in.
     item_gram: Vec<f64>,
+    /// An inner-product ANN graph over the item factors, when the catalog is large
+    /// enough to want one: ranking then searches it instead of scanning every item. Not
+    /// part of the model file (the registry keeps it in a file of its own).
+    #[serde(skip)]
+    index: Option<Arc<ItemIndex>>,
 }
 
 impl AlsModel {
@@ -197,7 +204,41 @@ impl AlsModel {
             user_factors,
             item_gram: gram_matrix(&item_factors, k),
             item_factors,
+            index: None,
         })
+    }
+
+    /// Builds the ANN index over the item factors when `settings` want one for this
+    /// catalog's size; returns whether it did.
+    pub fn build_index(&mut self, settings: &AnnSettings) -> Result<bool> {
+        if !settings.wants_index(self.items.len()) || !self.is_consistent() {
+            self.index = None;
+            return Ok(false);
+        }
+        let index = ItemIndex::build(&self.item_factors, self.params.factors, settings)?;
+        self.index = Some(Arc::new(index));
+        Ok(true)
+    }
+
+    /// The ANN index over the item factors, when there is one.
+    pub fn index(&self) -> Option<&ItemIndex> {
+        self.index.as_deref()
+    }
+
+    /// Serves from `index` (read back from its file): refused unless it holds one vector
+    /// per item of the model's dimension.
+    pub fn attach_index(&mut self, index: ItemIndex) -> Result<()> {
+        if index.len() != self.items.len() || index.dimension() != self.params.factors {
+            return Err(RetrievalError::Index(format!(
+                "the index holds {} vectors of dimension {}; the model has {} items of {} factors",
+                index.len(),
+                index.dimension(),
+                self.items.len(),
+                self.params.factors
+            )));
+        }
+        self.index = Some(Arc::new(index));
+        Ok(())
     }
 
     /// Whether the stored arrays agree with the id lists (a model read back from a
@@ -293,6 +334,27 @@ impl AlsModel {
     /// Top-`k` items for an arbitrary user vector (length must equal the factor count;
     /// otherwise the list is empty).
     pub fn recommend_for_vector(
+        &self,
+        vector: &[f32],
+        k: usize,
+        exclude: &HashSet<ItemId>,
+    ) -> Vec<(ItemId, f32)> {
+        let f = self.params.factors;
+        if vector.len() != f || !self.is_consistent() {
+            return Vec::new();
+        }
+        if let Some(index) = &self.index {
+            let excluded: HashSet<usize> =
+                exclude.iter().filter_map(|id| self.items.get(id)).collect();
+            if let Ok(found) = index.search(vector, k, &|i| excluded.contains(&i)) {
+                return self.items.name(found);
+            }
+        }
+        self.recommend_exactly(vector, k, exclude)
+    }
+
+    /// [`Self::recommend_for_vector`] by scanning every item (the oracle of the index).
+    pub fn recommend_exactly(
         &self,
         vector: &[f32],
         k: usize,

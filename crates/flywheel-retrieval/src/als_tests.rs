@@ -308,3 +308,68 @@ fn a_cg_step_count_out_of_range_is_refused_by_name() {
     .unwrap_err();
     assert!(err.to_string().contains("cg_steps"), "{err}");
 }
+
+/// 4,000 items in 40 taste clusters; 1,500 users each take 12 items of their cluster.
+fn large_catalog() -> Interactions {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut triples = Vec::new();
+    for u in 0..1500 {
+        let cluster = u % 40;
+        for _ in 0..12 {
+            let i = cluster * 100 + rng.gen_range(0..100);
+            triples.push((
+                UserId::new_unchecked(format!("u{u}")),
+                ItemId::new_unchecked(format!("i{i}")),
+                1.0,
+            ));
+        }
+    }
+    Interactions::from_triples(triples)
+}
+
+#[test]
+fn the_item_index_serves_what_the_exact_scan_finds() {
+    let data = large_catalog();
+    let mut model = AlsModel::train(&data, &params(32, 0.1, 10.0)).unwrap();
+    let settings = AnnSettings {
+        min_items: 1000,
+        ..AnnSettings::default()
+    };
+    assert!(model.build_index(&settings).unwrap());
+    let (mut hits, mut total) = (0usize, 0usize);
+    for u in (0..1500).step_by(15) {
+        let user = UserId::new_unchecked(format!("u{u}"));
+        let vector = model.user_vector(&user).unwrap().to_vec();
+        // Exclude what the user has (as serving does), so the filter is exercised.
+        let seen: HashSet<ItemId> = data
+            .by_user()
+            .row(data.user_ids().iter().position(|x| *x == user).unwrap())
+            .iter()
+            .map(|(i, _)| data.item_ids()[*i as usize].clone())
+            .collect();
+        let exact = model.recommend_exactly(&vector, 10, &seen);
+        let served = model.recommend_for_vector(&vector, 10, &seen);
+        assert_eq!(served.len(), 10);
+        assert!(served.iter().all(|(id, _)| !seen.contains(id)));
+        hits += served
+            .iter()
+            .filter(|s| exact.iter().any(|e| e.0 == s.0))
+            .count();
+        total += exact.len();
+    }
+    let recall = hits as f64 / total as f64;
+    assert!(
+        recall >= 0.95,
+        "recall@10 of the index against the exact scan: {recall}"
+    );
+}
+
+#[test]
+fn small_catalogs_keep_the_exact_scan_and_a_misfit_index_is_refused() {
+    let data = clustered();
+    let mut model = AlsModel::train(&data, &params(8, 1.0, 5.0)).unwrap();
+    assert!(!model.build_index(&AnnSettings::default()).unwrap());
+    assert!(model.index().is_none());
+    let other = ItemIndex::build(&vec![0.5; 8 * 10], 8, &AnnSettings::default()).unwrap();
+    assert!(model.attach_index(other).is_err());
+}

@@ -49,6 +49,9 @@ pub enum RetrievalError {
         /// What to do instead.
         hint: &'static str,
     },
+    /// An item-vector index could not be built, read or searched.
+    #[error("ANN index: {0}")]
+    Index(String),
 }
 
 /// Result alias for the retrieval crate.

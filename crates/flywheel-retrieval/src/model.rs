@@ -7,6 +7,8 @@ use flywheel_core::{Channel, ItemId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
+use crate::error::{Result, RetrievalError};
+use crate::item_index::{AnnSettings, ItemIndex};
 use crate::{AlsModel, EaseModel};
 
 /// A trained retrieval model.
@@ -57,6 +59,35 @@ impl RetrievalModel {
         match self {
             RetrievalModel::Als(model) => model.is_consistent(),
             RetrievalModel::Ease(model) => model.is_consistent(),
+        }
+    }
+
+    /// The model's ANN index over item vectors, when it has one (the registry stores it
+    /// beside the model file).
+    pub fn item_index(&self) -> Option<&ItemIndex> {
+        match self {
+            RetrievalModel::Als(model) => model.index(),
+            RetrievalModel::Ease(_) => None,
+        }
+    }
+
+    /// Builds the model's item index when `settings` want one for its catalog; returns
+    /// whether it did (models without item vectors never do).
+    pub fn build_item_index(&mut self, settings: &AnnSettings) -> Result<bool> {
+        match self {
+            RetrievalModel::Als(model) => model.build_index(settings),
+            RetrievalModel::Ease(_) => Ok(false),
+        }
+    }
+
+    /// Serves from an item index read back from its file; refused for a model without
+    /// item vectors or an index that does not fit the model.
+    pub fn attach_item_index(&mut self, index: ItemIndex) -> Result<()> {
+        match self {
+            RetrievalModel::Als(model) => model.attach_index(index),
+            RetrievalModel::Ease(_) => Err(RetrievalError::Index(
+                "EASE has no item vectors to index".into(),
+            )),
         }
     }
 
