@@ -67,6 +67,52 @@ const browser = await chromium.launch({
   headless: true,
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
+// The drift and controller panels against answers of the documented shapes (with a
+// field the page does not know, and fields left out), served by the browser itself:
+// whichever build runs, these renderers are exercised.
+const cannedMonitoring = {
+  window: { from: "2026-12-01T00:00:00Z", to: "2026-12-01T01:00:00Z", events: 1234 },
+  reference_version: "v1",
+  features: [
+    { name: "price", kind: "numeric", statistic: "ks", value: 0.31, threshold: 0.1, drifted: true, extra: 1 },
+    { name: "category", kind: "categorical", statistic: "psi", value: 0.02, threshold: 0.15, drifted: false },
+    { name: "device" },
+  ],
+  prediction: { mean_predicted_ctr: 0.05, observed_ctr: 0.04, observed_over_expected: 0.8, band: [0.85, 1.15] },
+  data_quality: { unknown_item_ids: 3, missing_fields: 0, duplicates: 2, nested: { ignored: true } },
+  something_new: [1, 2, 3],
+};
+const cannedController = {
+  mode: "dry_run",
+  decisions: [
+    { at: "2026-12-01T01:00:00Z", rule: "psi_drift", evidence: { feature: "price", psi: 0.31 }, action: "retrain", outcome: "dry_run" },
+    { rule: "data_quality" },
+  ],
+};
+async function checkPanelsWithCannedAnswers() {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+  page.on("pageerror", error => consoleErrors.push(`uncaught (canned answers): ${error.message}`));
+  page.on("console", m => { if (m.type() === "error") consoleErrors.push(`canned answers: ${m.text()}`); });
+  const answer = body => route => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(body) });
+  await page.route("**/v1/monitoring", answer(cannedMonitoring));
+  await page.route("**/v1/controller", answer(cannedController));
+  await page.addInitScript(k => sessionStorage.setItem("flywheel.apiKey", k), key);
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForFunction(() => document.querySelector("#p-controller .body table") !== null, null, { timeout: 20000 });
+  const drift = await page.textContent("#p-drift .body");
+  const controller = await page.textContent("#p-controller .body");
+  for (const expected of ["price", "drifted", "category", "device", "0.310", "unknown item ids", "0.800"]) {
+    if (!drift.includes(expected)) problems.push(`drift panel lacks "${expected}": ${drift.slice(0, 200)}`);
+  }
+  for (const expected of ["dry_run", "psi_drift", "retrain", "feature=price", "data_quality"]) {
+    if (!controller.includes(expected)) problems.push(`controller panel lacks "${expected}": ${controller.slice(0, 200)}`);
+  }
+  const tags = await page.textContent("#t-drift");
+  if (tags !== "1 of 3 drifted") problems.push(`drift tag says "${tags}"`);
+  if (await page.$(".msg.error")) problems.push("a panel shows an error with the canned answers");
+  await page.close();
+}
+
 const running = traffic().catch(error => problems.push(`traffic: ${error.message}`));
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
@@ -140,6 +186,7 @@ try {
   }
 
   await page.screenshot({ path: screenshot, fullPage: true });
+  await checkPanelsWithCannedAnswers();
   const final = await page.evaluate(() => ({
     requests: document.querySelector("#p-serving .kpi .v").textContent,
     drift: document.querySelector("#p-drift .body").textContent.slice(0, 60),
