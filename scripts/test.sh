@@ -55,6 +55,9 @@ echo "== experiment assignment against Python mmh3"
 echo "== imported LightGBM/XGBoost models against the Python libraries"
 ./scripts/check-imported-models.sh || status=$?
 
+echo "== the dashboard in headless Chromium"
+./scripts/check-dashboard.sh || status=$?
+
 echo "== skipped tests"
 skipped=$(grep -c '^SKIP ' "$skip_log" || true)
 echo "skipped: $skipped"

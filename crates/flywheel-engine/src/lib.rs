@@ -24,6 +24,7 @@ mod engine;
 mod error;
 mod experiments;
 mod jobs;
+mod overview;
 mod records;
 mod service;
 mod serving;
@@ -35,7 +36,12 @@ pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
 pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
 pub use jobs::{JobResult, JobState, JobStatus};
+pub use overview::{
+    ExperimentOverview, Ingestion, ModelsOverview, Overview, ServingHealth, StageLatency,
+};
 pub use records::SkippedRecord;
 pub use service::TrainOutcome;
 pub use serving::{ServeRequest, Served, ServedSlot};
-pub use stats::{EngineStats, Histogram, LATENCY_BUCKETS};
+pub use stats::{
+    fallback_kind, EngineStats, FallbackCounts, Histogram, FALLBACK_KINDS, LATENCY_BUCKETS,
+};

@@ -467,6 +467,9 @@ impl Engine {
         EngineStats::add(&stats.recommendations, 1);
         if recommendation.fallback {
             EngineStats::add(&stats.fallbacks, 1);
+            stats
+                .fallback_kinds
+                .record(&recommendation.fallback_reasons);
         }
         stats
             .retrieval_latency

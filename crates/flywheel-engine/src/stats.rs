@@ -41,6 +41,93 @@ impl Histogram {
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         (buckets, self.count.load(Ordering::Relaxed), sum)
     }
+
+    /// The `q`-quantile (0 ≤ q ≤ 1) in seconds, estimated as Prometheus'
+    /// `histogram_quantile` does: linear interpolation inside the bucket that holds
+    /// the rank `q · count`, the first bucket starting at 0. Observations above the
+    /// last bound give that bound. `None` without observations or for a `q` outside
+    /// [0, 1].
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let (buckets, count, _) = self.snapshot();
+        quantile_of(&buckets, count, q)
+    }
+}
+
+/// The quantile of cumulative bucket counts (see [`Histogram::quantile`]).
+fn quantile_of(buckets: &[(f64, u64)], count: u64, q: f64) -> Option<f64> {
+    if count == 0 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let rank = q * count as f64;
+    let mut lower = (0.0, 0u64);
+    for &(bound, cumulative) in buckets {
+        if cumulative as f64 >= rank && cumulative > lower.1 {
+            let inside = (cumulative - lower.1) as f64;
+            let share = (rank - lower.1 as f64) / inside;
+            return Some(lower.0 + (bound - lower.0) * share.max(0.0));
+        }
+        lower = (bound, cumulative);
+    }
+    Some(lower.0)
+}
+
+/// Why a list fell back, as a bounded label: the kinds of reason the pipeline and
+/// the serving code give (their texts carry details: channel names, counts).
+pub const FALLBACK_KINDS: [&str; 7] = [
+    "retrieval_deadline",
+    "ranking_deadline",
+    "no_ranker",
+    "missing_model",
+    "top_up",
+    "variant_models",
+    "other",
+];
+
+/// The kind of a fallback reason, one of [`FALLBACK_KINDS`].
+pub fn fallback_kind(reason: &str) -> &'static str {
+    let patterns = [
+        ("retrieval deadline", "retrieval_deadline"),
+        ("ranking deadline", "ranking_deadline"),
+        ("no trained ranker", "no_ranker"),
+        ("no trained ", "missing_model"),
+        ("slots filled with popular", "top_up"),
+        ("variant models unavailable", "variant_models"),
+    ];
+    patterns
+        .iter()
+        .find(|(pattern, _)| reason.contains(pattern))
+        .map_or("other", |(_, kind)| kind)
+}
+
+/// Requests that fell back, per kind of reason (a request counts once per kind).
+#[derive(Debug, Default)]
+pub struct FallbackCounts {
+    counts: [AtomicU64; FALLBACK_KINDS.len()],
+}
+
+impl FallbackCounts {
+    /// Counts one request with these reasons.
+    pub fn record(&self, reasons: &[String]) {
+        let mut seen = [false; FALLBACK_KINDS.len()];
+        for reason in reasons {
+            let kind = fallback_kind(reason);
+            if let Some(index) = FALLBACK_KINDS.iter().position(|k| *k == kind) {
+                seen[index] = true;
+            }
+        }
+        for (counter, _) in self.counts.iter().zip(seen).filter(|(_, seen)| *seen) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every kind with its count, in [`FALLBACK_KINDS`] order.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        FALLBACK_KINDS
+            .iter()
+            .zip(&self.counts)
+            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 /// Everything the engine counts.
@@ -54,6 +141,8 @@ pub struct EngineStats {
     pub recommendations: AtomicU64,
     /// Requests answered with a fallback.
     pub fallbacks: AtomicU64,
+    /// Requests answered with a fallback, per kind of reason.
+    pub fallback_kinds: FallbackCounts,
     /// Impressions dropped: the impression queue was full, or the log refused them.
     pub impressions_dropped: AtomicU64,
     /// Log records the consumer skipped because they cannot be decoded.
@@ -100,5 +189,61 @@ mod tests {
         assert_eq!(buckets[1].1, 1); // 250 µs
         assert_eq!(buckets[5].1, 2); // 5 ms
         assert_eq!(buckets.last().unwrap().1, 2);
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_the_bucket_of_their_rank() {
+        let h = Histogram::default();
+        for _ in 0..50 {
+            h.observe(Duration::from_micros(50)); // bucket (0, 100 µs]
+        }
+        for _ in 0..50 {
+            h.observe(Duration::from_micros(200)); // bucket (100 µs, 250 µs]
+        }
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // Rank 50 closes the first bucket exactly: its upper bound.
+        assert!(close(h.quantile(0.5).unwrap(), 0.0001));
+        // Rank 99: 49 of the second bucket's 50, so 100 µs + 150 µs · 49/50.
+        assert!(close(h.quantile(0.99).unwrap(), 0.000247));
+        // Rank 25: halfway through the first bucket, which starts at 0.
+        assert!(close(h.quantile(0.25).unwrap(), 0.00005));
+        assert!(close(h.quantile(1.0).unwrap(), 0.00025));
+    }
+
+    #[test]
+    fn quantiles_of_nothing_or_out_of_range_are_none_and_overflow_is_the_last_bound() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        h.observe(Duration::from_secs(30));
+        assert_eq!(h.quantile(0.5), Some(5.0));
+        assert_eq!(h.quantile(1.5), None);
+        assert_eq!(h.quantile(f64::NAN), None);
+    }
+
+    #[test]
+    fn fallback_reasons_are_counted_once_per_kind_per_request() {
+        let counts = FallbackCounts::default();
+        counts.record(&[
+            "no trained als model; skipped".to_string(),
+            "no trained content model; skipped".to_string(),
+            "no trained ranker yet; fused retrieval order used".to_string(),
+            "3 slots filled with popular items".to_string(),
+        ]);
+        counts.record(&["ranking deadline passed; fused retrieval order used".to_string()]);
+        let snapshot: std::collections::BTreeMap<_, _> = counts.snapshot().into_iter().collect();
+        assert_eq!(snapshot["missing_model"], 1);
+        assert_eq!(snapshot["no_ranker"], 1);
+        assert_eq!(snapshot["top_up"], 1);
+        assert_eq!(snapshot["ranking_deadline"], 1);
+        assert_eq!(snapshot["retrieval_deadline"], 0);
+        assert_eq!(fallback_kind("something new"), "other");
+        assert_eq!(
+            fallback_kind("retrieval deadline passed before the als channel"),
+            "retrieval_deadline"
+        );
+        assert_eq!(
+            fallback_kind("variant models unavailable (x); serving models used"),
+            "variant_models"
+        );
     }
 }

@@ -12,12 +12,14 @@
 
 mod access;
 mod body;
+mod dashboard;
 mod edge;
 mod error;
 mod experiments;
 mod json;
 pub mod keys;
 mod metrics;
+mod overview;
 mod routes;
 mod wire;
 

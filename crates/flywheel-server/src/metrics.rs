@@ -22,6 +22,18 @@ pub(crate) struct HttpStats {
     latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
 }
 
+impl HttpStats {
+    /// Requests answered per status code, over every method and route.
+    pub(crate) fn by_status(&self) -> BTreeMap<u16, u64> {
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_status = BTreeMap::new();
+        for ((_, _, status), count) in requests.iter() {
+            *by_status.entry(*status).or_default() += count;
+        }
+        by_status
+    }
+}
+
 /// The method as a label: a standard method, or `other`.
 fn method_label(method: &Method) -> &'static str {
     match *method {
@@ -177,6 +189,18 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         "Lists served with a fallback.",
         EngineStats::get(&stats.fallbacks),
     );
+    header_line(
+        &mut out,
+        "flywheel_fallbacks_by_reason_total",
+        "counter",
+        "Lists served with a fallback, per kind of reason (a list counts once per kind).",
+    );
+    for (kind, count) in stats.fallback_kinds.snapshot() {
+        let _ = writeln!(
+            out,
+            "flywheel_fallbacks_by_reason_total{{reason=\"{kind}\"}} {count}"
+        );
+    }
     counter(
         &mut out,
         "flywheel_impressions_dropped_total",

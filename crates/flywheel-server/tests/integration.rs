@@ -1667,5 +1667,7 @@ async fn a_stalled_body_times_out_with_408() {
     assert_eq!(healthy.status, StatusCode::OK);
 }
 
+#[path = "integration/dashboard.rs"]
+mod dashboard;
 #[path = "integration/experiments.rs"]
 mod experiments;
