@@ -255,11 +255,15 @@ fn drift_clears_only_under_the_lower_threshold() {
     let mut c = controller(ControllerConfig::default());
     c.observe(&drifting(0, 0.3)).unwrap();
     c.observe(&drifting(10, 0.3)).unwrap();
-    // 0.13 < 0.15 but > 0.12 (0.8 × 0.15): still drifting.
+    // 0.13 < 0.15 but > 0.12 (0.8 × 0.15): still drifting, and still worth a
+    // retraining once the cooldown is over.
     c.observe(&drifting(20, 0.13)).unwrap();
     assert!(c.status().drift_active);
-    c.observe(&drifting(30, 0.1)).unwrap();
+    let after_cooldown = c.observe(&drifting(370, 0.13)).unwrap();
+    assert_eq!(kinds(&after_cooldown), vec![(ActionKind::Retrain, true)]);
+    c.observe(&drifting(380, 0.1)).unwrap();
     assert!(!c.status().drift_active);
+    assert!(c.observe(&drifting(1_000, 0.1)).unwrap().is_empty());
 }
 
 #[test]
