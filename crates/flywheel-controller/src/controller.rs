@@ -5,7 +5,7 @@
 
 use flywheel_core::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::assess::{self, Assessment};
 use crate::config::ControllerConfig;
@@ -30,18 +30,38 @@ struct Intent {
 #[derive(Debug, Clone)]
 pub struct Controller {
     config: ControllerConfig,
+    state: ControllerState,
+}
+
+/// Everything the controller remembers between observations: the breaker, the drift
+/// condition, the cooldowns, the cap's window. Opaque, but serializable, so the engine
+/// can persist it and a restart in the middle of a breach keeps training paused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerState {
     last_at: Option<Timestamp>,
     quality: Hysteresis,
     drift: Hysteresis,
     /// The evidence that last put drift above its threshold.
     drift_evidence: Vec<Evidence>,
-    /// When each kind of action was last taken (or would have been, in dry-run).
-    last_taken: BTreeMap<ActionKind, Timestamp>,
+    /// When a rollback was last taken (or would have been, in dry-run).
+    last_rollback: Option<Timestamp>,
+    /// When a retraining was last taken (or would have been, in dry-run).
+    last_retrain: Option<Timestamp>,
     /// When capped actions were taken in the trailing hour, oldest first.
     capped_actions: VecDeque<Timestamp>,
-    /// The suppression last recorded per (rule, action) while the rule keeps wanting
+    /// The suppression last recorded per rule and action while the rule keeps wanting
     /// it, so a held-back action is recorded once per reason, not at every observation.
-    held: BTreeMap<(Rule, ActionKind), Suppression>,
+    held: Vec<Held>,
+}
+
+/// An action held back, and why, as last recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Held {
+    rule: Rule,
+    kind: ActionKind,
+    why: Suppression,
 }
 
 /// The controller's state, as `GET /v1/controller` could show it.
@@ -72,14 +92,20 @@ impl Controller {
         config.validate()?;
         Ok(Controller {
             config,
-            last_at: None,
-            quality: Hysteresis::default(),
-            drift: Hysteresis::default(),
-            drift_evidence: Vec::new(),
-            last_taken: BTreeMap::new(),
-            capped_actions: VecDeque::new(),
-            held: BTreeMap::new(),
+            state: ControllerState::default(),
         })
+    }
+
+    /// A controller that resumes from a state [`Controller::state`] returned earlier
+    /// (persisted across a restart), with a validated configuration.
+    pub fn with_state(config: ControllerConfig, state: ControllerState) -> Result<Controller> {
+        config.validate()?;
+        Ok(Controller { config, state })
+    }
+
+    /// The state to persist.
+    pub fn state(&self) -> &ControllerState {
+        &self.state
     }
 
     /// The configuration.
@@ -93,7 +119,7 @@ impl Controller {
     pub fn observe(&mut self, observation: &Observation) -> Result<Vec<Decision>> {
         observation.validate()?;
         self.check_order(observation.at)?;
-        self.last_at = Some(observation.at);
+        self.state.last_at = Some(observation.at);
         self.expire_capped(observation.at);
         let intents = self.intents(observation);
         let decisions = intents
@@ -108,23 +134,27 @@ impl Controller {
         let recovery = self.recovery_ms();
         ControllerStatus {
             dry_run: self.config.dry_run,
-            breaker_open: self.quality.is_active(),
-            breaker_opened_at: self.quality.active_since(),
-            quality_clear_since: self.quality.clear_since(),
-            breaker_closes_at: self.quality.clear_since().map(|t| t.plus_millis(recovery)),
-            drift_active: self.drift.is_active(),
-            actions_last_hour: self.capped_actions.len() as u32,
-            last_observation: self.last_at,
+            breaker_open: self.state.quality.is_active(),
+            breaker_opened_at: self.state.quality.active_since(),
+            quality_clear_since: self.state.quality.clear_since(),
+            breaker_closes_at: self
+                .state
+                .quality
+                .clear_since()
+                .map(|t| t.plus_millis(recovery)),
+            drift_active: self.state.drift.is_active(),
+            actions_last_hour: self.state.capped_actions.len() as u32,
+            last_observation: self.state.last_at,
         }
     }
 
     /// Whether training is paused by the open breaker.
     pub fn training_paused(&self) -> bool {
-        self.quality.is_active()
+        self.state.quality.is_active()
     }
 
     fn check_order(&self, at: Timestamp) -> Result<()> {
-        match self.last_at {
+        match self.state.last_at {
             Some(previous) if at < previous => Err(ControllerError::OutOfOrder { previous, at }),
             _ => Ok(()),
         }
@@ -136,11 +166,12 @@ impl Controller {
 
     fn expire_capped(&mut self, at: Timestamp) {
         while self
+            .state
             .capped_actions
             .front()
             .is_some_and(|t| at.millis() - t.millis() >= HOUR_MS)
         {
-            self.capped_actions.pop_front();
+            self.state.capped_actions.pop_front();
         }
     }
 
@@ -152,14 +183,16 @@ impl Controller {
         intents.extend(self.retrain_intent(observation));
         let wanted: Vec<(Rule, ActionKind)> =
             intents.iter().map(|i| (i.rule, i.action.kind())).collect();
-        self.held.retain(|key, _| wanted.contains(key));
+        self.state
+            .held
+            .retain(|held| wanted.contains(&(held.rule, held.kind)));
         intents
     }
 
     fn breaker_intent(&mut self, observation: &Observation) -> Option<Intent> {
         let rule = &self.config.quality;
         let Assessment { level, evidence } = assess::quality(rule, &observation.quality);
-        let edge = self.quality.update(
+        let edge = self.state.quality.update(
             level,
             observation.at,
             rule.breach_observations,
@@ -181,11 +214,12 @@ impl Controller {
         let rule = &self.config.drift;
         let Assessment { level, evidence } = assess::drift(rule, observation);
         if level == Level::Above {
-            self.drift_evidence = evidence;
+            self.state.drift_evidence = evidence;
         }
-        self.drift
+        self.state
+            .drift
             .update(level, observation.at, rule.trigger_observations, 0);
-        if !self.drift.is_active() {
+        if !self.state.drift.is_active() {
             return None;
         }
         Some(Intent {
@@ -193,7 +227,7 @@ impl Controller {
             action: ControlAction::Retrain {
                 warm_start: rule.warm_start,
             },
-            evidence: self.drift_evidence.clone(),
+            evidence: self.state.drift_evidence.clone(),
         })
     }
 
@@ -257,7 +291,7 @@ impl Controller {
             }
         }
         let limit = self.config.limits.max_actions_per_hour;
-        if self.capped_actions.len() >= limit as usize {
+        if self.state.capped_actions.len() >= limit as usize {
             return Some(Suppression::Cap { limit });
         }
         None
@@ -270,17 +304,24 @@ impl Controller {
             ActionKind::Retrain => limits.retrain_cooldown_secs,
             ActionKind::PauseTraining | ActionKind::ResumeTraining => return None,
         };
-        let last = self.last_taken.get(&kind)?;
+        let last = match kind {
+            ActionKind::Rollback => self.state.last_rollback,
+            ActionKind::Retrain => self.state.last_retrain,
+            ActionKind::PauseTraining | ActionKind::ResumeTraining => None,
+        }?;
         Some(last.plus_millis(secs_to_ms(secs)))
     }
 
     /// Records that an action is taken (or would be, in dry-run) for the cooldowns and
     /// the cap.
     fn book(&mut self, kind: ActionKind, at: Timestamp) {
-        self.last_taken.insert(kind, at);
-        if matches!(kind, ActionKind::Rollback | ActionKind::Retrain) {
-            self.capped_actions.push_back(at);
-        }
+        let last = match kind {
+            ActionKind::Rollback => &mut self.state.last_rollback,
+            ActionKind::Retrain => &mut self.state.last_retrain,
+            ActionKind::PauseTraining | ActionKind::ResumeTraining => return,
+        };
+        *last = Some(at);
+        self.state.capped_actions.push_back(at);
     }
 
     /// Whether the outcome is worth a decision: anything taken, and a suppression
@@ -288,10 +329,23 @@ impl Controller {
     fn is_new(&mut self, rule: Rule, kind: ActionKind, outcome: &Outcome) -> bool {
         match outcome {
             Outcome::Suppressed { why } if *why != Suppression::DryRun => {
-                self.held.insert((rule, kind), why.clone()).as_ref() != Some(why)
+                let held = &mut self.state.held;
+                let known = held.iter().position(|h| h.rule == rule && h.kind == kind);
+                if let Some(index) = known {
+                    if held[index].why == *why {
+                        return false;
+                    }
+                    held.remove(index);
+                }
+                held.push(Held {
+                    rule,
+                    kind,
+                    why: why.clone(),
+                });
+                true
             }
             _ => {
-                self.held.remove(&(rule, kind));
+                self.state.held.retain(|h| h.rule != rule || h.kind != kind);
                 true
             }
         }

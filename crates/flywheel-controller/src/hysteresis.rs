@@ -3,6 +3,7 @@
 //! lower threshold, for a period when one is configured.
 
 use flywheel_core::Timestamp;
+use serde::{Deserialize, Serialize};
 
 /// Where an observation's figures sit against a rule's two thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,8 @@ pub(crate) enum Edge {
 }
 
 /// A condition with hysteresis.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Hysteresis {
     /// Consecutive observations above the threshold while inactive.
     streak: u32,

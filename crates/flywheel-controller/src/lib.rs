@@ -59,7 +59,7 @@ mod observation;
 mod tests;
 
 pub use config::{ActionLimits, ControllerConfig, DriftRule, QualityRule};
-pub use controller::{Controller, ControllerStatus};
+pub use controller::{Controller, ControllerState, ControllerStatus};
 pub use decision::{
     ActionKind, ControlAction, Decision, Evidence, Outcome, Rule, Suppression, Threshold,
 };

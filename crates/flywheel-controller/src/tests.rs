@@ -448,3 +448,38 @@ fn the_same_observations_give_the_same_decisions() {
     assert!(first.len() > 100);
     assert_eq!(first, run());
 }
+
+#[test]
+fn a_restored_state_carries_on_exactly_where_it_stopped() {
+    let script: Vec<Observation> = (0..30)
+        .map(|i| match i {
+            0..=3 => bad_version(corrupted(i * 10, 0.2)),
+            4..=7 => drifting(i * 10, 0.3),
+            _ => healthy(i * 10),
+        })
+        .collect();
+    let mut straight = controller(ControllerConfig::default());
+    let expected: Vec<Decision> = script
+        .iter()
+        .flat_map(|o| straight.observe(o).unwrap())
+        .collect();
+    let mut first = controller(ControllerConfig::default());
+    let mut got: Vec<Decision> = script[..5]
+        .iter()
+        .flat_map(|o| first.observe(o).unwrap())
+        .collect();
+    assert!(first.training_paused());
+    // A restart in the middle of the breach: the state goes through JSON.
+    let saved = serde_json::to_string(first.state()).unwrap();
+    let state: ControllerState = serde_json::from_str(&saved).unwrap();
+    let mut restored = Controller::with_state(ControllerConfig::default(), state).unwrap();
+    assert!(restored.training_paused());
+    got.extend(
+        script[5..]
+            .iter()
+            .flat_map(|o| restored.observe(o).unwrap()),
+    );
+    assert_eq!(got, expected);
+    assert_eq!(restored.state(), straight.state());
+    assert!(serde_json::from_str::<ControllerState>(r#"{"last": 1}"#).is_err());
+}
