@@ -15,6 +15,66 @@ pub struct TasteDrift {
     pub strength: f64,
 }
 
+/// A broken stream from a given day on: a share of events name items the catalog
+/// does not know, and a share lose their optional fields (as a faulty client or a
+/// bad deploy of the tracking code would send them). The users' behaviour and the
+/// truth are unchanged; only what the log receives is damaged. Each event is
+/// damaged independently: it has an unknown item id with probability
+/// `unknown_item_share` and, independently, missing fields with probability
+/// `missing_field_share`. See [`crate::World::damage_of`] for what each means.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamCorruption {
+    /// The first damaged day (0-based, counted from [`SimConfig::start`]).
+    pub day: u32,
+    /// The first day that is clean again; `None` (the default) keeps the stream damaged
+    /// to the end of the run.
+    #[serde(default)]
+    pub until_day: Option<u32>,
+    /// Share of events, in `[0, 1]`, whose item id is replaced by one the catalog does not know.
+    #[serde(default)]
+    pub unknown_item_share: f64,
+    /// Share of events, in `[0, 1]`, that lose their `context` (device, page, session)
+    /// and, for purchases, their `value`.
+    #[serde(default)]
+    pub missing_field_share: f64,
+}
+
+impl StreamCorruption {
+    /// Whether an event at `at` falls in the damaged period of a run starting at `start`.
+    pub fn is_active_at(&self, start: Timestamp, at: Timestamp) -> bool {
+        let day_start = |day: u32| start.plus_millis(i64::from(day) * Timestamp::DAY);
+        at >= day_start(self.day) && self.until_day.is_none_or(|end| at < day_start(end))
+    }
+
+    fn validate(&self, days: u32) -> Result<()> {
+        let invalid = |reason: &str| {
+            Err(SimError::InvalidConfig {
+                field: "corruption",
+                reason: reason.to_string(),
+            })
+        };
+        if self.day >= days {
+            return invalid("corruption.day must be before the last day");
+        }
+        if self.until_day.is_some_and(|end| end <= self.day) {
+            return invalid("corruption.until_day must be after corruption.day");
+        }
+        for (name, share) in [
+            ("unknown_item_share", self.unknown_item_share),
+            ("missing_field_share", self.missing_field_share),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return invalid(&format!("corruption.{name} must be a number in [0, 1]"));
+            }
+        }
+        if self.unknown_item_share == 0.0 && self.missing_field_share == 0.0 {
+            return invalid("corruption needs unknown_item_share or missing_field_share above 0");
+        }
+        Ok(())
+    }
+}
+
 /// Everything that determines a simulated shop. The same config (seed included)
 /// always produces byte-identical output. Read from JSON, missing fields take the
 /// [`SimConfig::quickstart`] values and unknown fields are refused.
@@ -54,6 +114,10 @@ pub struct SimConfig {
     pub embedding_noise: Option<f64>,
     /// Optional shift of category tastes at a given day.
     pub drift: Option<TasteDrift>,
+    /// Optional damage to the event stream from a given day (not written when absent,
+    /// so `truth.json` files stay byte-identical to those written before it existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corruption: Option<StreamCorruption>,
 }
 
 impl SimConfig {
@@ -77,6 +141,7 @@ impl SimConfig {
             browse_continue: 0.5,
             embedding_noise: Some(0.7),
             drift: None,
+            corruption: None,
         }
     }
 
@@ -159,6 +224,9 @@ impl SimConfig {
                 return invalid("drift", "drift.strength must be in [0, 1]");
             }
         }
+        if let Some(corruption) = &self.corruption {
+            corruption.validate(self.days)?;
+        }
         Ok(())
     }
 
@@ -202,6 +270,68 @@ mod tests {
             ..SimConfig::small()
         };
         assert!(late_drift.validate().is_err());
+        let corruption = StreamCorruption {
+            day: 2,
+            until_day: Some(4),
+            unknown_item_share: 0.2,
+            missing_field_share: 0.1,
+        };
+        let with = |c: StreamCorruption| SimConfig {
+            corruption: Some(c),
+            ..SimConfig::small()
+        };
+        assert!(with(corruption).validate().is_ok());
+        for bad in [
+            StreamCorruption {
+                day: 7,
+                ..corruption
+            },
+            StreamCorruption {
+                until_day: Some(2),
+                ..corruption
+            },
+            StreamCorruption {
+                unknown_item_share: 1.5,
+                ..corruption
+            },
+            StreamCorruption {
+                missing_field_share: f64::NAN,
+                ..corruption
+            },
+            StreamCorruption {
+                unknown_item_share: 0.0,
+                missing_field_share: 0.0,
+                ..corruption
+            },
+        ] {
+            let err = with(bad).validate().unwrap_err().to_string();
+            assert!(err.contains("corruption"), "{err}");
+        }
+    }
+
+    #[test]
+    fn corruption_is_active_from_its_day_until_its_end() {
+        let c = SimConfig::small();
+        let corruption = StreamCorruption {
+            day: 2,
+            until_day: Some(4),
+            unknown_item_share: 0.2,
+            missing_field_share: 0.0,
+        };
+        let at = |ms: i64| c.start.plus_millis(ms);
+        assert!(!corruption.is_active_at(c.start, at(2 * Timestamp::DAY - 1)));
+        assert!(corruption.is_active_at(c.start, at(2 * Timestamp::DAY)));
+        assert!(corruption.is_active_at(c.start, at(4 * Timestamp::DAY - 1)));
+        assert!(!corruption.is_active_at(c.start, at(4 * Timestamp::DAY)));
+        let open = StreamCorruption {
+            until_day: None,
+            ..corruption
+        };
+        assert!(open.is_active_at(c.start, at(100 * Timestamp::DAY)));
+        let parsed: StreamCorruption =
+            serde_json::from_str(r#"{"day": 3, "unknown_item_share": 0.3}"#).unwrap();
+        assert_eq!((parsed.until_day, parsed.missing_field_share), (None, 0.0));
+        assert!(serde_json::from_str::<StreamCorruption>(r#"{"day": 3, "share": 1}"#).is_err());
     }
 
     #[test]

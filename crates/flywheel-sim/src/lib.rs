@@ -15,7 +15,10 @@
 //! * a **site** (the logging policy): popular-in-your-categories lists with
 //!   epsilon exploration, each slot logged with its exact propensity;
 //! * **browse chains** from clicked items to similar items, so co-visitation has signal;
-//! * optional **drift** ([`TasteDrift`]): category tastes shift on a given day.
+//! * optional **drift** ([`TasteDrift`]): category tastes shift on a given day;
+//! * an optional **corrupted stream** ([`StreamCorruption`]): from a given day, a
+//!   share of events name unknown items or lose their optional fields
+//!   ([`World::damage_of`] finds them again).
 //!
 //! [`simulate`] runs the history in memory ([`simulate_streaming`] and
 //! [`simulate_to_dir`] without holding it, for load tests); [`write_dataset`] writes `items.jsonl`,
@@ -40,6 +43,7 @@
 mod behaviour;
 mod catalog;
 mod config;
+mod corrupt;
 mod dataset;
 mod error;
 mod fenwick;
@@ -54,7 +58,8 @@ mod taxonomy;
 mod truth;
 mod world;
 
-pub use config::{SimConfig, TasteDrift};
+pub use config::{SimConfig, StreamCorruption, TasteDrift};
+pub use corrupt::EventDamage;
 pub use dataset::{read_events, read_truth, simulate_to_dir, write_dataset, DatasetFiles};
 pub use error::{Result, SimError};
 pub use simulate::{simulate, simulate_streaming, Simulation, LOGGING_POLICY_VERSION};

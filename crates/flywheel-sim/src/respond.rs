@@ -7,6 +7,7 @@ use rand::Rng;
 use std::collections::BTreeMap;
 
 use crate::behaviour::{device_of, react, Origin};
+use crate::corrupt::Corrupter;
 use crate::simulate::schedule;
 use crate::world::World;
 
@@ -17,7 +18,9 @@ impl World {
     /// even after the simulated period; the caller decides what to keep). Events carry
     /// `request_id` and `position` when `request_id` is given; sorted by timestamp.
     /// Browse chains are not simulated here. The expected number of clicks is
-    /// [`World::expected_clicks`] (before drift).
+    /// [`World::expected_clicks_at`]. In the period of a configured
+    /// [`crate::StreamCorruption`], events are damaged as the log would receive them
+    /// (drawing from `rng`); [`World::damage_of`] tells which.
     ///
     /// # Panics
     /// If `user` or an item of `list` is not an index of `users` / `items`.
@@ -46,6 +49,10 @@ impl World {
             react(self, rng, user, item, cursor, &origin, &mut events);
         }
         events.sort_by_key(|e| e.timestamp);
+        let corrupter = Corrupter::of(self);
+        for event in &mut events {
+            corrupter.apply(self, rng, event);
+        }
         events
     }
 

@@ -15,6 +15,7 @@ pub(crate) enum Stream {
     User(usize),
     Sessions(usize),
     Site,
+    Corruption,
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -33,6 +34,7 @@ pub(crate) fn stream(seed: u64, which: Stream) -> StdRng {
         Stream::User(u) => (3, u),
         Stream::Sessions(u) => (4, u),
         Stream::Site => (5, 0),
+        Stream::Corruption => (7, 0),
     };
     let mixed = splitmix64(splitmix64(seed ^ domain.rotate_left(56)) ^ index as u64);
     StdRng::seed_from_u64(mixed)

@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::config::SimConfig;
+use crate::corrupt::Corrupter;
 use crate::error::Result;
 use crate::rng::{poisson, stream, Stream};
 use crate::session::Run;
@@ -55,6 +56,7 @@ pub fn simulate(config: &SimConfig) -> Result<Simulation> {
 /// [`Simulation::events`]) and lists reach `on_impression` in time order. Only
 /// events still in the future of the current session (delayed carts and purchases)
 /// are buffered, so load tests can write hundreds of millions of events.
+/// A configured [`crate::StreamCorruption`] damages events as they are released.
 /// An error from a callback stops the simulation and is returned.
 pub fn simulate_streaming(
     config: &SimConfig,
@@ -66,9 +68,15 @@ pub fn simulate_streaming(
     let mut run = Run::new(&world);
     let mut pending = BinaryHeap::new();
     let mut generated = 0u64;
+    let corrupter = Corrupter::of(&world);
+    let mut corruption_rng = stream(config.seed, Stream::Corruption);
+    let mut emit = |mut event: Event| {
+        corrupter.apply(&world, &mut corruption_rng, &mut event);
+        on_event(event)
+    };
     for (session, (at, user)) in schedule(&world).into_iter().enumerate() {
         // Everything generated from here on is at or after `at`.
-        release_before(&mut pending, at, &mut on_event)?;
+        release_before(&mut pending, at, &mut emit)?;
         run.session(session, at, user);
         for impression in run.impressions.drain(..) {
             on_impression(impression)?;
@@ -78,7 +86,7 @@ pub fn simulate_streaming(
             generated += 1;
         }
     }
-    release_before(&mut pending, end, &mut on_event)?;
+    release_before(&mut pending, end, &mut emit)?;
     drop(run);
     Ok(world)
 }

@@ -202,6 +202,41 @@ impl World {
             .map(|(item, position)| self.click_probability(user, *item, position))
             .sum()
     }
+
+    /// The true value of showing `list` to `user` at `at`: the expected number of
+    /// clicks with the tastes of that moment (after a configured [`crate::TasteDrift`]
+    /// day, the shifted ones). How a served list's quality is measured against the
+    /// truth before and after drift, or before and after a model change.
+    ///
+    /// # Panics
+    /// As [`World::true_preference`].
+    pub fn expected_clicks_at(&self, user: usize, list: &[usize], at: Timestamp) -> f64 {
+        list.iter()
+            .zip(0u32..)
+            .map(|(item, position)| {
+                self.examination_probability(position) * self.true_preference_at(user, *item, at)
+            })
+            .sum()
+    }
+
+    /// The best list of `count` items the truth allows for `user` at `at`: the items
+    /// available then, by true preference at `at`, best first. With examination falling
+    /// with the position this order maximizes [`World::expected_clicks_at`], so it is
+    /// the ceiling a served list's quality can be compared with.
+    ///
+    /// # Panics
+    /// As [`World::true_preference`].
+    pub fn ideal_list_at(&self, user: usize, count: usize, at: Timestamp) -> Vec<usize> {
+        let mut scored: Vec<(f64, usize)> = (0..self.items_available_at(at))
+            .map(|item| (self.true_preference_at(user, item, at), item))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored
+            .into_iter()
+            .take(count)
+            .map(|(_, item)| item)
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@ use flywheel_sim::{
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+#[path = "integration/corruption.rs"]
+mod corruption;
+
 fn small() -> Simulation {
     simulate(&SimConfig::small()).expect("the small preset is valid")
 }
