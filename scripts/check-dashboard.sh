@@ -9,7 +9,7 @@
 # traffic flowing, loads `/`, types the key when the page asks for it, waits for the
 # panels to show the request count and the serving version, checks the count grows
 # with the live refreshes, and fails on any console error or uncaught exception. The screenshot goes
-# to docs/dashboard.png (set FLYWHEEL_DASHBOARD_PNG to write it elsewhere).
+# to target/dashboard.png (FLYWHEEL_DASHBOARD_PNG=docs/dashboard.png refreshes the README's copy).
 #
 # Without Chromium (and no apt-get to install it), Node or npm, it prints one `SKIP`
 # line and exits 0 (scripts/test.sh counts skips; CI=true makes a skip fail).
@@ -19,7 +19,7 @@ root=$(pwd)
 binary=${1:-target/debug/flywheel}
 playwright_version=1.65.1
 cache=${FLYWHEEL_CACHE:-$HOME/.cache/flywheel}/browser
-screenshot=${FLYWHEEL_DASHBOARD_PNG:-$root/docs/dashboard.png}
+screenshot=${FLYWHEEL_DASHBOARD_PNG:-$root/target/dashboard.png}
 requests=25
 
 skip() {
