@@ -145,7 +145,7 @@ impl MonitoringConfig {
             return bad("ks_min_statistic", "must be in [0, 1]");
         }
         let [low, high] = self.oe_band;
-        if !(low.is_finite() && high.is_finite() && 0.0 <= low && low < 1.0 && high > 1.0) {
+        if !(high.is_finite() && (0.0..1.0).contains(&low) && high > 1.0) {
             return bad("oe_band", "must be [low, high] with 0 <= low < 1 < high");
         }
         if !(self.bot_events_per_minute.is_finite() && self.bot_events_per_minute > 0.0) {
