@@ -186,11 +186,16 @@ impl ReferenceBuilder {
 
     /// One categorical value of `feature`.
     pub fn category(&mut self, feature: &str, value: &str) {
+        self.category_n(feature, value, 1);
+    }
+
+    /// A categorical value of `feature`, `n` times.
+    pub fn category_n(&mut self, feature: &str, value: &str, n: u64) {
         let max = self.max_categories;
         self.categorical
             .entry(feature.to_string())
             .or_default()
-            .add(value, max);
+            .add_n(value, n, max);
     }
 
     /// Widens the window to include `at` (ms).

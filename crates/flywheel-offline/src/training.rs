@@ -925,6 +925,9 @@ pub fn train(
             .collect(),
         seconds,
     };
+    progress("computing the monitoring reference");
+    let reference =
+        crate::reference::build_reference(config, replay, &rows, ranker.as_ref(), &version)?;
     let manifest = Manifest {
         version,
         trained_at: Timestamp::now(),
@@ -943,6 +946,7 @@ pub fn train(
             retrieval,
             ranker,
             fusion_weights,
+            reference: Some(std::sync::Arc::new(reference)),
         },
         report,
     ))
