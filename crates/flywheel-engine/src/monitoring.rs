@@ -51,7 +51,7 @@ impl Monitor {
 
     /// Served lists of `models` get their calibrated P(click) from now on.
     pub(crate) fn serve(&self, models: &ModelSet) {
-        let calibration = models.reference.as_ref().and_then(|r| r.calibration);
+        let calibration = models.reference.as_ref().and_then(|r| r.calibration.clone());
         self.window().set_calibration(models.version(), calibration);
     }
 
@@ -118,6 +118,7 @@ impl ChunkFeeder<'_> {
                 request.as_bytes(),
             ]),
             action: event.action.as_str(),
+            engagement: event.action.is_engagement(),
             item_known: item.is_some(),
             item_category: item.and_then(|i| top_level_category(&i.category)),
             device: event.context.get("device").map(String::as_str),

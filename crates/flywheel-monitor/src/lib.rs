@@ -16,8 +16,8 @@
 //!
 //! Live monitoring is built on them, with no engine dependency:
 //! * [`config`]: the `[monitoring]` settings ([`MonitoringConfig`]);
-//! * [`reference`]: a model version's reference distributions and its score →
-//!   P(click) calibration ([`Reference`], stored as `reference.json` beside the version);
+//! * [`reference`]: a model version's reference distributions and its calibrated
+//!   P(click) model ([`ctr`]) ([`Reference`], stored as `reference.json` beside the version);
 //! * [`reservoir`]: bounded seeded samples;
 //! * [`window`]: the sliding live window the engine feeds record by record
 //!   ([`LiveWindow`]);
@@ -28,6 +28,7 @@
 //! `shared/reference/drift_example` (Evidently 0.7.23, scipy) by `tests/integration.rs`.
 
 pub mod config;
+pub mod ctr;
 pub mod distance;
 pub mod error;
 pub mod ks;
@@ -42,8 +43,9 @@ pub use distance::{jensen_shannon_categorical, wasserstein_distance, wasserstein
 pub use error::{MonitorError, Result};
 pub use ks::{ks_2samp, KsMethod, KsResult};
 pub use psi::{psi_categorical, psi_categorical_counts, psi_deciles, psi_evidently, PsiResult};
+pub use ctr::CtrModel;
 pub use reference::{
-    Calibration, Reference, ReferenceBuilder, ScoreInput, CATEGORICAL_FEATURES, PREDICTED_CTR,
+    Calibration, Reference, ReferenceBuilder, CATEGORICAL_FEATURES, PREDICTED_CTR,
 };
 pub use report::{
     DataQuality, FeatureDrift, FeatureKind, Freshness, MonitoringReport, PredictionDrift, Skew,

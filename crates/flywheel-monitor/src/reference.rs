@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ctr::CtrModel;
 use crate::error::{MonitorError, Result};
 use crate::reservoir::Reservoir;
 
@@ -24,50 +25,35 @@ pub const OTHER_CATEGORY: &str = "other";
 pub const CATEGORICAL_FEATURES: &[&str] = &[
     "event_action",
     "event_item_category",
+    "engaged_item_category",
     "event_device",
     "event_page",
     "served_item_category",
 ];
 
-/// What a served score is before Platt scaling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoreInput {
-    /// The score as served (a GBDT's or the fused retrieval score).
-    Raw,
-    /// The served score is a probability: its log-odds are scaled.
-    LogOdds,
-}
-
-/// Platt scaling of the served score to P(click): `p = σ(a·x + b)`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The calibrated P(click) of a served item: a logistic model of its features
+/// ([`CtrModel`]), with the held-out evidence that it is calibrated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// Slope.
-    pub a: f64,
-    /// Offset.
-    pub b: f64,
-    /// What `x` is.
-    pub input: ScoreInput,
+    /// The model.
+    pub model: CtrModel,
     /// Rows it was fitted on.
     pub rows: u64,
     /// Positive labels among them.
     pub positives: u64,
-    /// Mean calibrated P(click) on those rows (equals their positive rate at the fit).
-    pub mean_predicted: f64,
+    /// Held-out rows (the latest groups of the slice, not fitted on).
+    pub holdout_rows: u64,
+    /// Their positive rate.
+    pub holdout_positive_rate: f64,
+    /// The model's mean P(click) on them.
+    pub holdout_mean_predicted: f64,
 }
 
 impl Calibration {
-    /// The calibrated P(click) of a served score (a non-finite score gives `None`).
-    pub fn probability(&self, score: f64) -> Option<f64> {
-        let x = match self.input {
-            ScoreInput::Raw => score,
-            ScoreInput::LogOdds => {
-                let p = score.clamp(1e-9, 1.0 - 1e-9);
-                (p / (1.0 - p)).ln()
-            }
-        };
-        let z = self.a * x + self.b;
-        z.is_finite().then(|| 1.0 / (1.0 + (-z).exp()))
+    /// The calibrated P(click) of a served item from its features (`None` when they
+    /// are missing).
+    pub fn probability(&self, features: &[f32]) -> Option<f64> {
+        self.model.probability(features)
     }
 }
 
@@ -268,23 +254,5 @@ mod tests {
         assert_eq!(counts.counts.get("a"), Some(&2));
         assert_eq!(counts.counts.get(OTHER_CATEGORY), Some(&2));
         assert_eq!(counts.total(), 5);
-    }
-
-    #[test]
-    fn calibration_maps_scores_to_probabilities() {
-        let c = Calibration {
-            a: 1.0,
-            b: 0.0,
-            input: ScoreInput::LogOdds,
-            rows: 1,
-            positives: 1,
-            mean_predicted: 0.5,
-        };
-        assert!((c.probability(0.2).unwrap() - 0.2).abs() < 1e-9);
-        let raw = Calibration {
-            input: ScoreInput::Raw,
-            ..c
-        };
-        assert_eq!(raw.probability(0.0), Some(0.5));
     }
 }

@@ -557,6 +557,7 @@ mod tests {
                 user_key: i as u64,
                 event_key: i as u64,
                 action: action(i),
+                engagement: false,
                 item_known: i % 10 != 0,
                 item_category: None,
                 device: None,

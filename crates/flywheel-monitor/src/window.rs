@@ -19,9 +19,10 @@ const TRACKED_KEYS_PER_BUCKET: usize = 200_000;
 pub(crate) enum Cat {
     Action = 0,
     ItemCategory = 1,
-    Device = 2,
-    Page = 3,
-    ServedCategory = 4,
+    EngagedCategory = 2,
+    Device = 3,
+    Page = 4,
+    ServedCategory = 5,
 }
 
 /// One served slot.
@@ -59,6 +60,8 @@ pub struct EventObservation<'a> {
     pub event_key: u64,
     /// The action.
     pub action: &'a str,
+    /// Whether the action is an engagement (click, cart, purchase, like…).
+    pub engagement: bool,
     /// Whether the catalog knew the item when the event was applied.
     pub item_known: bool,
     /// The item's top-level category, when known.
@@ -156,7 +159,7 @@ impl Bucket {
 pub struct LiveWindow {
     pub(crate) config: MonitoringConfig,
     pub(crate) numeric_names: Vec<String>,
-    calibration: Option<(String, Calibration)>,
+    calibration: Option<(String, std::sync::Arc<Calibration>)>,
     pub(crate) buckets: VecDeque<Bucket>,
     /// Served lists waiting for their outcomes: request id → calibrated P(click) per slot.
     pending: HashMap<String, Vec<f32>>,
@@ -194,7 +197,7 @@ impl LiveWindow {
     /// Served lists of `version` get P(click) from `calibration` from now on (`None`:
     /// no served list gets a prediction).
     pub fn set_calibration(&mut self, version: &str, calibration: Option<Calibration>) {
-        self.calibration = calibration.map(|c| (version.to_string(), c));
+        self.calibration = calibration.map(|c| (version.to_string(), std::sync::Arc::new(c)));
     }
 
     /// Served lists still waiting for their outcomes.
@@ -252,7 +255,7 @@ impl LiveWindow {
             .calibration
             .as_ref()
             .filter(|(version, _)| version == served.model_version)
-            .map(|(_, c)| *c);
+            .map(|(_, c)| std::sync::Arc::clone(c));
         let max = self.config.max_categories;
         let Some(bucket) = self.bucket_at(served.at_ms) else {
             return;
@@ -270,7 +273,7 @@ impl LiveWindow {
             if let Some(category) = slot.category {
                 bucket.categorical[Cat::ServedCategory as usize].add(category, max);
             }
-            if let Some(p) = calibration.and_then(|c| c.probability(slot.score)) {
+            if let Some(p) = calibration.as_ref().and_then(|c| c.probability(slot.features)) {
                 bucket.predicted.offer(p);
                 predicted.push(p as f32);
             }
@@ -347,6 +350,9 @@ impl LiveWindow {
         bucket.categorical[Cat::Action as usize].add(event.action, max);
         if let Some(category) = event.item_category {
             bucket.categorical[Cat::ItemCategory as usize].add(category, max);
+            if event.engagement {
+                bucket.categorical[Cat::EngagedCategory as usize].add(category, max);
+            }
         }
         if let Some(device) = event.device {
             bucket.categorical[Cat::Device as usize].add(device, max);
@@ -430,6 +436,7 @@ mod tests {
             user_key: user,
             event_key: id,
             action: "click",
+            engagement: true,
             item_known: true,
             item_category: Some("books"),
             device: None,
@@ -480,15 +487,18 @@ mod tests {
         };
         window.observe_impression(&served);
         assert_eq!(window.pending_requests(), 0);
+        let features: Vec<[f32; 1]> = (0..100).map(|i| [(i % 2) as f32]).collect();
+        let rows: Vec<(&[f32], bool)> = features.iter().map(|f| (&f[..], f[0] > 0.5)).collect();
+        let model = crate::ctr::CtrModel::fit(&rows).unwrap();
         window.set_calibration(
             "v1",
             Some(Calibration {
-                a: 1.0,
-                b: 0.0,
-                input: crate::reference::ScoreInput::Raw,
-                rows: 1,
-                positives: 1,
-                mean_predicted: 0.5,
+                model,
+                rows: 100,
+                positives: 50,
+                holdout_rows: 0,
+                holdout_positive_rate: 0.0,
+                holdout_mean_predicted: 0.0,
             }),
         );
         window.observe_impression(&ImpressionObservation {
@@ -499,6 +509,6 @@ mod tests {
         window.observe_finalized("r2", &[true]);
         let bucket = window.buckets.back().unwrap();
         assert_eq!((bucket.finalized_slots, bucket.finalized_positives), (1, 1));
-        assert!((bucket.finalized_predicted - 0.5).abs() < 1e-6);
+        assert!(bucket.finalized_predicted > 0.5, "{}", bucket.finalized_predicted);
     }
 }

@@ -1,32 +1,31 @@
 //! A trained version's monitoring reference: what its training window looked like on
 //! the items it would serve, and the calibration of its served score to P(click).
 //!
-//! - **The served slice**: the logged impressions' slots when the log holds enough of
+//! - **The served slice**: rows anchored from the row cut on (the recent part of the
+//!   training window, as for interaction rows): the logged impressions' slots when the log holds enough of
 //!   them with final labels ([`MIN_IMPRESSION_ROWS`]: their features are recomputed as
 //!   of each impression, their labels are the responses to that very list, which is
 //!   what the live window later sees), otherwise the top [`SERVED_TOP`] rows of every
 //!   interaction anchor by the version's own served score (what serving would show).
 //! - **Numeric references**: a seeded sample of every ranking feature on that slice,
 //!   and of the calibrated P(click).
-//! - **Calibration**: Platt scaling of the served score (the ranker's, or the fused
-//!   retrieval score when the gate kept no ranker; a probability's log-odds) to the
-//!   label, fitted on the latest [`CALIBRATION_SHARE`] of the slice's groups (for the
-//!   GBDT those are the groups it early-stopped on, not fitted on).
+//! - **Calibration**: a logistic P(click) model of the slice's ranking features
+//!   ([`flywheel_monitor::CtrModel`]; why features and not the served score is said
+//!   there), fitted on the slice but its latest [`CALIBRATION_SHARE`] of groups, which
+//!   are held out to measure it.
 //! - **Categorical references**: event kinds, the top-level category of the item of
-//!   each event, `context.device` and `context.page`, from the events of the slice's
+//!   each event and of each engagement, `context.device` and `context.page`, from the events of the slice's
 //!   time span on; and the category mix of the served slice. Counts only.
 
 use std::collections::{BTreeMap, HashMap};
 
 use flywheel_core::{ItemId, LogRecord};
-use flywheel_monitor::{
-    Calibration, Reference, ReferenceBuilder, ScoreInput, CATEGORICAL_FEATURES,
-};
+use flywheel_monitor::{Calibration, CtrModel, Reference, ReferenceBuilder};
 use flywheel_pipeline::EngineConfig;
-use flywheel_ranking::{fit_platt, Ranker, FEATURE_NAMES};
+use flywheel_ranking::{Ranker, FEATURE_NAMES};
 
 use crate::error::Result;
-use crate::training::{RankerRow, Replay, RowSource};
+use crate::training::{RankerRow, Replay, RowSource, TrainingCuts};
 
 /// The impression rows (final labels) needed to take the served slice from them.
 pub const MIN_IMPRESSION_ROWS: usize = 500;
@@ -46,6 +45,7 @@ pub fn build_reference(
     config: &EngineConfig,
     replay: &Replay,
     rows: &[RankerRow],
+    cuts: &TrainingCuts,
     ranker: Option<&Ranker>,
     version: &str,
 ) -> Result<Reference> {
@@ -54,13 +54,8 @@ pub fn build_reference(
         Some(model) => model.predict(&row.features),
         None => f64::from(row.candidate.channel_score),
     };
-    let (slice_name, slice) = served_slice(rows, &score);
-    let input = if ranker.is_some_and(Ranker::predicts_probability) {
-        ScoreInput::LogOdds
-    } else {
-        ScoreInput::Raw
-    };
-    let calibration = calibrate(&slice, &score, input);
+    let (slice_name, slice) = served_slice(rows, cuts, &score);
+    let calibration = calibrate(&slice);
     let mut builder = ReferenceBuilder::new(
         FEATURE_NAMES,
         settings.reference_size,
@@ -70,11 +65,11 @@ pub fn build_reference(
     let from = slice.iter().map(|r| r.moment.millis()).min();
     let categories = replay_categoricals(replay, from, &mut builder)?;
     for row in &slice {
-        let p = calibration.and_then(|c| c.probability(score(row)));
+        let p = calibration.as_ref().and_then(|c| c.probability(&row.features));
         builder.row(&row.features, p);
         builder.saw_time(row.moment.millis());
         if let Some(category) = categories.get(&row.candidate.item_id) {
-            builder.category(CATEGORICAL_FEATURES[4], category);
+            builder.category("served_item_category", category);
         }
     }
     Ok(builder.finish(version, slice_name, calibration))
@@ -83,10 +78,13 @@ pub fn build_reference(
 /// The served slice (see the module doc), in log order.
 fn served_slice<'a>(
     rows: &'a [RankerRow],
+    cuts: &TrainingCuts,
     score: &dyn Fn(&RankerRow) -> f64,
 ) -> (&'static str, Vec<&'a RankerRow>) {
-    let closed = rows.iter().filter(|r| r.label_closed);
-    let impressions: Vec<&RankerRow> = closed
+    let recent = rows
+        .iter()
+        .filter(|r| r.label_closed && r.moment >= cuts.row_cut);
+    let impressions: Vec<&RankerRow> = recent
         .clone()
         .filter(|r| matches!(r.source, RowSource::Impression(_)))
         .collect();
@@ -99,7 +97,7 @@ fn served_slice<'a>(
         group.sort_by(|a, b| score(b).total_cmp(&score(a)));
         slice.extend(group.drain(..).take(SERVED_TOP));
     };
-    for row in closed.filter(|r| r.source == RowSource::Interaction) {
+    for row in recent.filter(|r| r.source == RowSource::Interaction) {
         if group.last().is_some_and(|last| last.offset != row.offset) {
             flush(&mut group, &mut slice);
         }
@@ -109,12 +107,9 @@ fn served_slice<'a>(
     ("top_10_of_interactions", slice)
 }
 
-/// Platt scaling on the latest groups of the slice; `None` when they hold one outcome.
-fn calibrate(
-    slice: &[&RankerRow],
-    score: &dyn Fn(&RankerRow) -> f64,
-    input: ScoreInput,
-) -> Option<Calibration> {
+/// The P(click) model, fitted on the slice but its latest groups, which measure it;
+/// `None` when the fitted part holds one outcome.
+fn calibrate(slice: &[&RankerRow]) -> Option<Calibration> {
     if slice.is_empty() {
         return None;
     }
@@ -122,33 +117,29 @@ fn calibrate(
         .filter(|&i| i == 0 || slice[i - 1].offset != slice[i].offset)
         .collect();
     let held = (((starts.len() as f64) * CALIBRATION_SHARE).ceil() as usize).max(1);
-    let start = starts[starts.len().saturating_sub(held)];
-    let held_out = &slice[start..];
-    let x = |row: &RankerRow| match input {
-        ScoreInput::Raw => score(row),
-        ScoreInput::LogOdds => {
-            let p = score(row).clamp(1e-9, 1.0 - 1e-9);
-            (p / (1.0 - p)).ln()
-        }
+    let split = starts[starts.len().saturating_sub(held)];
+    let (fit, held_out) = slice.split_at(split);
+    let labelled = |rows: &[&'_ RankerRow]| -> Vec<(Vec<f32>, bool)> {
+        rows.iter()
+            .map(|r| (r.features.clone(), r.label > 0.5))
+            .collect()
     };
-    let margins: Vec<f64> = held_out.iter().map(|r| x(r)).collect();
-    let labels: Vec<f64> = held_out.iter().map(|r| f64::from(r.label)).collect();
-    let weights = vec![1.0; held_out.len()];
-    let platt = fit_platt(&margins, &labels, &weights).ok()?;
-    let mut calibration = Calibration {
-        a: platt.a,
-        b: platt.b,
-        input,
-        rows: held_out.len() as u64,
-        positives: labels.iter().filter(|y| **y > 0.5).count() as u64,
-        mean_predicted: 0.0,
-    };
-    let total: f64 = held_out
+    let fit_rows = labelled(fit);
+    let view: Vec<(&[f32], bool)> = fit_rows.iter().map(|(f, y)| (&f[..], *y)).collect();
+    let model = CtrModel::fit(&view)?;
+    let predicted: Vec<f64> = held_out
         .iter()
-        .filter_map(|r| calibration.probability(score(r)))
-        .sum();
-    calibration.mean_predicted = total / held_out.len().max(1) as f64;
-    Some(calibration)
+        .filter_map(|r| model.probability(&r.features))
+        .collect();
+    let held_positives = held_out.iter().filter(|r| r.label > 0.5).count();
+    Some(Calibration {
+        rows: fit.len() as u64,
+        positives: view.iter().filter(|r| r.1).count() as u64,
+        holdout_rows: held_out.len() as u64,
+        holdout_positive_rate: held_positives as f64 / held_out.len().max(1) as f64,
+        holdout_mean_predicted: predicted.iter().sum::<f64>() / predicted.len().max(1) as f64,
+        model,
+    })
 }
 
 /// Counts the event categoricals of the events from `from` on; returns every item's
@@ -159,8 +150,8 @@ fn replay_categoricals(
     builder: &mut ReferenceBuilder,
 ) -> Result<HashMap<ItemId, String>> {
     let mut categories: HashMap<ItemId, String> = HashMap::new();
-    let mut counts: BTreeMap<(usize, String), u64> = BTreeMap::new();
-    let mut count = |feature: usize, value: &str| {
+    let mut counts: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
+    let mut count = |feature: &'static str, value: &str| {
         *counts.entry((feature, value.to_string())).or_insert(0) += 1;
     };
     replay(&mut |_, record| {
@@ -172,11 +163,14 @@ fn replay_categoricals(
                 };
             }
             LogRecord::Event(event) if from.is_none_or(|f| event.timestamp.millis() >= f) => {
-                count(0, event.action.as_str());
+                count("event_action", event.action.as_str());
                 if let Some(category) = categories.get(&event.item_id) {
-                    count(1, category);
+                    count("event_item_category", category);
+                    if event.action.is_engagement() {
+                        count("engaged_item_category", category);
+                    }
                 }
-                for (feature, field) in [(2, "device"), (3, "page")] {
+                for (feature, field) in [("event_device", "device"), ("event_page", "page")] {
                     if let Some(value) = event.context.get(field) {
                         count(feature, value);
                     }
@@ -188,10 +182,10 @@ fn replay_categoricals(
     })?;
     // Counted first, then added most frequent first, so the category cap keeps the
     // most common categories by name.
-    let mut sorted: Vec<((usize, String), u64)> = counts.into_iter().collect();
+    let mut sorted: Vec<((&str, String), u64)> = counts.into_iter().collect();
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     for ((feature, value), n) in sorted {
-        builder.category_n(CATEGORICAL_FEATURES[feature], &value, n);
+        builder.category_n(feature, &value, n);
     }
     Ok(categories)
 }

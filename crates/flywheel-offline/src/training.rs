@@ -927,7 +927,7 @@ pub fn train(
     };
     progress("computing the monitoring reference");
     let reference =
-        crate::reference::build_reference(config, replay, &rows, ranker.as_ref(), &version)?;
+        crate::reference::build_reference(config, replay, &rows, &cuts, ranker.as_ref(), &version)?;
     let manifest = Manifest {
         version,
         trained_at: Timestamp::now(),
