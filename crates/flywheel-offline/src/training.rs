@@ -932,6 +932,9 @@ pub fn train(
             .collect(),
         seconds,
     };
+    progress("computing the monitoring reference");
+    let reference =
+        crate::reference::build_reference(config, replay, &rows, &cuts, ranker.as_ref(), &version)?;
     let manifest = Manifest {
         version,
         trained_at: Timestamp::now(),
@@ -950,6 +953,7 @@ pub fn train(
             retrieval,
             ranker,
             fusion_weights,
+            reference: Some(std::sync::Arc::new(reference)),
         },
         report,
     ))

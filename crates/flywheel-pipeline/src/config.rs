@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub gate: GateSettings,
     /// Online experiments: the outcome joiner, shadows, exploration.
     pub experiments: ExperimentSettings,
+    /// Live monitoring: the window, drift statistics and thresholds, data quality.
+    pub monitoring: flywheel_monitor::MonitoringConfig,
 }
 
 /// Settings of online experiments.
@@ -73,6 +75,7 @@ impl Default for EngineConfig {
             training: TrainingSettings::default(),
             gate: GateSettings::default(),
             experiments: ExperimentSettings::default(),
+            monitoring: flywheel_monitor::MonitoringConfig::default(),
         }
     }
 }
@@ -327,6 +330,9 @@ impl EngineConfig {
     /// Checks ranges that serde cannot.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: &str| Err(PipelineError::Config(msg.to_string()));
+        self.monitoring
+            .validate()
+            .map_err(|e| PipelineError::Config(e.to_string()))?;
         self.rerank
             .validate()
             .map_err(|e| PipelineError::Config(format!("rerank: {e}")))?;

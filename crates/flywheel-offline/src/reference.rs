@@ -1,0 +1,193 @@
+//! A trained version's monitoring reference: what its training window looked like on
+//! the items it would serve, and the calibration of its served score to P(click).
+//!
+//! - **The served slice**: rows anchored from the row cut on (the recent part of the
+//!   training window, as for interaction rows): the logged impressions' slots when the log holds enough of
+//!   them with final labels ([`MIN_IMPRESSION_ROWS`]: their features are recomputed as
+//!   of each impression, their labels are the responses to that very list, which is
+//!   what the live window later sees), otherwise the top [`SERVED_TOP`] rows of every
+//!   interaction anchor by the version's own served score (what serving would show).
+//! - **Numeric references**: a seeded sample of every ranking feature on that slice,
+//!   and of the calibrated P(click).
+//! - **Calibration**: a logistic P(click) model of the slice's ranking features
+//!   ([`flywheel_monitor::CtrModel`]; why features and not the served score is said
+//!   there), fitted on the slice but its latest [`CALIBRATION_SHARE`] of groups, which
+//!   are held out to measure it.
+//! - **Categorical references**: event kinds, the top-level category of the item of
+//!   each event and of each engagement, `context.device` and `context.page`, from the events of the slice's
+//!   time span on; and the category mix of the served slice. Counts only.
+
+use std::collections::{BTreeMap, HashMap};
+
+use flywheel_core::{ItemId, LogRecord};
+use flywheel_monitor::{Calibration, CtrModel, Reference, ReferenceBuilder};
+use flywheel_pipeline::EngineConfig;
+use flywheel_ranking::{Ranker, FEATURE_NAMES};
+
+use crate::error::Result;
+use crate::training::{RankerRow, Replay, RowSource, TrainingCuts};
+
+/// The impression rows (final labels) needed to take the served slice from them.
+pub const MIN_IMPRESSION_ROWS: usize = 500;
+/// Rows per interaction anchor that stand for a served list.
+pub const SERVED_TOP: usize = 10;
+/// The latest share of the slice's groups the calibration is fitted on.
+pub const CALIBRATION_SHARE: f64 = 0.2;
+
+/// The top-level category of a category path (`books/scifi` → `books`); `None` when
+/// uncategorised. Serving's live window uses the same definition.
+pub fn top_level_category(path: &str) -> Option<&str> {
+    path.split('/').next().filter(|c| !c.is_empty())
+}
+
+/// The version's reference, from its training rows and the log.
+pub fn build_reference(
+    config: &EngineConfig,
+    replay: &Replay,
+    rows: &[RankerRow],
+    cuts: &TrainingCuts,
+    ranker: Option<&Ranker>,
+    version: &str,
+) -> Result<Reference> {
+    let settings = &config.monitoring;
+    let score = |row: &RankerRow| match ranker {
+        Some(model) => model.predict(&row.features),
+        None => f64::from(row.candidate.channel_score),
+    };
+    let (slice_name, slice) = served_slice(rows, cuts, &score);
+    let calibration = calibrate(&slice);
+    let mut builder = ReferenceBuilder::new(
+        FEATURE_NAMES,
+        settings.reference_size,
+        settings.max_categories,
+        config.training.seed,
+    );
+    let from = slice.iter().map(|r| r.moment.millis()).min();
+    let categories = replay_categoricals(replay, from, &mut builder)?;
+    for row in &slice {
+        let p = calibration
+            .as_ref()
+            .and_then(|c| c.probability(&row.features));
+        builder.row(&row.features, p);
+        builder.saw_time(row.moment.millis());
+        if let Some(category) = categories.get(&row.candidate.item_id) {
+            builder.category("served_item_category", category);
+        }
+    }
+    Ok(builder.finish(version, slice_name, calibration))
+}
+
+/// The served slice (see the module doc), in log order.
+fn served_slice<'a>(
+    rows: &'a [RankerRow],
+    cuts: &TrainingCuts,
+    score: &dyn Fn(&RankerRow) -> f64,
+) -> (&'static str, Vec<&'a RankerRow>) {
+    let recent = rows
+        .iter()
+        .filter(|r| r.label_closed && r.moment >= cuts.row_cut);
+    let impressions: Vec<&RankerRow> = recent
+        .clone()
+        .filter(|r| matches!(r.source, RowSource::Impression(_)))
+        .collect();
+    if impressions.len() >= MIN_IMPRESSION_ROWS {
+        return ("impressions", impressions);
+    }
+    let mut slice = Vec::new();
+    let mut group: Vec<&RankerRow> = Vec::new();
+    let flush = |group: &mut Vec<&'a RankerRow>, slice: &mut Vec<&'a RankerRow>| {
+        group.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        slice.extend(group.drain(..).take(SERVED_TOP));
+    };
+    for row in recent.filter(|r| r.source == RowSource::Interaction) {
+        if group.last().is_some_and(|last| last.offset != row.offset) {
+            flush(&mut group, &mut slice);
+        }
+        group.push(row);
+    }
+    flush(&mut group, &mut slice);
+    ("top_10_of_interactions", slice)
+}
+
+/// The P(click) model, fitted on the slice but its latest groups, which measure it;
+/// `None` when the fitted part holds one outcome.
+fn calibrate(slice: &[&RankerRow]) -> Option<Calibration> {
+    if slice.is_empty() {
+        return None;
+    }
+    let starts: Vec<usize> = (0..slice.len())
+        .filter(|&i| i == 0 || slice[i - 1].offset != slice[i].offset)
+        .collect();
+    let held = (((starts.len() as f64) * CALIBRATION_SHARE).ceil() as usize).max(1);
+    let split = starts[starts.len().saturating_sub(held)];
+    let (fit, held_out) = slice.split_at(split);
+    let labelled = |rows: &[&'_ RankerRow]| -> Vec<(Vec<f32>, bool)> {
+        rows.iter()
+            .map(|r| (r.features.clone(), r.label > 0.5))
+            .collect()
+    };
+    let fit_rows = labelled(fit);
+    let view: Vec<(&[f32], bool)> = fit_rows.iter().map(|(f, y)| (&f[..], *y)).collect();
+    let model = CtrModel::fit(&view)?;
+    let predicted: Vec<f64> = held_out
+        .iter()
+        .filter_map(|r| model.probability(&r.features))
+        .collect();
+    let held_positives = held_out.iter().filter(|r| r.label > 0.5).count();
+    Some(Calibration {
+        rows: fit.len() as u64,
+        positives: view.iter().filter(|r| r.1).count() as u64,
+        holdout_rows: held_out.len() as u64,
+        holdout_positive_rate: held_positives as f64 / held_out.len().max(1) as f64,
+        holdout_mean_predicted: predicted.iter().sum::<f64>() / predicted.len().max(1) as f64,
+        model,
+    })
+}
+
+/// Counts the event categoricals of the events from `from` on; returns every item's
+/// top-level category as of the end of the log.
+fn replay_categoricals(
+    replay: &Replay,
+    from: Option<i64>,
+    builder: &mut ReferenceBuilder,
+) -> Result<HashMap<ItemId, String>> {
+    let mut categories: HashMap<ItemId, String> = HashMap::new();
+    let mut counts: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
+    let mut count = |feature: &'static str, value: &str| {
+        *counts.entry((feature, value.to_string())).or_insert(0) += 1;
+    };
+    replay(&mut |_, record| {
+        match record {
+            LogRecord::ItemUpsert(item) => {
+                match top_level_category(&item.category) {
+                    Some(top) => categories.insert(item.id.clone(), top.to_string()),
+                    None => categories.remove(&item.id),
+                };
+            }
+            LogRecord::Event(event) if from.is_none_or(|f| event.timestamp.millis() >= f) => {
+                count("event_action", event.action.as_str());
+                if let Some(category) = categories.get(&event.item_id) {
+                    count("event_item_category", category);
+                    if event.action.is_engagement() {
+                        count("engaged_item_category", category);
+                    }
+                }
+                for (feature, field) in [("event_device", "device"), ("event_page", "page")] {
+                    if let Some(value) = event.context.get(field) {
+                        count(feature, value);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    // Counted first, then added most frequent first, so the category cap keeps the
+    // most common categories by name.
+    let mut sorted: Vec<((&str, String), u64)> = counts.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for ((feature, value), n) in sorted {
+        builder.category_n(feature, &value, n);
+    }
+    Ok(categories)
+}
