@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::batch::EventBatch;
+use crate::controller::ControlLoop;
 use crate::error::{EngineError, Result};
 use crate::experiments::VariantModels;
 use crate::jobs::Jobs;
@@ -74,6 +75,8 @@ pub(crate) struct Inner {
     consumer_error: Mutex<Option<String>>,
     /// Background jobs (training).
     jobs: Jobs,
+    /// The self-healing controller, its books and the training pause.
+    pub(crate) control: ControlLoop,
     /// Experiments and their outcomes, kept in step with the state by the consumer.
     pub(crate) ledger: RwLock<Ledger>,
     /// Model versions loaded for experiment variants.
@@ -147,6 +150,7 @@ impl Engine {
         let log: Arc<dyn RecordLog> = Arc::new(log);
         let models = registry::load_current(&config.data_dir)?;
         let start_offset = log.end_offset(PARTITION)?;
+        let control = ControlLoop::open(&config)?;
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let (shadow_sender, shadow_receiver) = sync_channel(SHADOW_QUEUE);
         let mut ledger =
@@ -177,6 +181,7 @@ impl Engine {
             skipped: Mutex::new(VecDeque::new()),
             consumer_error: Mutex::new(None),
             jobs: Jobs::default(),
+            control,
         });
         let threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
@@ -418,6 +423,11 @@ impl Engine {
     /// Re-reads `models/CURRENT` now and swaps the served models if it changed.
     pub fn reload_models(&self) -> Result<bool> {
         reload_models(&self.inner)
+    }
+
+    /// Whether the engine is stopping (its threads end).
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.load(Ordering::Acquire)
     }
 
     /// Stops the threads after flushing queued impressions.

@@ -31,6 +31,16 @@ pub enum EngineError {
         /// The running job's id.
         id: String,
     },
+    /// The controller's circuit breaker is open: training waits for data quality to
+    /// recover.
+    #[error("training is paused by the controller's circuit breaker (data-quality breach{}); it resumes once quality has recovered (GET /v1/controller)", since.map(|t| format!(" since {t}")).unwrap_or_default())]
+    TrainingPaused {
+        /// When the breaker opened.
+        since: Option<flywheel_core::Timestamp>,
+    },
+    /// The controller refused an observation or its configuration.
+    #[error("controller: {0}")]
+    Controller(String),
     /// The durable log failed.
     #[error("event log: {0}")]
     Log(#[from] flywheel_log::LogError),
@@ -63,9 +73,11 @@ impl EngineError {
     /// Whether the error is the caller's fault (bad input) rather than ours.
     pub fn is_user_error(&self) -> bool {
         match self {
-            EngineError::Invalid { .. } | EngineError::NotFound(_) | EngineError::Busy { .. } => {
-                true
-            }
+            EngineError::Invalid { .. }
+            | EngineError::NotFound(_)
+            | EngineError::Busy { .. }
+            | EngineError::TrainingPaused { .. }
+            | EngineError::Controller(_) => true,
             EngineError::Pipeline(_) => true,
             EngineError::Registry(e) => e.is_user_error(),
             EngineError::Offline(e) => e.is_user_error(),

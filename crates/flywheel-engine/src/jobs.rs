@@ -135,6 +135,14 @@ impl Jobs {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// The running job's id, if one runs.
+    pub(crate) fn running(&self) -> Option<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<JobStatus> {
         let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
         statuses.get(id).cloned()
@@ -178,8 +186,10 @@ fn training_pool() -> Result<rayon::ThreadPool> {
 
 impl Engine {
     /// Starts a training job in the background and returns its status (queued). While
-    /// one runs, another is refused with [`EngineError::Busy`] naming it.
+    /// one runs, another is refused with [`EngineError::Busy`] naming it; while the
+    /// controller's breaker is open, with [`EngineError::TrainingPaused`].
     pub fn start_training(self: &Arc<Self>, force: bool) -> Result<JobStatus> {
+        self.check_training_allowed()?;
         let id = self.jobs().admit("training")?;
         let pool = match training_pool() {
             Ok(pool) => pool,

@@ -23,6 +23,7 @@
 //! `flywheel-import`.
 
 mod batch;
+mod controller;
 mod engine;
 mod error;
 mod experiments;
@@ -35,6 +36,10 @@ mod serving;
 mod stats;
 
 pub use batch::EventBatch;
+pub use controller::{
+    action_name, observe_report, outcome_name, BreachPeriod, ControllerView, DecisionCount,
+    DecisionRecord,
+};
 pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;

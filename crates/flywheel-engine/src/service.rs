@@ -88,7 +88,10 @@ impl Engine {
     /// Trains a candidate version, registers it, and promotes it only if it passes the
     /// promotion gate against the serving version (or `force` is given, or nothing
     /// serves yet). A rejected candidate stays registered with status `rejected`.
+    /// Refused while the controller's circuit breaker is open; the events of every
+    /// recorded breach period are left out of the replay it trains on.
     pub fn train(&self, force: bool, progress: &mut dyn FnMut(&str)) -> Result<TrainOutcome> {
+        self.check_training_allowed()?;
         let data_dir = self.config().data_dir.clone();
         let version = registry::reserve_version(&data_dir)?;
         let outcome = self.train_version(&version, force, progress);
@@ -107,8 +110,15 @@ impl Engine {
     ) -> Result<TrainOutcome> {
         let data_dir = &self.config().data_dir;
         let serving = self.models();
+        let breaches = self.breach_periods();
         let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
-            self.replay(visit)
+            self.replay(&mut |offset, record| {
+                if Engine::outside_breaches(&breaches, record) {
+                    visit(offset, record)
+                } else {
+                    Ok(())
+                }
+            })
         };
         let candidate = promotion::train_candidate(
             self.config(),
@@ -120,6 +130,7 @@ impl Engine {
         )?;
         progress("saving");
         registry::save(data_dir, &candidate.models)?;
+        self.note_training(version, breaches)?;
         let record = gate_record(&candidate, serving.version());
         registry::update_record(data_dir, version, |r| {
             r.status = if candidate.decision.promote {

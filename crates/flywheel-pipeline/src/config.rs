@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub experiments: ExperimentSettings,
     /// Live monitoring: the window, drift statistics and thresholds, data quality.
     pub monitoring: flywheel_monitor::MonitoringConfig,
+    /// The self-healing controller's rules and limits (the controller crate's own
+    /// config type; active by default, `dry_run = true` only records its decisions).
+    pub controller: flywheel_controller::ControllerConfig,
 }
 
 /// Settings of online experiments.
@@ -76,6 +79,7 @@ impl Default for EngineConfig {
             gate: GateSettings::default(),
             experiments: ExperimentSettings::default(),
             monitoring: flywheel_monitor::MonitoringConfig::default(),
+            controller: flywheel_controller::ControllerConfig::default(),
         }
     }
 }
@@ -331,6 +335,9 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: &str| Err(PipelineError::Config(msg.to_string()));
         self.monitoring
+            .validate()
+            .map_err(|e| PipelineError::Config(e.to_string()))?;
+        self.controller
             .validate()
             .map_err(|e| PipelineError::Config(e.to_string()))?;
         self.rerank

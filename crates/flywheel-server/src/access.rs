@@ -2,8 +2,8 @@
 //!
 //! - **Keys.** When the data dir's key store holds a key, every route under `/v1/`
 //!   needs `Authorization: Bearer KEY`: `read` for every `GET`, `events` for
-//!   `POST /v1/events` (and `:batch`), `admin` for every other write (an `admin` key may
-//!   do everything). `/healthz`, `/readyz`, `/metrics` and `/openapi.json` stay open.
+//!   `POST /v1/events` (and `:batch`), `admin` for every other write and for the
+//!   controller, `GET /v1/controller` included (an `admin` key may do everything). `/healthz`, `/readyz`, `/metrics` and `/openapi.json` stay open.
 //!   Missing or unknown key: 401; a key without the scope: 403. An empty store leaves
 //!   the API open (the binary then binds loopback only unless told otherwise). The
 //!   store is re-read when its file changes, so new and revoked keys apply at once.
@@ -127,6 +127,9 @@ fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if !path.starts_with("/v1/") {
         return None;
     }
+    if path == "/v1/controller" || path.starts_with("/v1/controller/") {
+        return Some(Scope::Admin);
+    }
     if method == Method::GET || method == Method::HEAD {
         return Some(Scope::Read);
     }
@@ -239,6 +242,8 @@ mod tests {
             (Method::PUT, "/v1/items/i", Some(Scope::Admin)),
             (Method::POST, "/v1/experiments", Some(Scope::Admin)),
             (Method::POST, "/v1/models/train", Some(Scope::Admin)),
+            (Method::GET, "/v1/controller", Some(Scope::Admin)),
+            (Method::POST, "/v1/controller/step", Some(Scope::Admin)),
             (Method::DELETE, "/v1/users/u", Some(Scope::Admin)),
             (Method::GET, "/healthz", None),
             (Method::GET, "/metrics", None),

@@ -66,6 +66,9 @@ pub enum ApiError {
         /// The running job's id.
         job_id: String,
     },
+    /// Training is paused by the controller's circuit breaker (409).
+    #[error("{0}")]
+    TrainingPaused(String),
     /// The client did not send its whole body in time (408).
     #[error("the request body did not arrive within {seconds} s")]
     RequestTimeout {
@@ -125,6 +128,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TrainingPaused(_) => (StatusCode::CONFLICT, "training_paused"),
             ApiError::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -173,6 +177,7 @@ impl From<EngineError> for ApiError {
             EngineError::Registry(RegistryError::InvalidVersion(_)) => {
                 ApiError::bad_request("invalid_version", error.to_string())
             }
+            EngineError::TrainingPaused { .. } => ApiError::TrainingPaused(error.to_string()),
             EngineError::Busy { id, .. } => ApiError::Conflict {
                 message: error.to_string(),
                 job_id: id.clone(),

@@ -12,6 +12,7 @@
 
 mod access;
 mod body;
+mod controller;
 mod dashboard;
 mod edge;
 mod error;

@@ -219,6 +219,7 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         "",
         &stats.feature_freshness,
     );
+    crate::controller::render_metrics(&mut out, engine);
     gauge(
         &mut out,
         "flywheel_consumer_lag_records",

@@ -125,6 +125,8 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/v1/experiments/{id}/users", get(experiments::users))
         .route("/v1/users/{id}/opt-out", post(opt_out_user))
         .route("/v1/overview", get(crate::overview::get))
+        .route("/v1/controller", get(crate::controller::show))
+        .route("/v1/controller/step", post(crate::controller::step))
         .route("/", get(crate::dashboard::page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -69,6 +69,10 @@ pub enum Command {
         /// Per-user rate limit of recommendation requests: requests per second[,burst].
         #[arg(long, value_name = "RATE[,BURST]")]
         rate_per_user: Option<String>,
+        /// Seconds between two steps of the self-healing controller (default: the
+        /// monitoring window, `monitoring.window_secs`; 0 turns the thread off).
+        #[arg(long, value_name = "SECS")]
+        controller_every: Option<u64>,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {

@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
             allow_open,
             rate_per_key,
             rate_per_user,
+            controller_every,
         } => serve::run(
             &data,
             &host,
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 allow_open,
                 rate_per_key,
                 rate_per_user,
+                controller_every,
             },
         ),
         Command::Keys { what } => keys::run(what),

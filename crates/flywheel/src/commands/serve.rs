@@ -20,6 +20,9 @@ pub struct ServeFlags {
     pub rate_per_key: Option<String>,
     /// `--rate-per-user RATE[,BURST]`.
     pub rate_per_user: Option<String>,
+    /// `--controller-every SECS` (`None`: the monitoring window; 0: no controller
+    /// thread).
+    pub controller_every: Option<u64>,
 }
 
 /// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
@@ -81,7 +84,30 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     let engine = Engine::open(config)
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
-    serve_engine(Arc::new(engine), host, port, None, options)
+    let engine = Arc::new(engine);
+    start_controller(&engine, flags)?;
+    serve_engine(engine, host, port, None, options)
+}
+
+/// The controller's thread: one step per monitoring window of wall-clock time (a
+/// simulated clock has none: steps then come from `POST /v1/controller/step?now=`).
+fn start_controller(engine: &Arc<Engine>, flags: &ServeFlags) -> Result<()> {
+    let every = flags
+        .controller_every
+        .unwrap_or(engine.config().monitoring.window_secs);
+    if flags.simulated_clock || every == 0 {
+        return Ok(());
+    }
+    engine
+        .run_controller_every(std::time::Duration::from_secs(every))
+        .context("starting the controller")?;
+    let mode = if engine.config().controller.dry_run {
+        "dry run"
+    } else {
+        "active"
+    };
+    eprintln!("controller: one step every {every} s ({mode}; GET /v1/controller)");
+    Ok(())
 }
 
 fn is_loopback(host: &str) -> bool {
