@@ -114,8 +114,11 @@ struct Books {
     breaches: Vec<BreachPeriod>,
     /// Per version trained while breaches were known, the breaches it left out.
     excluded: BTreeMap<String, Vec<BreachPeriod>>,
-    /// The time of the previous observation (to date a breach's first window).
-    previous_at: Option<Timestamp>,
+    /// The start of the window of the first observation, in the current run of
+    /// observations with a share above its threshold (even on too few events to
+    /// count): where a breach the breaker opens on began.
+    #[serde(default)]
+    suspect_since: Option<Timestamp>,
 }
 
 struct LoopState {
@@ -268,6 +271,14 @@ fn trained_on_breach(books: &Books, version: &str, trained_until: Option<Timesta
     books.breaches.iter().any(|breach| {
         breach.from <= until && !excluded.is_some_and(|skipped| skipped.contains(breach))
     })
+}
+
+/// Whether any share of the window is above its threshold (whatever the number of
+/// events: the controller decides whether there were enough to count).
+fn above_a_threshold(rule: &flywheel_controller::QualityRule, quality: &DataQuality) -> bool {
+    quality.unknown_item_share > rule.unknown_item_share
+        || quality.missing_field_share > rule.missing_field_share
+        || quality.rejected_share > rule.rejected_share
 }
 
 /// The share of events missing their device context, unless no event has one (a shop
@@ -457,16 +468,19 @@ impl Engine {
             .controller
             .observe(&observation)
             .map_err(|e| EngineError::Controller(e.to_string()))?;
-        let breach_observations = i64::from(state.controller.config().quality.breach_observations);
-        let step_ms = state
-            .books
-            .previous_at
-            .map_or(window_ms, |previous| now.millis() - previous.millis());
+        let window_from = now.plus_millis(-window_ms);
+        let above = above_a_threshold(&state.controller.config().quality, &observation.quality);
+        let suspect_since = match (above, state.books.suspect_since) {
+            (false, _) => None,
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(window_from),
+        };
+        state.books.suspect_since = suspect_since;
         let mut records = Vec::with_capacity(decisions.len());
         for decision in decisions {
             match decision.action {
                 ControlAction::PauseTraining => state.books.breaches.push(BreachPeriod {
-                    from: now.plus_millis(-(breach_observations - 1) * step_ms - window_ms),
+                    from: suspect_since.unwrap_or(window_from),
                     until: None,
                 }),
                 ControlAction::ResumeTraining => {
@@ -482,7 +496,6 @@ impl Engine {
                 error: None,
             });
         }
-        state.books.previous_at = Some(now);
         state.books.controller = state.controller.state().clone();
         let books = state.books.clone();
         drop(state);

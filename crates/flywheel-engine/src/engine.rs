@@ -420,6 +420,14 @@ impl Engine {
         self.state().catalog.user(id).cloned()
     }
 
+    /// Rebuilds the content index from the catalog now (the watcher does it within a
+    /// second of a catalog change; a simulation on its own clock calls this so what it
+    /// serves never depends on the watcher's timing).
+    pub fn rebuild_content_index(&self) {
+        self.inner.catalog_changed.store(false, Ordering::Release);
+        rebuild_content_index(&self.inner);
+    }
+
     /// Re-reads `models/CURRENT` now and swaps the served models if it changed.
     pub fn reload_models(&self) -> Result<bool> {
         reload_models(&self.inner)

@@ -541,4 +541,8 @@ pub enum BenchCommand {
     /// memory, and recall@10 / single-thread queries per second / CPU per query by ef,
     /// in f32 and int8 (scripts/bench-ann.sh runs hnswlib beside it).
     Ann(crate::commands::bench_ann::AnnArgs),
+    /// The self-healing controller on the simulator, on simulated time, through the
+    /// real engine: a corrupted stream (pause, rollback, resume) and a taste drift
+    /// (retrain through the gate), with quality against the simulator's truth.
+    SelfHealing(crate::commands::bench_self_healing::SelfHealingArgs),
 }

@@ -36,6 +36,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
             crate::commands::bench_experiments::run(runs, seed, json)
         }
         BenchCommand::Ann(args) => crate::commands::bench_ann::run(&args),
+        BenchCommand::SelfHealing(args) => crate::commands::bench_self_healing::run(&args),
     }
 }
 

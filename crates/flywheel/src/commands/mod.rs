@@ -3,6 +3,7 @@
 mod bench;
 pub(crate) mod bench_ann;
 mod bench_experiments;
+pub(crate) mod bench_self_healing;
 mod cpu;
 mod eval;
 mod experiment;
