@@ -568,9 +568,14 @@ impl Engine {
                 self.promote(to).map(|v| format!("serving {v}"))
             }
             ControlAction::Rollback { to: None, .. } => Ok("nothing to roll back to".into()),
-            ControlAction::Retrain { .. } => self
-                .start_training(false)
-                .map(|job| format!("training job {}", job.id)),
+            // Training has no warm start yet: a retraining starts from scratch, and
+            // says so when one was asked for.
+            ControlAction::Retrain { warm_start } => {
+                self.start_training(false).map(|job| match warm_start {
+                    true => format!("training job {} (from scratch: no warm start yet)", job.id),
+                    false => format!("training job {}", job.id),
+                })
+            }
         };
         match done {
             Ok(result) => record.result = Some(result),

@@ -1,9 +1,10 @@
 //! `flywheel bench self-healing [--json]`: the self-healing controller end to end on
 //! the simulator, on simulated time, through the real engine.
 //!
-//! Every list is served by flywheel (`Engine::serve` at the simulated `now`), the
-//! simulated users react ([`World::respond`]) and their events are ingested in event
-//! time order; every `step_hours` the engine's controller takes one step
+//! The shop's organic events ([`flywheel_sim::simulate`]: the site's own surfaces,
+//! where users' tastes and the stream's damage show) are ingested in event time
+//! order, and at every session start flywheel serves the user a list
+//! (`Engine::serve` at the simulated `now`, logged as an impression); every `step_hours` the engine's controller takes one step
 //! ([`Engine::control_step`]) and the bench waits for any training job it started.
 //! Each served list is scored against the simulator's truth: its expected clicks over
 //! those of the ideal list of that moment ([`World::expected_clicks_at`],
@@ -26,11 +27,7 @@ use anyhow::{bail, Context, Result};
 use flywheel_core::{Event, LogRecord, Timestamp};
 use flywheel_engine::{DecisionRecord, Engine, EngineConfig, JobState, ServeRequest};
 use flywheel_sim::{SimConfig, StreamCorruption, TasteDrift, World};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::Serialize;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,42 +104,15 @@ pub struct Timeline {
     pub trained: Vec<(String, bool, String)>,
 }
 
-/// Events waiting for their event time (reactions come seconds, purchases hours later).
-#[derive(Default)]
-struct Pending {
-    queue: BinaryHeap<Reverse<(Timestamp, u64)>>,
-    events: std::collections::HashMap<u64, Event>,
-    seq: u64,
-}
-
-impl Pending {
-    fn push(&mut self, event: Event) {
-        self.seq += 1;
-        self.queue.push(Reverse((event.timestamp, self.seq)));
-        self.events.insert(self.seq, event);
-    }
-
-    fn due(&mut self, until: Timestamp) -> Vec<Event> {
-        let mut due = Vec::new();
-        while let Some(Reverse((at, seq))) = self.queue.peek().copied() {
-            if at >= until {
-                break;
-            }
-            self.queue.pop();
-            due.extend(self.events.remove(&seq));
-        }
-        due
-    }
-}
-
 /// A simulated shop served by the real engine.
 struct Shop {
     engine: Arc<Engine>,
     world: World,
     arrivals: Vec<(Timestamp, usize)>,
     next_arrival: usize,
-    pending: Pending,
-    rng: StdRng,
+    /// The shop's organic events (the site's other surfaces), in time order.
+    organic: Vec<Event>,
+    next_event: usize,
     timeline: Timeline,
     dir: ScratchDir,
 }
@@ -205,7 +175,8 @@ fn engine_config(dir: &std::path::Path, args: &SelfHealingArgs, dry_run: bool) -
 
 impl Shop {
     fn open(args: &SelfHealingArgs, world: SimConfig, dry_run: bool, name: &str) -> Result<Shop> {
-        let world = World::generate(&world).context("generating the simulated world")?;
+        let sim = flywheel_sim::simulate(&world).context("simulating the shop")?;
+        let world = sim.world;
         let dir = ScratchDir::new(name)?;
         let engine = Engine::open(engine_config(&dir.0, args, dry_run))?;
         let records: Vec<LogRecord> = world
@@ -224,8 +195,8 @@ impl Shop {
             world,
             arrivals,
             next_arrival: 0,
-            pending: Pending::default(),
-            rng: StdRng::seed_from_u64(args.seed ^ 0x5e1f_4ea1),
+            organic: sim.events,
+            next_event: 0,
             timeline: Timeline {
                 scenario: name.to_string(),
                 dry_run,
@@ -247,10 +218,18 @@ impl Shop {
         at.secs_since(self.world.config().start) / 86_400.0
     }
 
-    /// Ingests the reactions due before `until` and waits until they are applied, so
+    /// Ingests the organic events before `until` and waits until they are applied, so
     /// what the next request sees never depends on the consumer's timing.
     fn ingest_until(&mut self, until: Timestamp) -> Result<()> {
-        let due = self.pending.due(until);
+        let first = self.next_event;
+        while self
+            .organic
+            .get(self.next_event)
+            .is_some_and(|e| e.timestamp < until)
+        {
+            self.next_event += 1;
+        }
+        let due = self.organic[first..self.next_event].to_vec();
         if !due.is_empty() {
             self.engine.ingest(due)?;
             self.engine.catch_up();
@@ -303,12 +282,6 @@ impl Shop {
                 quality += self.world.expected_clicks_at(user, &list, at) / best;
                 served += 1;
             }
-            let reactions =
-                self.world
-                    .respond(user, &list, at, Some(&answer.request_id), &mut self.rng);
-            for event in reactions {
-                self.pending.push(event);
-            }
         }
         self.ingest_until(until)?;
         self.engine.catch_up();
@@ -344,6 +317,7 @@ impl Shop {
             .iter()
             .filter_map(|r| r.result.as_deref())
             .find_map(|r| r.strip_prefix("training job "))
+            .and_then(|r| r.split_whitespace().next())
         else {
             return Ok(None);
         };
