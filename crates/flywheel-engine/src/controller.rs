@@ -614,6 +614,33 @@ mod tests {
     }
 
     #[test]
+    fn a_training_replay_leaves_out_the_events_inside_a_breach() {
+        use flywheel_core::{Action, Event, ItemId, UserId};
+        let breach = BreachPeriod {
+            from: at(100),
+            until: Some(at(200)),
+        };
+        let event = |secs: i64| {
+            LogRecord::Event(Event {
+                user_id: UserId::new_unchecked("u".to_string()),
+                item_id: ItemId::new_unchecked("i".to_string()),
+                action: Action::View,
+                value: None,
+                timestamp: at(secs),
+                request_id: None,
+                position: None,
+                context: Default::default(),
+            })
+        };
+        let kept: Vec<bool> = [50, 100, 150, 200]
+            .iter()
+            .map(|&s| Engine::outside_breaches(&[breach], &event(s)))
+            .collect();
+        assert_eq!(kept, [true, false, false, true]);
+        assert!(Engine::outside_breaches(&[], &event(150)));
+    }
+
+    #[test]
     fn breaches_contain_their_start_and_not_their_end() {
         let closed = BreachPeriod {
             from: at(100),

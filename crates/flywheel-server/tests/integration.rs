@@ -1671,3 +1671,7 @@ async fn a_stalled_body_times_out_with_408() {
 mod dashboard;
 #[path = "integration/experiments.rs"]
 mod experiments;
+
+/// The controller routes: the breaker through the API, 409 while paused, scopes, restart.
+#[path = "integration/controller.rs"]
+mod controller;

@@ -1433,3 +1433,7 @@ fn bench_ann_reads_vecs_files_and_reports_recall() {
         "{error}"
     );
 }
+
+/// The self-healing controller end to end: `flywheel bench self-healing --json`.
+#[path = "integration/self_healing.rs"]
+mod self_healing;
