@@ -138,6 +138,9 @@ pub enum Command {
         /// Days simulated.
         #[arg(long)]
         days: Option<u32>,
+        /// Injected drift and corruption.
+        #[command(flatten)]
+        inject: crate::commands::simulate::InjectArgs,
     },
     /// Print what the log (or one segment file) holds.
     Inspect {

@@ -15,7 +15,7 @@ mod peers;
 mod quickstart;
 pub mod ranker;
 mod serve;
-mod simulate;
+pub(crate) mod simulate;
 mod train;
 
 use anyhow::{Context, Result};
@@ -72,7 +72,8 @@ pub fn run(cli: Cli) -> Result<()> {
             users,
             items,
             days,
-        } => simulate::run(&out, seed, users, items, days),
+            inject,
+        } => simulate::run(&out, seed, users, items, days, &inject),
         Command::Inspect {
             data,
             segment,

@@ -165,3 +165,36 @@ fn in_dry_run_the_drift_is_recorded_and_nothing_is_retrained() {
     );
     assert_eq!(dry["trained"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn simulate_injects_a_corrupted_stream_and_names_a_bad_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shop");
+    let out = out.to_str().unwrap();
+    let args = [
+        "simulate", "--out", out, "--users", "60", "--items", "40", "--days", "3",
+    ];
+    fn with<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [args, extra].concat()
+    }
+    run_flywheel(&with(
+        &args,
+        &[
+            "--corruption-day",
+            "1",
+            "--unknown-item-share",
+            "0.5",
+            "--drift-day",
+            "2",
+        ],
+    ));
+    let events = std::fs::read_to_string(dir.path().join("shop/events.jsonl")).unwrap();
+    assert!(events.contains("\"unknown-"), "no unknown item ids written");
+    let bad = super::flywheel_output(&with(
+        &args,
+        &["--corruption-day", "1", "--unknown-item-share", "1.5"],
+    ));
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("unknown_item_share"), "{stderr}");
+}
