@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=${1:-target/debug/flywheel}
 schemathesis_version=4.32.5
-max_examples=${FLYWHEEL_OPENAPI_EXAMPLES:-25}
+max_examples=${FLYWHEEL_OPENAPI_EXAMPLES:-100}
 time_limit=280
 
 skip() {
@@ -53,7 +53,7 @@ cleanup() {
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
   fi
-  rm -rf "$work"
+  [ -n "${FLYWHEEL_OPENAPI_KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -87,7 +87,7 @@ timeout "$time_limit" "$venv/bin/st" run "$base/openapi.json" \
   --workers 2 \
   --request-timeout 30 \
   --header "Authorization: Bearer $key" \
-  --report junit --report-dir "$work/report" \
+  --report junit,har --report-dir "$work/report" \
   --no-color || status=$?
 if [ "$status" -eq 124 ]; then
   echo "schemathesis did not finish within $time_limit s" >&2
@@ -97,4 +97,12 @@ if [ "$status" -ne 0 ]; then
   tail -n 40 "$work/serve.log" >&2
   exit "$status"
 fi
+python3 - "$work/report" <<'PY'
+import collections, glob, json, sys
+statuses = collections.Counter()
+for path in glob.glob(f"{sys.argv[1]}/har-*.json"):
+    for entry in json.load(open(path))["log"]["entries"]:
+        statuses[entry["response"]["status"]] += 1
+print("openapi: responses by status:", dict(sorted(statuses.items())))
+PY
 echo "openapi: schemathesis $schemathesis_version found no violation of the document"

@@ -113,7 +113,7 @@ pub(crate) async fn list(State(app): State<AppState>) -> Json<Value> {
     path = "/v1/experiments/{id}",
     tag = "experiments",
     summary = "One experiment",
-    params(("id" = String, Path, description = "The experiment's id")),
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1")),
     responses(
         (status = 200, description = "The experiment", body = Experiment),
         (status = 400, description = "The id is invalid", body = ErrorBody),
@@ -138,7 +138,7 @@ pub(crate) async fn show(
     path = "/v1/experiments/{id}/stop",
     tag = "experiments",
     summary = "Stop an experiment: its users get the serving version again",
-    params(("id" = String, Path, description = "The experiment's id"), ("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1"), ("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
     responses(
         (status = 200, description = "The experiment, stopped", body = Experiment),
         (status = 400, description = "The id or a parameter is invalid", body = ErrorBody),
@@ -163,7 +163,7 @@ pub(crate) async fn stop(
     path = "/v1/experiments/{id}/ramp",
     tag = "experiments",
     summary = "Change the share of its layer's users an experiment takes",
-    params(("id" = String, Path, description = "The experiment's id"), ("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1"), ("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
     request_body(content = Ramp, content_type = "application/json"),
     responses(
         (status = 200, description = "The experiment, ramped", body = Experiment),
@@ -205,7 +205,7 @@ pub(crate) async fn ramp(
     path = "/v1/experiments/{id}/metrics",
     tag = "experiments",
     summary = "An experiment's live figures: per variant, comparisons with intervals, checks",
-    params(("id" = String, Path, description = "The experiment's id")),
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1")),
     responses(
         (status = 200, description = "The figures", body = ExperimentMetrics),
         (status = 400, description = "The id is invalid", body = ErrorBody),
@@ -228,7 +228,7 @@ pub(crate) async fn metrics(
     path = "/v1/experiments/{id}/users",
     tag = "experiments",
     summary = "Per-user outcomes as CSV, the input of `flywheel eval ab --users`",
-    params(("id" = String, Path, description = "The experiment's id")),
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1")),
     responses(
         (status = 200, description = "One row per user: variant, exposures, outcomes", content_type = "text/csv", body = String),
         (status = 400, description = "The id is invalid", body = ErrorBody),

@@ -380,8 +380,8 @@ fn forced_variants(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiErro
     tag = "recommendations",
     summary = "A ranked list of items for a user",
     params(
-        ("user_id" = String, Query, description = "Who the list is for (an unknown user gets a cold-start list)"),
-        ("count" = Option<u32>, Query, description = "How many items, from 1 to the server's maximum (default 10)"),
+        ("user_id" = String, Query, description = "Who the list is for (an unknown user gets a cold-start list)", example = "u00000"),
+        ("count" = Option<u32>, Query, description = "How many items, from 1 to the server's maximum (default 10)", example = 5),
         ("category" = Option<String>, Query, description = "Only items in this category or below it"),
         ("now" = Option<String>, Query, description = "The request's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)"),
         ("X-Flywheel-Variant" = Option<String>, Header, description = "Force experiment variants, `experiment=variant[, ...]`; such requests are served but not counted")
@@ -487,7 +487,7 @@ fn path_id<T>(raw: &str, parse: fn(&str, &str) -> flywheel_core::Result<T>) -> R
     path = "/v1/items/{id}",
     tag = "catalog",
     summary = "Create or replace an item",
-    params(("id" = String, Path, description = "The item's id")),
+    params(("id" = String, Path, description = "The item's id", example = "i00001")),
     request_body(content = ItemDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "The item as stored", body = ItemDoc),
@@ -512,7 +512,7 @@ async fn put_item(
     path = "/v1/items/{id}",
     tag = "catalog",
     summary = "One item of the catalog",
-    params(("id" = String, Path, description = "The item's id")),
+    params(("id" = String, Path, description = "The item's id", example = "i00001")),
     responses(
         (status = 200, description = "The item", body = ItemDoc),
         (status = 400, description = "The id is invalid", body = ErrorBody),
@@ -536,7 +536,7 @@ async fn get_item(
     path = "/v1/items/{id}",
     tag = "catalog",
     summary = "Remove an item from the catalog",
-    params(("id" = String, Path, description = "The item's id")),
+    params(("id" = String, Path, description = "The item's id", example = "i00001")),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "The id is invalid", body = ErrorBody),
@@ -558,7 +558,7 @@ async fn delete_item(
     path = "/v1/users/{id}",
     tag = "users",
     summary = "Create or replace a user",
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
     request_body(content = UserDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "The user as stored", body = UserDoc),
@@ -583,7 +583,7 @@ async fn put_user(
     path = "/v1/users/{id}",
     tag = "users",
     summary = "One user",
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
     responses(
         (status = 200, description = "The user", body = UserDoc),
         (status = 400, description = "The id is invalid", body = ErrorBody),
@@ -607,7 +607,7 @@ async fn get_user(
     path = "/v1/users/{id}",
     tag = "users",
     summary = "Delete a user and their data",
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is invalid", body = ErrorBody),
@@ -702,7 +702,7 @@ async fn get_job(
     path = "/v1/models/{version}/promote",
     tag = "models",
     summary = "Serve a registered version from now on (no gate: an operator's decision)",
-    params(("version" = String, Path, description = "The version, e.g. `v3`")),
+    params(("version" = String, Path, description = "The version, e.g. `v3`", example = "v1")),
     responses(
         (status = 200, description = "The version now serving", body = Serving),
         (status = 400, description = "Not a version name, or a version that cannot serve", body = ErrorBody),
@@ -740,7 +740,7 @@ async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiE
     path = "/v1/users/{id}/opt-out",
     tag = "users",
     summary = "The user refuses personalisation from now on",
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
     responses(
         (status = 200, description = "The user as stored", body = UserDoc),
         (status = 400, description = "The id is invalid", body = ErrorBody)

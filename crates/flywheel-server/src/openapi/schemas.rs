@@ -37,7 +37,8 @@ pub(crate) struct ErrorDetail {
 
 /// One event, as `POST /v1/events` reads it.
 #[derive(ToSchema)]
-#[schema(as = Event)]
+#[schema(as = Event, example = json!({"user_id": "u00001", "item_id": "i00002", "action": "click", "timestamp": "2026-11-23T10:00:00Z", "context": {"device": "ios"}}))]
+#[serde(deny_unknown_fields)]
 pub(crate) struct EventIn {
     /// Who acted.
     user_id: String,
@@ -48,7 +49,7 @@ pub(crate) struct EventIn {
     /// The rating, or the revenue of a purchase.
     value: Option<f64>,
     /// When (RFC 3339 or seconds since 1970); the time of arrival when absent.
-    timestamp: Option<Value>,
+    timestamp: Option<EventTime>,
     /// The `request_id` of the recommendation list the item was shown in.
     request_id: Option<String>,
     /// Its 0-based position in that list.
@@ -57,9 +58,20 @@ pub(crate) struct EventIn {
     context: Option<BTreeMap<String, Value>>,
 }
 
+/// When an event happened.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub(crate) enum EventTime {
+    /// RFC 3339, e.g. `2026-11-23T10:00:00Z`.
+    Text(String),
+    /// Seconds since 1970.
+    Seconds(f64),
+}
+
 /// A body of events: one event or an array of them.
 #[derive(ToSchema)]
 #[schema(as = Events)]
+#[serde(untagged)]
 pub(crate) enum EventsIn {
     /// One event.
     One(EventIn),
@@ -80,6 +92,8 @@ pub(crate) struct Accepted {
 
 /// An item of the catalog.
 #[derive(ToSchema)]
+#[schema(example = json!({"category": "books/scifi", "tags": ["space"], "price": 12.5, "title": "A book", "available": true, "attributes": {"brand": "Corvo"}}))]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Item {
     /// Its id (the path's id when absent from a body).
     id: Option<String>,
@@ -105,6 +119,8 @@ pub(crate) struct Item {
 
 /// A user.
 #[derive(ToSchema)]
+#[schema(example = json!({"attributes": {"country": "FR"}, "created_at": "2026-01-05T10:00:00Z"}))]
+#[serde(deny_unknown_fields)]
 pub(crate) struct User {
     /// Their id (the path's id when absent from a body).
     id: Option<String>,
@@ -184,6 +200,8 @@ pub(crate) enum JobState {
 
 /// An experiment's definition, the body of `POST /v1/experiments`.
 #[derive(ToSchema)]
+#[schema(example = json!({"id": "exp-1", "kind": "ab", "traffic": 0.5, "variants": [{"name": "control", "model_version": "v1", "share": 0.5}, {"name": "treatment", "model_version": "v1", "share": 0.5, "rerank": {"mmr_lambda": 0.5}}]}))]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ExperimentDefinition {
     /// Its id (letters, digits, `-`, `_`, `.`; at most 64 bytes).
     id: String,
@@ -211,6 +229,7 @@ pub(crate) struct ExperimentDefinition {
 
 /// One variant of a definition.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct VariantDefinition {
     /// Its name, unique in the experiment.
     name: String,
@@ -256,6 +275,8 @@ pub(crate) struct Experiments {
 
 /// The body of a ramp.
 #[derive(ToSchema)]
+#[schema(example = json!({"traffic": 0.8}))]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Ramp {
     /// The new share of the layer's users, in (0, 1].
     traffic: f64,
