@@ -80,7 +80,10 @@ done
 [ -n "$base" ] || { cat "$work/serve.log" >&2; echo "flywheel serve did not start" >&2; exit 1; }
 
 status=0
-timeout "$time_limit" "$venv/bin/st" run "$base/openapi.json" \
+# From the temporary dir: schemathesis keeps its caches (`.schemathesis/`) in the
+# working directory, and they must not outlive the run.
+st=$(realpath "$venv/bin/st")
+(cd "$work" && timeout "$time_limit" "$st" run "$base/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "$max_examples" \
   --seed 20261201 \
@@ -88,7 +91,7 @@ timeout "$time_limit" "$venv/bin/st" run "$base/openapi.json" \
   --request-timeout 30 \
   --header "Authorization: Bearer $key" \
   --report junit,har --report-dir "$work/report" \
-  --no-color || status=$?
+  --no-color) || status=$?
 if [ "$status" -eq 124 ]; then
   echo "schemathesis did not finish within $time_limit s" >&2
 fi
