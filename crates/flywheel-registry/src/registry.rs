@@ -181,9 +181,15 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// Writes a file atomically: to a temporary name, fsync, rename, fsync the folder.
+/// The temporary name is unique to the write, so concurrent writes of one file (two
+/// promotions at once) each rename their own and the last one wins, instead of one
+/// renaming the other's half-written file and the other finding nothing to rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{unique}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| RegistryError::io(&tmp, e))?;
     file.write_all(bytes)
         .map_err(|e| RegistryError::io(&tmp, e))?;
@@ -478,6 +484,26 @@ fn version_number(version: &str) -> u64 {
 mod tests {
     use super::*;
     use flywheel_core::Timestamp;
+
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("CURRENT");
+        std::thread::scope(|scope| {
+            for writer in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomically(path, format!("v{writer}").as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with('v'), "{text}");
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 1, "temporary files were left behind");
+    }
 
     fn manifest(version: &str) -> Manifest {
         Manifest {

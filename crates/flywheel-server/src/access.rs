@@ -123,7 +123,7 @@ impl Access {
 }
 
 /// The scope a request needs; `None` for the open routes.
-fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+pub(crate) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if !path.starts_with("/v1/") {
         return None;
     }

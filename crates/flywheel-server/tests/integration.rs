@@ -1671,3 +1671,6 @@ async fn a_stalled_body_times_out_with_408() {
 mod dashboard;
 #[path = "integration/experiments.rs"]
 mod experiments;
+
+#[path = "integration/openapi.rs"]
+mod openapi;
