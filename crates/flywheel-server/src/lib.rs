@@ -18,6 +18,7 @@ mod experiments;
 mod json;
 pub mod keys;
 mod metrics;
+mod models;
 mod routes;
 mod wire;
 

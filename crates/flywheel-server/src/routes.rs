@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use flywheel_core::{Item, ItemId, Timestamp, User, UserId};
 use flywheel_engine::{Engine, EngineStats, EventBatch};
 use serde_json::{json, Value};
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+use crate::access::Caller;
 use crate::body;
 use crate::edge::{self, IdPath};
 use crate::error::{ApiError, MAX_DETAILS};
@@ -113,6 +114,11 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         .route("/v1/models/train", post(train_models))
         .route("/v1/models/{version}/promote", post(promote_model))
         .route("/v1/models/rollback", post(rollback_model))
+        .route("/v1/models/{version}/canary", post(crate::models::canary))
+        .route(
+            "/v1/models/canary/rollback",
+            post(crate::models::rollback_canary),
+        )
         .route("/v1/jobs/{id}", get(get_job))
         .route(
             "/v1/experiments",
@@ -485,9 +491,8 @@ async fn delete_user(
 
 async fn list_models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let versions = blocking(move || engine.list_versions().map_err(ApiError::from)).await?;
     Ok(Json(
-        json!({"serving": app.engine.models().version(), "versions": versions}),
+        blocking(move || crate::models::listing(&engine)).await?,
     ))
 }
 
@@ -527,16 +532,21 @@ async fn get_job(
 
 async fn promote_model(
     State(app): State<AppState>,
+    Extension(Caller(by)): Extension<Caller>,
     Path(version): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let serving = blocking(move || engine.promote(&version).map_err(ApiError::from)).await?;
+    let serving =
+        blocking(move || engine.promote_by(&version, &by).map_err(ApiError::from)).await?;
     Ok(Json(json!({ "serving": serving })))
 }
 
-async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn rollback_model(
+    State(app): State<AppState>,
+    Extension(Caller(by)): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let serving = blocking(move || engine.rollback().map_err(ApiError::from)).await?;
+    let serving = blocking(move || engine.rollback_by(&by).map_err(ApiError::from)).await?;
     Ok(Json(json!({ "serving": serving })))
 }
 
