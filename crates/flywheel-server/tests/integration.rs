@@ -1669,3 +1669,6 @@ async fn a_stalled_body_times_out_with_408() {
 
 #[path = "integration/experiments.rs"]
 mod experiments;
+
+#[path = "integration/models.rs"]
+mod models;
