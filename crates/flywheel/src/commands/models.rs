@@ -175,7 +175,7 @@ fn window(version: &Value) -> String {
 
 fn render(listing: &Value) -> String {
     let mut out = format!(
-        "{:<8} {:<11} {:>6} {:<7} {:<10} {:<16} {:>9} {:>10} {:>8} {:>7}  {}\n",
+        "{:<8} {:<11} {:>6} {:<7} {:<10} {:<16} {:>9} {:>10} {:>9} {:>8} {:>7}  {}\n",
         "version",
         "status",
         "share",
@@ -184,6 +184,7 @@ fn render(listing: &Value) -> String {
         "config",
         "ndcg@10",
         "recall@20",
+        "rank-gate",
         "served",
         "ctr",
         "window"
@@ -191,7 +192,7 @@ fn render(listing: &Value) -> String {
     for version in listing["versions"].as_array().into_iter().flatten() {
         let lineage = &version["lineage"];
         out.push_str(&format!(
-            "{:<8} {:<11} {:>6} {:<7} {:<10} {:<16} {:>9} {:>10} {:>8} {:>7}  {}\n",
+            "{:<8} {:<11} {:>6} {:<7} {:<10} {:<16} {:>9} {:>10} {:>9} {:>8} {:>7}  {}\n",
             version["version"].as_str().unwrap_or("?"),
             version["status"].as_str().unwrap_or("?"),
             figure(&version["canary_share"], 3),
@@ -200,6 +201,7 @@ fn render(listing: &Value) -> String {
             version["config_hash"].as_str().unwrap_or("-"),
             figure(&version["metrics"]["ndcg@10"], 4),
             figure(&version["metrics"]["recall@20"], 4),
+            figure(&version["holdout"]["ranker_gate.ranker_ndcg@10"], 4),
             version["served"]["requests"]
                 .as_u64()
                 .map_or_else(|| "-".to_string(), |n| n.to_string()),
