@@ -20,6 +20,7 @@
 //! `flywheel-import`.
 
 mod batch;
+mod canary;
 mod engine;
 mod error;
 mod experiments;
@@ -31,6 +32,7 @@ mod serving;
 mod stats;
 
 pub use batch::EventBatch;
+pub use canary::{CanaryView, VersionServing};
 pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;

@@ -20,6 +20,7 @@ mod json;
 pub mod keys;
 mod listen;
 mod metrics;
+mod models;
 mod openapi;
 mod overview;
 mod routes;

@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use flywheel_core::{Item, ItemId, Timestamp, User, UserId};
 use flywheel_engine::{Engine, EngineStats, EventBatch};
 use serde_json::{json, Value};
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+use crate::access::Caller;
 use crate::body;
 use crate::edge::{self, IdPath};
 use crate::error::{ApiError, MAX_DETAILS};
@@ -142,6 +143,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(train_models))
         .routes(routes!(promote_model))
         .routes(routes!(rollback_model))
+        .routes(routes!(crate::models::canary))
+        .routes(routes!(crate::models::rollback_canary))
         .routes(routes!(get_job))
         .routes(routes!(experiments::list, experiments::create))
         .routes(routes!(experiments::show))
@@ -635,9 +638,8 @@ async fn delete_user(
 )]
 async fn list_models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let versions = blocking(move || engine.list_versions().map_err(ApiError::from)).await?;
     Ok(Json(
-        json!({"serving": app.engine.models().version(), "versions": versions}),
+        blocking(move || crate::models::listing(&engine)).await?,
     ))
 }
 
@@ -713,10 +715,12 @@ async fn get_job(
 )]
 async fn promote_model(
     State(app): State<AppState>,
+    Extension(Caller(by)): Extension<Caller>,
     Path(version): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let serving = blocking(move || engine.promote(&version).map_err(ApiError::from)).await?;
+    let serving =
+        blocking(move || engine.promote_by(&version, &by).map_err(ApiError::from)).await?;
     Ok(Json(json!({ "serving": serving })))
 }
 
@@ -731,9 +735,12 @@ async fn promote_model(
         (status = 404, description = "No version served before this one", body = ErrorBody)
     )
 )]
-async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn rollback_model(
+    State(app): State<AppState>,
+    Extension(Caller(by)): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let serving = blocking(move || engine.rollback().map_err(ApiError::from)).await?;
+    let serving = blocking(move || engine.rollback_by(&by).map_err(ApiError::from)).await?;
     Ok(Json(json!({ "serving": serving })))
 }
 

@@ -1672,5 +1672,7 @@ mod dashboard;
 #[path = "integration/experiments.rs"]
 mod experiments;
 
+#[path = "integration/models.rs"]
+mod models;
 #[path = "integration/openapi.rs"]
 mod openapi;

@@ -137,8 +137,54 @@ pub(crate) struct User {
 pub(crate) struct Models {
     /// The version serving, if any.
     serving: Option<String>,
+    /// The canary, when one runs.
+    canary: Option<Canary>,
     /// Every registered version, oldest first.
     versions: Vec<Version>,
+    /// Serving figures of versions no longer registered (`none`: the untrained fallback).
+    served_by_other_versions: Option<BTreeMap<String, Value>>,
+}
+
+/// A canary: a version serving a share of the users outside experiments.
+#[derive(ToSchema)]
+pub(crate) struct Canary {
+    /// The version on canary.
+    version: String,
+    /// The share of users outside experiments it serves, in (0, 1).
+    share: f64,
+    /// When it started (RFC 3339).
+    started_at: String,
+    /// Who started it (`key:NAME`, `api`, `cli`).
+    by: String,
+}
+
+/// The body of `POST /v1/models/{version}/canary`.
+#[derive(ToSchema)]
+#[schema(example = json!({"share": 0.1}))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CanaryIn {
+    /// The share of users outside experiments the version serves, in (0, 1).
+    share: f64,
+}
+
+/// A canary started (or its share changed).
+#[derive(ToSchema)]
+pub(crate) struct CanaryStarted {
+    /// The version serving everyone else.
+    serving: Option<String>,
+    /// The canary now running.
+    canary: Canary,
+}
+
+/// A canary ended.
+#[derive(ToSchema)]
+pub(crate) struct CanaryEnded {
+    /// The version serving everyone again.
+    serving: Option<String>,
+    /// The version that was on canary, now `rolled_back`.
+    rolled_back: String,
+    /// Always null: no canary runs.
+    canary: Option<Canary>,
 }
 
 /// One registered version.
