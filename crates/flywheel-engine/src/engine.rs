@@ -147,9 +147,8 @@ impl Engine {
         let start_offset = log.end_offset(PARTITION)?;
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let (shadow_sender, shadow_receiver) = sync_channel(SHADOW_QUEUE);
-        let mut ledger = Ledger::new(
-            (config.experiments.allowed_lateness_secs as i64).saturating_mul(1000),
-        );
+        let mut ledger =
+            Ledger::new((config.experiments.allowed_lateness_secs as i64).saturating_mul(1000));
         // Monitoring joins the finalized outcomes to the served lists' predictions.
         ledger.joiner.keep_closed();
         let inner = Arc::new(Inner {

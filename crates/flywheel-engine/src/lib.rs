@@ -37,8 +37,10 @@ pub use batch::EventBatch;
 pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
-pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
 pub use flywheel_monitor::{self as monitor, MonitoringConfig, MonitoringReport};
+pub use flywheel_pipeline::{
+    feature_config, monitored_feature_names, Catalog, EngineConfig, ModelSet, State,
+};
 pub use jobs::{JobResult, JobState, JobStatus};
 pub use records::SkippedRecord;
 pub use service::TrainOutcome;

@@ -208,7 +208,10 @@ mod tests {
         let model = CtrModel::fit(&rows).unwrap();
         let low = model.probability(&[0.0, 1.0]).unwrap();
         let high = model.probability(&[1.0, 1.0]).unwrap();
-        assert!((low - 0.05).abs() < 0.01 && (high - 0.3).abs() < 0.02, "{low} {high}");
+        assert!(
+            (low - 0.05).abs() < 0.01 && (high - 0.3).abs() < 0.02,
+            "{low} {high}"
+        );
         assert_eq!(model.probability(&[1.0]), None);
         assert!(CtrModel::fit(&[(&[1.0][..], true)]).is_none());
     }

@@ -39,11 +39,11 @@ pub mod reservoir;
 pub mod window;
 
 pub use config::{MonitoringConfig, NumericStatistic, PsiVariant};
+pub use ctr::CtrModel;
 pub use distance::{jensen_shannon_categorical, wasserstein_distance, wasserstein_distance_norm};
 pub use error::{MonitorError, Result};
 pub use ks::{ks_2samp, KsMethod, KsResult};
 pub use psi::{psi_categorical, psi_categorical_counts, psi_deciles, psi_evidently, PsiResult};
-pub use ctr::CtrModel;
 pub use reference::{
     Calibration, Reference, ReferenceBuilder, CATEGORICAL_FEATURES, PREDICTED_CTR,
 };

@@ -14,14 +14,16 @@
 //!   there), fitted on the slice but its latest [`CALIBRATION_SHARE`] of groups, which
 //!   are held out to measure it.
 //! - **Categorical references**: event kinds, the top-level category of the item of
-//!   each event and of each engagement, `context.device` and `context.page`, from the events of the slice's
+//!   each event and of each engagement, `context.device` and `context.page`, and per
+//!   engagement the user's affinity to its category just before it (a replay of the
+//!   state, as the consumer sees it), from the events of the slice's
 //!   time span on; and the category mix of the served slice. Counts only.
 
 use std::collections::{BTreeMap, HashMap};
 
 use flywheel_core::{ItemId, LogRecord};
 use flywheel_monitor::{Calibration, CtrModel, Reference, ReferenceBuilder};
-use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::{EngineConfig, State};
 use flywheel_ranking::{Ranker, FEATURE_NAMES};
 
 use crate::error::Result;
@@ -63,9 +65,11 @@ pub fn build_reference(
         config.training.seed,
     );
     let from = slice.iter().map(|r| r.moment.millis()).min();
-    let categories = replay_categoricals(replay, from, &mut builder)?;
+    let categories = replay_events(config, replay, from, &mut builder)?;
     for row in &slice {
-        let p = calibration.as_ref().and_then(|c| c.probability(&row.features));
+        let p = calibration
+            .as_ref()
+            .and_then(|c| c.probability(&row.features));
         builder.row(&row.features, p);
         builder.saw_time(row.moment.millis());
         if let Some(category) = categories.get(&row.candidate.item_id) {
@@ -142,32 +146,33 @@ fn calibrate(slice: &[&RankerRow]) -> Option<Calibration> {
     })
 }
 
-/// Counts the event categoricals of the events from `from` on; returns every item's
-/// top-level category as of the end of the log.
-fn replay_categoricals(
+/// Counts the event categoricals of the events from `from` on, and samples each
+/// engagement's category affinity (replaying the state, as the consumer has it);
+/// returns every item's top-level category as of the end of the log.
+fn replay_events(
+    config: &EngineConfig,
     replay: &Replay,
     from: Option<i64>,
     builder: &mut ReferenceBuilder,
 ) -> Result<HashMap<ItemId, String>> {
-    let mut categories: HashMap<ItemId, String> = HashMap::new();
+    let mut state = State::new(flywheel_pipeline::feature_config(config));
     let mut counts: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     let mut count = |feature: &'static str, value: &str| {
         *counts.entry((feature, value.to_string())).or_insert(0) += 1;
     };
     replay(&mut |_, record| {
-        match record {
-            LogRecord::ItemUpsert(item) => {
-                match top_level_category(&item.category) {
-                    Some(top) => categories.insert(item.id.clone(), top.to_string()),
-                    None => categories.remove(&item.id),
-                };
-            }
-            LogRecord::Event(event) if from.is_none_or(|f| event.timestamp.millis() >= f) => {
+        if let LogRecord::Event(event) = record {
+            if from.is_none_or(|f| event.timestamp.millis() >= f) {
                 count("event_action", event.action.as_str());
-                if let Some(category) = categories.get(&event.item_id) {
+                let category = state
+                    .catalog
+                    .item(&event.item_id)
+                    .and_then(|i| top_level_category(&i.category));
+                if let Some(category) = category {
                     count("event_item_category", category);
                     if event.action.is_engagement() {
                         count("engaged_item_category", category);
+                        builder.engaged_affinity(engaged_affinity(&state, event, category));
                     }
                 }
                 for (feature, field) in [("event_device", "device"), ("event_page", "page")] {
@@ -176,8 +181,8 @@ fn replay_categoricals(
                     }
                 }
             }
-            _ => {}
         }
+        state.apply(record);
         Ok(())
     })?;
     // Counted first, then added most frequent first, so the category cap keeps the
@@ -187,5 +192,22 @@ fn replay_categoricals(
     for ((feature, value), n) in sorted {
         builder.category_n(feature, &value, n);
     }
-    Ok(categories)
+    Ok(state
+        .catalog
+        .items()
+        .filter_map(|item| {
+            top_level_category(&item.category).map(|c| (item.id.clone(), c.to_string()))
+        })
+        .collect())
+}
+
+/// The user's share of engagement in `category` just before `event` (0 without history).
+pub fn engaged_affinity(state: &State, event: &flywheel_core::Event, category: &str) -> f64 {
+    state
+        .features
+        .user_features(&event.user_id, event.timestamp)
+        .category_affinity
+        .get(category)
+        .copied()
+        .unwrap_or(0.0)
 }

@@ -13,7 +13,6 @@ mod registry;
 pub use error::{RegistryError, Result};
 pub use registry::{
     current_version, is_valid_version_name, list, load, load_current, models_dir, promote, record,
-    reference, REFERENCE_FILE,
-    reserve_version, rollback, save, update_record, write_atomically, GateRecord, Status,
-    VersionInfo, VersionRecord,
+    reference, reserve_version, rollback, save, update_record, write_atomically, GateRecord,
+    Status, VersionInfo, VersionRecord, REFERENCE_FILE,
 };

@@ -18,6 +18,7 @@ mod experiments;
 mod json;
 pub mod keys;
 mod metrics;
+mod monitoring;
 mod routes;
 mod wire;
 

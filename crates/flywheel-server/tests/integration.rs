@@ -1667,5 +1667,9 @@ async fn a_stalled_body_times_out_with_408() {
     assert_eq!(healthy.status, StatusCode::OK);
 }
 
+/// `GET /v1/monitoring` and the monitoring gauges.
+#[path = "integration/monitoring.rs"]
+mod monitoring;
+
 #[path = "integration/experiments.rs"]
 mod experiments;
