@@ -116,6 +116,8 @@ pub struct DataQuality {
     pub rejected_share: f64,
     /// Log records the consumer could not decode.
     pub skipped_records: u64,
+    /// Records older than the window when they arrived (not counted anywhere else).
+    pub older_than_window: u64,
     /// Event-time skew.
     pub event_time_skew: Skew,
     /// Distinct users with events in the window.
@@ -446,6 +448,7 @@ impl LiveWindow {
             rejected_events: rejected,
             rejected_share: share(rejected_total, rejected_total + events),
             skipped_records: self.sum(|b| b.skipped_records),
+            older_than_window: self.outside_window,
             event_time_skew: self.skew(),
             users,
             bot_like_users: bots,
