@@ -97,9 +97,12 @@ fn served_slice<'a>(
     }
     let mut slice = Vec::new();
     let mut group: Vec<&RankerRow> = Vec::new();
+    // Each row scored once (a GBDT prediction is not cheap enough to redo per comparison).
     let flush = |group: &mut Vec<&'a RankerRow>, slice: &mut Vec<&'a RankerRow>| {
-        group.sort_by(|a, b| score(b).total_cmp(&score(a)));
-        slice.extend(group.drain(..).take(SERVED_TOP));
+        let mut scored: Vec<(f64, &'a RankerRow)> =
+            group.drain(..).map(|row| (score(row), row)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        slice.extend(scored.into_iter().take(SERVED_TOP).map(|(_, row)| row));
     };
     for row in recent.filter(|r| r.source == RowSource::Interaction) {
         if group.last().is_some_and(|last| last.offset != row.offset) {
