@@ -214,3 +214,100 @@ pub fn engaged_affinity(state: &State, event: &flywheel_core::Event, category: &
         .copied()
         .unwrap_or(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::{Candidate, Channel, RequestId, Timestamp, UserId};
+
+    fn row(source: RowSource, offset: u64, at: i64, score: f32, label: f32) -> RankerRow {
+        RankerRow {
+            source,
+            offset,
+            user_id: UserId::new_unchecked("u"),
+            moment: Timestamp(at),
+            candidate: Candidate {
+                item_id: ItemId::new_unchecked(format!("i{offset}-{score}")),
+                channel: Channel::Popularity,
+                channel_score: score,
+                channel_rank: 0,
+                source_item: None,
+            },
+            features: vec![score, 1.0],
+            label,
+            label_closes: Timestamp(at + 1),
+            label_closed: true,
+        }
+    }
+
+    fn cuts(row_cut: i64) -> TrainingCuts {
+        TrainingCuts {
+            fusion_cut: Timestamp(0),
+            row_cut: Timestamp(row_cut),
+            gate_cut: Timestamp(row_cut),
+            label_window_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_served_slice_is_the_top_ten_of_each_anchor_from_the_row_cut_on() {
+        let mut rows = Vec::new();
+        for anchor in 0..3u64 {
+            for i in 0..30 {
+                rows.push(row(
+                    RowSource::Interaction,
+                    anchor,
+                    anchor as i64 * 100,
+                    i as f32,
+                    0.0,
+                ));
+            }
+        }
+        let score = |r: &RankerRow| f64::from(r.candidate.channel_score);
+        let (name, slice) = served_slice(&rows, &cuts(100), &score);
+        assert_eq!(name, "top_10_of_interactions");
+        // Anchor 0 is before the row cut; the others give their 10 best rows.
+        assert_eq!(slice.len(), 20);
+        assert!(slice
+            .iter()
+            .all(|r| r.offset > 0 && r.candidate.channel_score >= 20.0));
+    }
+
+    #[test]
+    fn enough_impression_rows_are_the_served_slice_and_calibrate() {
+        let rows: Vec<RankerRow> = (0..600u64)
+            .map(|i| {
+                let request =
+                    RowSource::Impression(RequestId::new_unchecked(format!("r{}", i / 10)));
+                let score = (i % 10) as f32;
+                row(
+                    request,
+                    i / 10,
+                    10,
+                    score,
+                    f32::from(u8::from(i % 10 == 0 || i % 7 == 0)),
+                )
+            })
+            .collect();
+        let score = |r: &RankerRow| f64::from(r.candidate.channel_score);
+        let (name, slice) = served_slice(&rows, &cuts(0), &score);
+        assert_eq!((name, slice.len()), ("impressions", 600));
+        let calibration = calibrate(&slice).unwrap();
+        // The latest 20% of the 60 lists are held out.
+        assert_eq!((calibration.rows, calibration.holdout_rows), (480, 120));
+        let rate = calibration.holdout_positive_rate;
+        assert!(
+            (calibration.holdout_mean_predicted - rate).abs() < 0.05,
+            "{calibration:?}"
+        );
+        let single: Vec<RankerRow> = rows
+            .iter()
+            .cloned()
+            .map(|r| RankerRow { label: 0.0, ..r })
+            .collect();
+        let refs: Vec<&RankerRow> = single.iter().collect();
+        assert!(calibrate(&refs).is_none());
+        assert_eq!(top_level_category("books/scifi"), Some("books"));
+        assert_eq!(top_level_category(""), None);
+    }
+}
