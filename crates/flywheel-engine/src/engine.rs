@@ -29,6 +29,7 @@ use crate::batch::EventBatch;
 use crate::error::{EngineError, Result};
 use crate::experiments::VariantModels;
 use crate::jobs::Jobs;
+use crate::monitoring::{Applying, Monitor};
 use crate::records::{self, SkippedRecord};
 use crate::serving::{run_shadows, ShadowJob};
 use crate::stats::EngineStats;
@@ -81,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) experiment_admin: Mutex<()>,
     /// The canary version and share, as `models/CANARY` says.
     pub(crate) canary: crate::canary::CanarySlot,
+    /// The live monitoring window, fed by the consumer.
+    pub(crate) monitor: Monitor,
 }
 
 /// How many skipped records the engine remembers (all are counted).
@@ -148,12 +151,15 @@ impl Engine {
         let start_offset = log.end_offset(PARTITION)?;
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let (shadow_sender, shadow_receiver) = sync_channel(SHADOW_QUEUE);
+        let mut ledger =
+            Ledger::new((config.experiments.allowed_lateness_secs as i64).saturating_mul(1000));
+        // Monitoring joins the finalized outcomes to the served lists' predictions.
+        ledger.joiner.keep_closed();
         let inner = Arc::new(Inner {
             actions: ActionSet::with_custom(config.custom_actions.iter().cloned()),
             state: RwLock::new(State::new(feature_config(&config))),
-            ledger: RwLock::new(Ledger::new(
-                (config.experiments.allowed_lateness_secs as i64).saturating_mul(1000),
-            )),
+            ledger: RwLock::new(ledger),
+            monitor: Monitor::new(&config, &models),
             variant_models: VariantModels::default(),
             experiment_admin: Mutex::new(()),
             canary: Default::default(),
@@ -573,6 +579,11 @@ fn apply_available<'a>(
         {
             let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
             let mut ledger = inner.ledger.write().unwrap_or_else(|e| e.into_inner());
+            let mut monitor = inner.monitor.chunk();
+            let applying = Applying {
+                live: next >= inner.start_offset,
+                now: Timestamp::now(),
+            };
             for entry in &chunk {
                 match entry {
                     Ok(record) => {
@@ -580,15 +591,18 @@ fn apply_available<'a>(
                             record,
                             LogRecord::ItemUpsert(_) | LogRecord::ItemDelete { .. }
                         );
+                        monitor.before(&state, record, applying);
                         state.apply(record);
                         ledger.apply(record);
                     }
                     Err(skipped) => {
                         state.skip();
+                        monitor.skipped();
                         remember_skipped(inner, skipped.clone());
                     }
                 }
             }
+            monitor.finalized(ledger.joiner.take_closed());
             next = state.applied;
         }
         if changed_catalog {
@@ -744,6 +758,7 @@ pub(crate) fn content_index(inner: &Inner) -> Option<Arc<ContentIndex>> {
 /// Serves `set` from now on.
 pub(crate) fn swap_models(inner: &Inner, set: ModelSet) {
     let version = set.version().to_string();
+    inner.monitor.serve(&set);
     *inner.models.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
     tracing::info!("now serving models {version}");
 }

@@ -15,6 +15,9 @@
 //!   [`Engine::start_training`] runs it as a background job in a low-priority pool
 //!   of one thread.
 //!
+//! - [`Engine::monitoring_report`] compares the live window (fed by the consumer)
+//!   with the served version's reference: drift per feature, O/E, data quality.
+//!
 //! The pure parts live below: the pipeline in `flywheel-pipeline`, the registry in
 //! `flywheel-registry`, training and evaluation in `flywheel-offline`, file import in
 //! `flywheel-import`.
@@ -25,6 +28,7 @@ mod engine;
 mod error;
 mod experiments;
 mod jobs;
+mod monitoring;
 mod overview;
 mod records;
 mod service;
@@ -36,7 +40,10 @@ pub use canary::{CanaryView, VersionServing};
 pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
-pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
+pub use flywheel_monitor::{self as monitor, MonitoringConfig, MonitoringReport};
+pub use flywheel_pipeline::{
+    feature_config, monitored_feature_names, Catalog, EngineConfig, ModelSet, State,
+};
 pub use jobs::{JobResult, JobState, JobStatus};
 pub use overview::{
     ExperimentOverview, Ingestion, ModelsOverview, Overview, ServingHealth, StageLatency,

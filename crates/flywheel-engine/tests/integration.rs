@@ -21,6 +21,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Live monitoring on the simulated shop: drift, O/E, unknown ids, no reference.
+#[path = "integration/monitoring.rs"]
+mod monitoring;
+
 /// The small simulated shop, written once per test binary.
 struct Shop {
     _dir: tempfile::TempDir,

@@ -13,16 +13,42 @@
 //! * [`distance`]: Evidently's default distances for large samples (normed Wasserstein,
 //!   Jensen–Shannon).
 //!
+//!
+//! Live monitoring is built on them, with no engine dependency:
+//! * [`config`]: the `[monitoring]` settings ([`MonitoringConfig`]);
+//! * [`reference`]: a model version's reference distributions and its calibrated
+//!   P(click) model ([`ctr`]) ([`Reference`], stored as `reference.json` beside the version);
+//! * [`reservoir`]: bounded seeded samples;
+//! * [`window`]: the sliding live window the engine feeds record by record
+//!   ([`LiveWindow`]);
+//! * [`report`]: the window against the reference ([`MonitoringReport`]).
+//!
 //! All functions take `&[f64]` (or category) slices and return an error, never a panic
 //! or a NaN, on empty or non-finite input. Values are pinned to
 //! `shared/reference/drift_example` (Evidently 0.7.23, scipy) by `tests/integration.rs`.
 
+pub mod config;
+pub mod ctr;
 pub mod distance;
 pub mod error;
 pub mod ks;
 pub mod psi;
+pub mod reference;
+pub mod report;
+pub mod reservoir;
+pub mod window;
 
+pub use config::{MonitoringConfig, NumericStatistic, PsiVariant};
+pub use ctr::CtrModel;
 pub use distance::{jensen_shannon_categorical, wasserstein_distance, wasserstein_distance_norm};
 pub use error::{MonitorError, Result};
 pub use ks::{ks_2samp, KsMethod, KsResult};
-pub use psi::{psi_categorical, psi_deciles, psi_evidently, PsiResult};
+pub use psi::{psi_categorical, psi_categorical_counts, psi_deciles, psi_evidently, PsiResult};
+pub use reference::{
+    Calibration, Reference, ReferenceBuilder, CATEGORICAL_FEATURES, PREDICTED_CTR,
+};
+pub use report::{
+    DataQuality, FeatureDrift, FeatureKind, Freshness, MonitoringReport, PredictionDrift, Skew,
+    Statistic, WindowSummary,
+};
+pub use window::{key, EventObservation, ImpressionObservation, LiveWindow, SlotObservation};

@@ -13,6 +13,9 @@
 //!   for the blend; slices; ranker calibration), the promotion gate between two
 //!   model sets with a paired bootstrap CI, and [`evaluation::ope`]: a registered
 //!   candidate scored counterfactually on the serving policy's logged propensities;
+//! - [`reference`]: a trained version's monitoring reference (its served slice's
+//!   feature distributions, event categoricals, and the Platt calibration of its
+//!   served score to P(click)), stored beside the version;
 //! - [`promotion::train_candidate`]: a new version and the gate's decision about it
 //!   against the serving version, on data neither was trained on.
 
@@ -20,6 +23,7 @@ mod error;
 pub mod evaluation;
 mod gate;
 pub mod promotion;
+pub mod reference;
 pub mod training;
 
 pub use error::{OfflineError, Result};

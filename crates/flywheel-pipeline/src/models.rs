@@ -6,6 +6,7 @@ use flywheel_ranking::Ranker;
 use flywheel_retrieval::{AlsModel, RetrievalModel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::EngineConfig;
 
@@ -50,6 +51,10 @@ pub struct ModelSet {
     pub ranker: Option<Ranker>,
     /// Per channel, its weight in the fusion; empty means the quota shares.
     pub fusion_weights: BTreeMap<Channel, f64>,
+    /// The reference distributions of its training window and its score → P(click)
+    /// calibration, for live monitoring (`None`: a version trained before references,
+    /// or one whose file could not be read).
+    pub reference: Option<Arc<flywheel_monitor::Reference>>,
 }
 
 impl ModelSet {

@@ -20,6 +20,6 @@ pub use error::{RegistryError, Result};
 pub use lineage::{config_hash, Action, HistoryEntry, Lineage, Origin, TrainingWindow, WindowCuts};
 pub use registry::{
     current_version, is_valid_version_name, list, load, load_current, models_dir, promote,
-    promote_by, record, reserve_version, rollback, rollback_by, save, update_record,
-    write_atomically, GateRecord, Status, VersionInfo, VersionRecord,
+    promote_by, record, reference, reserve_version, rollback, rollback_by, save, update_record,
+    write_atomically, GateRecord, Status, VersionInfo, VersionRecord, REFERENCE_FILE,
 };

@@ -4,6 +4,8 @@
 //! - `<version>/manifest.json`: how the version was made (immutable once written);
 //! - `<version>/<kind>.bin` for each retrieval model and `ranker.bin`: bincode-encoded
 //!   models behind their seams (absent when not trained);
+//! - `<version>/reference.json`: the version's monitoring reference (optional: a
+//!   version without one serves and reports "no reference");
 //! - `<version>/record.json`: the version's status, evaluation figures and gate
 //!   decision (rewritten atomically when they change);
 //! - `CURRENT`: the version being served. It is replaced atomically (write + fsync +
@@ -14,12 +16,14 @@
 //! (an HTTP path, a CLI argument) is checked against [`is_valid_version_name`] and
 //! against the registry's own listing before any path is built from it.
 
+use flywheel_monitor::Reference;
 use flywheel_pipeline::{Manifest, ModelSet};
 use flywheel_ranking::Ranker;
 use flywheel_retrieval::RetrievalModel;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::canary::Canary;
 use crate::error::{RegistryError, Result};
@@ -286,6 +290,12 @@ pub fn save(data_dir: &Path, set: &ModelSet) -> Result<PathBuf> {
     if let Some(ranker) = &set.ranker {
         write_bin(&dir.join("ranker.bin"), ranker)?;
     }
+    if let Some(reference) = &set.reference {
+        let bytes = reference
+            .to_json()
+            .map_err(|e| RegistryError::Model(format!("reference.json: {e}")))?;
+        write_atomically(&dir.join(REFERENCE_FILE), &bytes)?;
+    }
     write_json(&dir.join("record.json"), &new_record(manifest))?;
     // The manifest last: a folder without one is not a version.
     write_json(&dir.join("manifest.json"), manifest)?;
@@ -441,6 +451,9 @@ pub fn load(data_dir: &Path, version: &str) -> Result<ModelSet> {
         manifest: Some(manifest),
         retrieval,
         ranker,
+        // Monitoring never stops a version from serving: an unreadable reference is
+        // reported by [`reference`] and the version serves without one.
+        reference: reference(data_dir, version).ok().flatten().map(Arc::new),
     })
 }
 
@@ -468,6 +481,22 @@ fn attach_item_index(
     };
     let index = flywheel_retrieval::ItemIndex::from_bytes(&bytes, ef_search).map_err(fail)?;
     model.attach_item_index(index).map_err(fail)
+}
+
+/// The file beside a version that holds its monitoring reference.
+pub const REFERENCE_FILE: &str = "reference.json";
+
+/// A version's monitoring reference: `None` for a version saved without one (older
+/// versions), an error naming the file when it cannot be read.
+pub fn reference(data_dir: &Path, version: &str) -> Result<Option<Reference>> {
+    let path = version_dir(data_dir, version)?.join(REFERENCE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+    Reference::from_json(&bytes)
+        .map(Some)
+        .map_err(|e| RegistryError::Model(format!("{}: {e}", path.display())))
 }
 
 /// Loads the served version, or an empty set when nothing was trained yet.

@@ -21,6 +21,7 @@ pub mod keys;
 mod listen;
 mod metrics;
 mod models;
+mod monitoring;
 mod openapi;
 mod overview;
 mod routes;

@@ -264,5 +264,9 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         "1 when the state has caught up with the log.",
         if engine.is_ready() { 1.0 } else { 0.0 },
     );
+    let engine = std::sync::Arc::clone(&app.engine);
+    if let Ok(report) = tokio::task::spawn_blocking(move || engine.monitoring_report()).await {
+        crate::monitoring::write_gauges(&mut out, &report);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -156,6 +156,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(metrics::render))
         .routes(routes!(crate::overview::get))
+        .routes(routes!(crate::monitoring::report))
         .routes(routes!(crate::dashboard::page))
         .routes(routes!(crate::openapi::openapi_json))
 }
@@ -190,11 +191,17 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
 struct Problems {
     details: Vec<Value>,
     total: usize,
+    /// Refused events per reason, for monitoring.
+    reasons: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Problems {
     fn add(&mut self, index: usize, error: &flywheel_core::CoreError) {
         self.total += 1;
+        *self
+            .reasons
+            .entry(crate::monitoring::rejection_reason(error))
+            .or_insert(0) += 1;
         if self.details.len() < MAX_DETAILS {
             self.details.push(
                 json!({"index": index, "field": error.field(), "message": error.to_string()}),
@@ -273,6 +280,14 @@ fn parse_events(
     }
     if problems.total > 0 {
         EngineStats::add(&engine.stats().events_rejected, events as u64);
+        for (reason, count) in &problems.reasons {
+            engine.note_rejected_events(reason, *count);
+        }
+        // The valid events of a refused batch are refused with it.
+        let valid = (events - problems.total) as u64;
+        if valid > 0 {
+            engine.note_rejected_events("in_a_rejected_batch", valid);
+        }
         return Err(problems.into_error(events));
     }
     Ok(batch)

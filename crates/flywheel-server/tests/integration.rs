@@ -1669,6 +1669,11 @@ async fn a_stalled_body_times_out_with_408() {
 
 #[path = "integration/dashboard.rs"]
 mod dashboard;
+
+/// `GET /v1/monitoring` and the monitoring gauges.
+#[path = "integration/monitoring.rs"]
+mod monitoring;
+
 #[path = "integration/experiments.rs"]
 mod experiments;
 

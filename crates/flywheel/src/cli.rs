@@ -97,6 +97,12 @@ pub enum Command {
         #[command(subcommand)]
         what: ModelsCommand,
     },
+    /// Live monitoring: `monitor report` (drift, O/E, data quality, freshness).
+    Monitor {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::monitor::MonitorCommand,
+    },
     /// Imported rankers: score CSV rows with a LightGBM or XGBoost model file.
     Ranker {
         /// What to do.

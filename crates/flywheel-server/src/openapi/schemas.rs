@@ -364,3 +364,48 @@ pub(crate) struct Ready {
     /// Why the log refuses writes, if it does.
     write_error: Option<String>,
 }
+
+/// `GET /v1/monitoring`: the live window against the serving version's reference.
+#[derive(ToSchema)]
+pub(crate) struct Monitoring {
+    /// The window: `from`, `to` (RFC 3339), `length_secs`, `events`, `impressions`,
+    /// `served_items`.
+    window: BTreeMap<String, Value>,
+    /// The version whose reference the window is compared with.
+    reference_version: Option<String>,
+    /// `ok`, or why there is no comparison (e.g. `no reference: …`).
+    reference_status: String,
+    /// Drift per monitored feature.
+    features: Vec<FeatureDriftDoc>,
+    /// Mean predicted P(click) of served items against the observed CTR on final labels:
+    /// `calibrated`, `mean_predicted_ctr`, `observed_ctr`, `observed_over_expected`,
+    /// `band` `[low, high]`, `finalized_impressions`, `judged`, `outside_band`.
+    prediction: BTreeMap<String, Value>,
+    /// Missing fields, unknown item ids, duplicates, refused events by reason, event-time
+    /// skew, bot-like users, and the thresholds crossed (`breaches`).
+    data_quality: BTreeMap<String, Value>,
+    /// The newest applied event, its age, the consumer's lag.
+    freshness: BTreeMap<String, Value>,
+}
+
+/// One feature's drift.
+#[derive(ToSchema)]
+#[schema(as = FeatureDrift)]
+pub(crate) struct FeatureDriftDoc {
+    /// The feature's name (from the fixed feature list).
+    name: String,
+    /// `numeric` or `categorical`.
+    kind: String,
+    /// `ks` or `psi`.
+    statistic: String,
+    /// The statistic (null when either side has no samples).
+    value: Option<f64>,
+    /// Its threshold.
+    threshold: f64,
+    /// Whether it crossed the threshold.
+    drifted: bool,
+    /// Whether the controller watches it.
+    watched: Option<bool>,
+    /// The KS test's p-value.
+    p_value: Option<f64>,
+}
