@@ -52,6 +52,8 @@ cargo test --workspace --locked || status=$?
 echo "== experiment assignment against Python mmh3"
 ./scripts/check-assignment.sh || status=$?
 
+echo "== the API against its OpenAPI document (schemathesis)" && ./scripts/check-openapi.sh || status=$?
+
 echo "== imported LightGBM/XGBoost models against the Python libraries"
 ./scripts/check-imported-models.sh || status=$?
 

@@ -290,13 +290,15 @@ fn missing_field_share(report: &MonitoringReport) -> f64 {
     }
 }
 
-/// The controller's view of the monitoring report: data quality, every judged
-/// feature, and O/E when it was judged.
+/// The controller's view of the monitoring report: data quality, every judged feature
+/// the monitor watches (`monitoring.watched_features`; the controller's own
+/// `drift.watched_features` narrows them further), and O/E when it was judged.
 pub fn observe_report(report: &MonitoringReport, at: Timestamp) -> Observation {
     let quality = &report.data_quality;
     let features = report
         .features
         .iter()
+        .filter(|f| f.watched)
         .filter_map(|f| {
             let value = f.value.filter(|v| v.is_finite() && *v >= 0.0)?;
             let statistic = match f.statistic {

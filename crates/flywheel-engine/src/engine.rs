@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) variant_models: VariantModels,
     /// Held while an experiment starts or stops.
     pub(crate) experiment_admin: Mutex<()>,
+    /// The canary version and share, as `models/CANARY` says.
+    pub(crate) canary: crate::canary::CanarySlot,
     /// The live monitoring window, fed by the consumer.
     pub(crate) monitor: Monitor,
 }
@@ -164,6 +166,7 @@ impl Engine {
             monitor: Monitor::new(&config, &models),
             variant_models: VariantModels::default(),
             experiment_admin: Mutex::new(()),
+            canary: Default::default(),
             config,
             log,
             applied: Mutex::new(0),
@@ -183,6 +186,9 @@ impl Engine {
             jobs: Jobs::default(),
             control,
         });
+        if let Err(e) = crate::canary::reload(&inner) {
+            tracing::warn!("the canary is not served: {e}");
+        }
         let threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
             spawn_with(
@@ -709,6 +715,9 @@ fn watch(inner: &Inner) {
     while !inner.shutdown.load(Ordering::Acquire) {
         if let Err(e) = reload_models(inner) {
             tracing::warn!("model reload failed, keeping the served models: {e}");
+        }
+        if let Err(e) = crate::canary::reload(inner) {
+            tracing::warn!("canary reload failed: {e}");
         }
         if inner.catalog_changed.swap(false, Ordering::AcqRel) {
             rebuild_content_index(inner);

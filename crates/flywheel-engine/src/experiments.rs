@@ -86,6 +86,17 @@ pub(crate) fn models_for(inner: &Inner, version: Option<&str>) -> Result<Arc<Mod
     Ok(set)
 }
 
+/// Keeps an already loaded version beside the serving one (e.g. a canary's).
+pub(crate) fn keep_models(inner: &Inner, set: ModelSet) {
+    let version = set.version().to_string();
+    inner
+        .variant_models
+        .loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(version, Arc::new(set));
+}
+
 impl Engine {
     /// The experiments and their outcomes, as of the records applied.
     pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {

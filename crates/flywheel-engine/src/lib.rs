@@ -23,6 +23,7 @@
 //! `flywheel-import`.
 
 mod batch;
+mod canary;
 mod controller;
 mod engine;
 mod error;
@@ -36,6 +37,7 @@ mod serving;
 mod stats;
 
 pub use batch::EventBatch;
+pub use canary::{CanaryView, VersionServing};
 pub use controller::{
     action_name, observe_report, outcome_name, BreachPeriod, ControllerView, DecisionCount,
     DecisionRecord,
@@ -44,7 +46,9 @@ pub use engine::{data_dir_in_use, log_dir, Engine};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
 pub use flywheel_monitor::{self as monitor, MonitoringConfig, MonitoringReport};
-pub use flywheel_pipeline::{feature_config, Catalog, EngineConfig, ModelSet, State};
+pub use flywheel_pipeline::{
+    feature_config, monitored_feature_names, Catalog, EngineConfig, ModelSet, State,
+};
 pub use jobs::{JobResult, JobState, JobStatus};
 pub use overview::{
     ExperimentOverview, Ingestion, ModelsOverview, Overview, ServingHealth, StageLatency,

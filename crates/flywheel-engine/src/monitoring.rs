@@ -13,7 +13,7 @@ use flywheel_experiments::live::ClosedRequest;
 use flywheel_monitor::{
     key, EventObservation, ImpressionObservation, LiveWindow, MonitoringReport, SlotObservation,
 };
-use flywheel_offline::reference::top_level_category;
+use flywheel_offline::reference::{engaged_affinity, top_level_category};
 use flywheel_pipeline::{EngineConfig, ModelSet, State};
 use flywheel_ranking::FEATURE_NAMES;
 use flywheel_registry as registry;
@@ -108,6 +108,7 @@ impl ChunkFeeder<'_> {
 
     fn event(&mut self, state: &State, event: &Event, applying: Applying) {
         let item = state.catalog.item(&event.item_id);
+        let category = item.and_then(|i| top_level_category(&i.category));
         let request = event.request_id.as_ref().map_or("", |r| r.as_str());
         let at = event.timestamp.millis();
         let observation = EventObservation {
@@ -123,7 +124,7 @@ impl ChunkFeeder<'_> {
             action: event.action.as_str(),
             engagement: event.action.is_engagement(),
             item_known: item.is_some(),
-            item_category: item.and_then(|i| top_level_category(&i.category)),
+            item_category: category,
             device: event.context.get("device").map(String::as_str),
             page: event.context.get("page").map(String::as_str),
             has_request_id: event.request_id.is_some(),
@@ -131,6 +132,9 @@ impl ChunkFeeder<'_> {
             arrival_skew_ms: applying
                 .live
                 .then(|| applying.now.millis().saturating_sub(at)),
+            engaged_affinity: category
+                .filter(|_| event.action.is_engagement())
+                .map(|c| engaged_affinity(state, event, c)),
         };
         self.window.observe_event(&observation);
     }

@@ -8,7 +8,7 @@ use flywheel_offline::promotion::{self, Candidate};
 use flywheel_offline::training::TrainReport;
 use flywheel_offline::OfflineError;
 use flywheel_registry as registry;
-use flywheel_registry::{GateRecord, Status};
+use flywheel_registry::{GateRecord, Origin, Status, WindowCuts};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -41,6 +41,24 @@ fn candidate_metrics(candidate: &Candidate) -> BTreeMap<String, f64> {
         .flat_map(|c| c.candidate.columns())
         .map(|(name, value)| (name.to_string(), value))
         .collect()
+}
+
+/// The figures of the holdouts inside training: the ranker gate and, per channel,
+/// its NDCG@10 on the fusion holdout.
+fn holdout_figures(report: &TrainReport) -> BTreeMap<String, f64> {
+    let mut figures = BTreeMap::new();
+    if let Some(gate) = &report.ranker_gate {
+        figures.insert("ranker_gate.ranker_ndcg@10".into(), gate.ranker_ndcg_at_10);
+        figures.insert(
+            "ranker_gate.retrieval_ndcg@10".into(),
+            gate.retrieval_ndcg_at_10,
+        );
+        figures.insert("ranker_gate.users".into(), gate.users as f64);
+    }
+    for (channel, ndcg) in &report.fusion_weights {
+        figures.insert(format!("fusion.{channel}.ndcg@10"), *ndcg);
+    }
+    figures
 }
 
 /// The gate's decision, as the registry stores it.
@@ -91,10 +109,21 @@ impl Engine {
     /// Refused while the controller's circuit breaker is open; the events of every
     /// recorded breach period are left out of the replay it trains on.
     pub fn train(&self, force: bool, progress: &mut dyn FnMut(&str)) -> Result<TrainOutcome> {
+        self.train_as(force, Origin::Trained, progress)
+    }
+
+    /// [`Engine::train`], with how the version is made recorded in its lineage (e.g.
+    /// a retrain of a drifting version).
+    pub fn train_as(
+        &self,
+        force: bool,
+        origin: Origin,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<TrainOutcome> {
         self.check_training_allowed()?;
         let data_dir = self.config().data_dir.clone();
         let version = registry::reserve_version(&data_dir)?;
-        let outcome = self.train_version(&version, force, progress);
+        let outcome = self.train_version(&version, force, origin, progress);
         if outcome.is_err() {
             // The reserved folder holds no manifest yet: remove it (best effort).
             let _ = std::fs::remove_dir_all(registry::models_dir(&data_dir).join(&version));
@@ -106,6 +135,7 @@ impl Engine {
         &self,
         version: &str,
         force: bool,
+        origin: Origin,
         progress: &mut dyn FnMut(&str),
     ) -> Result<TrainOutcome> {
         let data_dir = &self.config().data_dir;
@@ -140,9 +170,25 @@ impl Engine {
             };
             r.metrics = candidate_metrics(&candidate);
             r.gate = Some(record);
+            r.holdout = holdout_figures(&candidate.report);
+            r.lineage.parent = serving.manifest.as_ref().map(|m| m.version.clone());
+            r.lineage.origin = Some(origin);
+            if let Some(window) = r.window.as_mut() {
+                let cuts = candidate.report.cuts;
+                window.cuts = Some(WindowCuts {
+                    fusion_cut: cuts.fusion_cut,
+                    row_cut: cuts.row_cut,
+                    gate_cut: cuts.gate_cut,
+                });
+            }
         })?;
         if candidate.decision.promote {
-            self.promote(version)?;
+            let by = if candidate.decision.forced {
+                "training (forced)"
+            } else {
+                "training (gate)"
+            };
+            self.promote_by(version, by)?;
         }
         Ok(TrainOutcome {
             version: version.to_string(),
@@ -165,14 +211,26 @@ impl Engine {
     /// must load completely before `CURRENT` changes; the served models stay
     /// otherwise.
     pub fn promote(&self, version: &str) -> Result<String> {
-        let set = registry::promote(&self.config().data_dir, version)?;
+        self.promote_by(version, "engine")
+    }
+
+    /// [`Engine::promote`], with who did it written in the versions' histories.
+    /// Promoting the canary's version ends the canary: it serves everyone.
+    pub fn promote_by(&self, version: &str, by: &str) -> Result<String> {
+        let set = registry::promote_by(&self.config().data_dir, version, by)?;
         crate::engine::swap_models(&self.inner, set);
+        crate::canary::reload(&self.inner)?;
         Ok(version.to_string())
     }
 
     /// Serves the version that served before the current one; returns its name.
     pub fn rollback(&self) -> Result<String> {
-        let (version, set) = registry::rollback(&self.config().data_dir)?;
+        self.rollback_by("engine")
+    }
+
+    /// [`Engine::rollback`], with who did it written in the versions' histories.
+    pub fn rollback_by(&self, by: &str) -> Result<String> {
+        let (version, set) = registry::rollback_by(&self.config().data_dir, by)?;
         crate::engine::swap_models(&self.inner, set);
         Ok(version)
     }

@@ -194,6 +194,11 @@ impl Engine {
         let ledger = self.ledger();
         let mut assigned = ledger.book.assign(request.user_id.as_str());
         let mut plan = Plan::default();
+        if assigned.is_empty() && request.forced.is_empty() {
+            // The canary takes only users no experiment holds (see `canary.rs`).
+            plan.live.model_version =
+                crate::canary::version_for(&self.inner, request.user_id.as_str());
+        }
         for (experiment, variant) in &request.forced {
             let running = ledger
                 .book

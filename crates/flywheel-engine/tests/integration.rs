@@ -1,6 +1,6 @@
 //! End-to-end tests of the engine over a simulated shop: the serving/training
 //! feature parity the spec requires, point-in-time training, restart, hot reload,
-//! fallbacks and import errors.
+//! fallbacks, import errors, and the canary (`integration/canary.rs`).
 //!
 //! Fixtures come from `flywheel_sim::SimConfig::small()` (seed 42), so every run
 //! sees the same shop.
@@ -895,3 +895,6 @@ fn exploration_logs_the_policy_probability_of_every_slot() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[path = "integration/canary.rs"]
+mod canary;

@@ -71,6 +71,10 @@ pub struct MonitoringConfig {
     pub missing_features_share: f64,
     /// Served lists kept waiting for their outcomes (the oldest leave first).
     pub max_pending_requests: usize,
+    /// The features whose drift counts (empty: all). On a young log the decayed item
+    /// counters (7-day half-life), item ages and per-user event counts grow for weeks
+    /// whatever the world does, so they drift against any earlier window.
+    pub watched_features: Vec<String>,
 }
 
 impl Default for MonitoringConfig {
@@ -95,6 +99,7 @@ impl Default for MonitoringConfig {
             duplicate_share: 0.05,
             missing_features_share: 0.05,
             max_pending_requests: 100_000,
+            watched_features: Vec::new(),
         }
     }
 }
@@ -161,6 +166,11 @@ impl MonitoringConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether drift of `feature` counts.
+    pub fn is_watched(&self, feature: &str) -> bool {
+        self.watched_features.is_empty() || self.watched_features.iter().any(|f| f == feature)
     }
 
     /// The window length in milliseconds.

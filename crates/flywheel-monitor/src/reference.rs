@@ -18,6 +18,11 @@ pub const REFERENCE_FORMAT: u32 = 1;
 /// The name of the numeric "feature" that is the calibrated P(click) of a served item.
 pub const PREDICTED_CTR: &str = "predicted_ctr";
 
+/// The numeric event-level feature: for each engagement, the share of the user's
+/// engagement history in the engaged item's top-level category just before it (low
+/// when users engage outside their past tastes, as after a taste shift).
+pub const ENGAGED_AFFINITY: &str = "engaged_category_affinity";
+
 /// The category every value beyond `max_categories` is counted under.
 pub const OTHER_CATEGORY: &str = "other";
 
@@ -135,6 +140,7 @@ pub struct ReferenceBuilder {
     names: Vec<String>,
     numeric: Vec<Reservoir>,
     predicted: Reservoir,
+    engaged: Reservoir,
     categorical: BTreeMap<String, CategoryCounts>,
     max_categories: usize,
     window: Option<[i64; 2]>,
@@ -152,6 +158,7 @@ impl ReferenceBuilder {
             names: names.iter().map(|n| n.to_string()).collect(),
             numeric,
             predicted: Reservoir::new(size, seed ^ 0xabcd),
+            engaged: Reservoir::new(size, seed ^ 0xef01),
             categorical: BTreeMap::new(),
             max_categories,
             window: None,
@@ -168,6 +175,11 @@ impl ReferenceBuilder {
         if let Some(p) = predicted {
             self.predicted.offer(p);
         }
+    }
+
+    /// One engagement's [`ENGAGED_AFFINITY`].
+    pub fn engaged_affinity(&mut self, value: f64) {
+        self.engaged.offer(value);
     }
 
     /// One categorical value of `feature`.
@@ -205,6 +217,9 @@ impl ReferenceBuilder {
             .zip(self.numeric)
             .map(|(name, r)| (name, r.values().to_vec()))
             .collect();
+        if self.engaged.seen() > 0 {
+            numeric.insert(ENGAGED_AFFINITY.to_string(), self.engaged.values().to_vec());
+        }
         if self.predicted.seen() > 0 {
             numeric.insert(PREDICTED_CTR.to_string(), self.predicted.values().to_vec());
         }

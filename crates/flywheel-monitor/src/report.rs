@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 use crate::config::{NumericStatistic, PsiVariant};
 use crate::ks::{ks_2samp, KsMethod};
 use crate::psi::{psi_categorical_counts, psi_deciles, psi_evidently};
-use crate::reference::{Reference, CATEGORICAL_FEATURES, PREDICTED_CTR};
+use crate::reference::{Reference, CATEGORICAL_FEATURES, ENGAGED_AFFINITY, PREDICTED_CTR};
 use crate::reservoir::merge_weighted;
 use crate::window::{Bucket, LiveWindow, MISSING_FIELDS};
 
@@ -48,6 +48,9 @@ pub struct FeatureDrift {
     pub threshold: f64,
     /// Whether it crossed it.
     pub drifted: bool,
+    /// Whether it is watched (`monitoring.watched_features`; all are by default):
+    /// only watched features count in [`MonitoringReport::drifted_features`].
+    pub watched: bool,
     /// The KS p-value (KS only).
     pub p_value: Option<f64>,
     /// Values (or counts) on the reference side.
@@ -113,6 +116,8 @@ pub struct DataQuality {
     pub rejected_share: f64,
     /// Log records the consumer could not decode.
     pub skipped_records: u64,
+    /// Records older than the window when they arrived (not counted anywhere else).
+    pub older_than_window: u64,
     /// Event-time skew.
     pub event_time_skew: Skew,
     /// Distinct users with events in the window.
@@ -180,9 +185,9 @@ pub struct MonitoringReport {
 }
 
 impl MonitoringReport {
-    /// The features that crossed their thresholds.
+    /// The watched features that crossed their thresholds.
     pub fn drifted_features(&self) -> impl Iterator<Item = &FeatureDrift> {
-        self.features.iter().filter(|f| f.drifted)
+        self.features.iter().filter(|f| f.drifted && f.watched)
     }
 
     /// A feature by name.
@@ -255,6 +260,13 @@ impl LiveWindow {
             );
             features.push(self.numeric_drift(PREDICTED_CTR, values, &current));
         }
+        if let Some(values) = reference.numeric.get(ENGAGED_AFFINITY) {
+            let current = merge_weighted(
+                self.buckets.iter().map(|b| &b.engaged_affinity),
+                self.config.reservoir_size,
+            );
+            features.push(self.numeric_drift(ENGAGED_AFFINITY, values, &current));
+        }
         for (index, name) in CATEGORICAL_FEATURES.iter().enumerate() {
             let Some(counts) = reference.categorical.get(*name) else {
                 continue;
@@ -266,6 +278,9 @@ impl LiveWindow {
                 }
             }
             features.push(self.categorical_drift(name, counts, &current));
+        }
+        for feature in &mut features {
+            feature.watched = self.config.is_watched(&feature.name);
         }
         features
     }
@@ -286,6 +301,7 @@ impl LiveWindow {
                 NumericStatistic::Psi => c.psi_threshold,
             },
             drifted: false,
+            watched: true,
             p_value: None,
             reference_samples: reference.len() as u64,
             current_samples: current.len() as u64,
@@ -333,6 +349,7 @@ impl LiveWindow {
             value: None,
             threshold: self.config.psi_threshold,
             drifted: false,
+            watched: true,
             p_value: None,
             reference_samples: nr,
             current_samples: nc,
@@ -431,6 +448,7 @@ impl LiveWindow {
             rejected_events: rejected,
             rejected_share: share(rejected_total, rejected_total + events),
             skipped_records: self.sum(|b| b.skipped_records),
+            older_than_window: self.outside_window,
             event_time_skew: self.skew(),
             users,
             bot_like_users: bots,
@@ -565,6 +583,7 @@ mod tests {
                 has_request_id: true,
                 has_position: true,
                 arrival_skew_ms: Some(i),
+                engaged_affinity: None,
             });
         }
         window

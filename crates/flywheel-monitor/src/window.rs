@@ -76,6 +76,9 @@ pub struct EventObservation<'a> {
     pub has_position: bool,
     /// Arrival (apply) time minus event time, when measured (live, not in a replay).
     pub arrival_skew_ms: Option<i64>,
+    /// For an engagement, the user's affinity to the item's category just before it
+    /// ([`crate::reference::ENGAGED_AFFINITY`]).
+    pub engaged_affinity: Option<f64>,
 }
 
 /// FNV-1a of byte strings separated by 0xff: the keys of users and events.
@@ -100,6 +103,7 @@ pub(crate) struct Bucket {
     pub(crate) slots_without_features: u64,
     pub(crate) numeric: Vec<Reservoir>,
     pub(crate) predicted: Reservoir,
+    pub(crate) engaged_affinity: Reservoir,
     pub(crate) categorical: Vec<CategoryCounts>,
     /// Events missing request_id, position, device, page, a known item's category.
     pub(crate) missing: [u64; 5],
@@ -137,6 +141,7 @@ impl Bucket {
             slots_without_features: 0,
             numeric: (0..numeric as u64).map(reservoir).collect(),
             predicted: reservoir(10_000),
+            engaged_affinity: reservoir(10_002),
             categorical: vec![CategoryCounts::default(); CATEGORICAL_FEATURES.len()],
             missing: [0; 5],
             unknown_items: 0,
@@ -363,6 +368,9 @@ impl LiveWindow {
         if let Some(page) = event.page {
             bucket.categorical[Cat::Page as usize].add(page, max);
         }
+        if let Some(affinity) = event.engaged_affinity {
+            bucket.engaged_affinity.offer(affinity);
+        }
         if let Some(skew) = event.arrival_skew_ms {
             bucket.skew.offer(skew as f64);
         }
@@ -447,6 +455,7 @@ mod tests {
             has_request_id: false,
             has_position: false,
             arrival_skew_ms: None,
+            engaged_affinity: None,
         }
     }
 

@@ -14,14 +14,16 @@
 //!   there), fitted on the slice but its latest [`CALIBRATION_SHARE`] of groups, which
 //!   are held out to measure it.
 //! - **Categorical references**: event kinds, the top-level category of the item of
-//!   each event and of each engagement, `context.device` and `context.page`, from the events of the slice's
+//!   each event and of each engagement, `context.device` and `context.page`, and per
+//!   engagement the user's affinity to its category just before it (a replay of the
+//!   state, as the consumer sees it), from the events of the slice's
 //!   time span on; and the category mix of the served slice. Counts only.
 
 use std::collections::{BTreeMap, HashMap};
 
 use flywheel_core::{ItemId, LogRecord};
 use flywheel_monitor::{Calibration, CtrModel, Reference, ReferenceBuilder};
-use flywheel_pipeline::EngineConfig;
+use flywheel_pipeline::{EngineConfig, State};
 use flywheel_ranking::{Ranker, FEATURE_NAMES};
 
 use crate::error::Result;
@@ -63,7 +65,7 @@ pub fn build_reference(
         config.training.seed,
     );
     let from = slice.iter().map(|r| r.moment.millis()).min();
-    let categories = replay_categoricals(replay, from, &mut builder)?;
+    let categories = replay_events(config, replay, from, &mut builder)?;
     for row in &slice {
         let p = calibration
             .as_ref()
@@ -95,9 +97,12 @@ fn served_slice<'a>(
     }
     let mut slice = Vec::new();
     let mut group: Vec<&RankerRow> = Vec::new();
+    // Each row scored once (a GBDT prediction is not cheap enough to redo per comparison).
     let flush = |group: &mut Vec<&'a RankerRow>, slice: &mut Vec<&'a RankerRow>| {
-        group.sort_by(|a, b| score(b).total_cmp(&score(a)));
-        slice.extend(group.drain(..).take(SERVED_TOP));
+        let mut scored: Vec<(f64, &'a RankerRow)> =
+            group.drain(..).map(|row| (score(row), row)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        slice.extend(scored.into_iter().take(SERVED_TOP).map(|(_, row)| row));
     };
     for row in recent.filter(|r| r.source == RowSource::Interaction) {
         if group.last().is_some_and(|last| last.offset != row.offset) {
@@ -144,32 +149,33 @@ fn calibrate(slice: &[&RankerRow]) -> Option<Calibration> {
     })
 }
 
-/// Counts the event categoricals of the events from `from` on; returns every item's
-/// top-level category as of the end of the log.
-fn replay_categoricals(
+/// Counts the event categoricals of the events from `from` on, and samples each
+/// engagement's category affinity (replaying the state, as the consumer has it);
+/// returns every item's top-level category as of the end of the log.
+fn replay_events(
+    config: &EngineConfig,
     replay: &Replay,
     from: Option<i64>,
     builder: &mut ReferenceBuilder,
 ) -> Result<HashMap<ItemId, String>> {
-    let mut categories: HashMap<ItemId, String> = HashMap::new();
+    let mut state = State::new(flywheel_pipeline::feature_config(config));
     let mut counts: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     let mut count = |feature: &'static str, value: &str| {
         *counts.entry((feature, value.to_string())).or_insert(0) += 1;
     };
     replay(&mut |_, record| {
-        match record {
-            LogRecord::ItemUpsert(item) => {
-                match top_level_category(&item.category) {
-                    Some(top) => categories.insert(item.id.clone(), top.to_string()),
-                    None => categories.remove(&item.id),
-                };
-            }
-            LogRecord::Event(event) if from.is_none_or(|f| event.timestamp.millis() >= f) => {
+        if let LogRecord::Event(event) = record {
+            if from.is_none_or(|f| event.timestamp.millis() >= f) {
                 count("event_action", event.action.as_str());
-                if let Some(category) = categories.get(&event.item_id) {
+                let category = state
+                    .catalog
+                    .item(&event.item_id)
+                    .and_then(|i| top_level_category(&i.category));
+                if let Some(category) = category {
                     count("event_item_category", category);
                     if event.action.is_engagement() {
                         count("engaged_item_category", category);
+                        builder.engaged_affinity(engaged_affinity(&state, event, category));
                     }
                 }
                 for (feature, field) in [("event_device", "device"), ("event_page", "page")] {
@@ -178,8 +184,8 @@ fn replay_categoricals(
                     }
                 }
             }
-            _ => {}
         }
+        state.apply(record);
         Ok(())
     })?;
     // Counted first, then added most frequent first, so the category cap keeps the
@@ -189,5 +195,119 @@ fn replay_categoricals(
     for ((feature, value), n) in sorted {
         builder.category_n(feature, &value, n);
     }
-    Ok(categories)
+    Ok(state
+        .catalog
+        .items()
+        .filter_map(|item| {
+            top_level_category(&item.category).map(|c| (item.id.clone(), c.to_string()))
+        })
+        .collect())
+}
+
+/// The user's share of engagement in `category` just before `event` (0 without history).
+pub fn engaged_affinity(state: &State, event: &flywheel_core::Event, category: &str) -> f64 {
+    state
+        .features
+        .user_features(&event.user_id, event.timestamp)
+        .category_affinity
+        .get(category)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flywheel_core::{Candidate, Channel, RequestId, Timestamp, UserId};
+
+    fn row(source: RowSource, offset: u64, at: i64, score: f32, label: f32) -> RankerRow {
+        RankerRow {
+            source,
+            offset,
+            user_id: UserId::new_unchecked("u"),
+            moment: Timestamp(at),
+            candidate: Candidate {
+                item_id: ItemId::new_unchecked(format!("i{offset}-{score}")),
+                channel: Channel::Popularity,
+                channel_score: score,
+                channel_rank: 0,
+                source_item: None,
+            },
+            features: vec![score, 1.0],
+            label,
+            label_closes: Timestamp(at + 1),
+            label_closed: true,
+        }
+    }
+
+    fn cuts(row_cut: i64) -> TrainingCuts {
+        TrainingCuts {
+            fusion_cut: Timestamp(0),
+            row_cut: Timestamp(row_cut),
+            gate_cut: Timestamp(row_cut),
+            label_window_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_served_slice_is_the_top_ten_of_each_anchor_from_the_row_cut_on() {
+        let mut rows = Vec::new();
+        for anchor in 0..3u64 {
+            for i in 0..30 {
+                rows.push(row(
+                    RowSource::Interaction,
+                    anchor,
+                    anchor as i64 * 100,
+                    i as f32,
+                    0.0,
+                ));
+            }
+        }
+        let score = |r: &RankerRow| f64::from(r.candidate.channel_score);
+        let (name, slice) = served_slice(&rows, &cuts(100), &score);
+        assert_eq!(name, "top_10_of_interactions");
+        // Anchor 0 is before the row cut; the others give their 10 best rows.
+        assert_eq!(slice.len(), 20);
+        assert!(slice
+            .iter()
+            .all(|r| r.offset > 0 && r.candidate.channel_score >= 20.0));
+    }
+
+    #[test]
+    fn enough_impression_rows_are_the_served_slice_and_calibrate() {
+        let rows: Vec<RankerRow> = (0..600u64)
+            .map(|i| {
+                let request =
+                    RowSource::Impression(RequestId::new_unchecked(format!("r{}", i / 10)));
+                let score = (i % 10) as f32;
+                row(
+                    request,
+                    i / 10,
+                    10,
+                    score,
+                    f32::from(u8::from(i % 10 == 0 || i % 7 == 0)),
+                )
+            })
+            .collect();
+        let score = |r: &RankerRow| f64::from(r.candidate.channel_score);
+        let (name, slice) = served_slice(&rows, &cuts(0), &score);
+        assert_eq!((name, slice.len()), ("impressions", 600));
+        let calibration = calibrate(&slice).unwrap();
+        // The latest 20% of the 60 lists are held out.
+        assert_eq!((calibration.rows, calibration.holdout_rows), (480, 120));
+        let rate = calibration.holdout_positive_rate;
+        assert!(
+            (calibration.holdout_mean_predicted - rate).abs() < 0.05,
+            "{calibration:?}"
+        );
+        let single: Vec<RankerRow> = rows
+            .iter()
+            .cloned()
+            .map(|r| RankerRow { label: 0.0, ..r })
+            .collect();
+        let refs: Vec<&RankerRow> = single.iter().collect();
+        assert!(calibrate(&refs).is_none());
+        assert_eq!(top_level_category("books/scifi"), Some("books"));
+        assert_eq!(top_level_category(""), None);
+    }
 }

@@ -912,7 +912,7 @@ pub fn train(
         models.push("ranker".into());
     }
     let count = |source: fn(&RowSource) -> bool| rows.iter().filter(|r| source(&r.source)).count();
-    let report = TrainReport {
+    let mut report = TrainReport {
         version: version.clone(),
         log_records: pass.records,
         interactions: interactions.num_pairs() as u64,
@@ -933,8 +933,13 @@ pub fn train(
         seconds,
     };
     progress("computing the monitoring reference");
+    let started = Instant::now();
     let reference =
         crate::reference::build_reference(config, replay, &rows, &cuts, ranker.as_ref(), &version)?;
+    report.seconds.insert(
+        "monitoring_reference".to_string(),
+        started.elapsed().as_secs_f64(),
+    );
     let manifest = Manifest {
         version,
         trained_at: Timestamp::now(),

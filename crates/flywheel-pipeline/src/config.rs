@@ -340,6 +340,17 @@ impl EngineConfig {
         self.controller
             .validate()
             .map_err(|e| PipelineError::Config(e.to_string()))?;
+        if let Some(unknown) = self
+            .monitoring
+            .watched_features
+            .iter()
+            .find(|name| !monitored_feature_names().any(|known| known == name.as_str()))
+        {
+            return bad(&format!(
+                "monitoring.watched_features: unknown feature `{unknown}`; the features are {}",
+                monitored_feature_names().collect::<Vec<_>>().join(", ")
+            ));
+        }
         self.rerank
             .validate()
             .map_err(|e| PipelineError::Config(format!("rerank: {e}")))?;
@@ -417,9 +428,36 @@ pub fn feature_config(config: &EngineConfig) -> FeatureConfig {
     features
 }
 
+/// Every feature live monitoring reports: the ranking features, the calibrated
+/// P(click), the engaged-category affinity and the event categoricals.
+pub fn monitored_feature_names() -> impl Iterator<Item = &'static str> {
+    flywheel_ranking::FEATURE_NAMES
+        .iter()
+        .copied()
+        .chain([
+            flywheel_monitor::PREDICTED_CTR,
+            flywheel_monitor::reference::ENGAGED_AFFINITY,
+        ])
+        .chain(flywheel_monitor::CATEGORICAL_FEATURES.iter().copied())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watched_features_must_be_monitored_features() {
+        let err = EngineConfig::from_toml_str("[monitoring]\nwatched_features = [\"item_ctr\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown feature `item_ctr`"), "{err}");
+        let ok = EngineConfig::from_toml_str(
+            "[monitoring]\nwatched_features = [\"event_action\", \"item_ctr_log_odds\"]",
+        )
+        .unwrap();
+        assert!(ok.monitoring.is_watched("event_action"));
+        assert!(!ok.monitoring.is_watched("predicted_ctr"));
+    }
 
     #[test]
     fn the_reference_config_file_parses_to_the_defaults() {

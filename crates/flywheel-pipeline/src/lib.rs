@@ -20,7 +20,8 @@ mod state;
 
 pub use catalog::{in_category, Catalog};
 pub use config::{
-    feature_config, EngineConfig, ExperimentSettings, GateRuleKind, GateSettings, RankerKind,
+    feature_config, monitored_feature_names, EngineConfig, ExperimentSettings, GateRuleKind,
+    GateSettings, RankerKind,
 };
 pub use error::{PipelineError, Result};
 pub use models::{Manifest, ModelSet};

@@ -11,6 +11,10 @@ pub enum RegistryError {
     /// A version name that is not a registry name (e.g. a path).
     #[error("invalid model version `{0}`: versions are names like v3, never paths")]
     InvalidVersion(String),
+    /// The registry refuses the change as asked (e.g. a canary share out of range, a
+    /// canary version that does not load); the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
     /// A model file or manifest could not be read, written or decoded.
     #[error("model: {0}")]
     Model(String),
@@ -36,7 +40,9 @@ impl RegistryError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            RegistryError::NotFound(_) | RegistryError::InvalidVersion(_)
+            RegistryError::NotFound(_)
+                | RegistryError::InvalidVersion(_)
+                | RegistryError::Refused(_)
         )
     }
 }

@@ -25,7 +25,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::canary::Canary;
 use crate::error::{RegistryError, Result};
+use crate::lineage::{config_hash, Action, Lineage, TrainingWindow};
 
 /// Where a version stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +43,8 @@ pub enum Status {
     Canary,
     /// It served once and was replaced.
     Retired,
+    /// Its canary was ended by a rollback: judged not fit to serve.
+    RolledBack,
 }
 
 impl Status {
@@ -52,6 +56,7 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Canary => "canary",
             Status::Retired => "retired",
+            Status::RolledBack => "rolled_back",
         }
     }
 }
@@ -85,7 +90,8 @@ pub struct GateRecord {
     pub reason: String,
 }
 
-/// The mutable part of a version: status, figures, gate decision.
+/// The mutable part of a version: status, figures, gate decision, lineage. Every
+/// field but `status` has a default, so the records of older data dirs still load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionRecord {
     /// The version's status when `CURRENT` does not name it.
@@ -99,6 +105,18 @@ pub struct VersionRecord {
     /// Increases with every promotion: the order in which versions served.
     #[serde(default)]
     pub promoted_seq: Option<u64>,
+    /// Figures of the holdouts inside training (the ranker gate, the fusion holdout).
+    #[serde(default)]
+    pub holdout: BTreeMap<String, f64>,
+    /// The part of the log it trained on.
+    #[serde(default)]
+    pub window: Option<TrainingWindow>,
+    /// The hash of the resolved configuration that trained it ([`config_hash`]).
+    #[serde(default)]
+    pub config_hash: Option<String>,
+    /// Its parent, how it was made, and what happened to it since.
+    #[serde(default)]
+    pub lineage: Lineage,
 }
 
 impl Default for VersionRecord {
@@ -108,6 +126,10 @@ impl Default for VersionRecord {
             metrics: BTreeMap::new(),
             gate: None,
             promoted_seq: None,
+            holdout: BTreeMap::new(),
+            window: None,
+            config_hash: None,
+            lineage: Lineage::default(),
         }
     }
 }
@@ -123,6 +145,16 @@ pub struct VersionInfo {
     pub metrics: BTreeMap<String, f64>,
     /// The gate's decision.
     pub gate: Option<GateRecord>,
+    /// Figures of the holdouts inside training.
+    pub holdout: BTreeMap<String, f64>,
+    /// The part of the log it trained on (from the manifest for older records).
+    pub window: Option<TrainingWindow>,
+    /// The hash of its training configuration (from the manifest for older records).
+    pub config_hash: Option<String>,
+    /// Its parent, origin and history.
+    pub lineage: Lineage,
+    /// The share of users it serves while it is the canary.
+    pub canary_share: Option<f64>,
     /// How it was made.
     pub manifest: Manifest,
 }
@@ -141,7 +173,7 @@ pub fn is_valid_version_name(name: &str) -> bool {
 }
 
 /// The folder of an existing version; refuses names that are not registry names.
-fn version_dir(data_dir: &Path, version: &str) -> Result<PathBuf> {
+pub(crate) fn version_dir(data_dir: &Path, version: &str) -> Result<PathBuf> {
     if !is_valid_version_name(version) {
         return Err(RegistryError::InvalidVersion(truncated(version)));
     }
@@ -185,9 +217,15 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// Writes a file atomically: to a temporary name, fsync, rename, fsync the folder.
+/// The temporary name is unique to the write, so concurrent writes of one file (two
+/// promotions at once) each rename their own and the last one wins, instead of one
+/// renaming the other's half-written file and the other finding nothing to rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{unique}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| RegistryError::io(&tmp, e))?;
     file.write_all(bytes)
         .map_err(|e| RegistryError::io(&tmp, e))?;
@@ -258,10 +296,22 @@ pub fn save(data_dir: &Path, set: &ModelSet) -> Result<PathBuf> {
             .map_err(|e| RegistryError::Model(format!("reference.json: {e}")))?;
         write_atomically(&dir.join(REFERENCE_FILE), &bytes)?;
     }
-    write_json(&dir.join("record.json"), &VersionRecord::default())?;
+    write_json(&dir.join("record.json"), &new_record(manifest))?;
     // The manifest last: a folder without one is not a version.
     write_json(&dir.join("manifest.json"), manifest)?;
     Ok(dir)
+}
+
+/// The record of a version just saved: its window and configuration hash from the
+/// manifest, its history opened.
+fn new_record(manifest: &Manifest) -> VersionRecord {
+    let mut record = VersionRecord {
+        window: Some(TrainingWindow::of_manifest(manifest)),
+        config_hash: manifest.config.as_ref().map(config_hash),
+        ..VersionRecord::default()
+    };
+    record.lineage.push(Action::Registered, "training", None);
+    record
 }
 
 /// The version's record (a default candidate record for versions saved before records).
@@ -289,25 +339,51 @@ pub fn update_record(
 /// Makes `version` the served one: it must be a registered version that loads
 /// completely; only then is `CURRENT` rewritten. Returns the loaded set.
 pub fn promote(data_dir: &Path, version: &str) -> Result<ModelSet> {
+    promote_by(data_dir, version, "engine")
+}
+
+/// [`promote`], with who did it written in the versions' histories. Promoting the
+/// canary's version ends the canary: it serves everyone.
+pub fn promote_by(data_dir: &Path, version: &str, by: &str) -> Result<ModelSet> {
     let seq = next_promotion_seq(data_dir)?;
-    switch_to(data_dir, version, Some(seq))
+    let set = switch_to(data_dir, version, Some(seq), by)?;
+    if let Some(canary) = crate::canary::end_if_canary(data_dir, version)? {
+        update_record(data_dir, version, |r| {
+            let detail = format!("canary at share {} ended by the promotion", canary.share);
+            if let Some(last) = r.lineage.history.last_mut() {
+                last.detail = Some(detail);
+            }
+        })?;
+    }
+    Ok(set)
 }
 
 /// Loads `version`, marks it serving (with a new promotion number, or keeping its old
 /// one for a rollback), rewrites `CURRENT`, and retires the version served before.
-fn switch_to(data_dir: &Path, version: &str, seq: Option<u64>) -> Result<ModelSet> {
+fn switch_to(data_dir: &Path, version: &str, seq: Option<u64>, by: &str) -> Result<ModelSet> {
     let set = load(data_dir, version)?;
-    let previous = current_version(data_dir)?;
+    let previous = current_version(data_dir)?.filter(|p| p != version);
+    let action = if seq.is_some() {
+        Action::Promoted
+    } else {
+        Action::RestoredByRollback
+    };
+    let replaced = previous.as_ref().map(|p| format!("replaced {p}"));
     update_record(data_dir, version, |r| {
         r.status = Status::Serving;
         if seq.is_some() {
             r.promoted_seq = seq;
         }
+        r.lineage.push(action, by, replaced);
     })?;
     write_atomically(&models_dir(data_dir).join("CURRENT"), version.as_bytes())?;
-    if let Some(previous) = previous.filter(|p| p != version) {
+    if let Some(previous) = previous {
         // The old version may have vanished; retiring it is best effort.
-        let _ = update_record(data_dir, &previous, |r| r.status = Status::Retired);
+        let _ = update_record(data_dir, &previous, |r| {
+            r.status = Status::Retired;
+            r.lineage
+                .push(Action::Retired, by, Some(format!("replaced by {version}")));
+        });
     }
     Ok(set)
 }
@@ -434,6 +510,11 @@ pub fn load_current(data_dir: &Path) -> Result<ModelSet> {
 /// Promotes the version that served before the current one; returns its name and its
 /// loaded models. `NotFound` when nothing is served or no version served before it.
 pub fn rollback(data_dir: &Path) -> Result<(String, ModelSet)> {
+    rollback_by(data_dir, "engine")
+}
+
+/// [`rollback`], with who did it written in the versions' histories.
+pub fn rollback_by(data_dir: &Path, by: &str) -> Result<(String, ModelSet)> {
     let current = current_version(data_dir)?.ok_or_else(|| {
         RegistryError::NotFound("a served model version to roll back from".into())
     })?;
@@ -452,7 +533,7 @@ pub fn rollback(data_dir: &Path) -> Result<(String, ModelSet)> {
         })?;
     // The rolled-back-to version keeps its place in the order, so a second rollback
     // goes further back instead of flipping between two versions.
-    let models = switch_to(data_dir, &previous, None)?;
+    let models = switch_to(data_dir, &previous, None, by)?;
     Ok((previous, models))
 }
 
@@ -464,13 +545,14 @@ pub fn list(data_dir: &Path) -> Result<Vec<VersionInfo>> {
         return Ok(versions);
     }
     let current = current_version(data_dir).ok().flatten();
+    let canary = crate::canary::canary(data_dir).ok().flatten();
     for entry in std::fs::read_dir(&dir).map_err(|e| RegistryError::io(&dir, e))? {
         let name = entry
             .map_err(|e| RegistryError::io(&dir, e))?
             .file_name()
             .to_string_lossy()
             .to_string();
-        if let Some(info) = version_info(data_dir, &name, current.as_deref()) {
+        if let Some(info) = version_info(data_dir, &name, current.as_deref(), canary.as_ref()) {
             versions.push(info);
         }
     }
@@ -478,20 +560,40 @@ pub fn list(data_dir: &Path) -> Result<Vec<VersionInfo>> {
     Ok(versions)
 }
 
-fn version_info(data_dir: &Path, name: &str, current: Option<&str>) -> Option<VersionInfo> {
+fn version_info(
+    data_dir: &Path,
+    name: &str,
+    current: Option<&str>,
+    canary: Option<&Canary>,
+) -> Option<VersionInfo> {
     let dir = version_dir(data_dir, name).ok()?;
     let manifest: Manifest = read_json(&dir.join("manifest.json")).ok()?;
     let record = record(data_dir, name).unwrap_or_default();
-    let status = match (current == Some(name), record.status) {
-        (true, _) => Status::Serving,
-        (false, Status::Serving) => Status::Retired,
-        (false, other) => other,
+    let canary_share = canary.filter(|c| c.version == name).map(|c| c.share);
+    let status = match (current == Some(name), canary_share, record.status) {
+        (true, _, _) => Status::Serving,
+        (false, Some(_), _) => Status::Canary,
+        (false, None, Status::Serving) => Status::Retired,
+        // A canary record without the canary file: the canary never started.
+        (false, None, Status::Canary) => Status::Candidate,
+        (false, None, other) => other,
     };
+    let window = record
+        .window
+        .or_else(|| Some(TrainingWindow::of_manifest(&manifest)));
+    let config_hash = record
+        .config_hash
+        .or_else(|| manifest.config.as_ref().map(config_hash));
     Some(VersionInfo {
         version: name.to_string(),
         status,
         metrics: record.metrics,
         gate: record.gate,
+        holdout: record.holdout,
+        window,
+        config_hash,
+        lineage: record.lineage,
+        canary_share,
         manifest,
     })
 }
@@ -507,6 +609,26 @@ fn version_number(version: &str) -> u64 {
 mod tests {
     use super::*;
     use flywheel_core::Timestamp;
+
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("CURRENT");
+        std::thread::scope(|scope| {
+            for writer in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomically(path, format!("v{writer}").as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with('v'), "{text}");
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 1, "temporary files were left behind");
+    }
 
     fn manifest(version: &str) -> Manifest {
         Manifest {
@@ -656,5 +778,142 @@ mod tests {
         );
         assert_eq!(rollback(dir.path()).unwrap().0, first);
         assert!(rollback(dir.path()).is_err());
+    }
+
+    /// A `record.json` as the registry wrote it before windows, hashes and lineage.
+    const OLD_RECORD: &str = r#"{
+      "status": "retired",
+      "metrics": {"ndcg@10": 0.12},
+      "gate": null,
+      "promoted_seq": 1
+    }"#;
+
+    #[test]
+    fn an_older_record_without_the_new_fields_still_loads_and_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = reserve_version(dir.path()).unwrap();
+        let mut old = manifest(&version);
+        old.log_end_offset = Some(40);
+        old.trained_until = Some(Timestamp::from_secs(7));
+        old.config = Some(flywheel_pipeline::EngineConfig::default());
+        let set = ModelSet {
+            manifest: Some(old),
+            ..ModelSet::default()
+        };
+        save(dir.path(), &set).unwrap();
+        let path = models_dir(dir.path()).join(&version).join("record.json");
+        std::fs::write(path, OLD_RECORD).unwrap();
+        let loaded = record(dir.path(), &version).unwrap();
+        assert_eq!(loaded.status, Status::Retired);
+        assert_eq!(loaded.promoted_seq, Some(1));
+        assert!(loaded.lineage.history.is_empty() && loaded.window.is_none());
+        // The listing fills the window and the hash in from the manifest.
+        let listed = list(dir.path()).unwrap().remove(0);
+        assert_eq!(listed.window.unwrap().end_offset, Some(40));
+        assert_eq!(
+            listed.config_hash,
+            Some(config_hash(&flywheel_pipeline::EngineConfig::default()))
+        );
+        // And a change to it keeps what it had.
+        update_record(dir.path(), &version, |r| r.status = Status::Candidate).unwrap();
+        assert_eq!(
+            record(dir.path(), &version).unwrap().metrics["ndcg@10"],
+            0.12
+        );
+    }
+
+    fn actions(dir: &Path, version: &str) -> Vec<Action> {
+        record(dir, version)
+            .unwrap()
+            .lineage
+            .history
+            .iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    #[test]
+    fn promotions_and_rollbacks_are_appended_to_the_history_with_who_did_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = saved(dir.path());
+        promote_by(dir.path(), &first, "cli").unwrap();
+        let second = saved(dir.path());
+        promote_by(dir.path(), &second, "key:ops").unwrap();
+        rollback_by(dir.path(), "key:ops").unwrap();
+        assert_eq!(
+            actions(dir.path(), &first),
+            vec![
+                Action::Registered,
+                Action::Promoted,
+                Action::Retired,
+                Action::RestoredByRollback
+            ]
+        );
+        let history = record(dir.path(), &second).unwrap().lineage.history;
+        let last = history.last().unwrap();
+        assert_eq!(
+            (last.action, last.by.as_str()),
+            (Action::Retired, "key:ops")
+        );
+    }
+
+    #[test]
+    fn a_canary_starts_changes_share_and_is_promoted_or_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let serving = saved(dir.path());
+        promote(dir.path(), &serving).unwrap();
+        let candidate = saved(dir.path());
+        crate::canary::start_canary(dir.path(), &candidate, 0.1, "cli").unwrap();
+        crate::canary::start_canary(dir.path(), &candidate, 0.2, "cli").unwrap();
+        let listed = list(dir.path()).unwrap();
+        assert_eq!(listed[1].status, Status::Canary);
+        assert_eq!(listed[1].canary_share, Some(0.2));
+        let other = saved(dir.path());
+        let refused = crate::canary::start_canary(dir.path(), &other, 0.1, "cli");
+        assert!(matches!(refused, Err(RegistryError::Refused(_))));
+        promote_by(dir.path(), &candidate, "cli").unwrap();
+        assert!(crate::canary::canary(dir.path()).unwrap().is_none());
+        assert_eq!(
+            current_version(dir.path()).unwrap(),
+            Some(candidate.clone())
+        );
+        crate::canary::start_canary(dir.path(), &other, 0.05, "cli").unwrap();
+        let ended = crate::canary::rollback_canary(dir.path(), "cli").unwrap();
+        assert_eq!(ended.version, other);
+        assert_eq!(list(dir.path()).unwrap()[2].status, Status::RolledBack);
+        assert_eq!(
+            actions(dir.path(), &other),
+            vec![
+                Action::Registered,
+                Action::CanaryStarted,
+                Action::RolledBack
+            ]
+        );
+        assert!(crate::canary::rollback_canary(dir.path(), "cli").is_err());
+    }
+
+    #[test]
+    fn a_canary_that_does_not_load_or_has_a_bad_share_is_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let serving = saved(dir.path());
+        promote(dir.path(), &serving).unwrap();
+        let bad = saved(dir.path());
+        let path = models_dir(dir.path()).join(&bad).join("ranker.bin");
+        std::fs::write(path, b"not a model").unwrap();
+        let error = crate::canary::start_canary(dir.path(), &bad, 0.1, "cli").unwrap_err();
+        assert!(
+            error.to_string().contains("cannot serve as a canary"),
+            "{error}"
+        );
+        assert!(crate::canary::canary(dir.path()).unwrap().is_none());
+        assert_eq!(record(dir.path(), &bad).unwrap().status, Status::Candidate);
+        for share in [0.0, 1.0, f64::NAN, -0.5, 0.00001] {
+            let good = saved(dir.path());
+            let refused = crate::canary::start_canary(dir.path(), &good, share, "cli");
+            assert!(matches!(refused, Err(RegistryError::Refused(_))), "{share}");
+        }
+        let refused = crate::canary::start_canary(dir.path(), &serving, 0.1, "cli");
+        assert!(matches!(refused, Err(RegistryError::Refused(_))));
+        assert_eq!(current_version(dir.path()).unwrap(), Some(serving));
     }
 }

@@ -123,7 +123,7 @@ impl Access {
 }
 
 /// The scope a request needs; `None` for the open routes.
-fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+pub(crate) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if !path.starts_with("/v1/") {
         return None;
     }
@@ -161,10 +161,22 @@ fn requested_user(request: &Request) -> Option<String> {
         .find_map(|(name, value)| (name == "user_id").then_some(value))
 }
 
-/// Checks the key, its scope and the rate limits, in that order.
-fn admit(app: &AppState, request: &Request) -> Result<(), ApiError> {
+/// Who makes a request, as the registry's history writes it: `key:NAME` for an API
+/// key, `api` on a server without keys. Handlers read it from the request's extensions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Caller(pub(crate) String);
+
+impl Caller {
+    fn of(key_name: Option<&str>) -> Caller {
+        Caller(key_name.map_or_else(|| "api".to_string(), |name| format!("key:{name}")))
+    }
+}
+
+/// Checks the key, its scope and the rate limits, in that order; returns the key's
+/// name (`None` on an open server or an open route).
+fn admit(app: &AppState, request: &Request) -> Result<Option<String>, ApiError> {
     let Some(scope) = required_scope(request.method(), request.uri().path()) else {
-        return Ok(());
+        return Ok(None);
     };
     let key_name = app.access.with_store(|store| {
         if store.keys.is_empty() {
@@ -203,7 +215,7 @@ fn admit(app: &AppState, request: &Request) -> Result<(), ApiError> {
         }
         None => Ok(()),
     };
-    if let Some(name) = key_name {
+    if let Some(name) = &key_name {
         limited(format!("key:{name}"), app.options.rate_per_key, "this key")?;
     }
     if let Some(user) = requested_user(request) {
@@ -213,17 +225,21 @@ fn admit(app: &AppState, request: &Request) -> Result<(), ApiError> {
             "this user",
         )?;
     }
-    Ok(())
+    Ok(key_name)
 }
 
 /// The access middleware.
 pub(crate) async fn authorize(
     State(app): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     match admit(&app, &request) {
-        Ok(()) => next.run(request).await,
+        Ok(key_name) => {
+            let caller = Caller::of(key_name.as_deref());
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(error) => error.into_response(),
     }
 }

@@ -12,12 +12,64 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use flywheel_engine::{action_name, outcome_name, ControllerView, DecisionRecord, Engine};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::experiments::request_now;
+use crate::openapi::ErrorBody;
 use crate::routes::{blocking, AppState};
+
+/// `GET /v1/controller` (and `POST /v1/controller/step`, which adds `step`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // the document's shape; the handlers build the JSON
+pub(crate) struct ControllerDoc {
+    /// `dry_run` or `active`.
+    mode: String,
+    /// Whether the circuit breaker pauses training.
+    paused: bool,
+    /// `dry_run`, `breaker_open`, `breaker_opened_at`, `quality_clear_since`,
+    /// `breaker_closes_at`, `drift_active`, `actions_last_hour`, `last_observation`.
+    status: BTreeMap<String, Value>,
+    /// The recorded breach periods: `from`, `until` (null while it lasts).
+    breaches: Vec<BTreeMap<String, Value>>,
+    /// The most recent decisions, oldest first.
+    decisions: Vec<DecisionDoc>,
+    /// Decisions since start: `action`, `outcome`, `count`.
+    counts: Vec<BTreeMap<String, Value>>,
+    /// The decisions of the step just run (`POST /v1/controller/step` only).
+    step: Option<Vec<DecisionDoc>>,
+}
+
+/// One decision of the controller.
+#[derive(ToSchema)]
+#[schema(as = ControllerDecision)]
+#[allow(dead_code)] // the document's shape; `wire_decision` builds the JSON
+pub(crate) struct DecisionDoc {
+    /// When (RFC 3339).
+    at: String,
+    /// `data_quality_breach`, `data_quality_recovered` or `drift`.
+    rule: String,
+    /// `pause_training`, `resume_training`, `rollback` or `retrain`.
+    action: String,
+    /// The action in words (e.g. `roll back v2 → v1`).
+    detail: String,
+    /// `taken`, or why not: `cooldown`, `cap`, `dry_run`, `training_paused`,
+    /// `training_running`, `no_rollback_target`.
+    outcome: String,
+    /// The outcome as recorded: `status`, and `reason`, `until`, `limit`.
+    outcome_detail: BTreeMap<String, Value>,
+    /// Each figure behind the decision and its value.
+    evidence: BTreeMap<String, f64>,
+    /// Each figure's comparison that held (e.g. `> 0.050`).
+    thresholds: BTreeMap<String, String>,
+    /// What carrying it out did (e.g. `serving v1`).
+    result: Option<String>,
+    /// Why carrying it out failed.
+    error: Option<String>,
+}
 
 /// One decision as the API shows it.
 pub(crate) fn wire_decision(record: &DecisionRecord) -> Value {
@@ -57,6 +109,13 @@ fn wire_view(view: &ControllerView) -> Value {
 }
 
 /// `GET /v1/controller`.
+#[utoipa::path(
+    get,
+    path = "/v1/controller",
+    tag = "operations",
+    summary = "The self-healing controller: mode, circuit breaker, breach periods and its recent decisions with their evidence",
+    responses((status = 200, description = "The controller's state", body = ControllerDoc))
+)]
 pub(crate) async fn show(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
     let view = blocking(move || Ok(engine.controller_view())).await?;
@@ -65,6 +124,17 @@ pub(crate) async fn show(State(app): State<AppState>) -> Result<Json<Value>, Api
 
 /// `POST /v1/controller/step[?now=T]`: one step now; answers the step's decisions and
 /// the controller's state after it.
+#[utoipa::path(
+    post,
+    path = "/v1/controller/step",
+    tag = "operations",
+    summary = "Run one step of the controller now (observe, decide, act); `now` only with --simulated-clock",
+    params(("now" = Option<String>, Query, description = "The step's time (RFC 3339 or seconds since 1970); only with --simulated-clock")),
+    responses(
+        (status = 200, description = "The step's decisions (`step`) and the controller's state", body = ControllerDoc),
+        (status = 400, description = "A bad or out-of-order `now`, or an unknown parameter", body = ErrorBody)
+    )
+)]
 pub(crate) async fn step(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use crate::edge;
 use crate::error::ApiError;
+use crate::openapi::{
+    ErrorBody, Experiment, ExperimentDefinition, ExperimentMetrics, Experiments, Ramp,
+};
 use crate::routes::{blocking, entity_json, AppState};
 
 /// The time an administrative call happens at: the wall clock, or with a simulated
@@ -65,6 +68,19 @@ fn to_json<T: serde::Serialize>(value: &T) -> Json<Value> {
 }
 
 /// `POST /v1/experiments`: the definition as JSON; 201 with the experiment.
+#[utoipa::path(
+    post,
+    path = "/v1/experiments",
+    tag = "experiments",
+    summary = "Start an experiment (A/B, interleaving or shadow)",
+    params(("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
+    request_body(content = ExperimentDefinition, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The experiment, running", body = Experiment),
+        (status = 400, description = "The definition is invalid, its id is taken, or its layer has no room", body = ErrorBody),
+        (status = 404, description = "A variant names a version the registry does not hold", body = ErrorBody)
+    )
+)]
 pub(crate) async fn create(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
@@ -80,11 +96,30 @@ pub(crate) async fn create(
 }
 
 /// `GET /v1/experiments`.
+#[utoipa::path(
+    get,
+    path = "/v1/experiments",
+    tag = "experiments",
+    summary = "Every experiment, running and stopped",
+    responses((status = 200, description = "The experiments", body = Experiments))
+)]
 pub(crate) async fn list(State(app): State<AppState>) -> Json<Value> {
     to_json(&serde_json::json!({ "experiments": app.engine.experiments() }))
 }
 
 /// `GET /v1/experiments/:id`.
+#[utoipa::path(
+    get,
+    path = "/v1/experiments/{id}",
+    tag = "experiments",
+    summary = "One experiment",
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1")),
+    responses(
+        (status = 200, description = "The experiment", body = Experiment),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such experiment", body = ErrorBody)
+    )
+)]
 pub(crate) async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -98,6 +133,18 @@ pub(crate) async fn show(
 }
 
 /// `POST /v1/experiments/:id/stop`.
+#[utoipa::path(
+    post,
+    path = "/v1/experiments/{id}/stop",
+    tag = "experiments",
+    summary = "Stop an experiment: its users get the serving version again",
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1"), ("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
+    responses(
+        (status = 200, description = "The experiment, stopped", body = Experiment),
+        (status = 400, description = "The id or a parameter is invalid", body = ErrorBody),
+        (status = 404, description = "No such running experiment", body = ErrorBody)
+    )
+)]
 pub(crate) async fn stop(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -111,6 +158,19 @@ pub(crate) async fn stop(
 }
 
 /// `POST /v1/experiments/:id/ramp` with `{"traffic": 0.5}`.
+#[utoipa::path(
+    post,
+    path = "/v1/experiments/{id}/ramp",
+    tag = "experiments",
+    summary = "Change the share of its layer's users an experiment takes",
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1"), ("now" = Option<String>, Query, description = "The call's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)")),
+    request_body(content = Ramp, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The experiment, ramped", body = Experiment),
+        (status = 400, description = "The id, a parameter or the body is invalid, or the layer has no room", body = ErrorBody),
+        (status = 404, description = "No such running experiment", body = ErrorBody)
+    )
+)]
 pub(crate) async fn ramp(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -140,6 +200,18 @@ pub(crate) async fn ramp(
 }
 
 /// `GET /v1/experiments/:id/metrics`.
+#[utoipa::path(
+    get,
+    path = "/v1/experiments/{id}/metrics",
+    tag = "experiments",
+    summary = "An experiment's live figures: per variant, comparisons with intervals, checks",
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1")),
+    responses(
+        (status = 200, description = "The figures", body = ExperimentMetrics),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such experiment", body = ErrorBody)
+    )
+)]
 pub(crate) async fn metrics(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -151,6 +223,18 @@ pub(crate) async fn metrics(
 }
 
 /// `GET /v1/experiments/:id/users`: the per-user CSV `flywheel eval ab --users` reads.
+#[utoipa::path(
+    get,
+    path = "/v1/experiments/{id}/users",
+    tag = "experiments",
+    summary = "Per-user outcomes as CSV, the input of `flywheel eval ab --users`",
+    params(("id" = String, Path, description = "The experiment's id", example = "exp-1")),
+    responses(
+        (status = 200, description = "One row per user: variant, exposures, outcomes", content_type = "text/csv", body = String),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such experiment", body = ErrorBody)
+    )
+)]
 pub(crate) async fn users(
     State(app): State<AppState>,
     Path(id): Path<String>,

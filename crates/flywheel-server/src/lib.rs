@@ -19,13 +19,18 @@ mod error;
 mod experiments;
 mod json;
 pub mod keys;
+mod listen;
 mod metrics;
+mod models;
+mod monitoring;
+mod openapi;
 mod overview;
 mod routes;
 mod wire;
 
 pub use access::RateLimit;
 pub use error::{ApiError, MAX_DETAILS, MAX_ERROR_BODY_BYTES};
+pub use openapi::document as openapi_document;
 pub use routes::{router, ServerOptions};
 
 use flywheel_engine::Engine;
@@ -50,8 +55,7 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let header_deadline = options.header_deadline;
     let app = router(engine, options);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::run(app, listener, header_deadline, shutdown).await
 }

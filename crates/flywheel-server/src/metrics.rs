@@ -101,6 +101,13 @@ fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
 }
 
 /// Renders every metric.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (open: no key needed)",
+    responses((status = 200, description = "The text exposition format", content_type = "text/plain; version=0.0.4", body = String))
+)]
 pub(crate) async fn render(State(app): State<AppState>) -> Response {
     let mut out = String::with_capacity(8192);
     let engine = &app.engine;
@@ -258,5 +265,9 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         "1 when the state has caught up with the log.",
         if engine.is_ready() { 1.0 } else { 0.0 },
     );
+    let engine = std::sync::Arc::clone(&app.engine);
+    if let Ok(report) = tokio::task::spawn_blocking(move || engine.monitoring_report()).await {
+        crate::monitoring::write_gauges(&mut out, &report);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

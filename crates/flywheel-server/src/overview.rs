@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::routes::{blocking, AppState};
 
 /// Latency figures of one stage, in milliseconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireLatency {
     /// Observations.
     pub count: u64,
@@ -43,19 +43,21 @@ impl From<&StageLatency> for WireLatency {
 }
 
 /// Serving health.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireServing {
     /// Recommendation lists served.
     pub recommendations: u64,
     /// Lists served with a fallback.
     pub fallbacks: u64,
     /// Lists with a fallback per kind of reason (a list counts once per kind).
+    #[schema(value_type = BTreeMap<String, u64>)]
     pub fallbacks_by_reason: BTreeMap<&'static str, u64>,
     /// Impressions dropped.
     pub impressions_dropped: u64,
     /// Shadow requests dropped.
     pub shadows_dropped: u64,
     /// Latency per stage (`retrieval`, `ranking`, `rerank`) and `total`.
+    #[schema(value_type = BTreeMap<String, WireLatency>)]
     pub latency: BTreeMap<&'static str, WireLatency>,
 }
 
@@ -77,13 +79,14 @@ impl From<&ServingHealth> for WireServing {
 }
 
 /// HTTP requests and errors, as `/metrics` counts them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireHttp {
     /// Every request answered.
     pub requests: u64,
     /// Answers per status class: `2xx`, `3xx`, `4xx`, `5xx`.
     pub by_class: BTreeMap<String, u64>,
     /// Answers per status code.
+    #[schema(value_type = BTreeMap<String, u64>)]
     pub by_status: BTreeMap<u16, u64>,
 }
 
@@ -105,7 +108,7 @@ impl WireHttp {
 }
 
 /// Ingestion and freshness.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireIngestion {
     /// Events acknowledged (durable).
     pub events_accepted: u64,
@@ -120,6 +123,7 @@ pub struct WireIngestion {
     /// Records not yet applied.
     pub consumer_lag: u64,
     /// Event time of the newest event applied.
+    #[schema(value_type = Option<String>)]
     pub newest_event_time: Option<Timestamp>,
     /// Its age in seconds: the freshness of the online features.
     pub freshness_secs: Option<f64>,
@@ -153,15 +157,18 @@ impl From<&Ingestion> for WireIngestion {
 }
 
 /// One registered version, without its full configuration (`/v1/models` has it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireVersion {
     /// The version.
     pub version: String,
     /// `serving`, `candidate`, `rejected`, `canary` or `retired`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// When training finished.
+    #[schema(value_type = String)]
     pub trained_at: Timestamp,
     /// The end of its training window (latest event time).
+    #[schema(value_type = Option<String>)]
     pub trained_until: Option<Timestamp>,
     /// The log offset its training read up to.
     pub log_end_offset: Option<u64>,
@@ -170,6 +177,7 @@ pub struct WireVersion {
     /// Its evaluation figures on the gate's holdout.
     pub metrics: BTreeMap<String, f64>,
     /// The gate's decision.
+    #[schema(value_type = Option<Object>)]
     pub gate: Option<flywheel_registry::GateRecord>,
 }
 
@@ -189,7 +197,7 @@ impl From<&flywheel_registry::VersionInfo> for WireVersion {
 }
 
 /// The registry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireModels {
     /// The version serving now (empty before the first training).
     pub serving: String,
@@ -199,7 +207,7 @@ pub struct WireModels {
 
 /// The headline of one comparison of an experiment: an A/B treatment against the
 /// control on the primary metric, or the interleaving preference.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireHeadline {
     /// The treatment (A/B) or `A vs B` (interleaving).
     pub variant: String,
@@ -218,19 +226,22 @@ pub struct WireHeadline {
 }
 
 /// One running experiment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireExperiment {
     /// Its id.
     pub id: String,
     /// `ab`, `interleaving` or `shadow`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// When it started.
+    #[schema(value_type = String)]
     pub started: Timestamp,
     /// The share of its layer's users it takes.
     pub traffic: f64,
     /// The headline effects with their intervals.
     pub headline: Vec<WireHeadline>,
     /// Every figure of `GET /v1/experiments/:id/metrics`, unchanged.
+    #[schema(value_type = Object)]
     pub metrics: serde_json::Value,
 }
 
@@ -278,9 +289,10 @@ impl From<&ExperimentOverview> for WireExperiment {
 }
 
 /// The answer of `GET /v1/overview`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WireOverview {
     /// When it was read.
+    #[schema(value_type = String)]
     pub at: Timestamp,
     /// Serving health.
     pub serving: WireServing,
@@ -321,6 +333,13 @@ impl WireOverview {
 }
 
 /// `GET /v1/overview`.
+#[utoipa::path(
+    get,
+    path = "/v1/overview",
+    tag = "operations",
+    summary = "The operator's overview: serving health, ingestion and freshness, models, running experiments",
+    responses((status = 200, description = "The overview", body = WireOverview))
+)]
 pub(crate) async fn get(State(app): State<AppState>) -> Result<Json<WireOverview>, ApiError> {
     let engine = Arc::clone(&app.engine);
     let overview =

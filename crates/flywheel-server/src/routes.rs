@@ -5,8 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use flywheel_core::{Item, ItemId, Timestamp, User, UserId};
 use flywheel_engine::{Engine, EngineStats, EventBatch};
 use serde_json::{json, Value};
@@ -14,13 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+use crate::access::Caller;
 use crate::body;
 use crate::edge::{self, IdPath};
 use crate::error::{ApiError, MAX_DETAILS};
 use crate::experiments;
 use crate::json;
 use crate::metrics::{self, HttpStats};
+use crate::openapi::{
+    Accepted, ErrorBody, EventsIn, Health, Item as ItemDoc, Job, Models, Ready, Serving,
+    User as UserDoc,
+};
 use crate::wire::WireRecommendations;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Limits of the API.
 #[derive(Debug, Clone)]
@@ -49,6 +55,9 @@ pub struct ServerOptions {
     pub simulated_clock: bool,
     /// How long a client may take to send its whole body (408 after).
     pub body_deadline: Duration,
+    /// How long a client may take to send a request's line and headers; the connection
+    /// is closed after (it also bounds how long an idle keep-alive connection stays).
+    pub header_deadline: Duration,
     /// Token bucket per API key (none: unlimited).
     pub rate_per_key: Option<crate::access::RateLimit>,
     /// Token bucket per user of recommendation requests (none: unlimited).
@@ -69,6 +78,7 @@ impl Default for ServerOptions {
             max_header_bytes: 64 << 10,
             simulated_clock: false,
             body_deadline: Duration::from_secs(30),
+            header_deadline: Duration::from_secs(10),
             rate_per_key: None,
             rate_per_user: None,
         }
@@ -97,40 +107,8 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
         large_bodies: Arc::new(Semaphore::new(options.large_body_permits.max(1))),
         options: options.clone(),
     };
-    Router::new()
-        .route("/v1/recommendations", get(get_recommendations))
-        .route("/v1/events", post(post_events))
-        .route("/v1/events:batch", post(post_events))
-        .route(
-            "/v1/items/{id}",
-            get(get_item).put(put_item).delete(delete_item),
-        )
-        .route(
-            "/v1/users/{id}",
-            get(get_user).put(put_user).delete(delete_user),
-        )
-        .route("/v1/models", get(list_models))
-        .route("/v1/models/train", post(train_models))
-        .route("/v1/models/{version}/promote", post(promote_model))
-        .route("/v1/models/rollback", post(rollback_model))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route(
-            "/v1/experiments",
-            get(experiments::list).post(experiments::create),
-        )
-        .route("/v1/experiments/{id}", get(experiments::show))
-        .route("/v1/experiments/{id}/stop", post(experiments::stop))
-        .route("/v1/experiments/{id}/ramp", post(experiments::ramp))
-        .route("/v1/experiments/{id}/metrics", get(experiments::metrics))
-        .route("/v1/experiments/{id}/users", get(experiments::users))
-        .route("/v1/users/{id}/opt-out", post(opt_out_user))
-        .route("/v1/overview", get(crate::overview::get))
-        .route("/v1/controller", get(crate::controller::show))
-        .route("/v1/controller/step", post(crate::controller::step))
-        .route("/", get(crate::dashboard::page))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
+    let (routes, _) = api().split_for_parts();
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -146,6 +124,43 @@ pub fn router(engine: Arc<Engine>, options: ServerOptions) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Every route of the API and its part of the API document, in one table: a route is
+/// one `.routes(routes!(handler))` line here, its handler annotated with
+/// `#[utoipa::path(...)]` (method, path, parameters, body, the statuses it answers).
+/// Handlers of one path go in one `routes!`. A route added with `.route` instead would
+/// be served undescribed: the integration test `every_route_is_in_the_document` fails.
+pub(crate) fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(get_recommendations))
+        .routes(routes!(post_events))
+        .routes(routes!(post_events_batch))
+        .routes(routes!(get_item, put_item, delete_item))
+        .routes(routes!(get_user, put_user, delete_user))
+        .routes(routes!(opt_out_user))
+        .routes(routes!(list_models))
+        .routes(routes!(train_models))
+        .routes(routes!(promote_model))
+        .routes(routes!(rollback_model))
+        .routes(routes!(crate::models::canary))
+        .routes(routes!(crate::models::rollback_canary))
+        .routes(routes!(get_job))
+        .routes(routes!(experiments::list, experiments::create))
+        .routes(routes!(experiments::show))
+        .routes(routes!(experiments::stop))
+        .routes(routes!(experiments::ramp))
+        .routes(routes!(experiments::metrics))
+        .routes(routes!(experiments::users))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics::render))
+        .routes(routes!(crate::overview::get))
+        .routes(routes!(crate::monitoring::report))
+        .routes(routes!(crate::controller::show))
+        .routes(routes!(crate::controller::step))
+        .routes(routes!(crate::dashboard::page))
+        .routes(routes!(crate::openapi::openapi_json))
 }
 
 async fn not_found() -> ApiError {
@@ -178,11 +193,17 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
 struct Problems {
     details: Vec<Value>,
     total: usize,
+    /// Refused events per reason, for monitoring.
+    reasons: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Problems {
     fn add(&mut self, index: usize, error: &flywheel_core::CoreError) {
         self.total += 1;
+        *self
+            .reasons
+            .entry(crate::monitoring::rejection_reason(error))
+            .or_insert(0) += 1;
         if self.details.len() < MAX_DETAILS {
             self.details.push(
                 json!({"index": index, "field": error.field(), "message": error.to_string()}),
@@ -261,11 +282,33 @@ fn parse_events(
     }
     if problems.total > 0 {
         EngineStats::add(&engine.stats().events_rejected, events as u64);
+        for (reason, count) in &problems.reasons {
+            engine.note_rejected_events(reason, *count);
+        }
+        // The valid events of a refused batch are refused with it.
+        let valid = (events - problems.total) as u64;
+        if valid > 0 {
+            engine.note_rejected_events("in_a_rejected_batch", valid);
+        }
         return Err(problems.into_error(events));
     }
     Ok(batch)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    summary = "Store events (one, an array, or NDJSON): all or nothing, durable before the answer",
+    request_body(
+        description = "One event object or an array of them (`application/json`), or one event per line (`application/x-ndjson`)",
+        content((EventsIn = "application/json"), (String = "application/x-ndjson"))
+    ),
+    responses(
+        (status = 200, description = "Every event was stored", body = Accepted),
+        (status = 400, description = "The body is not JSON, or an event is invalid: nothing was stored; `details` lists the bad events by index", body = ErrorBody)
+    )
+)]
 async fn post_events(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -289,6 +332,30 @@ async fn post_events(
     Ok(Json(
         json!({"accepted": accepted, "first_offset": range.start, "last_offset": range.end - 1}),
     ))
+}
+
+/// `POST /v1/events:batch`: the same as `POST /v1/events`, under the name batch
+/// clients use.
+#[utoipa::path(
+    post,
+    path = "/v1/events:batch",
+    tag = "events",
+    summary = "Store a batch of events: the same as `POST /v1/events`",
+    request_body(
+        description = "One event object or an array of them (`application/json`), or one event per line (`application/x-ndjson`)",
+        content((EventsIn = "application/json"), (String = "application/x-ndjson"))
+    ),
+    responses(
+        (status = 200, description = "Every event was stored", body = Accepted),
+        (status = 400, description = "The body is not JSON, or an event is invalid: nothing was stored; `details` lists the bad events by index", body = ErrorBody)
+    )
+)]
+async fn post_events_batch(
+    app: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    post_events(app, headers, body).await
 }
 
 /// Reads and strictly parses the JSON body of an item or a user (`code` says which).
@@ -329,6 +396,26 @@ fn forced_variants(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiErro
     Ok(forced)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/recommendations",
+    tag = "recommendations",
+    summary = "A ranked list of items for a user",
+    params(
+        ("user_id" = String, Query, description = "Who the list is for (an unknown user gets a cold-start list)", example = "u00000"),
+        ("count" = Option<u32>, Query, description = "How many items, from 1 to the server's maximum (default 10)", example = 5),
+        ("category" = Option<String>, Query, description = "Only items in this category or below it"),
+        ("now" = Option<String>, Query, description = "The request's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)"),
+        ("X-Flywheel-Variant" = Option<String>, Header, description = "Force experiment variants, `experiment=variant[, ...]`; such requests are served but not counted")
+    ),
+    responses(
+        (status = 200, description = "The list, best first", body = WireRecommendations),
+        (status = 400, description = "A parameter is missing, unknown or invalid", body = ErrorBody),
+        (status = 404, description = "A forced experiment or variant does not exist", body = ErrorBody),
+        (status = 503, description = "The engine is still replaying its log; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait")))
+    )
+)]
 async fn get_recommendations(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -417,6 +504,18 @@ fn path_id<T>(raw: &str, parse: fn(&str, &str) -> flywheel_core::Result<T>) -> R
     parse("id", raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/items/{id}",
+    tag = "catalog",
+    summary = "Create or replace an item",
+    params(("id" = String, Path, description = "The item's id", example = "i00001")),
+    request_body(content = ItemDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The item as stored", body = ItemDoc),
+        (status = 400, description = "The id or the body is invalid", body = ErrorBody)
+    )
+)]
 async fn put_item(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -430,6 +529,18 @@ async fn put_item(
     Ok(Json(reply))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/items/{id}",
+    tag = "catalog",
+    summary = "One item of the catalog",
+    params(("id" = String, Path, description = "The item's id", example = "i00001")),
+    responses(
+        (status = 200, description = "The item", body = ItemDoc),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody)
+    )
+)]
 async fn get_item(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -442,6 +553,18 @@ async fn get_item(
     Ok(Json(serde_json::to_value(&*item).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/items/{id}",
+    tag = "catalog",
+    summary = "Remove an item from the catalog",
+    params(("id" = String, Path, description = "The item's id", example = "i00001")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody)
+    )
+)]
 async fn delete_item(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -452,6 +575,18 @@ async fn delete_item(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}",
+    tag = "users",
+    summary = "Create or replace a user",
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
+    request_body(content = UserDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The user as stored", body = UserDoc),
+        (status = 400, description = "The id or the body is invalid", body = ErrorBody)
+    )
+)]
 async fn put_user(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -465,6 +600,18 @@ async fn put_user(
     Ok(Json(reply))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    summary = "One user",
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
+    responses(
+        (status = 200, description = "The user", body = UserDoc),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody)
+    )
+)]
 async fn get_user(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -477,6 +624,18 @@ async fn get_user(
     Ok(Json(serde_json::to_value(&*user).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    summary = "Delete a user and their data",
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody)
+    )
+)]
 async fn delete_user(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -487,11 +646,17 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    summary = "The registry: every version, and the one serving",
+    responses((status = 200, description = "The registry", body = Models))
+)]
 async fn list_models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let versions = blocking(move || engine.list_versions().map_err(ApiError::from)).await?;
     Ok(Json(
-        json!({"serving": app.engine.models().version(), "versions": versions}),
+        blocking(move || crate::models::listing(&engine)).await?,
     ))
 }
 
@@ -503,6 +668,18 @@ struct TrainParams {
     force: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/models/train",
+    tag = "models",
+    summary = "Start training a candidate from the log; the promotion gate decides whether it serves",
+    params(("force" = Option<bool>, Query, description = "Promote the candidate whatever the gate says")),
+    responses(
+        (status = 202, description = "The training job, accepted: poll `GET /v1/jobs/{id}`", body = Job),
+        (status = 400, description = "An unknown or invalid parameter", body = ErrorBody),
+        (status = 409, description = "A training job is already running; `job_id` names it", body = ErrorBody)
+    )
+)]
 async fn train_models(
     State(app): State<AppState>,
     params: Result<Query<TrainParams>, QueryRejection>,
@@ -519,6 +696,18 @@ async fn train_models(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "models",
+    summary = "A job and where it is",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 400, description = "The id is not a valid path segment", body = ErrorBody),
+        (status = 404, description = "No such job (or forgotten: the last 100 are kept)", body = ErrorBody)
+    )
+)]
 async fn get_job(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -529,21 +718,60 @@ async fn get_job(
     Ok(Json(serde_json::to_value(job).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/models/{version}/promote",
+    tag = "models",
+    summary = "Serve a registered version from now on (no gate: an operator's decision)",
+    params(("version" = String, Path, description = "The version, e.g. `v3`", example = "v1")),
+    responses(
+        (status = 200, description = "The version now serving", body = Serving),
+        (status = 400, description = "Not a version name, or a version that cannot serve", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody)
+    )
+)]
 async fn promote_model(
     State(app): State<AppState>,
+    Extension(Caller(by)): Extension<Caller>,
     Path(version): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let serving = blocking(move || engine.promote(&version).map_err(ApiError::from)).await?;
+    let serving =
+        blocking(move || engine.promote_by(&version, &by).map_err(ApiError::from)).await?;
     Ok(Json(json!({ "serving": serving })))
 }
 
-async fn rollback_model(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/models/rollback",
+    tag = "models",
+    summary = "Serve the version that served before the current one",
+    responses(
+        (status = 200, description = "The version now serving", body = Serving),
+        (status = 400, description = "Nothing can be rolled back to", body = ErrorBody),
+        (status = 404, description = "No version served before this one", body = ErrorBody)
+    )
+)]
+async fn rollback_model(
+    State(app): State<AppState>,
+    Extension(Caller(by)): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let engine = Arc::clone(&app.engine);
-    let serving = blocking(move || engine.rollback().map_err(ApiError::from)).await?;
+    let serving = blocking(move || engine.rollback_by(&by).map_err(ApiError::from)).await?;
     Ok(Json(json!({ "serving": serving })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/opt-out",
+    tag = "users",
+    summary = "The user refuses personalisation from now on",
+    params(("id" = String, Path, description = "The user's id", example = "u00001")),
+    responses(
+        (status = 200, description = "The user as stored", body = UserDoc),
+        (status = 400, description = "The id is invalid", body = ErrorBody)
+    )
+)]
 async fn opt_out_user(
     State(app): State<AppState>,
     IdPath(id): IdPath,
@@ -561,6 +789,13 @@ async fn opt_out_user(
     Ok(Json(reply))
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "The process is up (open: no key needed)",
+    responses((status = 200, description = "Up", body = Health))
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -568,6 +803,17 @@ async fn healthz() -> Json<Value> {
 /// 200 once the state has caught up with the log, with what can still go wrong
 /// while serving: records skipped as undecodable, a consumer that cannot read the
 /// log, a log that refuses writes. 503 (with `Retry-After`) while the log replays.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "The state has caught up with the log (open: no key needed)",
+    responses(
+        (status = 200, description = "Ready, with what can still go wrong", body = Ready),
+        (status = 503, description = "Still replaying the log; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait")))
+    )
+)]
 async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let engine = &app.engine;
     if !engine.is_ready() {

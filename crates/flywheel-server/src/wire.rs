@@ -2,9 +2,10 @@
 
 use flywheel_engine::Served;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// One recommended item on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WireItem {
     /// The item.
     pub item_id: String,
@@ -16,19 +17,22 @@ pub struct WireItem {
     pub channel: &'static str,
     /// Why, in words.
     pub explanation: String,
-    /// Why, structured.
+    /// Why, structured: `{"kind": ...}` and what the kind needs.
+    #[schema(value_type = Object)]
     pub reason: flywheel_core::ExplanationKind,
     /// In an interleaving experiment, the variant that contributed the item.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub team: Option<String>,
     /// The probability the serving policy had of showing this item in this slot.
     pub propensity: f64,
     /// `deterministic`, `exact`, `estimated` or `interleaved`.
+    #[schema(value_type = String)]
     pub propensity_kind: flywheel_core::PropensityKind,
 }
 
 /// The answer of `GET /v1/recommendations`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WireRecommendations {
     /// Send it back with events as `request_id`.
     pub request_id: String,
@@ -40,11 +44,14 @@ pub struct WireRecommendations {
     pub fallback: bool,
     /// Why, when it was.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub fallback_reasons: Vec<String>,
-    /// The experiments the request was part of.
+    /// The experiments the request was part of: `{"experiment", "variant"}` each.
+    #[schema(value_type = Vec<Object>)]
     pub experiments: Vec<flywheel_core::ExperimentTag>,
     /// Whether a variant was forced (the request is not counted in experiments).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub forced: bool,
     /// The items, best first.
     pub items: Vec<WireItem>,

@@ -1669,9 +1669,18 @@ async fn a_stalled_body_times_out_with_408() {
 
 #[path = "integration/dashboard.rs"]
 mod dashboard;
+
+/// `GET /v1/monitoring` and the monitoring gauges.
+#[path = "integration/monitoring.rs"]
+mod monitoring;
+
 #[path = "integration/experiments.rs"]
 mod experiments;
 
 /// The controller routes: the breaker through the API, 409 while paused, scopes, restart.
 #[path = "integration/controller.rs"]
 mod controller;
+#[path = "integration/models.rs"]
+mod models;
+#[path = "integration/openapi.rs"]
+mod openapi;

@@ -101,6 +101,12 @@ pub enum Command {
         #[command(subcommand)]
         what: ModelsCommand,
     },
+    /// Live monitoring: `monitor report` (drift, O/E, data quality, freshness).
+    Monitor {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::monitor::MonitorCommand,
+    },
     /// Imported rankers: score CSV rows with a LightGBM or XGBoost model file.
     Ranker {
         /// What to do.
@@ -188,11 +194,27 @@ pub enum ModelsCommand {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Serve the version that served before the current one.
+    /// Serve the version that served before the current one; while a canary runs,
+    /// end the canary instead (its version is marked rolled back).
     Rollback {
         /// Data settings.
         #[command(flatten)]
         data: DataArgs,
+        /// Act through a running server.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Serve a registered version to a share of users (outside experiments) beside
+    /// the serving one; again with another share to ramp it.
+    Canary {
+        /// Data settings.
+        #[command(flatten)]
+        data: DataArgs,
+        /// The version, e.g. v4.
+        version: String,
+        /// The share of users, in (0, 1), e.g. 0.1.
+        #[arg(long)]
+        share: f64,
         /// Act through a running server.
         #[arg(long)]
         server: Option<String>,

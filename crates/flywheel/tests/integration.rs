@@ -1268,6 +1268,22 @@ fn registry_cli_and_a_gate_that_says_no() {
     ]))
     .expect("models list --json prints JSON");
     assert_eq!(listing["serving"], "v1", "{listing}");
+    // A canary through the server: started, listed, ended by `rollback` in one call.
+    let canary = run_flywheel(&["models", "canary", "v2", "--share", "0.2", "--server", &url]);
+    assert!(canary.contains("canary v2 serves share 0.2"), "{canary}");
+    let listing = get(server.port, "/v1/models").json();
+    assert_eq!(listing["canary"]["version"], "v2", "{listing}");
+    let table = run_flywheel(&["models", "list", "--server", &url]);
+    assert!(table.contains("canary: v2 at share 0.2"), "{table}");
+    let rolled = run_flywheel(&["models", "rollback", "--server", &url]);
+    assert!(
+        rolled.contains("canary v2 rolled back; serving v1"),
+        "{rolled}"
+    );
+    assert_eq!(
+        get(server.port, "/v1/models").json()["versions"][1]["status"],
+        "rolled_back"
+    );
     // Versions are names, never paths.
     let bad = run_flywheel_failing(&["models", "promote", "../../etc", "--server", &url]);
     assert!(bad.contains("not a model version"), "{bad}");

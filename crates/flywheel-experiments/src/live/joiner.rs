@@ -22,12 +22,15 @@ use flywheel_core::{
 
 use super::book::Book;
 use super::tally::{ExperimentTally, ShadowList};
+use super::versions::VersionTally;
 
 /// One served list the joiner still waits for outcomes of.
 #[derive(Debug, Clone)]
 pub(crate) struct ServedRequest {
     pub(crate) user: UserId,
     pub(crate) at: Timestamp,
+    /// The model version the impression names.
+    pub(crate) version: String,
     /// (experiment, variant index), for the experiments that count this request.
     pub(crate) tags: Vec<(String, usize)>,
     pub(crate) items: Vec<ItemId>,
@@ -82,6 +85,8 @@ pub struct Joiner {
     pub(crate) tallies: BTreeMap<String, ExperimentTally>,
     /// What could not be attributed.
     pub unattributed: Unattributed,
+    /// Per model version, requests served and clicks on finalized labels.
+    pub versions: BTreeMap<String, VersionTally>,
     /// Per user, every event applied (the CUPED covariate is built from it).
     pub(crate) activity: HashMap<UserId, u64>,
     keep_closed: bool,
@@ -160,6 +165,9 @@ impl Joiner {
     }
 
     fn close(&mut self, id: RequestId, request: ServedRequest, book: &Book) {
+        if let Some(tally) = self.versions.get_mut(&request.version) {
+            tally.finalize(request.items.len(), &request.clicked);
+        }
         for (experiment, variant) in &request.tags {
             let kind = book.get(experiment).map(|r| r.def.kind);
             if let Some(tally) = self.tallies.get_mut(experiment) {
@@ -217,9 +225,14 @@ impl Joiner {
             tally.expose(impression, variant, &teams, running.def.kind);
             tags.push((tag.id.clone(), variant));
         }
+        self.versions
+            .entry(impression.model_version.clone())
+            .or_default()
+            .requests += 1;
         let request = ServedRequest {
             user: impression.user_id.clone(),
             at: impression.timestamp,
+            version: impression.model_version.clone(),
             tags,
             items: impression.slots.iter().map(|s| s.item_id.clone()).collect(),
             teams,

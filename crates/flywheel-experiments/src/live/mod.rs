@@ -9,6 +9,7 @@ mod book;
 mod joiner;
 mod metrics;
 mod tally;
+mod versions;
 
 pub use book::{buckets_for, Book, BookError, Running};
 pub use joiner::{ClosedRequest, Joiner, Unattributed};
@@ -18,6 +19,7 @@ pub use metrics::{
     VariantMetrics,
 };
 pub use tally::{overlap_at_k, ExperimentTally, ShadowList, ShadowTally, UserTally, VariantTally};
+pub use versions::VersionTally;
 
 use flywheel_core::LogRecord;
 

@@ -65,6 +65,13 @@ pub(crate) fn content_security_policy(html: &str) -> String {
 }
 
 /// `GET /`.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    summary = "The dashboard: one self-contained HTML page (open: it holds no data and asks for a key)",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
 pub(crate) async fn page() -> Response {
     static POLICY: OnceLock<String> = OnceLock::new();
     let policy = POLICY.get_or_init(|| content_security_policy(PAGE));

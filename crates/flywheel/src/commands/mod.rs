@@ -11,6 +11,7 @@ mod import;
 mod inspect;
 mod keys;
 mod models;
+pub(crate) mod monitor;
 mod peers;
 mod quickstart;
 pub mod ranker;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => train::run(&data, force, server.as_deref(), json),
         Command::Models { what } => models::run(what),
+        Command::Monitor { what } => monitor::run(what),
         Command::Ranker { what } => ranker::run(what),
         Command::Experiment { what } => experiment::run(what),
         Command::Eval(args) => eval::run(args),
