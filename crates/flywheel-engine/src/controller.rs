@@ -526,7 +526,8 @@ impl Engine {
 
     /// Starts a thread that runs [`Engine::control_step`] at the wall clock every
     /// `every` (`flywheel serve` passes the monitoring window) until the engine shuts
-    /// down or is dropped. A failed step is logged and the next one runs as planned.
+    /// down or is dropped, once the start-up replay is done. A failed step is logged and
+    /// the next one runs as planned.
     pub fn run_controller_every(self: &Arc<Self>, every: Duration) -> Result<()> {
         let engine = Arc::downgrade(self);
         let tick = Duration::from_millis(200);
@@ -540,7 +541,8 @@ impl Engine {
                 if engine.is_shutting_down() {
                     return;
                 }
-                if Instant::now() < next {
+                // A window half rebuilt by the start-up replay is no evidence.
+                if Instant::now() < next || !engine.is_ready() {
                     continue;
                 }
                 next = Instant::now() + every;
