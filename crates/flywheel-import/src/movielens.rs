@@ -241,16 +241,21 @@ fn genre_names(path: Option<&Path>) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Where a line of a MovieLens file is, for its errors.
+struct LineAt<'a> {
+    path: &'a Path,
+    line: u64,
+}
+
 fn movie_item(
+    at: LineAt<'_>,
     id: &str,
     title: &str,
     genres: Vec<String>,
     created_at: Option<Timestamp>,
 ) -> Result<Item> {
-    let id = ItemId::parse("movie id", id.trim()).map_err(|e| ImportError::Invalid {
-        index: None,
-        source: e,
-    })?;
+    let id =
+        ItemId::parse("movie id", id.trim()).map_err(|e| bad(at.path, at.line, e.to_string()))?;
     let category = genres
         .first()
         .cloned()
@@ -286,7 +291,17 @@ fn movielens_100k_items(path: &Path, genre_file: Option<&Path>) -> Result<Vec<It
             .map(|(g, _)| g.clone())
             .collect();
         let released = parse_movielens_date(fields[2]);
-        items.push(movie_item(fields[0], fields[1], movie_genres, released)?);
+        let at = LineAt {
+            path,
+            line: index as u64 + 1,
+        };
+        items.push(movie_item(
+            at,
+            fields[0],
+            fields[1],
+            movie_genres,
+            released,
+        )?);
     }
     Ok(items)
 }
@@ -302,7 +317,11 @@ fn movielens_1m_items(path: &Path) -> Result<Vec<Item>> {
             return Err(bad(path, index as u64 + 1, "expected id::title::genres"));
         }
         let genres = fields[2].split('|').map(str::to_string).collect();
-        items.push(movie_item(fields[0], fields[1], genres, None)?);
+        let at = LineAt {
+            path,
+            line: index as u64 + 1,
+        };
+        items.push(movie_item(at, fields[0], fields[1], genres, None)?);
     }
     Ok(items)
 }
@@ -410,6 +429,41 @@ mod tests {
         assert_eq!(
             ratings(&dat, MovieLensVersion::Ml1m).expect("reads"),
             expected
+        );
+    }
+
+    /// Found by the `import_files` fuzz target: a movie id with a control character
+    /// was refused with a message naming neither the file nor the line.
+    #[test]
+    fn a_bad_movie_id_names_the_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "ratings.dat", "1::1193::5::978300760\n");
+        write(
+            dir.path(),
+            "movies.dat",
+            "1193::A::Drama\n\u{0}3::One Flew::Drama\n",
+        );
+        let error = read_movielens(dir.path(), &mut |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("movies.dat:2: ") && error.contains("movie id"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "u.data", "1\t10\t4\t881250949\n");
+        let flags = "|0".repeat(19);
+        write(
+            dir.path(),
+            "u.item",
+            &format!("1\u{7}0|Toy Story|01-Jan-1995||url{flags}\n"),
+        );
+        let error = read_movielens(dir.path(), &mut |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("u.item:1: ") && error.contains("movie id"),
+            "{error}"
         );
     }
 
