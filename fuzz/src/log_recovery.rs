@@ -17,9 +17,11 @@
 //!   lands at the end and reads back;
 //! - structured: what is read back is what was written, up to a batch boundary (a
 //!   batch is whole or absent); a cut or garbage at the end of the last segment is
-//!   always recovered (a torn tail never refuses the open), and garbage loses nothing.
+//!   always recovered (a torn tail never refuses the open; appended garbage only when it
+//!   holds a well-formed frame with a later offset, the documented `Corrupt` refusal),
+//!   and garbage loses nothing.
 
-use flywheel_log::{EventLog, LogConfig, RecoveryReport, SyncMode};
+use flywheel_log::{EventLog, LogConfig, LogError, RecoveryReport, SyncMode};
 use std::path::{Path, PathBuf};
 
 use crate::scratch_dir;
@@ -124,13 +126,17 @@ fn check_cut(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)], report
     match &report.truncated {
         Some(cut) => {
             assert_eq!(&cut.segment, last_path, "the cut names another segment");
-            assert_eq!(cut.valid_bytes + cut.dropped_bytes, old_last.len() as u64);
             assert_eq!(
                 new_last.len() as u64,
                 cut.valid_bytes,
                 "the report says another length"
             );
-            if old_last.len() >= HEADER {
+            if old_last.len() <= HEADER && cut.reason.starts_with("incomplete segment header") {
+                // A partial header is replaced by a fresh one: all its bytes are dropped.
+                assert_eq!(cut.dropped_bytes, old_last.len() as u64);
+                assert_eq!(new_last.len(), HEADER);
+            } else {
+                assert_eq!(cut.valid_bytes + cut.dropped_bytes, old_last.len() as u64);
                 assert_eq!(
                     new_last[..],
                     old_last[..new_last.len()],
@@ -138,7 +144,6 @@ fn check_cut(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)], report
                 );
             }
         }
-        None if old_last.len() < HEADER => assert_eq!(new_last.len(), HEADER),
         None => assert_eq!(
             new_last, old_last,
             "an unreported change to the last segment"
@@ -246,27 +251,27 @@ fn check_structured(dir: &Path, rest: &[u8]) {
     let before = snapshot(dir);
     match EventLog::open(config(dir)) {
         Err(e) => {
-            assert!(!must_open, "a torn tail refused the open: {e}");
+            // Garbage may hold a well-formed frame with a later offset (libFuzzer solves
+            // CRC comparisons): then the open refuses by design, as `Corrupt`.
+            let documented = damage == 2 && matches!(e, LogError::Corrupt { .. });
+            assert!(
+                !must_open || documented,
+                "a torn tail refused the open: {e}"
+            );
             assert_eq!(snapshot(dir), before, "a refused open changed the files");
         }
         Ok((log, report)) => {
             check_cut(&before, &snapshot(dir), &report);
             let records = read_all(&log);
-            assert!(
-                boundaries.contains(&records.len()),
-                "a batch was cut in two"
-            );
-            assert_eq!(
-                records[..],
-                written[..records.len()],
-                "other records read back"
-            );
+            // Garbage may hold well-formed frames that continue the log: records after
+            // the written ones are then the garbage's, and only those are allowed.
+            let ours = &records[..records.len().min(written.len())];
             if damage == 2 {
-                assert_eq!(
-                    records.len(),
-                    written.len(),
-                    "garbage at the end lost records"
-                );
+                assert_eq!(ours, &written[..], "garbage at the end lost records");
+            } else {
+                assert_eq!(ours.len(), records.len(), "records appeared from nowhere");
+                assert!(boundaries.contains(&ours.len()), "a batch was cut in two");
+                assert_eq!(ours, &written[..ours.len()], "other records read back");
             }
             check_after_recovery(dir, log, records);
         }

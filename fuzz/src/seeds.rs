@@ -1,6 +1,6 @@
 //! Seed corpora, made by code with fixed seeds: a few valid and nearly valid inputs
 //! per target, so that the fuzzer starts from the formats instead of from nothing.
-//! `cargo run --bin seeds` (or `cargo +nightly fuzz run` after it) writes them to
+//! `cargo run --release --example seeds` (from `fuzz/`, before `cargo +nightly fuzz run`) writes them to
 //! `corpus/<target>/`.
 
 use flywheel_log::EventLog;

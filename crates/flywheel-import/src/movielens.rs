@@ -161,14 +161,21 @@ fn parse_rating(line: &str, separator: char) -> std::result::Result<MovieLensRat
         .ok()
         .filter(|r: &f64| r.is_finite())
         .ok_or_else(|| format!("rating `{rating}` is not a number"))?;
+    let seconds: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| format!("timestamp `{timestamp}` is not an integer"))?;
+    // A time the log could not write back as RFC 3339 would poison it (found by fuzzing).
+    if Timestamp::from_secs_f64(seconds as f64).is_none() {
+        return Err(format!(
+            "timestamp `{seconds}` is not seconds since 1970, before 2200"
+        ));
+    }
     Ok(MovieLensRating {
         user: id("user", user)?,
         item: id("item", item)?,
         rating: rating_value,
-        timestamp: timestamp
-            .trim()
-            .parse()
-            .map_err(|_| format!("timestamp `{timestamp}` is not an integer"))?,
+        timestamp: seconds,
     })
 }
 
@@ -476,6 +483,13 @@ mod tests {
             ("u1\t2\t3\t4\n", "user id `u1` is not a whole number"),
             ("1\t-2\t3\t4\n", "item id `-2` is not a whole number"),
             ("1\t2\tfive\t4\n", "rating `five` is not a number"),
+            // Found by the `import_files` fuzz target: year 32971 was accepted, and its
+            // record could not be decoded from the log.
+            (
+                "1\t2\t3\t97830076083016\n",
+                "timestamp `97830076083016` is not seconds since 1970",
+            ),
+            ("1\t2\t3\t-1\n", "timestamp `-1` is not seconds since 1970"),
             ("1\t2\tNaN\t4\n", "rating `NaN` is not a number"),
             ("1\t2\t3\tnoon\n", "timestamp `noon` is not an integer"),
         ] {

@@ -1,4 +1,4 @@
-//! Writes the seed corpora under `corpus/` (run from `fuzz/`: `cargo run --bin seeds`).
+//! Writes the seed corpora under `corpus/` (from `fuzz/`: `cargo run --release --example seeds`).
 
 fn main() -> std::io::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
