@@ -18,6 +18,27 @@ fn all_finite(values: impl IntoIterator<Item = f64>) -> bool {
     values.into_iter().all(f64::is_finite)
 }
 
+/// Found by the `eval_files` fuzz target: a grade of 1.2e27 was read, and `ndcg_exp`
+/// (gain `2^rel - 1`) came out NaN. Grades are now bounded by `MAX_GRADE`.
+#[test]
+fn a_huge_relevance_grade_is_refused_naming_the_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (qrels, run) = (dir.path().join("qrels"), dir.path().join("run"));
+    std::fs::write(&qrels, "q0 0 d0 1222222222222222222222222222\nq0 0 d1 0\n").expect("writes");
+    std::fs::write(&run, "q0 Q0 d0 1 0.5 t\nq0 Q0 d1 2 0.25 t\n").expect("writes");
+    let error = metrics_from_files(Some(&qrels), Some(&run), None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("line 1, column `rel`"), "{error}");
+    std::fs::write(&qrels, "q0 0 d0 100\nq0 0 d1 -100\n").expect("writes");
+    let report = metrics_from_files(Some(&qrels), Some(&run), None, &[]).expect("evaluates");
+    assert!(
+        all_finite(report.mean.0.iter().map(|(_, v)| *v)),
+        "{:?}",
+        report.mean
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
