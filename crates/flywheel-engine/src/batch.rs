@@ -47,6 +47,15 @@ impl EventBatch {
         self.ends.is_empty()
     }
 
+    /// The encoded records, in order, as the log will store them (the batch keeps
+    /// them): what a caller checks before handing the batch to `Engine::ingest_batch`.
+    pub fn payloads(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.bytes[start..end])
+    }
+
     /// The encoded records, in order; the record boundaries are freed (the batch is
     /// empty afterwards), so that only the records and these slices stay in memory.
     pub(crate) fn take_payloads(&mut self) -> Vec<&[u8]> {
@@ -87,6 +96,8 @@ mod tests {
         assert!(batch.push(event("bad", Some(f64::INFINITY))).is_err());
         batch.push(event("b", None)).unwrap();
         assert_eq!(batch.len(), 2);
+        let kept: Vec<Vec<u8>> = batch.payloads().map(<[u8]>::to_vec).collect();
+        assert_eq!(kept.len(), 2);
         let decoded: Vec<LogRecord> = batch
             .take_payloads()
             .iter()
@@ -99,5 +110,7 @@ mod tests {
                 LogRecord::Event(event("b", None))
             ]
         );
+        let again: Vec<LogRecord> = kept.iter().map(|p| LogRecord::decode(p).unwrap()).collect();
+        assert_eq!(again, decoded);
     }
 }

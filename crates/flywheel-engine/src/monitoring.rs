@@ -181,6 +181,19 @@ impl Engine {
             .map(|t| (now - t) as f64 / 1000.0);
         report.freshness.consumer_lag_records = self.consumer_lag();
         report.freshness.applied_offset = self.applied();
+        let freshness =
+            crate::overview::StageLatency::of("feature_update", &self.stats().feature_freshness);
+        report.latency = self
+            .stage_latencies()
+            .into_iter()
+            .chain(std::iter::once(freshness))
+            .map(|s| flywheel_monitor::StageLatencySummary {
+                stage: s.stage.to_string(),
+                count: s.count,
+                p50_ms: s.p50_ms,
+                p99_ms: s.p99_ms,
+            })
+            .collect();
         report
     }
 

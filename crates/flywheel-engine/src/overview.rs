@@ -144,13 +144,19 @@ impl Engine {
             fallbacks_by_kind: stats.fallback_kinds.snapshot(),
             impressions_dropped: EngineStats::get(&stats.impressions_dropped),
             shadows_dropped: EngineStats::get(&stats.shadows_dropped),
-            latency: vec![
-                StageLatency::of("retrieval", &stats.retrieval_latency),
-                StageLatency::of("ranking", &stats.ranking_latency),
-                StageLatency::of("rerank", &stats.rerank_latency),
-                StageLatency::of("total", &stats.request_latency),
-            ],
+            latency: self.stage_latencies(),
         }
+    }
+
+    /// Latency per pipeline stage and of whole requests, from the histograms.
+    pub(crate) fn stage_latencies(&self) -> Vec<StageLatency> {
+        let stats = self.stats();
+        vec![
+            StageLatency::of("retrieval", &stats.retrieval_latency),
+            StageLatency::of("ranking", &stats.ranking_latency),
+            StageLatency::of("rerank", &stats.rerank_latency),
+            StageLatency::of("total", &stats.request_latency),
+        ]
     }
 
     fn ingestion(&self, now: Timestamp) -> Ingestion {

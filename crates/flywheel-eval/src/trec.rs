@@ -111,7 +111,13 @@ fn parse_number(path: &Path, line: u64, column: &str, text: &str) -> Result<f64>
     }
 }
 
-/// Reads a qrels file (`<qid> <iter> <docid> <rel>`, whitespace separated).
+/// The largest relevance grade (in magnitude) a qrels file may hold: far above any
+/// grading scale, and small enough that the exponential gain `2^rel - 1` and the sums
+/// of gains stay finite (a grade of 1e27 made `ndcg_exp` NaN; found by fuzzing).
+pub const MAX_GRADE: f64 = 100.0;
+
+/// Reads a qrels file (`<qid> <iter> <docid> <rel>`, whitespace separated; grades
+/// within ±[`MAX_GRADE`]).
 pub fn read_qrels(path: &Path) -> Result<Qrels> {
     let text = read_text(path)?;
     let mut qrels = Qrels::default();
@@ -132,6 +138,15 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
             });
         };
         let grade = parse_number(path, line_no, "rel", rel)?;
+        if grade.abs() > MAX_GRADE {
+            return Err(EvalError::invalid(
+                path,
+                line_no,
+                "rel",
+                rel.as_bytes(),
+                format!("a relevance grade lies within ±{MAX_GRADE}"),
+            ));
+        }
         if qrels
             .queries
             .entry(qid.to_string())

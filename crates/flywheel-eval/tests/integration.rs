@@ -15,6 +15,8 @@ use flywheel_eval::{
 };
 use serde_json::Value;
 
+#[path = "integration/props.rs"]
+mod props;
 #[path = "../../../tests/support/skip.rs"]
 mod skip;
 

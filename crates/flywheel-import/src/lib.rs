@@ -333,4 +333,105 @@ mod tests {
             "{err}"
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One event row: user, item, action, epoch seconds, value, position, device.
+        type Row = (
+            String,
+            String,
+            &'static str,
+            u32,
+            Option<f64>,
+            Option<u32>,
+            String,
+        );
+
+        fn row() -> impl Strategy<Value = Row> {
+            (
+                "[a-z][a-z0-9_]{0,8}",
+                "[a-z0-9][a-z0-9_]{0,8}",
+                prop::sample::select(vec!["view", "click", "purchase", "like"]),
+                0u32..4_000_000_000,
+                prop::option::of(-1e6f64..1e6),
+                prop::option::of(0u32..500),
+                "[a-z]{1,6}",
+            )
+        }
+
+        fn csv_of(rows: &[Row]) -> String {
+            let mut text = String::from("user_id,item_id,action,timestamp,value,position,device\n");
+            for (user, item, action, secs, value, position, device) in rows {
+                let value = value.map(|v| v.to_string()).unwrap_or_default();
+                let position = position.map(|p| p.to_string()).unwrap_or_default();
+                text.push_str(&format!(
+                    "{user},{item},{action},{secs},{value},{position},{device}\n"
+                ));
+            }
+            text
+        }
+
+        fn jsonl_of(rows: &[Row]) -> String {
+            let mut text = String::new();
+            for (user, item, action, secs, value, position, device) in rows {
+                let mut object = serde_json::json!({"user_id": user, "item_id": item,
+                    "action": action, "timestamp": secs, "context": {"device": device}});
+                if let Some(value) = value {
+                    object["value"] = serde_json::json!(value);
+                }
+                if let Some(position) = position {
+                    object["position"] = serde_json::json!(position);
+                }
+                text.push_str(&format!("{object}\n"));
+            }
+            text
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn events_written_as_csv_read_back_as_the_same_events_as_json_lines(
+                rows in prop::collection::vec(row(), 1..30)
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let csv = dir.path().join("events.csv");
+                let jsonl = dir.path().join("events.jsonl");
+                std::fs::write(&csv, csv_of(&rows)).unwrap();
+                std::fs::write(&jsonl, jsonl_of(&rows)).unwrap();
+                let from_csv = collect(&csv, ImportKind::Events).unwrap();
+                prop_assert_eq!(&from_csv, &collect(&jsonl, ImportKind::Events).unwrap());
+                for (record, (user, _, _, secs, value, position, _)) in from_csv.iter().zip(&rows) {
+                    let LogRecord::Event(event) = record else { panic!("{record:?}") };
+                    prop_assert_eq!(event.user_id.as_str(), user.as_str());
+                    prop_assert_eq!(event.timestamp.millis(), i64::from(*secs) * 1000);
+                    prop_assert_eq!(event.value, *value);
+                    prop_assert_eq!(event.position, *position);
+                    let bytes = record.encode().unwrap();
+                    prop_assert_eq!(&LogRecord::decode(&bytes).unwrap(), record);
+                }
+            }
+
+            #[test]
+            fn arbitrary_files_are_read_or_refused_naming_the_file(
+                bytes in prop::collection::vec(any::<u8>(), 0..300),
+                kind in prop::sample::select(vec![ImportKind::Items, ImportKind::Users, ImportKind::Events]),
+                name in prop::sample::select(vec!["input.csv", "input.jsonl"]),
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join(name);
+                std::fs::write(&path, &bytes).unwrap();
+                match collect(&path, kind) {
+                    Ok(records) => {
+                        for record in &records {
+                            prop_assert!(record.encode().is_ok(), "{record:?}");
+                        }
+                    }
+                    Err(error) => prop_assert!(error.to_string().contains(name), "{error}"),
+                }
+            }
+        }
+    }
 }

@@ -161,14 +161,21 @@ fn parse_rating(line: &str, separator: char) -> std::result::Result<MovieLensRat
         .ok()
         .filter(|r: &f64| r.is_finite())
         .ok_or_else(|| format!("rating `{rating}` is not a number"))?;
+    let seconds: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| format!("timestamp `{timestamp}` is not an integer"))?;
+    // A time the log could not write back as RFC 3339 would poison it (found by fuzzing).
+    if Timestamp::from_secs_f64(seconds as f64).is_none() {
+        return Err(format!(
+            "timestamp `{seconds}` is not seconds since 1970, before 2200"
+        ));
+    }
     Ok(MovieLensRating {
         user: id("user", user)?,
         item: id("item", item)?,
         rating: rating_value,
-        timestamp: timestamp
-            .trim()
-            .parse()
-            .map_err(|_| format!("timestamp `{timestamp}` is not an integer"))?,
+        timestamp: seconds,
     })
 }
 
@@ -241,16 +248,21 @@ fn genre_names(path: Option<&Path>) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Where a line of a MovieLens file is, for its errors.
+struct LineAt<'a> {
+    path: &'a Path,
+    line: u64,
+}
+
 fn movie_item(
+    at: LineAt<'_>,
     id: &str,
     title: &str,
     genres: Vec<String>,
     created_at: Option<Timestamp>,
 ) -> Result<Item> {
-    let id = ItemId::parse("movie id", id.trim()).map_err(|e| ImportError::Invalid {
-        index: None,
-        source: e,
-    })?;
+    let id =
+        ItemId::parse("movie id", id.trim()).map_err(|e| bad(at.path, at.line, e.to_string()))?;
     let category = genres
         .first()
         .cloned()
@@ -286,7 +298,17 @@ fn movielens_100k_items(path: &Path, genre_file: Option<&Path>) -> Result<Vec<It
             .map(|(g, _)| g.clone())
             .collect();
         let released = parse_movielens_date(fields[2]);
-        items.push(movie_item(fields[0], fields[1], movie_genres, released)?);
+        let at = LineAt {
+            path,
+            line: index as u64 + 1,
+        };
+        items.push(movie_item(
+            at,
+            fields[0],
+            fields[1],
+            movie_genres,
+            released,
+        )?);
     }
     Ok(items)
 }
@@ -302,7 +324,11 @@ fn movielens_1m_items(path: &Path) -> Result<Vec<Item>> {
             return Err(bad(path, index as u64 + 1, "expected id::title::genres"));
         }
         let genres = fields[2].split('|').map(str::to_string).collect();
-        items.push(movie_item(fields[0], fields[1], genres, None)?);
+        let at = LineAt {
+            path,
+            line: index as u64 + 1,
+        };
+        items.push(movie_item(at, fields[0], fields[1], genres, None)?);
     }
     Ok(items)
 }
@@ -413,6 +439,41 @@ mod tests {
         );
     }
 
+    /// Found by the `import_files` fuzz target: a movie id with a control character
+    /// was refused with a message naming neither the file nor the line.
+    #[test]
+    fn a_bad_movie_id_names_the_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "ratings.dat", "1::1193::5::978300760\n");
+        write(
+            dir.path(),
+            "movies.dat",
+            "1193::A::Drama\n\u{0}3::One Flew::Drama\n",
+        );
+        let error = read_movielens(dir.path(), &mut |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("movies.dat:2: ") && error.contains("movie id"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "u.data", "1\t10\t4\t881250949\n");
+        let flags = "|0".repeat(19);
+        write(
+            dir.path(),
+            "u.item",
+            &format!("1\u{7}0|Toy Story|01-Jan-1995||url{flags}\n"),
+        );
+        let error = read_movielens(dir.path(), &mut |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("u.item:1: ") && error.contains("movie id"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn bad_ratings_name_file_line_and_field() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -422,6 +483,13 @@ mod tests {
             ("u1\t2\t3\t4\n", "user id `u1` is not a whole number"),
             ("1\t-2\t3\t4\n", "item id `-2` is not a whole number"),
             ("1\t2\tfive\t4\n", "rating `five` is not a number"),
+            // Found by the `import_files` fuzz target: year 32971 was accepted, and its
+            // record could not be decoded from the log.
+            (
+                "1\t2\t3\t97830076083016\n",
+                "timestamp `97830076083016` is not seconds since 1970",
+            ),
+            ("1\t2\t3\t-1\n", "timestamp `-1` is not seconds since 1970"),
             ("1\t2\tNaN\t4\n", "rating `NaN` is not a number"),
             ("1\t2\t3\tnoon\n", "timestamp `noon` is not an integer"),
         ] {

@@ -218,10 +218,11 @@ fn verify_segment(
         }) if is_last && file_bytes <= SEGMENT_HEADER_LEN as u64 => {
             // A crash while the segment was being created: no frame was ever written to it.
             rewrite_header(storage, path, segment.first_offset, sync)?;
+            // The partial header's bytes are what was dropped; the fresh header is kept.
             let truncated = Some(Truncation {
                 segment: path.clone(),
                 valid_bytes: SEGMENT_HEADER_LEN as u64,
-                dropped_bytes: 0,
+                dropped_bytes: file_bytes,
                 reason: format!("incomplete segment header rewritten: {reason}"),
             });
             return Ok(Verified {

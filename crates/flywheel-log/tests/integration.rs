@@ -7,7 +7,8 @@
 //!
 //! `crash_cycles` crashes the log for real, on the crash-test disk, thousands of times.
 //! `disk_full` fills the disk: appends fail as "storage full" and succeed again once space
-//! returns, without a reopen.
+//! returns, without a reopen. `props` holds the property tests (proptest) of the same
+//! guarantees: write then read, a cut anywhere, arbitrary bytes as a segment.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -22,6 +23,8 @@ use flywheel_log::{inspect_segment, segment_paths, EventLog, LogConfig, LogError
 mod crash_cycles;
 #[path = "integration/disk_full.rs"]
 mod disk_full;
+#[path = "integration/props.rs"]
+mod props;
 
 const SEGMENT_HEADER: u64 = 32;
 const FRAME_HEADER: u64 = 32;

@@ -49,6 +49,6 @@ pub use reference::{
 };
 pub use report::{
     DataQuality, FeatureDrift, FeatureKind, Freshness, MonitoringReport, PredictionDrift, Skew,
-    Statistic, WindowSummary,
+    StageLatencySummary, Statistic, WindowSummary,
 };
 pub use window::{key, EventObservation, ImpressionObservation, LiveWindow, SlotObservation};

@@ -182,6 +182,23 @@ pub struct MonitoringReport {
     pub data_quality: DataQuality,
     /// Freshness.
     pub freshness: Freshness,
+    /// Latency per serving stage since the process started (filled by the engine that
+    /// serves; empty in a report made from a replay).
+    pub latency: Vec<StageLatencySummary>,
+}
+
+/// One serving stage's latency, from the engine's histograms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageLatencySummary {
+    /// `retrieval`, `ranking`, `rerank`, `total` or `feature_update` (event acknowledged
+    /// to its features updated).
+    pub stage: String,
+    /// Observations.
+    pub count: u64,
+    /// Median, in milliseconds (`None` without observations).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, in milliseconds.
+    pub p99_ms: Option<f64>,
 }
 
 impl MonitoringReport {
@@ -239,6 +256,7 @@ impl LiveWindow {
                 newest_event_time: self.newest_event_ms,
                 ..Freshness::default()
             },
+            latency: Vec::new(),
         }
     }
 

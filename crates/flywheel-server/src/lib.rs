@@ -11,6 +11,7 @@
 //! 100, then how many more in `details_omitted`), and nothing is stored. An accepted batch is durable (fsynced) before the response.
 
 mod access;
+mod bodies;
 mod body;
 mod controller;
 mod dashboard;
@@ -29,6 +30,7 @@ mod routes;
 mod wire;
 
 pub use access::RateLimit;
+pub use bodies::{parse_event_body, parse_item_body, parse_user_body};
 pub use error::{ApiError, MAX_DETAILS, MAX_ERROR_BODY_BYTES};
 pub use openapi::document as openapi_document;
 pub use routes::{router, ServerOptions};

@@ -14,9 +14,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::access::Caller;
+use crate::bodies;
 use crate::body;
 use crate::edge::{self, IdPath};
-use crate::error::{ApiError, MAX_DETAILS};
+use crate::error::ApiError;
 use crate::experiments;
 use crate::json;
 use crate::metrics::{self, HttpStats};
@@ -188,111 +189,33 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq"))
 }
 
-/// The problems of a rejected batch: the first [`MAX_DETAILS`] in full, the rest counted.
-#[derive(Default)]
-struct Problems {
-    details: Vec<Value>,
-    total: usize,
-    /// Refused events per reason, for monitoring.
-    reasons: std::collections::BTreeMap<&'static str, u64>,
-}
-
-impl Problems {
-    fn add(&mut self, index: usize, error: &flywheel_core::CoreError) {
-        self.total += 1;
-        *self
-            .reasons
-            .entry(crate::monitoring::rejection_reason(error))
-            .or_insert(0) += 1;
-        if self.details.len() < MAX_DETAILS {
-            self.details.push(
-                json!({"index": index, "field": error.field(), "message": error.to_string()}),
-            );
-        }
-    }
-
-    fn into_error(self, events: usize) -> ApiError {
-        let first = self.details[0]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let message = if events == 1 {
-            first
-        } else {
-            format!(
-                "{} of {events} events are invalid, so none were stored; first: event {}: {first}",
-                self.total, self.details[0]["index"]
-            )
-        };
-        ApiError::BadRequest {
-            code: "invalid_event",
-            omitted: self.total - self.details.len(),
-            details: self.details,
-            message,
-        }
-    }
-}
-
-/// Parses and validates an events body (one object, an array, or NDJSON) one event
-/// at a time into an encoded batch. Any invalid event rejects the whole batch.
+/// Parses and validates an events body into an encoded batch, counting a rejected
+/// batch's events in the engine's statistics.
 fn parse_events(
     engine: &Engine,
     bytes: &[u8],
     ndjson: bool,
     max_events: usize,
 ) -> Result<EventBatch, ApiError> {
-    let now = Timestamp::now();
-    // Encoded events take about as many bytes as their JSON, up to twice for tiny ones.
-    let mut batch = EventBatch::with_capacity(bytes.len().saturating_mul(2));
-    let mut problems = Problems::default();
-    let mut events = 0;
-    let mut visit = |value: Value| -> Result<(), ApiError> {
-        if events == max_events {
-            return Err(ApiError::bad_request(
-                "batch_too_large",
-                format!("a batch may hold at most {max_events} events"),
-            ));
-        }
-        let parsed = engine
-            .parse_event(&value, now)
-            .and_then(|event| match problems.total {
-                // Once the batch is rejected, its events need not be kept.
-                0 => batch.push(event),
-                _ => Ok(()),
-            });
-        if let Err(error) = parsed {
-            if problems.total == 0 {
-                batch = EventBatch::new();
-            }
-            problems.add(events, &error);
-        }
-        events += 1;
-        Ok(())
-    };
-    if ndjson {
-        json::for_each_line(bytes, &mut visit)?;
-    } else {
-        json::for_each_element(bytes, &mut visit)?;
-    }
-    if events == 0 {
-        return Err(ApiError::bad_request(
-            "invalid_event",
-            "the batch holds no events",
-        ));
-    }
-    if problems.total > 0 {
-        EngineStats::add(&engine.stats().events_rejected, events as u64);
-        for (reason, count) in &problems.reasons {
+    let parsed = bodies::parse_counted(
+        bytes,
+        ndjson,
+        max_events,
+        engine.actions(),
+        Timestamp::now(),
+    );
+    parsed.map_err(|(error, rejected)| {
+        EngineStats::add(&engine.stats().events_rejected, rejected.events as u64);
+        for (reason, count) in &rejected.reasons {
             engine.note_rejected_events(reason, *count);
         }
         // The valid events of a refused batch are refused with it.
-        let valid = (events - problems.total) as u64;
+        let valid = (rejected.events - rejected.invalid) as u64;
         if valid > 0 {
             engine.note_rejected_events("in_a_rejected_batch", valid);
         }
-        return Err(problems.into_error(events));
-    }
-    Ok(batch)
+        error
+    })
 }
 
 #[utoipa::path(

@@ -386,6 +386,9 @@ pub(crate) struct Monitoring {
     data_quality: BTreeMap<String, Value>,
     /// The newest applied event, its age, the consumer's lag.
     freshness: BTreeMap<String, Value>,
+    /// Latency per serving stage (`retrieval`, `ranking`, `rerank`, `total`,
+    /// `feature_update`): `stage`, `count`, `p50_ms`, `p99_ms`.
+    latency: Vec<BTreeMap<String, Value>>,
 }
 
 /// One feature's drift.

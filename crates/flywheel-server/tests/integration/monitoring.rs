@@ -91,6 +91,26 @@ async fn monitoring_reports_its_window_refusals_and_reference() {
         );
     }
 
+    // Latency per stage: three served lists are three observations of each stage.
+    for _ in 0..3 {
+        let reply = api.get("/v1/recommendations?user_id=u1&count=3").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    let latency = api.get("/v1/monitoring").await.json()["latency"].clone();
+    let stages: Vec<&str> = latency
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["retrieval", "ranking", "rerank", "total", "feature_update"],
+        "{latency}"
+    );
+    assert!(latency[3]["count"].as_u64().unwrap() >= 3, "{latency}");
+    assert!(latency[3]["p99_ms"].as_f64().unwrap() > 0.0, "{latency}");
+
     let metrics = api.get("/metrics").await.text;
     assert!(
         metrics.contains("flywheel_monitor_reference_present 1"),

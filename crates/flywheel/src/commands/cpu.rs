@@ -19,14 +19,24 @@ pub fn process_cpu_seconds() -> Result<f64> {
 }
 
 /// CPU seconds of the live threads, at nanosecond resolution (the sum of each thread's
-/// `se.sum_exec_runtime`); threads that have exited are not counted, so this suits a
-/// measurement whose threads all outlive it (a rayon pool kept across it).
+/// `se.sum_exec_runtime`); threads that have exited are not counted (nor one that exits
+/// while the list is read), so this suits a measurement whose threads all outlive it (a
+/// rayon pool kept across it).
 pub fn live_threads_cpu_seconds() -> Result<f64> {
     let mut total_ms = 0.0;
     for task in std::fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
         let path = task?.path().join("sched");
-        let sched = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let sched = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // The thread exited after the directory was listed.
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::NotFound)
+                    || e.raw_os_error() == Some(3) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         let line = sched
             .lines()
             .find(|l| l.starts_with("se.sum_exec_runtime"))

@@ -160,6 +160,16 @@ pub fn render_text(report: &Value) -> String {
         number(&f["newest_event_age_seconds"], 1),
         f["consumer_lag_records"]
     );
+    for stage in report["latency"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "latency {}: p50 {} ms, p99 {} ms ({} observations)",
+            stage["stage"].as_str().unwrap_or("-"),
+            number(&stage["p50_ms"], 2),
+            number(&stage["p99_ms"], 2),
+            stage["count"]
+        );
+    }
     out
 }
 

@@ -1,0 +1,5 @@
+//! Fuzz target `import_files`: see `flywheel_fuzz::import_files` for what it feeds and the properties
+//! it asserts.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| flywheel_fuzz::import_files::check(data));
