@@ -71,11 +71,38 @@ pub struct MonitoringConfig {
     pub missing_features_share: f64,
     /// Served lists kept waiting for their outcomes (the oldest leave first).
     pub max_pending_requests: usize,
-    /// The features whose drift counts (empty: all). On a young log the decayed item
-    /// counters (7-day half-life), item ages and per-user event counts grow for weeks
-    /// whatever the world does, so they drift against any earlier window.
+    /// The features whose drift counts (empty: all but `unwatched_features`).
     pub watched_features: Vec<String>,
+    /// Features whose drift never counts: by default those that move with the log's age
+    /// or with the serving version rather than with the world ([`MOVES_WITH_THE_LOG`]).
+    /// On a young log the decayed item counters (7-day half-life), item ages and per-user
+    /// event counts grow for weeks whatever users do, so they drift against any earlier
+    /// window, and the fused score and channel rank are on the serving version's scale.
+    pub unwatched_features: Vec<String>,
 }
+
+/// The features that drift with the log's age or the serving version, not the world.
+pub const MOVES_WITH_THE_LOG: &[&str] = &[
+    "item_ctr_log_odds",
+    "item_views_1h_log1p",
+    "item_views_24h_log1p",
+    "item_views_7d_log1p",
+    "item_clicks_1h_log1p",
+    "item_clicks_24h_log1p",
+    "item_clicks_7d_log1p",
+    "item_purchases_1h_log1p",
+    "item_purchases_24h_log1p",
+    "item_purchases_7d_log1p",
+    "item_trending_signed_log1p",
+    "item_age_days_log1p",
+    "item_hours_since_last_event_log1p",
+    "user_event_count_log1p",
+    "cross_affinity_x_ctr",
+    "cross_affinity_x_trending",
+    "predicted_ctr",
+    "channel_score_squashed",
+    "channel_rank_log1p",
+];
 
 impl Default for MonitoringConfig {
     fn default() -> Self {
@@ -100,6 +127,7 @@ impl Default for MonitoringConfig {
             missing_features_share: 0.05,
             max_pending_requests: 100_000,
             watched_features: Vec::new(),
+            unwatched_features: MOVES_WITH_THE_LOG.iter().map(|f| f.to_string()).collect(),
         }
     }
 }
@@ -170,7 +198,9 @@ impl MonitoringConfig {
 
     /// Whether drift of `feature` counts.
     pub fn is_watched(&self, feature: &str) -> bool {
-        self.watched_features.is_empty() || self.watched_features.iter().any(|f| f == feature)
+        let listed = |list: &[String]| list.iter().any(|f| f == feature);
+        (self.watched_features.is_empty() || listed(&self.watched_features))
+            && !listed(&self.unwatched_features)
     }
 
     /// The window length in milliseconds.
@@ -186,6 +216,23 @@ impl MonitoringConfig {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn features_that_move_with_the_log_are_not_watched_by_default() {
+        let config = MonitoringConfig::default();
+        assert!(!config.is_watched("item_views_7d_log1p"));
+        assert!(!config.is_watched("channel_score_squashed"));
+        assert!(config.is_watched("engaged_category_affinity"));
+        assert!(config.is_watched("event_item_category"));
+        let narrowed = MonitoringConfig {
+            watched_features: vec!["item_age_days_log1p".into(), "event_page".into()],
+            ..MonitoringConfig::default()
+        };
+        assert!(!narrowed.is_watched("item_age_days_log1p"), "unwatched wins");
+        assert!(narrowed.is_watched("event_page"));
+        assert!(!narrowed.is_watched("event_action"));
+    }
+
     use super::*;
 
     #[test]

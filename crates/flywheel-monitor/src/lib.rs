@@ -38,7 +38,7 @@ pub mod report;
 pub mod reservoir;
 pub mod window;
 
-pub use config::{MonitoringConfig, NumericStatistic, PsiVariant};
+pub use config::{MonitoringConfig, NumericStatistic, PsiVariant, MOVES_WITH_THE_LOG};
 pub use ctr::CtrModel;
 pub use distance::{jensen_shannon_categorical, wasserstein_distance, wasserstein_distance_norm};
 pub use error::{MonitorError, Result};

@@ -17,34 +17,6 @@ use super::{config, wait_for_log};
 
 const DRIFT_DAY: u32 = 10;
 
-/// Features that grow with the log's age whatever the world does: on a two-week log
-/// the decayed item counters (half-lives up to 7 days), item ages and per-user event
-/// counts drift against any earlier window (KS D up to 0.76 measured on this shop),
-/// so the scenario watches the others.
-const GROWING_WITH_THE_LOG: &[&str] = &[
-    "item_ctr_log_odds",
-    "item_views_1h_log1p",
-    "item_views_24h_log1p",
-    "item_views_7d_log1p",
-    "item_clicks_1h_log1p",
-    "item_clicks_24h_log1p",
-    "item_clicks_7d_log1p",
-    "item_purchases_1h_log1p",
-    "item_purchases_24h_log1p",
-    "item_purchases_7d_log1p",
-    "item_trending_signed_log1p",
-    "item_age_days_log1p",
-    "item_hours_since_last_event_log1p",
-    "user_event_count_log1p",
-    "cross_affinity_x_ctr",
-    "cross_affinity_x_trending",
-    "predicted_ctr",
-    // The fused score and channel rank of an impression row are the version that
-    // served it (v1 here); the live window's are v2's: two versions' scales.
-    "channel_score_squashed",
-    "channel_rank_log1p",
-];
-
 /// The monitoring settings of these tests: a two-day window of two-hour buckets (a
 /// day of this shop holds a few hundred engagements, too few for KS to tell a 0.1
 /// shift from noise).
@@ -56,10 +28,7 @@ fn monitoring_config(dir: &std::path::Path) -> EngineConfig {
     // falls back to the fused order, which changes the features and predictions served.
     config.deadlines.retrieval_ms = 600_000;
     config.deadlines.ranking_ms = 600_000;
-    config.monitoring.watched_features = flywheel_engine::monitored_feature_names()
-        .filter(|name| !GROWING_WITH_THE_LOG.contains(name))
-        .map(String::from)
-        .collect();
+    // The default unwatched list leaves out what moves with the log's age.
     config
 }
 
