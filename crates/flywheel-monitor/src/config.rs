@@ -228,7 +228,10 @@ mod tests {
             watched_features: vec!["item_age_days_log1p".into(), "event_page".into()],
             ..MonitoringConfig::default()
         };
-        assert!(!narrowed.is_watched("item_age_days_log1p"), "unwatched wins");
+        assert!(
+            !narrowed.is_watched("item_age_days_log1p"),
+            "unwatched wins"
+        );
         assert!(narrowed.is_watched("event_page"));
         assert!(!narrowed.is_watched("event_action"));
     }
