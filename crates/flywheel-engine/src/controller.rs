@@ -28,6 +28,7 @@ use flywheel_core::{LogRecord, Timestamp};
 use flywheel_monitor::{MonitoringReport, Statistic};
 use flywheel_pipeline::EngineConfig;
 use flywheel_registry as registry;
+use flywheel_registry::Origin;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -572,13 +573,19 @@ impl Engine {
                 self.promote(to).map(|v| format!("serving {v}"))
             }
             ControlAction::Rollback { to: None, .. } => Ok("nothing to roll back to".into()),
-            // Training has no warm start yet: a retraining starts from scratch, and
-            // says so when one was asked for.
             ControlAction::Retrain { warm_start } => {
-                self.start_training(false).map(|job| match warm_start {
-                    true => format!("training job {} (from scratch: no warm start yet)", job.id),
-                    false => format!("training job {}", job.id),
-                })
+                let origin = match warm_start {
+                    true => Origin::WarmStart,
+                    false => Origin::Trained,
+                };
+                self.start_training_as(false, origin)
+                    .map(|job| match warm_start {
+                        true => format!(
+                            "training job {} (warm start from the serving version's factors)",
+                            job.id
+                        ),
+                        false => format!("training job {}", job.id),
+                    })
             }
         };
         match done {

@@ -7,6 +7,7 @@
 //! live in memory: a restart forgets finished jobs (their versions stay registered).
 
 use flywheel_core::Timestamp;
+use flywheel_registry::Origin;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,10 @@ pub struct JobResult {
     pub promoted: bool,
     /// The gate's decision in words.
     pub reason: String,
+    /// How the version was made: `trained` or `warm_start`.
+    pub origin: &'static str,
+    /// What a warm start reused (`None`: the served ALS started cold).
+    pub warm_start: Option<flywheel_offline::training::WarmStartReport>,
 }
 
 /// A job as reported.
@@ -189,6 +194,13 @@ impl Engine {
     /// one runs, another is refused with [`EngineError::Busy`] naming it; while the
     /// controller's breaker is open, with [`EngineError::TrainingPaused`].
     pub fn start_training(self: &Arc<Self>, force: bool) -> Result<JobStatus> {
+        self.start_training_as(force, Origin::Trained)
+    }
+
+    /// [`Engine::start_training`], with how the version is made: a
+    /// [`Origin::WarmStart`] begins the served ALS from the serving version's factors
+    /// (see [`Engine::train_as`]).
+    pub fn start_training_as(self: &Arc<Self>, force: bool, origin: Origin) -> Result<JobStatus> {
         self.check_training_allowed()?;
         let id = self.jobs().admit("training")?;
         let pool = match training_pool() {
@@ -202,7 +214,7 @@ impl Engine {
         let job = id.clone();
         let spawned = std::thread::Builder::new()
             .name("flywheel-job".into())
-            .spawn(move || engine.run_training_job(&pool, &job, force));
+            .spawn(move || engine.run_training_job(&pool, &job, force, origin));
         if let Err(e) = spawned {
             self.jobs().finish(&id, Err(e.to_string()));
             return Err(EngineError::io("training job thread", e));
@@ -211,10 +223,10 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound(format!("job {id}")))
     }
 
-    fn run_training_job(&self, pool: &rayon::ThreadPool, id: &str, force: bool) {
+    fn run_training_job(&self, pool: &rayon::ThreadPool, id: &str, force: bool, origin: Origin) {
         self.jobs().update(id, |s| s.state = JobState::Running);
         let outcome = pool.install(|| {
-            self.train(force, &mut |stage| {
+            self.train_as(force, origin, &mut |stage| {
                 self.jobs().update(id, |s| s.progress = stage.to_string())
             })
         });
@@ -223,6 +235,8 @@ impl Engine {
                 version: o.version,
                 promoted: o.promoted,
                 reason: o.reason,
+                origin: origin.as_str(),
+                warm_start: o.report.warm_start,
             })
             .map_err(|e| e.to_string());
         if let Err(error) = &result {
@@ -255,6 +269,8 @@ mod tests {
                 version: "v1".into(),
                 promoted: true,
                 reason: "first".into(),
+                origin: "trained",
+                warm_start: None,
             }),
         );
         assert_eq!(jobs.get(&first).unwrap().state, JobState::Succeeded);

@@ -112,8 +112,10 @@ impl Engine {
         self.train_as(force, Origin::Trained, progress)
     }
 
-    /// [`Engine::train`], with how the version is made recorded in its lineage (e.g.
-    /// a retrain of a drifting version).
+    /// [`Engine::train`], with how the version is made recorded in its lineage. A
+    /// [`Origin::WarmStart`] (the controller's retrain of a drifting version) begins
+    /// the served ALS from the serving version's item factors and runs
+    /// `training.warm_start_iterations` sweeps; it is judged by the same gate.
     pub fn train_as(
         &self,
         force: bool,
@@ -156,6 +158,10 @@ impl Engine {
             &serving,
             version.to_string(),
             force,
+            match origin {
+                Origin::WarmStart => promotion::Start::WarmFromServing,
+                Origin::Trained => promotion::Start::Cold,
+            },
             progress,
         )?;
         progress("saving");

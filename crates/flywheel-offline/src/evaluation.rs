@@ -124,14 +124,16 @@ pub struct EvalReport {
 pub struct SplitRecords(SplitLog);
 
 impl SplitRecords {
-    /// Trains `config` on the training records only, as version `version`.
+    /// Trains `config` on the training records only, as version `version`; the
+    /// served ALS starts from `warm`'s factors when given ([`training::train_warm`]).
     pub fn train(
         &self,
         config: &EngineConfig,
         version: &str,
         progress: &mut dyn FnMut(&str),
+        warm: Option<&flywheel_retrieval::AlsModel>,
     ) -> Result<(flywheel_pipeline::ModelSet, training::TrainReport)> {
-        self.0.train(config, version, progress)
+        self.0.train(config, version, progress, warm)
     }
 
     /// The frozen comparison ([`compare_versions`]) on this very split: the versions
@@ -179,7 +181,7 @@ pub fn evaluate_with(
 ) -> Result<EvalReport> {
     progress("reading the log");
     let log = SplitLog::read(replay, protocol, options)?;
-    let (models, _) = log.train(config, "holdout", progress)?;
+    let (models, _) = log.train(config, "holdout", progress, None)?;
     progress("replaying the state from the training records");
     let holdout = Holdout::prepare(config, &log, options);
     progress("scoring every system on the test users");

@@ -47,6 +47,16 @@ pub struct Candidate {
     pub decision: Decision,
 }
 
+/// How a candidate's served ALS begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From random factors.
+    Cold,
+    /// From the serving version's item factors (when it has an ALS of the same
+    /// dimension; a cold start otherwise), with `training.warm_start_iterations` sweeps.
+    WarmFromServing,
+}
+
 /// Trains a candidate `version` with `config` and judges it against `serving`.
 pub fn train_candidate(
     config: &EngineConfig,
@@ -54,6 +64,7 @@ pub fn train_candidate(
     serving: &ModelSet,
     version: String,
     force: bool,
+    start: Start,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Candidate> {
     let Some(serving_manifest) = serving.manifest.as_ref() else {
@@ -70,11 +81,7 @@ pub fn train_candidate(
             decision,
         });
     };
-    let gate = GateOptions::from_settings(&config.gate);
-    let options = EvalOptions {
-        holdout: config.gate.holdout,
-        max_users: (config.gate.max_users > 0).then_some(config.gate.max_users),
-    };
+    let (options, gate) = judging(config);
     let judged = match serving_manifest.config.as_ref() {
         Some(serving_config) if !serving_config.same_models_as(config) => {
             let (models, report) = training::train(config, replay, version.clone(), progress)?;
@@ -89,9 +96,13 @@ pub fn train_candidate(
             );
             comparison.map(|c| (models, report, c))
         }
-        _ => train_before_cut_and_compare(
-            config, replay, serving, &version, &options, &gate, progress,
-        ),
+        _ => {
+            let warm = match start {
+                Start::WarmFromServing => serving.als(),
+                Start::Cold => None,
+            };
+            train_before_cut_and_compare(config, replay, serving, &version, warm, progress)
+        }
     };
     match judged {
         Ok((models, report, comparison)) => {
@@ -128,10 +139,10 @@ fn train_before_cut_and_compare(
     replay: &Replay,
     serving: &ModelSet,
     version: &str,
-    options: &EvalOptions,
-    gate: &GateOptions,
+    warm: Option<&flywheel_retrieval::AlsModel>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(ModelSet, TrainReport, Comparison)> {
+    let (options, gate) = judging(config);
     let protocol = Protocol {
         not_before: serving
             .manifest
@@ -140,11 +151,20 @@ fn train_before_cut_and_compare(
             .map(|t| t.plus_millis(1)),
         ..Protocol::default()
     };
-    let split = crate::evaluation::split_for_gate(replay, &protocol, options)?;
-    let (models, report) = split.train(config, version, progress)?;
+    let split = crate::evaluation::split_for_gate(replay, &protocol, &options)?;
+    let (models, report) = split.train(config, version, progress, warm)?;
     // Judged on the very split it was trained on (its window ends before the cut).
-    let comparison = split.compare_frozen(config, options, serving, &models, gate, progress)?;
+    let comparison = split.compare_frozen(config, &options, serving, &models, &gate, progress)?;
     Ok((models, report, comparison))
+}
+
+/// How the gate compares (the holdout and the user cap) and what it asks.
+fn judging(config: &EngineConfig) -> (EvalOptions, GateOptions) {
+    let options = EvalOptions {
+        holdout: config.gate.holdout,
+        max_users: (config.gate.max_users > 0).then_some(config.gate.max_users),
+    };
+    (options, GateOptions::from_settings(&config.gate))
 }
 
 /// Applies the rule (or `force`) and says why in words.

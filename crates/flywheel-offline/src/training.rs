@@ -95,6 +95,20 @@ pub struct TrainReport {
     pub fusion_weights: BTreeMap<String, f64>,
     /// Seconds spent per stage.
     pub seconds: BTreeMap<String, f64>,
+    /// How the served ALS began from the previous version's factors (`None`: a cold
+    /// start from random factors).
+    pub warm_start: Option<WarmStartReport>,
+}
+
+/// What a warm start reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WarmStartReport {
+    /// Items whose factors began from the previous version's.
+    pub items_initialised: u64,
+    /// Items in the interaction matrix.
+    pub items: u64,
+    /// ALS sweeps run (`training.warm_start_iterations`).
+    pub iterations: usize,
 }
 
 /// The moments that split a training run's log (see the `training` settings of
@@ -397,16 +411,21 @@ fn als_params(config: &EngineConfig) -> AlsParams {
     }
 }
 
-/// Trains ALS and (for small enough catalogs) EASE on the given interactions.
+/// Trains ALS (warm from `warm` when given and of the same dimension) and, for small
+/// enough catalogs, EASE on the given interactions.
 fn retrieval_models(
     config: &EngineConfig,
     interactions: &Interactions,
     seconds: &mut BTreeMap<String, f64>,
     tag: &str,
+    warm: Option<(&AlsModel, &mut Option<WarmStartReport>)>,
 ) -> Result<Vec<RetrievalModel>> {
     let started = Instant::now();
-    let mut als = AlsModel::train(interactions, &als_params(config))
-        .map_err(|e| OfflineError::Model(format!("ALS: {e}")))?;
+    let mut als = match warm {
+        Some((previous, report)) => train_als_warm(config, interactions, previous, report),
+        None => AlsModel::train(interactions, &als_params(config)),
+    }
+    .map_err(|e| OfflineError::Model(format!("ALS: {e}")))?;
     seconds.insert(format!("als{tag}"), started.elapsed().as_secs_f64());
     let started = Instant::now();
     if als
@@ -429,6 +448,30 @@ fn retrieval_models(
     Ok(trained)
 }
 
+/// ALS from `previous`'s item factors with `training.warm_start_iterations` sweeps, or
+/// a cold fit when `previous` covers no item (e.g. it has another dimension).
+fn train_als_warm(
+    config: &EngineConfig,
+    interactions: &Interactions,
+    previous: &AlsModel,
+    report: &mut Option<WarmStartReport>,
+) -> flywheel_retrieval::Result<AlsModel> {
+    let params = AlsParams {
+        iterations: config.training.warm_start_iterations,
+        ..als_params(config)
+    };
+    let covered = previous.warm_start_coverage(&params, interactions);
+    if covered == 0 {
+        return AlsModel::train(interactions, &als_params(config));
+    }
+    *report = Some(WarmStartReport {
+        items_initialised: covered as u64,
+        items: interactions.num_items() as u64,
+        iterations: params.iterations,
+    });
+    AlsModel::train_warm(interactions, &params, previous)
+}
+
 /// The retrieval models trained on the interactions strictly before `cut` (none if
 /// there are none).
 fn models_before(
@@ -448,7 +491,7 @@ fn models_before(
         return Ok(ModelSet::default());
     }
     Ok(ModelSet {
-        retrieval: retrieval_models(config, &early, seconds, tag)?,
+        retrieval: retrieval_models(config, &early, seconds, tag, None)?,
         ..ModelSet::default()
     })
 }
@@ -859,6 +902,20 @@ pub fn train(
     version: String,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(ModelSet, TrainReport)> {
+    train_warm(config, replay, version, progress, None)
+}
+
+/// [`train`], with the served ALS warm-started from `warm` (the serving version's
+/// ALS) when given: its item factors seed the fit, which then runs
+/// `training.warm_start_iterations` sweeps. Only the served models start warm; the
+/// models behind the fusion weights and the ranker rows are fitted as in [`train`].
+pub fn train_warm(
+    config: &EngineConfig,
+    replay: &Replay,
+    version: String,
+    progress: &mut dyn FnMut(&str),
+    warm: Option<&AlsModel>,
+) -> Result<(ModelSet, TrainReport)> {
     let RowSet {
         cuts,
         rows,
@@ -906,7 +963,9 @@ pub fn train(
             .iter()
             .map(|(u, i, w, _)| (u.clone(), i.clone(), *w)),
     );
-    let retrieval = retrieval_models(config, &interactions, &mut seconds, "")?;
+    let mut warm_start = None;
+    let warm = warm.map(|previous| (previous, &mut warm_start));
+    let retrieval = retrieval_models(config, &interactions, &mut seconds, "", warm)?;
     let mut models: Vec<String> = retrieval.iter().map(|m| m.kind().to_string()).collect();
     if ranker.is_some() {
         models.push("ranker".into());
@@ -931,6 +990,7 @@ pub fn train(
             .map(|(c, w)| (c.as_str().to_string(), *w))
             .collect(),
         seconds,
+        warm_start,
     };
     progress("computing the monitoring reference");
     let started = Instant::now();

@@ -173,6 +173,9 @@ pub struct TrainingSettings {
     pub als_alpha: f32,
     /// ALS sweeps.
     pub als_iterations: usize,
+    /// ALS sweeps of a warm start (the self-healing retrain), which begins from the
+    /// serving version's item factors instead of random ones.
+    pub warm_start_iterations: usize,
     /// EASE L2 regularisation.
     pub ease_lambda: f32,
     /// EASE is trained only for catalogs up to this many items (it is O(n²) memory).
@@ -238,6 +241,7 @@ impl Default for TrainingSettings {
             als_regularization: 30.0,
             als_alpha: 3.0,
             als_iterations: 15,
+            warm_start_iterations: 5,
             ease_lambda: 300.0,
             ease_max_items: 20_000,
             negatives_per_positive: 4,
@@ -377,8 +381,11 @@ impl EngineConfig {
         if !(0.5..1.0).contains(&self.gate.confidence) {
             return bad("gate.confidence must be in [0.5, 1)");
         }
-        if self.training.als_factors == 0 || self.training.als_iterations == 0 {
-            return bad("training.als_factors and training.als_iterations must be positive");
+        if self.training.als_factors == 0
+            || self.training.als_iterations == 0
+            || self.training.warm_start_iterations == 0
+        {
+            return bad("training.als_factors, training.als_iterations and training.warm_start_iterations must be positive");
         }
         self.training
             .gbdt

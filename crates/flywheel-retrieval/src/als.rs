@@ -162,6 +162,40 @@ impl AlsModel {
         params: &AlsParams,
         solver: AlsSolver,
     ) -> Result<AlsModel> {
+        Self::train_from(data, params, solver, None)
+    }
+
+    /// Warm start: trains with the item factors initialised from `previous` (a model
+    /// of the same dimension) for every item it knows, and randomly for new items, so
+    /// that a few sweeps (`params.iterations`) reach what a cold fit needs many for.
+    /// A `previous` of another dimension is ignored (a cold start). Errors as
+    /// [`AlsModel::train`].
+    pub fn train_warm(
+        data: &Interactions,
+        params: &AlsParams,
+        previous: &AlsModel,
+    ) -> Result<AlsModel> {
+        Self::train_from(data, params, AlsSolver::default(), Some(previous))
+    }
+
+    /// How many of `data`'s items a warm start from `self` would initialise (0 when
+    /// the dimensions differ).
+    pub fn warm_start_coverage(&self, params: &AlsParams, data: &Interactions) -> usize {
+        if params.factors != self.params.factors || !self.is_consistent() {
+            return 0;
+        }
+        data.item_ids()
+            .iter()
+            .filter(|id| self.items.get(id).is_some())
+            .count()
+    }
+
+    fn train_from(
+        data: &Interactions,
+        params: &AlsParams,
+        solver: AlsSolver,
+        previous: Option<&AlsModel>,
+    ) -> Result<AlsModel> {
         params.validate()?;
         solver.validate()?;
         if data.num_pairs() == 0 {
@@ -173,6 +207,9 @@ impl AlsModel {
             |rows: usize| -> Vec<f32> { (0..rows * k).map(|_| rng.gen::<f32>() * 0.01).collect() };
         let mut user_factors = init(data.num_users());
         let mut item_factors = init(data.num_items());
+        if let Some(previous) = previous {
+            previous.copy_item_factors_into(data.item_ids(), k, &mut item_factors);
+        }
         for _ in 0..params.iterations {
             match solver {
                 AlsSolver::Cholesky => {
@@ -206,6 +243,19 @@ impl AlsModel {
             item_factors,
             index: None,
         })
+    }
+
+    /// Overwrites the rows of `target` (one per id of `ids`, `k` wide) with this model's
+    /// vectors for the ids it knows, when its dimension is `k`.
+    fn copy_item_factors_into(&self, ids: &[ItemId], k: usize, target: &mut [f32]) {
+        if k != self.params.factors || !self.is_consistent() {
+            return;
+        }
+        for (row, id) in ids.iter().enumerate() {
+            if let Some(vector) = self.item_vector(id) {
+                target[row * k..(row + 1) * k].copy_from_slice(vector);
+            }
+        }
     }
 
     /// Builds the ANN index over the item factors when `settings` want one for this

@@ -52,11 +52,12 @@ impl SplitLog {
         config: &EngineConfig,
         version: &str,
         progress: &mut dyn FnMut(&str),
+        warm: Option<&flywheel_retrieval::AlsModel>,
     ) -> Result<(ModelSet, crate::training::TrainReport)> {
         let train_replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> Result<()>| -> Result<()> {
             self.visit_train(visit)
         };
-        crate::training::train(config, &train_replay, version.to_string(), progress)
+        crate::training::train_warm(config, &train_replay, version.to_string(), progress, warm)
     }
 
     pub(super) fn visit_train(

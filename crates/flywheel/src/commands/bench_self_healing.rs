@@ -339,8 +339,15 @@ impl Shop {
                         result.promoted,
                         "controller".into(),
                     ));
+                    let start = match &result.warm_start {
+                        Some(w) => format!(
+                            "warm start: {} of {} items' factors reused, {} sweeps",
+                            w.items_initialised, w.items, w.iterations
+                        ),
+                        None => "cold start".to_string(),
+                    };
                     return Ok(Some(format!(
-                        "retraining job: {} {verdict}",
+                        "retraining job: {} {verdict} ({start})",
                         result.version
                     )));
                 }

@@ -149,6 +149,13 @@ fn a_taste_drift_triggers_a_retraining_that_passes_the_gate() {
         trained.iter().any(|t| t[1] == true && t[2] == "controller"),
         "the controller's candidate passed the gate: {trained:?}"
     );
+    // The retraining began from the serving version's factors, not from scratch.
+    let notes = notes(b);
+    let job = notes
+        .iter()
+        .find(|(_, n)| n.starts_with("retraining job:"))
+        .expect("the retraining job finished");
+    assert!(job.1.contains("(warm start: "), "{job:?}");
 }
 
 #[test]
