@@ -11,6 +11,7 @@
 //! wrong. The `Serialize` form of each type is the same wire format, so what the
 //! simulator writes is exactly what `flywheel import` and `POST /v1/events` read.
 
+pub mod bots;
 mod candidate;
 mod error;
 mod event;
@@ -25,6 +26,7 @@ mod record;
 mod time;
 mod user;
 
+pub use bots::{BotCounts, BotFilter, BotReason, BotRules};
 pub use candidate::{Candidate, Channel, Explanation, ExplanationKind};
 pub use error::{CoreError, Result};
 pub use event::{Action, ActionSet, Event};

@@ -161,6 +161,20 @@ impl ChunkFeeder<'_> {
     }
 }
 
+/// The feature store's bot counts as the monitoring report spells them.
+fn bot_filter_figures(counts: &flywheel_core::BotCounts) -> flywheel_monitor::BotFilterFigures {
+    flywheel_monitor::BotFilterFigures {
+        judged: counts.judged,
+        dropped: counts
+            .dropped
+            .iter()
+            .map(|(reason, n)| (reason.as_str().to_string(), *n))
+            .collect(),
+        dropped_share: counts.dropped_total() as f64 / counts.judged.max(1) as f64,
+        flagged_users: counts.flagged_users,
+    }
+}
+
 impl Engine {
     /// The monitoring report now: the live window against the served version's
     /// reference — per feature its KS or PSI and whether it crossed its threshold,
@@ -179,6 +193,7 @@ impl Engine {
             .freshness
             .newest_event_time
             .map(|t| (now - t) as f64 / 1000.0);
+        report.data_quality.bot_filter = bot_filter_figures(self.state().features.bot_counts());
         report.freshness.consumer_lag_records = self.consumer_lag();
         report.freshness.applied_offset = self.applied();
         let freshness =

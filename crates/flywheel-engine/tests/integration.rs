@@ -898,3 +898,7 @@ fn exploration_logs_the_policy_probability_of_every_slot() {
 
 #[path = "integration/canary.rs"]
 mod canary;
+
+/// The bot rules: the same drops in the features and in training, reported.
+#[path = "integration/bots.rs"]
+mod bots;

@@ -1,6 +1,6 @@
 //! The feature store's settings, with defaults and validation.
 
-use flywheel_core::Timestamp;
+use flywheel_core::{BotRules, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::decay::Horizon;
@@ -44,6 +44,9 @@ pub struct FeatureConfig {
     /// How many items per category the popular/trending cache keeps. Requests for
     /// more are answered by a full scan. Default 200.
     pub ranking_cache_depth: usize,
+    /// The spam and bot rules applied on the log's write path
+    /// ([`crate::FeatureWriter::apply_record`]): dropped events change no feature.
+    pub bots: BotRules,
 }
 
 impl Default for FeatureConfig {
@@ -62,6 +65,7 @@ impl Default for FeatureConfig {
             ranking_refresh_ms: Timestamp::SECOND,
             ranking_refresh_events: 10_000,
             ranking_cache_depth: 200,
+            bots: BotRules::default(),
         }
     }
 }
@@ -79,6 +83,9 @@ impl FeatureConfig {
         };
         if self.session_gap_ms < 0 {
             return invalid("session_gap_ms", "must be >= 0 milliseconds");
+        }
+        if let Err(reason) = self.bots.validate() {
+            return invalid("bots", &reason);
         }
         if self.shown_window_ms < 0 {
             return invalid("shown_window_ms", "must be >= 0 milliseconds");

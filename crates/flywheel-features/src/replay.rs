@@ -11,7 +11,9 @@ impl FeatureStore {
     /// item's category, user deletions forget the user; other records carry no feature.
     pub fn apply_record(&mut self, record: &LogRecord) {
         match record {
-            LogRecord::Event(event) => self.apply_event(event, None),
+            LogRecord::Event(event) => {
+                self.apply_logged_event(event);
+            }
             LogRecord::Impression(impression) => self.apply_impression(impression),
             LogRecord::ItemUpsert(item) => self.set_item_category(&item.id, &item.category),
             LogRecord::UserDelete { id, .. } => self.forget_user(id),

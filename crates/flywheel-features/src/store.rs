@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flywheel_core::{
-    Action, Event, Impression, ItemFeatures, ItemId, Timestamp, UserFeatures, UserId,
+    Action, BotCounts, BotFilter, BotReason, Event, Impression, ItemFeatures, ItemId, Timestamp,
+    UserFeatures, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,9 @@ pub struct FeatureStore {
     events_applied: u64,
     /// Latest event time (ms) applied.
     last_event_time: Option<i64>,
+    /// The bot rules' state (see [`flywheel_core::bots`]).
+    #[serde(default)]
+    bots: BotFilter,
     #[serde(skip)]
     ranking: RankingCache,
     /// Scratch buffer for co-visitation partners (avoids an allocation per event).
@@ -62,6 +66,7 @@ impl FeatureStore {
             users: HashMap::new(),
             events_applied: 0,
             last_event_time: None,
+            bots: BotFilter::new(),
             ranking: RankingCache::default(),
             partners: Vec::new(),
         }
@@ -195,6 +200,22 @@ impl FeatureStore {
     /// rebuilding the store by replaying the log after the user's records are deleted.
     pub fn forget_user(&mut self, user: &UserId) {
         self.users.remove(user);
+        self.bots.forget_user(user);
+    }
+
+    /// Applies an event from the log unless the bot rules drop it; returns why it was
+    /// dropped. [`FeatureStore::apply_event`] applies without judging.
+    pub fn apply_logged_event(&mut self, event: &Event) -> Option<BotReason> {
+        let verdict = self.bots.judge(event, &self.config.bots);
+        if verdict.is_none() {
+            self.apply_event(event, None);
+        }
+        verdict
+    }
+
+    /// What the bot rules dropped so far.
+    pub fn bot_counts(&self) -> &BotCounts {
+        self.bots.counts()
     }
 
     /// The user's features at `now`. Unknown users get empty features.

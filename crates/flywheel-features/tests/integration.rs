@@ -728,3 +728,48 @@ fn the_store_can_be_shared_across_threads() {
         store.popular(None, now, 5)
     );
 }
+
+/// A click loop (one user clicking one item every 100 ms for a minute) moves the item's
+/// counters and the popular list only as far as the bot rules let it, and every dropped
+/// event is counted by reason; a store without the rules sees them all.
+#[test]
+fn a_click_loop_is_dropped_by_the_bot_rules_before_any_feature() {
+    let honest: Vec<LogRecord> = (0..200)
+        .map(|n| {
+            LogRecord::Event(event(
+                n % 20,
+                n % 5,
+                Action::Click,
+                START + n as i64 * 9_000,
+            ))
+        })
+        .collect();
+    let flood: Vec<LogRecord> = (0..600)
+        .map(|n| LogRecord::Event(event(29, 70, Action::Click, START + 30 * MINUTE + n * 100)))
+        .collect();
+    let mut filtered = FeatureStore::new(FeatureConfig::default());
+    let mut unfiltered = FeatureStore::new(FeatureConfig {
+        bots: flywheel_core::BotRules {
+            enabled: false,
+            ..Default::default()
+        },
+        ..FeatureConfig::default()
+    });
+    for record in honest.iter().chain(&flood) {
+        filtered.apply_record(record);
+        unfiltered.apply_record(record);
+    }
+    let now = Timestamp::from_millis(START + 32 * MINUTE);
+    let clicks = |store: &FeatureStore| store.item_features(&item_id(70), now).clicks[0];
+    // The default repeat rule lets 20 identical clicks a minute through.
+    assert!(clicks(&filtered) <= 21.0, "{}", clicks(&filtered));
+    assert!(clicks(&unfiltered) > 500.0, "{}", clicks(&unfiltered));
+    let top = |store: &FeatureStore| store.popular(None, now, 1)[0].0.clone();
+    assert_eq!(top(&unfiltered), item_id(70));
+    assert_ne!(top(&filtered), item_id(70));
+    let counts = filtered.bot_counts();
+    assert_eq!(counts.judged, 800);
+    assert_eq!(counts.dropped[&flywheel_core::BotReason::Repeat], 580);
+    assert_eq!(counts.flagged_users, 1);
+    assert_eq!(unfiltered.bot_counts().judged, 0);
+}

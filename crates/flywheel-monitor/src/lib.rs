@@ -48,7 +48,7 @@ pub use reference::{
     Calibration, Reference, ReferenceBuilder, CATEGORICAL_FEATURES, PREDICTED_CTR,
 };
 pub use report::{
-    DataQuality, FeatureDrift, FeatureKind, Freshness, MonitoringReport, PredictionDrift, Skew,
-    StageLatencySummary, Statistic, WindowSummary,
+    BotFilterFigures, DataQuality, FeatureDrift, FeatureKind, Freshness, MonitoringReport,
+    PredictionDrift, Skew, StageLatencySummary, Statistic, WindowSummary,
 };
 pub use window::{key, EventObservation, ImpressionObservation, LiveWindow, SlotObservation};

@@ -130,6 +130,22 @@ pub struct DataQuality {
     pub bot_like_event_share: f64,
     /// The shares above their configured limits, by name (e.g. `unknown_item_share`).
     pub breaches: Vec<String>,
+    /// What the bot rules dropped since start (filled by the engine from the feature
+    /// store, whose rules training applies too).
+    pub bot_filter: BotFilterFigures,
+}
+
+/// The bot rules' counts since the state was built.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BotFilterFigures {
+    /// Events judged.
+    pub judged: u64,
+    /// Events dropped, by reason (`rate`, `repeat`, `denied`).
+    pub dropped: BTreeMap<String, u64>,
+    /// Their share of the judged events.
+    pub dropped_share: f64,
+    /// Distinct users with a dropped event.
+    pub flagged_users: u64,
 }
 
 /// How fresh the served features are (filled by the engine).
@@ -473,6 +489,7 @@ impl LiveWindow {
             bot_like_user_share: share(bots, users),
             bot_like_event_share: share(bot_events, events),
             breaches,
+            bot_filter: BotFilterFigures::default(),
         }
     }
 

@@ -98,6 +98,8 @@ pub struct TrainReport {
     /// How the served ALS began from the previous version's factors (`None`: a cold
     /// start from random factors).
     pub warm_start: Option<WarmStartReport>,
+    /// Events the bot rules dropped from training (the same the features dropped).
+    pub bot_events_dropped: u64,
 }
 
 /// What a warm start reused.
@@ -254,11 +256,17 @@ struct FirstPass {
     /// The engagements that can anchor an interaction row (user, time), in log order.
     anchors: Vec<(UserId, Timestamp)>,
     log_end: Option<Timestamp>,
+    /// The offsets of the events the bot rules dropped: they train nothing, label
+    /// nothing and anchor nothing (the feature store drops the same ones).
+    bot_events: HashSet<u64>,
+    /// What the bot rules dropped, by reason.
+    bot_counts: flywheel_core::BotCounts,
 }
 
-fn first_pass(replay: &Replay) -> Result<FirstPass> {
+fn first_pass(replay: &Replay, bots: &flywheel_core::BotRules) -> Result<FirstPass> {
     let mut pass = FirstPass::default();
     let mut impressions_seen = HashSet::new();
+    let mut filter = flywheel_core::BotFilter::new();
     replay(&mut |offset, record| {
         pass.records += 1;
         pass.end_offset = Some(offset + 1);
@@ -266,6 +274,9 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
             pass.log_end = pass.log_end.max(Some(time));
         }
         match record {
+            LogRecord::Event(event) if filter.judge(event, bots).is_some() => {
+                pass.bot_events.insert(offset);
+            }
             LogRecord::Event(event) => {
                 pass.last_event_time = pass.last_event_time.max(Some(event.timestamp));
                 let weight = event.action.implicit_weight();
@@ -294,6 +305,7 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
                 }
             }
             LogRecord::UserDelete { id, .. } => {
+                filter.forget_user(id);
                 pass.deleted_users.insert(id.clone());
             }
             LogRecord::Impression(impression) => {
@@ -320,6 +332,7 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
         }
         Ok(())
     })?;
+    pass.bot_counts = filter.counts().clone();
     // Erasure is retroactive: a deleted user's history trains nothing.
     if !pass.deleted_users.is_empty() {
         let deleted = &pass.deleted_users;
@@ -691,6 +704,7 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
                 && event.timestamp >= inputs.cuts.row_cut
                 && can_anchor(event, &impressions_seen)
                 && !inputs.pass.deleted_users.contains(&event.user_id)
+                && !inputs.pass.bot_events.contains(&offset)
                 && sampled(inputs.config.training.seed, event, inputs.rate)
             {
                 anchors += 1;
@@ -841,7 +855,7 @@ pub fn rows(
 ) -> Result<RowSet> {
     let mut seconds = BTreeMap::new();
     progress("reading the log");
-    let pass = first_pass(replay)?;
+    let pass = first_pass(replay, &config.bots)?;
     if pass.triples.is_empty() {
         return Err(OfflineError::NotEnoughData(
             "the log holds no events to learn from; import or send events first".into(),
@@ -991,6 +1005,7 @@ pub fn train_warm(
             .collect(),
         seconds,
         warm_start,
+        bot_events_dropped: pass.bot_events.len() as u64,
     };
     progress("computing the monitoring reference");
     let started = Instant::now();

@@ -41,6 +41,9 @@ pub struct EngineConfig {
     /// The self-healing controller's rules and limits (the controller crate's own
     /// config type; active by default, `dry_run = true` only records its decisions).
     pub controller: flywheel_controller::ControllerConfig,
+    /// The spam and bot rules (`[bots]`): events they drop reach neither the features
+    /// nor training, and are counted in monitoring.
+    pub bots: flywheel_core::BotRules,
 }
 
 /// Settings of online experiments.
@@ -80,6 +83,7 @@ impl Default for EngineConfig {
             experiments: ExperimentSettings::default(),
             monitoring: flywheel_monitor::MonitoringConfig::default(),
             controller: flywheel_controller::ControllerConfig::default(),
+            bots: flywheel_core::BotRules::default(),
         }
     }
 }
@@ -344,6 +348,7 @@ impl EngineConfig {
         self.controller
             .validate()
             .map_err(|e| PipelineError::Config(e.to_string()))?;
+        self.bots.validate().map_err(PipelineError::Config)?;
         if let Some(unknown) = self
             .monitoring
             .watched_features
@@ -432,6 +437,7 @@ impl EngineConfig {
 pub fn feature_config(config: &EngineConfig) -> FeatureConfig {
     let mut features = FeatureConfig::default();
     features.recent_actions = features.recent_actions.max(config.retrieval.history_items);
+    features.bots = config.bots.clone();
     features
 }
 

@@ -161,4 +161,27 @@ pub(crate) fn write_gauges(out: &mut String, report: &MonitoringReport) {
         "Wall clock minus the event time of the newest applied event.",
         report.freshness.newest_event_age_seconds,
     );
+    plain(
+        "flywheel_bot_flagged_users",
+        "Users with an event the bot rules dropped, since the state was built.",
+        Some(q.bot_filter.flagged_users as f64),
+    );
+    write_bot_drops(out, &q.bot_filter);
+}
+
+/// The bot rules' drops per reason (labels from the fixed list of reasons).
+fn write_bot_drops(out: &mut String, figures: &flywheel_engine::monitor::BotFilterFigures) {
+    gauge_header(
+        out,
+        "flywheel_bot_events_dropped",
+        "Events the bot rules dropped before features and training, by reason, since the state was built.",
+    );
+    for reason in flywheel_core::BotReason::ALL {
+        let n = figures.dropped.get(reason.as_str()).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "flywheel_bot_events_dropped{{reason=\"{}\"}} {n}",
+            reason.as_str()
+        );
+    }
 }

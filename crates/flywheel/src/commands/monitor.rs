@@ -148,6 +148,18 @@ pub fn render_text(report: &Value) -> String {
         number(&q["missing_features_share"], 4),
         q["skipped_records"],
     );
+    let bots = &q["bot_filter"];
+    let _ = writeln!(
+        out,
+        "bot rules: dropped {} of {} events ({}) from {} users, by reason {}",
+        bots["dropped"]
+            .as_object()
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum::<u64>()),
+        bots["judged"],
+        number(&bots["dropped_share"], 4),
+        bots["flagged_users"],
+        bots["dropped"],
+    );
     if let Some(breaches) = q["breaches"].as_array().filter(|b| !b.is_empty()) {
         let names: Vec<&str> = breaches.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(out, "BREACHES: {}", names.join(", "));
