@@ -59,6 +59,9 @@ pub(crate) struct Inner {
     applied_changed: Condvar,
     pub(crate) models: RwLock<Arc<ModelSet>>,
     pub(crate) content: RwLock<Option<Arc<ContentIndex>>>,
+    /// How many records the catalog behind `content` had applied: an index built from
+    /// an older catalog never replaces one built from a newer one.
+    content_built_at: Mutex<u64>,
     catalog_changed: AtomicBool,
     pub(crate) stats: EngineStats,
     shutdown: AtomicBool,
@@ -173,6 +176,7 @@ impl Engine {
             applied_changed: Condvar::new(),
             models: RwLock::new(Arc::new(models)),
             content: RwLock::new(None),
+            content_built_at: Mutex::new(0),
             catalog_changed: AtomicBool::new(true),
             stats: EngineStats::default(),
             shutdown: AtomicBool::new(false),
@@ -733,12 +737,22 @@ fn watch(inner: &Inner) {
 
 fn rebuild_content_index(inner: &Inner) {
     // Cloned under the read lock, indexed outside it (the consumer keeps applying).
-    let catalog = {
+    let (catalog, applied) = {
         let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
-        state.catalog.clone()
+        (state.catalog.clone(), state.applied)
     };
     let index = catalog.content_index();
-    *inner.content.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(index));
+    // Two rebuilds may race (the watcher's and a caller's): the newer catalog wins, so
+    // a slow build of an older catalog never lands after a newer one.
+    let mut built_at = inner
+        .content_built_at
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut content = inner.content.write().unwrap_or_else(|e| e.into_inner());
+    if content.is_none() || applied >= *built_at {
+        *built_at = applied;
+        *content = Some(Arc::new(index));
+    }
 }
 
 fn reload_models(inner: &Inner) -> Result<bool> {
