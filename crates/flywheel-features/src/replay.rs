@@ -21,7 +21,9 @@ impl FeatureStore {
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
     }
 }
@@ -54,7 +56,9 @@ pub fn is_before(record: &LogRecord, cut: Timestamp) -> bool {
         LogRecord::ItemUpsert(_)
         | LogRecord::ItemDelete { .. }
         | LogRecord::UserUpsert(_)
-        | LogRecord::UserDelete { .. } => true,
+        | LogRecord::UserDelete { .. }
+        | LogRecord::UserErase { .. }
+        | LogRecord::Erased { .. } => true,
     }
 }
 

@@ -205,7 +205,9 @@ fn record_time(record: &LogRecord) -> Option<Timestamp> {
         | LogRecord::ShadowImpression(_)
         | LogRecord::ExperimentStart { .. }
         | LogRecord::ExperimentRamp { .. }
-        | LogRecord::ExperimentStop { .. } => None,
+        | LogRecord::ExperimentStop { .. }
+        | LogRecord::UserErase { .. }
+        | LogRecord::Erased { .. } => None,
     }
 }
 
@@ -302,7 +304,9 @@ fn first_pass(replay: &Replay) -> Result<FirstPass> {
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
         Ok(())
     })?;
@@ -666,7 +670,9 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
         state.apply(record);
         Ok(())
