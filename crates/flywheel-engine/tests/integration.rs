@@ -898,3 +898,7 @@ fn exploration_logs_the_policy_probability_of_every_slot() {
 
 #[path = "integration/canary.rs"]
 mod canary;
+
+/// Erasure: the byte scan of the data directory, a restart, a resumed erasure.
+#[path = "integration/erasure.rs"]
+mod erasure;

@@ -182,6 +182,11 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound(format!("job {id}")))
     }
 
+    /// The user's pseudonym in this data directory (what erasure markers hold).
+    pub fn pseudonym(&self, user: &UserId) -> String {
+        self.inner.erasure.book.pseudonym(user)
+    }
+
     /// Erasures begun and not finished (their pseudonyms): a restart resumes them.
     pub fn pending_erasures(&self) -> Vec<String> {
         (self.inner.erasure.book.pending())
