@@ -104,7 +104,11 @@ impl Jobs {
     }
 
     /// Ends an erasure job with its report or its error.
-    pub(crate) fn finish_erasure(&self, id: &str, outcome: std::result::Result<ErasureReport, String>) {
+    pub(crate) fn finish_erasure(
+        &self,
+        id: &str,
+        outcome: std::result::Result<ErasureReport, String>,
+    ) {
         self.update(id, |status| {
             status.finished_at = Some(Timestamp::now());
             match outcome {

@@ -134,8 +134,8 @@ fn rewrite_bytes(
             .ok()
             .and_then(|len| bytes.get(body_at..body_at.checked_add(len)?))
             .ok_or_else(|| corrupt(pos, "frame body cut off".into()))?;
-        let payloads = split_body(old_body, frame.record_count)
-            .map_err(|reason| corrupt(body_at, reason))?;
+        let payloads =
+            split_body(old_body, frame.record_count).map_err(|reason| corrupt(body_at, reason))?;
         body.clear();
         for (index, range) in payloads.into_iter().enumerate() {
             let offset = frame.first_offset + index as u64;
@@ -229,9 +229,8 @@ mod tests {
 
     /// A log of 4 segments (each batch opens a new one), records `s{seg}-r{i}`.
     fn log_on(disk: &SimDisk) -> EventLog {
-        let (log, _) =
-            EventLog::open_with_storage(LogConfig::new("/log"), Arc::new(disk.clone()))
-                .expect("open");
+        let (log, _) = EventLog::open_with_storage(LogConfig::new("/log"), Arc::new(disk.clone()))
+            .expect("open");
         log
     }
 
@@ -286,7 +285,11 @@ mod tests {
         assert_eq!(after.len(), before.len());
         for ((offset, old), (new_offset, new)) in before.iter().zip(&after) {
             assert_eq!(offset, new_offset);
-            let expected = if *offset == 5 { &b"erased"[..] } else { &old[..] };
+            let expected = if *offset == 5 {
+                &b"erased"[..]
+            } else {
+                &old[..]
+            };
             assert_eq!(&new[..], expected, "offset {offset}");
         }
         drop(log);
@@ -313,9 +316,9 @@ mod tests {
             if !disk.is_running() {
                 disk.restart();
             } else {
-                disk.power_cut(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(
-                    crash_at,
-                ));
+                disk.power_cut(
+                    &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(crash_at),
+                );
                 disk.restart();
             }
             let log = log_on(&disk);
@@ -337,7 +340,10 @@ mod tests {
                 "crash at {crash_at}: {names:?}"
             );
             if finished {
-                assert!(new, "an acknowledged rewrite is durable (crash at {crash_at})");
+                assert!(
+                    new,
+                    "an acknowledged rewrite is durable (crash at {crash_at})"
+                );
             }
         }
         assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");

@@ -167,6 +167,9 @@ mod tests {
         assert!(als.user_vector(&u3).is_none() && als.is_consistent());
         assert_eq!(als.user_vector(&u4).unwrap(), &kept[..]);
         let bytes = bincode::serialize(&seam).unwrap();
-        assert!(!bytes.windows(2).any(|w| w == b"u3"), "no trace in the file");
+        assert!(
+            !bytes.windows(2).any(|w| w == b"u3"),
+            "no trace in the file"
+        );
     }
 }

@@ -122,7 +122,8 @@ impl ErasureBook {
             pending.insert(pseudonym.to_string(), old);
             return Err(e);
         }
-        self.any_pending.store(!pending.is_empty(), Ordering::Release);
+        self.any_pending
+            .store(!pending.is_empty(), Ordering::Release);
         Ok(())
     }
 

@@ -404,12 +404,19 @@ fn placeholder(kind: &str) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
 }
 
 /// Rewrites every model version without the user, then serves the rewritten current
 /// version (the served set in memory held the user's factors too).
-fn erase_from_models(inner: &Inner, matcher: &Matcher<'_>, report: &mut ErasureReport) -> Result<()> {
+fn erase_from_models(
+    inner: &Inner,
+    matcher: &Matcher<'_>,
+    report: &mut ErasureReport,
+) -> Result<()> {
     let data_dir = &inner.config.data_dir;
     let models = flywheel_registry::erase_users(data_dir, &|user| matcher.matches(user))?;
     report.model_versions_scanned = models.versions_scanned;
@@ -439,10 +446,12 @@ fn erase_from_targets(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     for target in targets {
-        let counts = target.erase(pseudonym, user).map_err(|reason| EngineError::Io {
-            path: format!("erasure target {}", target.name()).into(),
-            source: std::io::Error::other(reason),
-        })?;
+        let counts = target
+            .erase(pseudonym, user)
+            .map_err(|reason| EngineError::Io {
+                path: format!("erasure target {}", target.name()).into(),
+                source: std::io::Error::other(reason),
+            })?;
         report.targets.insert(target.name().to_string(), counts);
     }
     Ok(())

@@ -46,9 +46,7 @@ fn events_of_the_erased_user() -> Vec<Event> {
 /// Writes the erased user everywhere: catalog, events, a served list, a model.
 fn write_the_user_everywhere(engine: &Engine) -> UserId {
     let user = UserId::new_unchecked(ERASED);
-    engine
-        .put_user(User::new(user.clone()))
-        .unwrap();
+    engine.put_user(User::new(user.clone())).unwrap();
     let events = events_of_the_erased_user();
     assert!(events.len() > 5, "the model user has events");
     engine.ingest(events).unwrap();
@@ -101,8 +99,12 @@ fn an_erased_user_is_in_no_byte_of_the_data_dir_nor_back_after_a_restart() {
     let user = write_the_user_everywhere(&engine);
     let before = traces(dir.path());
     assert!(
-        before.iter().any(|p| p.extension().is_some_and(|e| e == "log"))
-            && before.iter().any(|p| p.extension().is_some_and(|e| e == "bin")),
+        before
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "log"))
+            && before
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "bin")),
         "the scan finds the id in the log and the model first: {before:?}"
     );
     let records_before = all_records(&engine);
@@ -110,17 +112,30 @@ fn an_erased_user_is_in_no_byte_of_the_data_dir_nor_back_after_a_restart() {
     let report = engine.erase_user(&user).unwrap();
     assert_eq!(traces(dir.path()), Vec::<PathBuf>::new(), "the id is gone");
     let erased = &report.log_records_erased;
-    assert_eq!(erased.get("event").copied(), Some(events_of_the_erased_user().len() as u64));
+    assert_eq!(
+        erased.get("event").copied(),
+        Some(events_of_the_erased_user().len() as u64)
+    );
     assert_eq!(erased.get("user_upsert").copied(), Some(1));
-    assert!(erased.get("impression").copied().unwrap_or(0) >= 1, "{report:?}");
+    assert!(
+        erased.get("impression").copied().unwrap_or(0) >= 1,
+        "{report:?}"
+    );
     assert!(report.segments_rewritten >= 2, "{report:?}");
-    assert!(report.catalog_user_removed && report.features_dropped, "{report:?}");
+    assert!(
+        report.catalog_user_removed && report.features_dropped,
+        "{report:?}"
+    );
     assert_eq!(report.model_user_entries_dropped, 1, "{report:?}");
     assert!(!report.pseudonym.contains(ERASED));
 
     // Every other record is where it was, unchanged; the erased ones are placeholders.
     let records_after = all_records(&engine);
-    assert_eq!(records_after.len(), records_before.len() + 1, "+ the marker");
+    assert_eq!(
+        records_after.len(),
+        records_before.len() + 1,
+        "+ the marker"
+    );
     for (old, new) in records_before.iter().zip(&records_after) {
         match old.user_id() {
             Some(id) if id == &user => {
@@ -136,14 +151,21 @@ fn an_erased_user_is_in_no_byte_of_the_data_dir_nor_back_after_a_restart() {
     drop(engine);
     let engine = Engine::open(erasure_config(dir.path())).unwrap();
     engine.catch_up();
-    assert!(!engine.state().knows_user(&user), "a replay never resurrects");
+    assert!(
+        !engine.state().knows_user(&user),
+        "a replay never resurrects"
+    );
     assert!(engine.pending_erasures().is_empty());
     assert!(matches!(
         engine.erase_user(&user),
         Err(EngineError::NotFound(_))
     ));
     drop(engine);
-    assert_eq!(traces(dir.path()), Vec::<PathBuf>::new(), "nor after a restart");
+    assert_eq!(
+        traces(dir.path()),
+        Vec::<PathBuf>::new(),
+        "nor after a restart"
+    );
 }
 
 /// A crash after the erasure began (its pending entry written, nothing compacted):
