@@ -69,6 +69,21 @@ pub enum LogRecord {
         /// When.
         at: Timestamp,
     },
+    /// A user's erasure (GDPR) began here: every record about them before this offset
+    /// is being removed from the log and every store. It names the user only by
+    /// pseudonym (an HMAC of the id under the data directory's secret), never by id.
+    UserErase {
+        /// Hex HMAC-SHA256 of the user id.
+        pseudonym: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// What compaction leaves in place of an erased record: the offset stays, the
+    /// record's content (and its user's id) is gone. Applying it changes nothing.
+    Erased {
+        /// The kind of record it replaced (`event`, `impression`, …).
+        kind: String,
+    },
 }
 
 impl LogRecord {
@@ -144,7 +159,9 @@ impl LogRecord {
             LogRecord::ItemDelete { .. }
             | LogRecord::UserUpsert(_)
             | LogRecord::UserDelete { .. }
-            | LogRecord::ExperimentStop { .. } => None,
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => None,
         }
     }
 
@@ -166,6 +183,28 @@ impl LogRecord {
             LogRecord::ExperimentStart { .. } => "experiment_start",
             LogRecord::ExperimentRamp { .. } => "experiment_ramp",
             LogRecord::ExperimentStop { .. } => "experiment_stop",
+            LogRecord::UserErase { .. } => "user_erase",
+            LogRecord::Erased { .. } => "erased",
+        }
+    }
+
+    /// The user the record is about, if any: the one an erasure removes it for (an
+    /// event's user, the user upserted or deleted, the user an impression was for).
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            LogRecord::Event(event) => Some(&event.user_id),
+            LogRecord::UserUpsert(user) => Some(&user.id),
+            LogRecord::UserDelete { id, .. } => Some(id),
+            LogRecord::Impression(impression) | LogRecord::ShadowImpression(impression) => {
+                Some(&impression.user_id)
+            }
+            LogRecord::ItemUpsert(_)
+            | LogRecord::ItemDelete { .. }
+            | LogRecord::ExperimentStart { .. }
+            | LogRecord::ExperimentRamp { .. }
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => None,
         }
     }
 }
@@ -231,6 +270,13 @@ mod tests {
             LogRecord::UserDelete {
                 id: UserId::new_unchecked("u"),
                 at: Timestamp(6),
+            },
+            LogRecord::UserErase {
+                pseudonym: "ab12".into(),
+                at: Timestamp(7),
+            },
+            LogRecord::Erased {
+                kind: "event".into(),
             },
         ];
         for r in records {

@@ -76,8 +76,10 @@ pub(crate) struct Inner {
     skipped: Mutex<VecDeque<SkippedRecord>>,
     /// Why the consumer cannot read the log right now (`None` while it can).
     consumer_error: Mutex<Option<String>>,
-    /// Background jobs (training).
-    jobs: Jobs,
+    /// Background jobs (training, erasure).
+    pub(crate) jobs: Jobs,
+    /// Erasure: the pseudonym secret, the pending list, external targets.
+    pub(crate) erasure: crate::erasure::Erasure,
     /// The self-healing controller, its books and the training pause.
     pub(crate) control: ControlLoop,
     /// Experiments and their outcomes, kept in step with the state by the consumer.
@@ -156,6 +158,8 @@ impl Engine {
         let models = registry::load_current(&config.data_dir)?;
         let start_offset = log.end_offset(PARTITION)?;
         let control = ControlLoop::open(&config)?;
+        let erasure = crate::erasure::Erasure::open(&config.data_dir)?;
+        let resume_erasures = !erasure.book.pending().is_empty();
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let (shadow_sender, shadow_receiver) = sync_channel(SHADOW_QUEUE);
         let mut ledger =
@@ -188,12 +192,13 @@ impl Engine {
             skipped: Mutex::new(VecDeque::new()),
             consumer_error: Mutex::new(None),
             jobs: Jobs::default(),
+            erasure,
             control,
         });
         if let Err(e) = crate::canary::reload(&inner) {
             tracing::warn!("the canary is not served: {e}");
         }
-        let threads = vec![
+        let mut threads = vec![
             spawn("flywheel-consumer", Arc::clone(&inner), consume),
             spawn_with(
                 "flywheel-impressions",
@@ -209,6 +214,18 @@ impl Engine {
                 run_shadows,
             ),
         ];
+        if resume_erasures {
+            threads.push(spawn_with(
+                "flywheel-erasure-resume",
+                Arc::clone(&inner),
+                Arc::clone(&inner),
+                |inner, handle| {
+                    if wait_applied(inner, inner.start_offset, Duration::MAX) {
+                        crate::erasure::resume_pending(&handle);
+                    }
+                },
+            ));
+        }
         Ok(Engine {
             inner,
             threads,
@@ -308,21 +325,7 @@ impl Engine {
 
     /// Blocks until `offset` records are applied or the timeout passes; returns whether they were.
     pub fn wait_applied(&self, offset: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut applied = self.inner.applied.lock().unwrap_or_else(|e| e.into_inner());
-        while *applied < offset {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            applied = self
-                .inner
-                .applied_changed
-                .wait_timeout(applied, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
+        wait_applied(&self.inner, offset, timeout)
     }
 
     /// Read access to the derived state.
@@ -414,15 +417,10 @@ impl Engine {
         self.append_and_apply(LogRecord::UserUpsert(user))
     }
 
-    /// Deletes a user and forgets their features.
-    pub fn delete_user(&self, id: &UserId) -> Result<()> {
-        if self.state().catalog.user(id).is_none() {
-            return Err(EngineError::NotFound(format!("user {id}")));
-        }
-        self.append_and_apply(LogRecord::UserDelete {
-            id: id.clone(),
-            at: Timestamp::now(),
-        })
+    /// Deletes a user: erases them from every store ([`Engine::erase_user`]), which
+    /// also works for users known only from their events or the lists served to them.
+    pub fn delete_user(&self, id: &UserId) -> Result<crate::ErasureReport> {
+        self.erase_user(id)
     }
 
     /// A user by id.
@@ -445,7 +443,7 @@ impl Engine {
 
     /// Whether the engine is stopping (its threads end).
     pub(crate) fn is_shutting_down(&self) -> bool {
-        self.inner.shutdown.load(Ordering::Acquire)
+        self.inner.is_shutting_down()
     }
 
     /// Stops the threads after flushing queued impressions.
@@ -468,7 +466,39 @@ impl Engine {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        self.inner.erasure.join_workers();
     }
+}
+
+impl Inner {
+    /// Whether the engine is stopping (long jobs stop at their next step).
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// Blocks until `offset` records are applied, the timeout passes or the engine stops;
+/// returns whether they were applied.
+pub(crate) fn wait_applied(inner: &Inner, offset: u64, timeout: Duration) -> bool {
+    let deadline = Instant::now().checked_add(timeout);
+    let mut applied = inner.applied.lock().unwrap_or_else(|e| e.into_inner());
+    while *applied < offset {
+        if inner.is_shutting_down() {
+            return false;
+        }
+        let left = deadline.map_or(Duration::from_millis(200), |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
+            return false;
+        }
+        applied = inner
+            .applied_changed
+            .wait_timeout(applied, left.min(Duration::from_millis(200)))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
 }
 
 impl Drop for Engine {
@@ -608,6 +638,10 @@ fn apply_available<'a>(
             };
             for entry in &chunk {
                 match entry {
+                    Ok(record) if inner.erasure.book.hides(state.applied, record) => {
+                        // A user being erased: their records never reach the state.
+                        state.skip();
+                    }
                     Ok(record) => {
                         changed_catalog |= matches!(
                             record,

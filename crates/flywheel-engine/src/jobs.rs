@@ -1,5 +1,7 @@
 //! Background jobs: training runs off the request path, one at a time, in a
 //! low-priority pool of one thread, and reports its progress and the gate's decision.
+//! Erasures (`kind: erasure`) are jobs too; they do not take training's slot (one
+//! erasure runs at a time, behind the erasure lock) and report an [`ErasureReport`].
 //!
 //! A job is `queued → running → succeeded | failed`. Its id is returned at once (the
 //! server answers 202); `GET /v1/jobs/:id` reads its status. A second training while
@@ -13,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::engine::Engine;
+use crate::erasure::ErasureReport;
 use crate::error::{EngineError, Result};
 
 /// Where a job is.
@@ -59,8 +62,11 @@ pub struct JobStatus {
     pub created_at: Timestamp,
     /// When it finished.
     pub finished_at: Option<Timestamp>,
-    /// What it produced, when it succeeded.
+    /// What it produced, when a training job succeeded.
     pub result: Option<JobResult>,
+    /// What was erased, when an erasure job succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureReport>,
     /// Why it failed, when it failed.
     pub error: Option<String>,
 }
@@ -77,7 +83,7 @@ pub(crate) struct Jobs {
 const KEPT_JOBS: usize = 100;
 
 impl Jobs {
-    fn update(&self, id: &str, change: impl FnOnce(&mut JobStatus)) {
+    pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut JobStatus)) {
         let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(status) = statuses.get_mut(id) {
             change(status);
@@ -92,12 +98,45 @@ impl Jobs {
                 id: id.clone(),
             });
         }
+        let id = self.register(kind);
+        *running = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Registers a job that does not take the training slot (an erasure).
+    pub(crate) fn admit_erasure(&self) -> String {
+        self.register("erasure")
+    }
+
+    /// Ends an erasure job with its report or its error.
+    pub(crate) fn finish_erasure(
+        &self,
+        id: &str,
+        outcome: std::result::Result<ErasureReport, String>,
+    ) {
+        self.update(id, |status| {
+            status.finished_at = Some(Timestamp::now());
+            match outcome {
+                Ok(report) => {
+                    status.state = JobState::Succeeded;
+                    status.progress = "done".into();
+                    status.erasure = Some(report);
+                }
+                Err(error) => {
+                    status.state = JobState::Failed;
+                    status.progress = "failed".into();
+                    status.error = Some(error);
+                }
+            }
+        });
+    }
+
+    fn register(&self, kind: &'static str) -> String {
         let id = {
             let mut counter = self.counter.lock().unwrap_or_else(|e| e.into_inner());
             *counter += 1;
             format!("{kind}-{}-{}", Timestamp::now().millis(), *counter)
         };
-        *running = Some(id.clone());
         let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
         while statuses.len() >= KEPT_JOBS {
             let Some(oldest) = statuses.keys().next().cloned() else {
@@ -115,10 +154,11 @@ impl Jobs {
                 created_at: Timestamp::now(),
                 finished_at: None,
                 result: None,
+                erasure: None,
                 error: None,
             },
         );
-        Ok(id)
+        id
     }
 
     fn finish(&self, id: &str, outcome: std::result::Result<JobResult, String>) {

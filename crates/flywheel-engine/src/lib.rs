@@ -26,6 +26,7 @@ mod batch;
 mod canary;
 mod controller;
 mod engine;
+mod erasure;
 mod error;
 mod experiments;
 mod jobs;
@@ -43,6 +44,7 @@ pub use controller::{
     DecisionRecord,
 };
 pub use engine::{data_dir_in_use, log_dir, Engine};
+pub use erasure::{ErasedCounts, ErasureReport, ErasureTarget};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
 pub use flywheel_monitor::{self as monitor, MonitoringConfig, MonitoringReport};

@@ -97,7 +97,10 @@ impl Engine {
         for entry in self.log().read_from(start).map_err(replay_error)? {
             let (offset, bytes) = entry.map_err(replay_error)?;
             if let Ok(record) = records::decode(offset, &bytes) {
-                visit(offset, &record)?;
+                // A user being erased is invisible to training as to the consumer.
+                if !self.inner.erasure.book.hides(offset, &record) {
+                    visit(offset, &record)?;
+                }
             }
         }
         Ok(())

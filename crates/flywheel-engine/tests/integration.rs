@@ -902,3 +902,7 @@ mod canary;
 /// The bot rules: the same drops in the features and in training, reported.
 #[path = "integration/bots.rs"]
 mod bots;
+
+/// Erasure: the byte scan of the data directory, a restart, a resumed erasure.
+#[path = "integration/erasure.rs"]
+mod erasure;

@@ -23,7 +23,9 @@ impl FeatureStore {
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
     }
 }
@@ -56,7 +58,9 @@ pub fn is_before(record: &LogRecord, cut: Timestamp) -> bool {
         LogRecord::ItemUpsert(_)
         | LogRecord::ItemDelete { .. }
         | LogRecord::UserUpsert(_)
-        | LogRecord::UserDelete { .. } => true,
+        | LogRecord::UserDelete { .. }
+        | LogRecord::UserErase { .. }
+        | LogRecord::Erased { .. } => true,
     }
 }
 

@@ -218,6 +218,16 @@ impl FeatureStore {
         self.bots.counts()
     }
 
+    /// Whether the store keeps anything for `user` (an event or a served list).
+    pub fn knows_user(&self, user: &UserId) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The users the store keeps anything for, in no particular order.
+    pub fn user_ids(&self) -> impl Iterator<Item = &UserId> {
+        self.users.keys()
+    }
+
     /// The user's features at `now`. Unknown users get empty features.
     pub fn user_features(&self, user: &UserId, now: Timestamp) -> UserFeatures {
         let Some(state) = self.users.get(user) else {

@@ -109,6 +109,16 @@ pub enum LogError {
         /// The log's end offset (the next offset to be written).
         end: u64,
     },
+    /// Compaction was asked to rewrite a segment that is not sealed: the active (last)
+    /// segment, which the writer appends to, or no segment at all.
+    #[error(
+        "no sealed segment starts at offset {first_offset}: only segments before the active \
+         one can be rewritten (append with `append_batch_in_new_segment` to seal it)"
+    )]
+    NotSealed {
+        /// The first offset asked for.
+        first_offset: u64,
+    },
     /// A configuration value is unusable.
     #[error("log configuration field `{field}` is invalid: {reason}")]
     InvalidConfig {
@@ -229,6 +239,9 @@ impl LogError {
                 partitions: *partitions,
             },
             LogError::Closed => LogError::Closed,
+            LogError::NotSealed { first_offset } => LogError::NotSealed {
+                first_offset: *first_offset,
+            },
         }
     }
 }

@@ -153,6 +153,7 @@
 //! offsets (today's readers reject unknown flags rather than misread such a file). Not
 //! built yet.
 
+mod compact;
 mod config;
 mod error;
 mod format;
@@ -170,6 +171,7 @@ mod storage;
 mod test_support;
 mod writer;
 
+pub use compact::{RewriteFn, SegmentRewrite};
 pub use config::{LogConfig, SyncMode};
 pub use error::{LogError, Result};
 pub use format::{MAX_BATCH_RECORDS, MAX_PAYLOAD_BYTES};

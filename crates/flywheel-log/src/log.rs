@@ -22,7 +22,9 @@ use crate::writer::Writer;
 /// group-committed by one writer thread.
 #[derive(Debug)]
 pub struct EventLog {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
+    /// Held while a segment is rewritten, so two compactions never race on one file.
+    pub(crate) compaction: std::sync::Mutex<()>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -54,6 +56,7 @@ impl EventLog {
             .map_err(io_error("start the writer thread for log", &config.dir))?;
         let log = EventLog {
             shared,
+            compaction: std::sync::Mutex::new(()),
             writer: Some(handle),
         };
         Ok((log, recovered.report))
@@ -74,6 +77,21 @@ impl EventLog {
     /// ([`LogError::is_storage_full`]), [`LogError::Io`] otherwise. The log stays open;
     /// a later append tries again (see [`write_health`](Self::write_health)).
     pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Range<u64>> {
+        self.append_with(payloads, false)
+    }
+
+    /// Like [`append_batch`](Self::append_batch), and the batch opens a new segment
+    /// (unless the active segment holds no record yet): every record before it is then in
+    /// a sealed segment, which [`rewrite_segment`](Self::rewrite_segment) may rewrite.
+    /// Erasure appends its marker this way.
+    pub fn append_batch_in_new_segment<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<Range<u64>> {
+        self.append_with(payloads, true)
+    }
+
+    fn append_with<P: AsRef<[u8]>>(&self, payloads: &[P], new_segment: bool) -> Result<Range<u64>> {
         let body_len = check_batch(payloads)?;
         if payloads.is_empty() {
             let end = self.end_offset();
@@ -99,7 +117,12 @@ impl EventLog {
         state.next_request += 1;
         state.next_assigned = offsets.end;
         state.queued_records += count;
-        state.queue.push_back(Request { body, count, id });
+        state.queue.push_back(Request {
+            body,
+            count,
+            id,
+            new_segment,
+        });
         drop(encoding);
         self.shared.work_ready.notify_one();
         loop {

@@ -7,6 +7,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::compact::{RewriteFn, SegmentRewrite};
 use crate::error::{LogError, Result};
 use crate::health::WriteHealth;
 use crate::log::EventLog;
@@ -56,6 +57,34 @@ pub trait RecordLog: Send + Sync {
 
     /// Whether appends are succeeding right now (for `/readyz` and metrics).
     fn write_health(&self) -> WriteHealth;
+
+    /// Appends like [`append_batch`](Self::append_batch), and the batch starts a new
+    /// segment where the backend has segments (so everything before it can be
+    /// compacted). Backends without segments append as usual.
+    fn append_batch_sealing(&self, partition: u32, payloads: &[&[u8]]) -> Result<Range<u64>> {
+        self.append_batch(partition, payloads)
+    }
+
+    /// The sealed segments (by first offset) holding records of `partition` below
+    /// `before`, for compaction. Empty where records cannot be rewritten in place (a
+    /// Kafka topic is crypto-shredded instead).
+    fn sealed_segments_before(&self, partition: u32, before: u64) -> Vec<u64> {
+        let _ = (partition, before);
+        Vec::new()
+    }
+
+    /// Rewrites one sealed segment with the payloads `rewrite` replaces, keeping every
+    /// offset (see [`EventLog::rewrite_segment`]). Backends that cannot rewrite answer
+    /// [`LogError::NotSealed`].
+    fn rewrite_segment(
+        &self,
+        partition: u32,
+        first_offset: u64,
+        rewrite: &mut RewriteFn<'_>,
+    ) -> Result<SegmentRewrite> {
+        let _ = (partition, rewrite);
+        Err(LogError::NotSealed { first_offset })
+    }
 }
 
 impl EventLog {
@@ -89,6 +118,28 @@ impl RecordLog for EventLog {
     fn read_from(&self, position: LogPosition) -> Result<RecordIter<'_>> {
         self.check_partition(position.partition)?;
         Ok(Box::new(EventLog::read_from(self, position.offset)?))
+    }
+
+    fn append_batch_sealing(&self, partition: u32, payloads: &[&[u8]]) -> Result<Range<u64>> {
+        self.check_partition(partition)?;
+        EventLog::append_batch_in_new_segment(self, payloads)
+    }
+
+    fn sealed_segments_before(&self, partition: u32, before: u64) -> Vec<u64> {
+        match partition {
+            0 => EventLog::sealed_segments_before(self, before),
+            _ => Vec::new(),
+        }
+    }
+
+    fn rewrite_segment(
+        &self,
+        partition: u32,
+        first_offset: u64,
+        rewrite: &mut RewriteFn<'_>,
+    ) -> Result<SegmentRewrite> {
+        self.check_partition(partition)?;
+        EventLog::rewrite_segment(self, first_offset, rewrite)
     }
 
     fn end_offset(&self, partition: u32) -> Result<u64> {

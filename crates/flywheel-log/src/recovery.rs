@@ -69,6 +69,7 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(config: &LogConfig, storage: &dyn Storage) -> Result<Recovered> {
     let dir = &config.dir;
     ensure_dir(storage, dir, config.sync)?;
+    crate::compact::remove_stale_rewrites(storage, dir)?;
     let segments = list_segments(storage, dir)?;
     let Some(last) = segments.last() else {
         return create_first_segment(storage, config);

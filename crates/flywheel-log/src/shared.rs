@@ -19,6 +19,9 @@ pub(crate) struct Request {
     pub count: u64,
     /// Names the request in [`State::failed`].
     pub id: u64,
+    /// The records must open a new segment (unless the active one holds no frame yet),
+    /// so that every record before them sits in a sealed segment compaction may rewrite.
+    pub new_segment: bool,
 }
 
 /// Mutable state behind the mutex.

@@ -94,7 +94,8 @@ impl Writer {
         let mut group = Vec::new();
         let mut records = 0;
         while let Some(front) = state.queue.front() {
-            if !group.is_empty() && records + front.count > self.max_group_records {
+            let full = records + front.count > self.max_group_records;
+            if !group.is_empty() && (full || front.new_segment) {
                 break;
             }
             records += front.count;
@@ -135,7 +136,8 @@ impl Writer {
         self.repair()?;
         let segment_has_frames = self.active.bytes > SEGMENT_HEADER_LEN as u64;
         let segment_full = segment_has_frames && self.active.bytes >= self.segment_max_bytes;
-        if segment_full || self.unfinished.is_some() {
+        let wants_new = segment_has_frames && group.first().is_some_and(|r| r.new_segment);
+        if segment_full || wants_new || self.unfinished.is_some() {
             self.roll(first_offset)?;
         }
         let record_count: u64 = group.iter().map(|request| request.count).sum();

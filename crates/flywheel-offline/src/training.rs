@@ -221,7 +221,9 @@ fn record_time(record: &LogRecord) -> Option<Timestamp> {
         | LogRecord::ShadowImpression(_)
         | LogRecord::ExperimentStart { .. }
         | LogRecord::ExperimentRamp { .. }
-        | LogRecord::ExperimentStop { .. } => None,
+        | LogRecord::ExperimentStop { .. }
+        | LogRecord::UserErase { .. }
+        | LogRecord::Erased { .. } => None,
     }
 }
 
@@ -328,7 +330,9 @@ fn first_pass(replay: &Replay, bots: &flywheel_core::BotRules) -> Result<FirstPa
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
         Ok(())
     })?;
@@ -723,7 +727,9 @@ fn replay_rows(inputs: &RowInputs, replay: &Replay) -> Result<(Vec<RankerRow>, S
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
         state.apply(record);
         Ok(())

@@ -47,10 +47,30 @@ impl State {
             | LogRecord::ShadowImpression(_)
             | LogRecord::ExperimentStart { .. }
             | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. } => {}
+            | LogRecord::ExperimentStop { .. }
+            // An erasure's marker and placeholders: the erasure itself removed the user
+            // from the state (`State::erase_user`), and a replay never sees them.
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
         FeatureWriter::apply_record(&mut self.features, record);
         self.applied += 1;
+    }
+
+    /// Erasure (GDPR): removes the user from the catalog and the features at once, the
+    /// one change that does not come from a record (the user's records are being
+    /// compacted out of the log, so a replay never sees them). Returns whether the state
+    /// knew the user.
+    pub fn erase_user(&mut self, user: &flywheel_core::UserId) -> bool {
+        let in_catalog = self.catalog.delete_user(user);
+        let in_features = self.features.knows_user(user);
+        self.features.forget_user(user);
+        in_catalog || in_features
+    }
+
+    /// Whether the state knows the user: in the catalog or from their events and lists.
+    pub fn knows_user(&self, user: &flywheel_core::UserId) -> bool {
+        self.catalog.user(user).is_some() || self.features.knows_user(user)
     }
 
     /// Counts a record that was skipped because it could not be decoded: the offset

@@ -11,11 +11,13 @@
 //! Version names from outside are validated before any path is built from them.
 
 mod canary;
+mod erase;
 mod error;
 mod lineage;
 mod registry;
 
 pub use canary::{canary, rollback_canary, start_canary, Canary};
+pub use erase::{erase_users, ModelErasure};
 pub use error::{RegistryError, Result};
 pub use lineage::{config_hash, Action, HistoryEntry, Lineage, Origin, TrainingWindow, WindowCuts};
 pub use registry::{

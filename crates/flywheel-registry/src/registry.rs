@@ -188,13 +188,13 @@ fn truncated(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-fn write_bin<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_bin<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = bincode::serialize(value)
         .map_err(|e| RegistryError::Model(format!("{}: {e}", path.display())))?;
     write_atomically(path, &bytes)
 }
 
-fn read_bin<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub(crate) fn read_bin<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     if !path.exists() {
         return Ok(None);
     }

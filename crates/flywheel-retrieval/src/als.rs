@@ -323,6 +323,28 @@ impl AlsModel {
             .and_then(|u| self.user_factors.get(u * k..(u + 1) * k))
     }
 
+    /// Drops every trained user for whom `erase` says yes, with their factor vector
+    /// (erasure); returns how many. Item factors are untouched: serving folds in live
+    /// histories and never reads a user's trained vector.
+    pub fn forget_users(&mut self, erase: &dyn Fn(&UserId) -> bool) -> usize {
+        let k = self.params.factors;
+        let mut kept_ids = Vec::with_capacity(self.users.len());
+        let mut kept_factors = Vec::with_capacity(self.user_factors.len());
+        for (index, id) in self.users.ids().iter().enumerate() {
+            if erase(id) {
+                continue;
+            }
+            kept_ids.push(id.clone());
+            kept_factors.extend_from_slice(&self.user_factors[index * k..(index + 1) * k]);
+        }
+        let dropped = self.users.len() - kept_ids.len();
+        if dropped > 0 {
+            self.users = kept_ids.into();
+            self.user_factors = kept_factors;
+        }
+        dropped
+    }
+
     /// A known item's factor vector.
     pub fn item_vector(&self, item: &ItemId) -> Option<&[f32]> {
         let k = self.params.factors;

@@ -91,6 +91,15 @@ impl RetrievalModel {
         }
     }
 
+    /// Drops what the model keeps per user for every user `erase` says yes to (ALS: the
+    /// user's id and factors; EASE keeps nothing per user); returns how many users.
+    pub fn forget_users(&mut self, erase: &dyn Fn(&flywheel_core::UserId) -> bool) -> usize {
+        match self {
+            RetrievalModel::Als(model) => model.forget_users(erase),
+            RetrievalModel::Ease(_) => 0,
+        }
+    }
+
     /// The ALS model, when this is one.
     pub fn as_als(&self) -> Option<&AlsModel> {
         match self {
@@ -139,5 +148,28 @@ mod tests {
         assert_eq!(seam.recommend_for_history(&history, 3, &exclude), direct);
         assert_eq!((seam.kind(), seam.channel()), ("ease", Channel::Ease));
         assert!(seam.is_consistent() && seam.as_als().is_none());
+    }
+
+    #[test]
+    fn forgetting_a_user_drops_their_id_and_factors_and_keeps_the_others() {
+        let params = AlsParams {
+            factors: 4,
+            iterations: 2,
+            ..AlsParams::default()
+        };
+        let als = AlsModel::train(&interactions(), &params).unwrap();
+        let u3 = flywheel_core::UserId::new_unchecked("u3");
+        let u4 = flywheel_core::UserId::new_unchecked("u4");
+        let kept = als.user_vector(&u4).unwrap().to_vec();
+        let mut seam = RetrievalModel::Als(als);
+        assert_eq!(seam.forget_users(&|id| id == &u3), 1);
+        let als = seam.as_als().unwrap();
+        assert!(als.user_vector(&u3).is_none() && als.is_consistent());
+        assert_eq!(als.user_vector(&u4).unwrap(), &kept[..]);
+        let bytes = bincode::serialize(&seam).unwrap();
+        assert!(
+            !bytes.windows(2).any(|w| w == b"u3"),
+            "no trace in the file"
+        );
     }
 }

@@ -551,22 +551,31 @@ async fn get_user(
     delete,
     path = "/v1/users/{id}",
     tag = "users",
-    summary = "Delete a user and their data",
+    summary = "Erase a user (GDPR) from every store: catalog, features, log, models",
+    description = "Works for users known from the catalog or only from their events or \
+        the lists served to them. When it answers, the user is gone from every read and \
+        no replay brings them back; the log's segments and the model files are then \
+        rewritten without them by a background job, whose `erasure` report (records \
+        removed by kind, segments and model versions rewritten, …) `GET /v1/jobs/{id}` \
+        gives once it succeeded.",
     params(("id" = String, Path, description = "The user's id", example = "u00001")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 202, description = "Erased from every read; the job rewriting the stores: poll `GET /v1/jobs/{id}`", body = Job),
         (status = 400, description = "The id is invalid", body = ErrorBody),
-        (status = 404, description = "No such user", body = ErrorBody)
+        (status = 404, description = "The id appears nowhere (catalog, features, models, log)", body = ErrorBody)
     )
 )]
 async fn delete_user(
     State(app): State<AppState>,
     IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id: UserId = path_id(&id, UserId::parse)?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || engine.delete_user(&id).map_err(ApiError::from)).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let job = blocking(move || engine.start_erasure(&id).map_err(ApiError::from)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::to_value(job).unwrap_or(Value::Null)),
+    ))
 }
 
 #[utoipa::path(

@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
     /// The data directory (default: $FLYWHEEL_DATA_DIR, the config file's, or ./flywheel-data).
-    #[arg(long)]
+    #[arg(long, visible_alias = "data")]
     pub data_dir: Option<PathBuf>,
     /// A TOML config file (see flywheel.example.toml).
     #[arg(long)]
@@ -94,6 +94,12 @@ pub enum Command {
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Users: `users erase ID` removes a user from every store (GDPR).
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::users::UsersCommand,
     },
     /// The model registry: list versions, promote one, roll back.
     Models {

@@ -343,6 +343,24 @@ impl Joiner {
         }
     }
 
+    /// Erasure: forgets everything kept about `user` — their open requests (which will
+    /// never be counted), their activity, and their per-user rows in every experiment's
+    /// tally (the experiment's figures then equal a replay of the log without them).
+    /// Returns how many entries were dropped.
+    pub fn forget_user(&mut self, user: &UserId) -> usize {
+        let before = self.open.len();
+        self.open.retain(|_, request| &request.user != user);
+        let mut dropped = before - self.open.len();
+        dropped += usize::from(self.activity.remove(user).is_some());
+        for tally in self.tallies.values_mut() {
+            dropped += usize::from(tally.activity_since_start.remove(user).is_some());
+            for variant in &mut tally.variants {
+                dropped += usize::from(variant.users.remove(user).is_some());
+            }
+        }
+        dropped
+    }
+
     /// Closes every open request as if every window had passed (the end of a replay
     /// that wants final labels, e.g. off-policy evaluation of a finished log).
     pub fn close_all(&mut self, book: &Book) {

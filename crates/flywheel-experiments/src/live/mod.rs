@@ -68,8 +68,16 @@ impl Ledger {
             LogRecord::ItemUpsert(_)
             | LogRecord::ItemDelete { .. }
             | LogRecord::UserUpsert(_)
-            | LogRecord::UserDelete { .. } => {}
+            | LogRecord::UserDelete { .. }
+            | LogRecord::UserErase { .. }
+            | LogRecord::Erased { .. } => {}
         }
+    }
+
+    /// Erasure: forgets what the ledger keeps about `user` ([`Joiner::forget_user`]);
+    /// returns how many entries were dropped.
+    pub fn forget_user(&mut self, user: &flywheel_core::UserId) -> usize {
+        self.joiner.forget_user(user)
     }
 
     /// The tally of an experiment.

@@ -209,12 +209,12 @@ pub(crate) struct Serving {
     serving: String,
 }
 
-/// A background job (training).
+/// A background job (training, or the second phase of an erasure).
 #[derive(ToSchema)]
 pub(crate) struct Job {
     /// Its id: poll `GET /v1/jobs/{id}`.
     id: String,
-    /// `training`.
+    /// `training` or `erasure`.
     kind: String,
     /// Where it is.
     state: JobState,
@@ -224,10 +224,47 @@ pub(crate) struct Job {
     created_at: String,
     /// When it finished.
     finished_at: Option<String>,
-    /// What it produced, once it succeeded.
+    /// What a training job produced, once it succeeded.
     result: Option<BTreeMap<String, Value>>,
+    /// What an erasure job removed, once it succeeded (absent for training jobs).
+    erasure: Option<ErasureReport>,
     /// Why it failed.
     error: Option<String>,
+}
+
+/// What an erasure removed (`DELETE /v1/users/{id}`, then `GET /v1/jobs/{id}`). The
+/// user is named by pseudonym only: the id is in no marker, list or report.
+#[derive(ToSchema)]
+pub(crate) struct ErasureReport {
+    /// Hex HMAC-SHA256 of the user id under the data directory's secret.
+    pseudonym: String,
+    /// The log offset of the erasure's marker; the user's records below it are erased.
+    marker_offset: u64,
+    /// Whether this run resumed an erasure a restart interrupted.
+    resumed: bool,
+    /// Log records replaced by id-free placeholders (same offsets), by kind: `event`,
+    /// `impression`, `shadow_impression`, `user_upsert`, `user_delete`.
+    log_records_erased: BTreeMap<String, u64>,
+    /// Sealed log segments read.
+    segments_scanned: u64,
+    /// Log segments rewritten (atomically).
+    segments_rewritten: u64,
+    /// Whether the catalog held the user.
+    catalog_user_removed: bool,
+    /// Whether the online features held the user.
+    features_dropped: bool,
+    /// Per-user entries dropped from the experiments ledger.
+    experiment_entries_dropped: u64,
+    /// Model versions looked at.
+    model_versions_scanned: u64,
+    /// Model versions rewritten.
+    model_versions_rewritten: u64,
+    /// Model files rewritten.
+    model_files_rewritten: u64,
+    /// Per-user model entries dropped (ALS factors, once per version).
+    model_user_entries_dropped: u64,
+    /// What each external store (Redis, lake, Kafka, object store) removed, by name.
+    targets: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Where a job is.

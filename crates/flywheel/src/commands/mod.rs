@@ -18,6 +18,7 @@ pub mod ranker;
 mod serve;
 pub(crate) mod simulate;
 mod train;
+pub(crate) mod users;
 
 use anyhow::{Context, Result};
 use flywheel_engine::{Engine, EngineConfig};
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => train::run(&data, force, server.as_deref(), json),
         Command::Models { what } => models::run(what),
+        Command::Users { what } => users::run(what),
         Command::Monitor { what } => monitor::run(what),
         Command::Ranker { what } => ranker::run(what),
         Command::Experiment { what } => experiment::run(what),
