@@ -12,6 +12,7 @@
 //! simulator writes is exactly what `flywheel import` and `POST /v1/events` read.
 
 mod candidate;
+pub mod canonical;
 mod error;
 mod event;
 mod experiment;

@@ -898,3 +898,7 @@ fn exploration_logs_the_policy_probability_of_every_slot() {
 
 #[path = "integration/canary.rs"]
 mod canary;
+
+/// Snapshots: snapshot + tail equals a full replay; damaged ones are refused.
+#[path = "integration/snapshots.rs"]
+mod snapshots;
