@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
     /// The data directory (default: $FLYWHEEL_DATA_DIR, the config file's, or ./flywheel-data).
-    #[arg(long)]
+    #[arg(long, alias = "data")]
     pub data_dir: Option<PathBuf>,
     /// A TOML config file (see flywheel.example.toml).
     #[arg(long)]
@@ -159,6 +159,12 @@ pub enum Command {
         /// Print the records themselves (at most this many).
         #[arg(long, default_value_t = 0)]
         records: usize,
+    },
+    /// Snapshots of the derived state on a stopped data dir: create, list, verify.
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::snapshot::SnapshotCommand,
     },
     /// Benchmarks that print our figures beside their targets.
     Bench {
@@ -570,4 +576,7 @@ pub enum BenchCommand {
     /// real engine: a corrupted stream (pause, rollback, resume) and a taste drift
     /// (retrain through the gate), with quality against the simulator's truth.
     SelfHealing(crate::commands::bench_self_healing::SelfHealingArgs),
+    /// Time to ready over a log of N events (default 10M), with a snapshot and with a
+    /// full replay, side by side.
+    Startup(crate::commands::bench_startup::StartupArgs),
 }

@@ -3,6 +3,7 @@
 mod bench;
 pub(crate) mod bench_ann;
 mod bench_experiments;
+pub(crate) mod bench_startup;
 pub(crate) mod bench_self_healing;
 mod cpu;
 mod eval;
@@ -17,6 +18,7 @@ mod quickstart;
 pub mod ranker;
 mod serve;
 pub(crate) mod simulate;
+pub(crate) mod snapshot;
 mod train;
 
 use anyhow::{Context, Result};
@@ -81,6 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
             segment,
             records,
         } => inspect::run(&data, segment.as_deref(), records),
+        Command::Snapshot { what } => snapshot::run(what),
         Command::Bench { what } => bench::run(what),
     }
 }
