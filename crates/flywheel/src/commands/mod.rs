@@ -3,8 +3,8 @@
 mod bench;
 pub(crate) mod bench_ann;
 mod bench_experiments;
-pub(crate) mod bench_startup;
 pub(crate) mod bench_self_healing;
+pub(crate) mod bench_startup;
 mod cpu;
 mod eval;
 mod experiment;
