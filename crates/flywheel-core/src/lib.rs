@@ -13,6 +13,7 @@
 
 pub mod bots;
 mod candidate;
+pub mod canonical;
 mod error;
 mod event;
 mod experiment;

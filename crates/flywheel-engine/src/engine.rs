@@ -7,7 +7,9 @@
 //! - **impressions**: takes served lists from a bounded queue and appends them to the
 //!   log in batches, off the request path (a full queue drops and counts);
 //! - **watcher**: once a second, hot-swaps the models when `models/CURRENT` changes
-//!   and rebuilds the content index when the catalog changed.
+//!   and rebuilds the content index when the catalog changed;
+//! - **snapshots**: snapshots the derived state when `[snapshots]` says one is due
+//!   (the consumer loads the newest valid one before it replays the log's tail).
 
 use flywheel_core::{ActionSet, Event, Item, ItemId, LogRecord, Timestamp, User, UserId};
 use flywheel_log::{
@@ -64,16 +66,17 @@ pub(crate) struct Inner {
     content_built_at: Mutex<u64>,
     catalog_changed: AtomicBool,
     pub(crate) stats: EngineStats,
-    shutdown: AtomicBool,
+    pub(crate) shutdown: AtomicBool,
     /// (end offset of an acknowledged event batch, when it was acknowledged).
     pending_freshness: Mutex<VecDeque<(u64, Instant)>>,
     pub(crate) impressions: Mutex<Option<SyncSender<LogRecord>>>,
     /// Requests for the shadow worker (`None` once shutting down).
     pub(crate) shadows: Mutex<Option<SyncSender<ShadowJob>>>,
-    caught_up_at_start: AtomicBool,
-    start_offset: u64,
+    pub(crate) caught_up_at_start: AtomicBool,
+    /// The log's end when the engine opened: the start-up replay reaches it.
+    pub(crate) start_offset: u64,
     /// The most recent records the consumer could not decode and skipped.
-    skipped: Mutex<VecDeque<SkippedRecord>>,
+    pub(crate) skipped: Mutex<VecDeque<SkippedRecord>>,
     /// Why the consumer cannot read the log right now (`None` while it can).
     consumer_error: Mutex<Option<String>>,
     /// Background jobs (training, erasure).
@@ -92,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) canary: crate::canary::CanarySlot,
     /// The live monitoring window, fed by the consumer.
     pub(crate) monitor: Monitor,
+    /// Snapshots of the state: what start-up loaded, what was taken since.
+    pub(crate) snapshots: crate::snapshot::Snapshots,
 }
 
 /// How many skipped records the engine remembers (all are counted).
@@ -105,7 +110,7 @@ pub struct Engine {
     _lock: File,
 }
 
-fn lock_data_dir(dir: &Path) -> Result<File> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<File> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let path = dir.join("flywheel.lock");
     let file = File::options()
@@ -133,6 +138,19 @@ pub fn data_dir_in_use(dir: &Path) -> Result<bool> {
     }
 }
 
+/// Opens (recovers) the data directory's log as the configuration says.
+pub(crate) fn open_log(config: &EngineConfig) -> Result<(EventLog, RecoveryReport)> {
+    let mut log_config = LogConfig::new(log_dir(&config.data_dir));
+    log_config.segment_max_bytes = config.log.segment_max_bytes;
+    log_config.max_batch_delay = Duration::from_micros(config.log.max_batch_delay_us);
+    log_config.sync = if config.log.fsync {
+        SyncMode::Fsync
+    } else {
+        SyncMode::NoSync
+    };
+    Ok(EventLog::open(log_config)?)
+}
+
 /// Where the log lives in a data directory.
 pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("log")
@@ -145,15 +163,7 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let mut log_config = LogConfig::new(log_dir(&config.data_dir));
-        log_config.segment_max_bytes = config.log.segment_max_bytes;
-        log_config.max_batch_delay = Duration::from_micros(config.log.max_batch_delay_us);
-        log_config.sync = if config.log.fsync {
-            SyncMode::Fsync
-        } else {
-            SyncMode::NoSync
-        };
-        let (log, recovery) = EventLog::open(log_config)?;
+        let (log, recovery) = open_log(&config)?;
         let log: Arc<dyn RecordLog> = Arc::new(log);
         let models = registry::load_current(&config.data_dir)?;
         let start_offset = log.end_offset(PARTITION)?;
@@ -170,6 +180,7 @@ impl Engine {
             actions: ActionSet::with_custom(config.custom_actions.iter().cloned()),
             state: RwLock::new(State::new(feature_config(&config))),
             ledger: RwLock::new(ledger),
+            snapshots: crate::snapshot::Snapshots::new(&config),
             monitor: Monitor::new(&config, &models),
             variant_models: VariantModels::default(),
             experiment_admin: Mutex::new(()),
@@ -207,6 +218,11 @@ impl Engine {
                 write_impressions,
             ),
             spawn("flywheel-watcher", Arc::clone(&inner), watch),
+            spawn(
+                "flywheel-snapshots",
+                Arc::clone(&inner),
+                crate::snapshot::run_periodic,
+            ),
             spawn_with(
                 "flywheel-shadows",
                 Arc::clone(&inner),
@@ -531,7 +547,11 @@ fn spawn_with<T: Send + 'static>(
 /// active segment's frame headers from its start on every wake). After a read error it
 /// resumes from what it had applied, with a new reader, so no record is applied twice.
 fn consume(inner: &Inner) {
-    let mut next = 0u64;
+    // The newest valid snapshot, if any; the replay starts after it.
+    let mut next = crate::snapshot::restore(inner);
+    if next > 0 {
+        publish_applied(inner, next);
+    }
     let mut reader: Option<RecordIter<'_>> = None;
     while !inner.shutdown.load(Ordering::Acquire) {
         if end_offset(inner) <= next {
@@ -567,7 +587,7 @@ fn end_offset(inner: &Inner) -> u64 {
     inner.log.end_offset(PARTITION).unwrap_or_default()
 }
 
-fn current_applied(inner: &Inner) -> u64 {
+pub(crate) fn current_applied(inner: &Inner) -> u64 {
     *inner.applied.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -59,6 +59,9 @@ pub enum EngineError {
     /// An import failed.
     #[error(transparent)]
     Import(#[from] flywheel_import::ImportError),
+    /// A snapshot of the state could not be encoded.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// A filesystem operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -85,6 +88,7 @@ impl EngineError {
             EngineError::Locked(_)
             | EngineError::Log(_)
             | EngineError::Encode(_)
+            | EngineError::Snapshot(_)
             | EngineError::Io { .. } => false,
         }
     }

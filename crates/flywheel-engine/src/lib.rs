@@ -35,6 +35,7 @@ mod overview;
 mod records;
 mod service;
 mod serving;
+pub mod snapshot;
 mod stats;
 
 pub use batch::EventBatch;
@@ -58,6 +59,7 @@ pub use overview::{
 pub use records::SkippedRecord;
 pub use service::TrainOutcome;
 pub use serving::{ServeRequest, Served, ServedSlot};
+pub use snapshot::{SnapshotInfo, SnapshotStatus};
 pub use stats::{
     fallback_kind, EngineStats, FallbackCounts, Histogram, FALLBACK_KINDS, LATENCY_BUCKETS,
 };

@@ -7,7 +7,7 @@ use flywheel_core::LogRecord;
 use serde::Serialize;
 
 /// A record the engine could not decode and skipped.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SkippedRecord {
     /// Its log offset.
     pub offset: u64,

@@ -147,6 +147,8 @@ pub struct EngineStats {
     pub impressions_dropped: AtomicU64,
     /// Log records the consumer skipped because they cannot be decoded.
     pub skipped_records: AtomicU64,
+    /// Snapshot files start-up refused (corrupt, truncated, old format, another config, beyond the log's end).
+    pub snapshots_rejected: AtomicU64,
     /// Shadow requests the shadow worker could not take (logged as timeouts).
     pub shadows_dropped: AtomicU64,
     /// Retrieval stage latency.

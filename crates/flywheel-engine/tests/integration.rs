@@ -906,3 +906,7 @@ mod bots;
 /// Erasure: the byte scan of the data directory, a restart, a resumed erasure.
 #[path = "integration/erasure.rs"]
 mod erasure;
+
+/// Snapshots: snapshot + tail equals a full replay; damaged ones are refused.
+#[path = "integration/snapshots.rs"]
+mod snapshots;

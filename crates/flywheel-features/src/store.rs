@@ -18,16 +18,20 @@ use crate::user_state::{RecentAction, UserState};
 /// Online features of users and items, updated one event at a time. The same
 /// [`FeatureStore::apply_event`] serves the live consumer and offline replay, so a
 /// store that has applied exactly the log records before `t` holds the features
-/// "as of" `t`. Serialise it (JSON, bincode…) to checkpoint it with the log offset.
+/// "as of" `t`. Serialise it (JSON, bincode…) to checkpoint it with the log offset:
+/// its maps are written in key order, so two equal stores give equal bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureStore {
     config: FeatureConfig,
     items: Vec<ItemState>,
     /// Co-visitation lists, parallel to `items`.
     neighbors: Vec<Neighbors>,
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     item_index: HashMap<ItemId, u32>,
     categories: Vec<String>,
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     category_index: HashMap<String, u32>,
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     users: HashMap<UserId, UserState>,
     events_applied: u64,
     /// Latest event time (ms) applied.

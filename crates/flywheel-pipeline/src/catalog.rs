@@ -3,6 +3,7 @@
 
 use flywheel_core::{Item, ItemId, User, UserId};
 use flywheel_retrieval::ContentIndex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +16,59 @@ pub struct Catalog {
     /// Items per category path and per each of its ancestors (`books` and
     /// `books/scifi` for an item in `books/scifi`).
     categories: HashMap<String, usize>,
+}
+
+/// The stored form of a [`Catalog`]: items and users in id order, each as its JSON
+/// (the wire form, which leaves optional fields out), so two equal catalogs give equal
+/// bytes. The category counts are rebuilt from the items when it is read back.
+#[derive(Serialize)]
+struct CatalogImageRef<'a> {
+    items: Vec<JsonRef<'a, Item>>,
+    users: Vec<JsonRef<'a, User>>,
+}
+
+#[derive(Deserialize)]
+struct CatalogImage {
+    items: Vec<Json<Item>>,
+    users: Vec<Json<User>>,
+}
+
+/// A value written as its JSON text.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct JsonRef<'a, T: Serialize>(#[serde(with = "flywheel_core::canonical::as_json")] &'a T);
+
+/// A value read from its JSON text.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Json<T: serde::de::DeserializeOwned>(#[serde(with = "flywheel_core::canonical::as_json")] T);
+
+impl Serialize for Catalog {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut items: Vec<&Item> = self.items.values().map(Arc::as_ref).collect();
+        items.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let mut users: Vec<&User> = self.users.values().map(Arc::as_ref).collect();
+        users.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        CatalogImageRef {
+            items: items.into_iter().map(JsonRef).collect(),
+            users: users.into_iter().map(JsonRef).collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Catalog {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let image = CatalogImage::deserialize(deserializer)?;
+        let mut catalog = Catalog::default();
+        for Json(item) in image.items {
+            catalog.upsert_item(item);
+        }
+        for Json(user) in image.users {
+            catalog.upsert_user(user);
+        }
+        Ok(catalog)
+    }
 }
 
 /// `category` and its ancestors: `books/scifi/old`, `books/scifi`, `books`.

@@ -44,6 +44,35 @@ pub struct EngineConfig {
     /// The spam and bot rules (`[bots]`): events they drop reach neither the features
     /// nor training, and are counted in monitoring.
     pub bots: flywheel_core::BotRules,
+    /// Snapshots of the derived state, so that start-up replays only the log's tail.
+    pub snapshots: SnapshotSettings,
+}
+
+/// When the engine snapshots its derived state (`<data_dir>/snapshots/`). A snapshot
+/// is taken when either trigger fires and the state moved since the last one; both
+/// triggers at 0 take none (start-up then always replays the whole log, and
+/// `POST /v1/admin/snapshot` still takes one on demand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSettings {
+    /// Take a snapshot once this many records were applied since the last one
+    /// (0: never on this trigger). Default 1,000,000.
+    pub every_records: u64,
+    /// Take a snapshot once this many seconds passed since the last one, if any
+    /// record was applied (0: never on this trigger). Default 600.
+    pub every_secs: u64,
+    /// How many snapshot files are kept, newest first (at least 1). Default 2.
+    pub keep: usize,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings {
+            every_records: 1_000_000,
+            every_secs: 600,
+            keep: 2,
+        }
+    }
 }
 
 /// Settings of online experiments.
@@ -84,6 +113,7 @@ impl Default for EngineConfig {
             monitoring: flywheel_monitor::MonitoringConfig::default(),
             controller: flywheel_controller::ControllerConfig::default(),
             bots: flywheel_core::BotRules::default(),
+            snapshots: SnapshotSettings::default(),
         }
     }
 }
@@ -365,6 +395,9 @@ impl EngineConfig {
             .map_err(|e| PipelineError::Config(format!("rerank: {e}")))?;
         if let Err(e) = self.retrieval.ann.validate() {
             return bad(&e.to_string());
+        }
+        if self.snapshots.keep == 0 {
+            return bad("snapshots.keep must be at least 1");
         }
         if self.retrieval.candidates == 0 {
             return bad("retrieval.candidates must be positive");

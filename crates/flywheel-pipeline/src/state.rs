@@ -7,8 +7,10 @@ use flywheel_features::{FeatureConfig, FeatureReader, FeatureStore, FeatureWrite
 
 use crate::catalog::Catalog;
 
-/// The catalog, the users and the online features, as of `applied` records.
-#[derive(Debug, Clone)]
+/// The catalog, the users and the online features, as of `applied` records. Its serde
+/// form is canonical (maps in key order): two equal states give equal bytes, which is
+/// what the engine's snapshots store.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// Items and users.
     pub catalog: Catalog,

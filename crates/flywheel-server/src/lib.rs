@@ -27,6 +27,7 @@ mod monitoring;
 mod openapi;
 mod overview;
 mod routes;
+mod snapshots;
 mod wire;
 
 pub use access::RateLimit;

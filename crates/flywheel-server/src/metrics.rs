@@ -184,6 +184,31 @@ pub(crate) async fn render(State(app): State<AppState>) -> Response {
         "Log records the consumer skipped because they cannot be decoded.",
         EngineStats::get(&stats.skipped_records),
     );
+    let snapshots = engine.snapshot_status();
+    counter(
+        &mut out,
+        "flywheel_snapshots_rejected_total",
+        "Snapshot files start-up refused (corrupt, truncated, old format, another config, beyond the log's end).",
+        EngineStats::get(&stats.snapshots_rejected),
+    );
+    gauge(
+        &mut out,
+        "flywheel_snapshot_loaded_offset",
+        "The log offset of the snapshot start-up loaded (-1: none, a full replay).",
+        snapshots.startup.loaded.map_or(-1.0, |l| l.offset as f64),
+    );
+    counter(
+        &mut out,
+        "flywheel_snapshots_taken_total",
+        "Snapshots of the state taken by this process.",
+        snapshots.taken,
+    );
+    counter(
+        &mut out,
+        "flywheel_snapshot_failures_total",
+        "Snapshots that could not be written.",
+        snapshots.failures,
+    );
     counter(
         &mut out,
         "flywheel_recommendations_total",

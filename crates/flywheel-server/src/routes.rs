@@ -160,6 +160,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::monitoring::report))
         .routes(routes!(crate::controller::show))
         .routes(routes!(crate::controller::step))
+        .routes(routes!(crate::snapshots::take))
         .routes(routes!(crate::dashboard::page))
         .routes(routes!(crate::openapi::openapi_json))
 }
@@ -732,6 +733,23 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// What start-up did with the snapshots, for `/readyz`: the one loaded and the ones
+/// refused (with why), and the latest taken since.
+fn snapshot_readiness(engine: &Engine) -> Value {
+    let status = engine.snapshot_status();
+    json!({
+        "loaded": status.startup.loaded.map(|l| json!({
+            "path": l.path.display().to_string(), "offset": l.offset, "bytes": l.bytes,
+            "load_ms": l.load_ms,
+        })),
+        "rejected": status.startup.rejected.iter().map(|r| json!({
+            "path": r.path.display().to_string(), "kind": r.kind, "reason": r.reason,
+        })).collect::<Vec<_>>(),
+        "last_offset": status.last.map(|s| s.offset),
+        "last_error": status.last_error,
+    })
+}
+
 /// 200 once the state has caught up with the log, with what can still go wrong
 /// while serving: records skipped as undecodable, a consumer that cannot read the
 /// log, a log that refuses writes. 503 (with `Retry-After`) while the log replays.
@@ -757,5 +775,6 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
         "skipped_records": EngineStats::get(&engine.stats().skipped_records),
         "consumer_error": engine.consumer_error(),
         "write_error": engine.write_error(),
+        "snapshot": snapshot_readiness(engine),
     })))
 }

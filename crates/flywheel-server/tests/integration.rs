@@ -597,7 +597,7 @@ async fn health_readiness_metrics_and_unknown_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_reopened_engine_is_ready_after_catching_up() {
+async fn a_reopened_engine_loads_its_snapshot_and_is_ready_after_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(config(dir.path())).unwrap();
@@ -612,6 +612,9 @@ async fn a_reopened_engine_is_ready_after_catching_up() {
             })
             .collect();
         engine.ingest(events).unwrap();
+        engine.catch_up();
+        // Start-up below loads it instead of replaying the 50 events.
+        engine.snapshot_now().unwrap();
     }
     let engine = Arc::new(Engine::open(config(dir.path())).unwrap());
     let app = router(Arc::clone(&engine), ServerOptions::default());
@@ -626,16 +629,36 @@ async fn a_reopened_engine_is_ready_after_catching_up() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let request = Request::get("/readyz").body(Body::empty()).unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&body).unwrap();
+    let ready = send_to(&app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    let mut body = ready.json();
+    let snapshot = body["snapshot"].take();
+    body.as_object_mut().unwrap().remove("snapshot");
     assert_eq!(
         body,
         json!({"status": "ready", "consumer_lag": 0, "skipped_records": 0,
             "consumer_error": null, "write_error": null})
     );
+    assert_eq!(snapshot["loaded"]["offset"], 50, "{snapshot}");
+    assert_eq!(snapshot["rejected"], json!([]), "{snapshot}");
+    // On demand, through the API (scope `admin`; this server has no keys).
+    let taken = send_to(
+        &app,
+        Request::post("/v1/admin/snapshot")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.text);
+    assert_eq!(taken.json()["offset"], 50);
+    let metrics = send_to(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    for line in [
+        "flywheel_snapshot_loaded_offset 50",
+        "flywheel_snapshots_taken_total 1",
+        "flywheel_snapshots_rejected_total 0",
+    ] {
+        assert!(metrics.text.lines().any(|l| l == line), "missing `{line}`");
+    }
 }
 
 /// Regression: the popular top-up of a short list used to put back an item the user

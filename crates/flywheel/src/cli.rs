@@ -166,6 +166,12 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         records: usize,
     },
+    /// Snapshots of the derived state on a stopped data dir: create, list, verify.
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::snapshot::SnapshotCommand,
+    },
     /// Benchmarks that print our figures beside their targets.
     Bench {
         /// Which benchmark.
@@ -576,4 +582,7 @@ pub enum BenchCommand {
     /// real engine: a corrupted stream (pause, rollback, resume) and a taste drift
     /// (retrain through the gate), with quality against the simulator's truth.
     SelfHealing(crate::commands::bench_self_healing::SelfHealingArgs),
+    /// Time to ready over a log of N events (default 10M), with a snapshot and with a
+    /// full replay, side by side.
+    Startup(crate::commands::bench_startup::StartupArgs),
 }

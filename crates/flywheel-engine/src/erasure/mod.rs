@@ -457,13 +457,11 @@ fn erase_from_targets(
     Ok(())
 }
 
-/// Where snapshots of the derived state are rewritten without the erased user. The
-/// snapshot work lands in parallel: after the merge this calls
-/// `Engine::rewrite_snapshots()` (a snapshot taken before the erasure holds the user's
-/// features and catalog entry; it must be rewritten from the state, which no longer
-/// holds them, or deleted). Until then there are no snapshots to rewrite.
-fn rewrite_snapshots_after_erasure(_inner: &Inner) -> Result<()> {
-    Ok(())
+/// Snapshots of the derived state taken before the erasure hold the user's features
+/// and catalog entry: a fresh snapshot is taken from the state (which no longer holds
+/// them) and every other snapshot file is deleted.
+fn rewrite_snapshots_after_erasure(inner: &Inner) -> Result<()> {
+    crate::snapshot::rewrite_all(inner).map(|_| ())
 }
 
 /// Whether any record of the log is about `user` (a scan, with a byte pre-filter).

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use flywheel_core::{ExperimentDef, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::hash::{assign_bucket, VariantSplit, DEFAULT_BUCKETS};
 
@@ -95,10 +95,59 @@ impl std::fmt::Display for BookError {
     }
 }
 
-/// Every experiment the log has started, by id.
-#[derive(Debug, Clone, Default)]
+/// Every experiment the log has started, by id. Its serde form keeps each definition
+/// as its JSON text (bincode cannot read optional fields left out) and rebuilds the
+/// variant splits from the definitions when read back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(into = "BookImage", from = "BookImage")]
 pub struct Book {
     experiments: BTreeMap<String, Running>,
+}
+
+/// One experiment as a [`Book`] is stored.
+#[derive(Serialize, Deserialize)]
+struct RunningImage {
+    #[serde(with = "flywheel_core::canonical::as_json")]
+    def: ExperimentDef,
+    layer_buckets: [u32; 2],
+    started: Timestamp,
+    stopped: Option<Timestamp>,
+}
+
+/// The stored form of a [`Book`].
+#[derive(Serialize, Deserialize)]
+struct BookImage {
+    experiments: Vec<RunningImage>,
+}
+
+impl From<Book> for BookImage {
+    fn from(book: Book) -> Self {
+        let experiments = book
+            .experiments
+            .into_values()
+            .map(|r| RunningImage {
+                def: r.def,
+                layer_buckets: r.layer_buckets,
+                started: r.started,
+                stopped: r.stopped,
+            })
+            .collect();
+        BookImage { experiments }
+    }
+}
+
+impl From<BookImage> for Book {
+    fn from(image: BookImage) -> Self {
+        let mut book = Book::default();
+        for running in image.experiments {
+            let id = running.def.id.clone();
+            book.start(running.def, running.layer_buckets, running.started);
+            if let Some(at) = running.stopped {
+                book.stop(&id, at);
+            }
+        }
+        book
+    }
 }
 
 /// The buckets a traffic share takes, `round(10000 · traffic)`, at least one.

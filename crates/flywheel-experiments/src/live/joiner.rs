@@ -25,7 +25,7 @@ use super::tally::{ExperimentTally, ShadowList};
 use super::versions::VersionTally;
 
 /// One served list the joiner still waits for outcomes of.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ServedRequest {
     pub(crate) user: UserId,
     pub(crate) at: Timestamp,
@@ -46,7 +46,7 @@ pub(crate) struct ServedRequest {
 
 /// The final outcome of a request whose windows closed, kept for off-policy
 /// evaluation when asked for ([`Joiner::keep_closed`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClosedRequest {
     /// The request.
     pub request_id: RequestId,
@@ -57,7 +57,7 @@ pub struct ClosedRequest {
 }
 
 /// Outcomes that could not be attributed, by action.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Unattributed {
     /// Events whose `request_id` names no impression the joiner knows.
     pub unknown_request: BTreeMap<String, u64>,
@@ -70,14 +70,19 @@ pub struct Unattributed {
     pub orphan_shadows: u64,
 }
 
-/// The joiner's state.
-#[derive(Debug, Clone, Default)]
+/// The joiner's state. Its serde form is canonical (maps in key order, heaps sorted):
+/// two equal joiners give equal bytes.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Joiner {
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     open: HashMap<RequestId, ServedRequest>,
+    #[serde(with = "flywheel_core::canonical::sorted_heap")]
     closing: BinaryHeap<Reverse<(Timestamp, RequestId)>>,
     /// Requests whose windows closed, remembered for one more window so that an
     /// outcome for them is counted as late, not as naming an unknown request.
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     recently_closed: HashMap<RequestId, Timestamp>,
+    #[serde(with = "flywheel_core::canonical::sorted_heap")]
     forgetting: BinaryHeap<Reverse<(Timestamp, RequestId)>>,
     latest_event: Option<Timestamp>,
     allowed_lateness_ms: i64,
@@ -88,6 +93,7 @@ pub struct Joiner {
     /// Per model version, requests served and clicks on finalized labels.
     pub versions: BTreeMap<String, VersionTally>,
     /// Per user, every event applied (the CUPED covariate is built from it).
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     pub(crate) activity: HashMap<UserId, u64>,
     keep_closed: bool,
     closed: Vec<ClosedRequest>,

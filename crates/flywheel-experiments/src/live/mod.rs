@@ -23,8 +23,9 @@ pub use versions::VersionTally;
 
 use flywheel_core::LogRecord;
 
-/// The experiments and their outcomes, as of the records applied.
-#[derive(Debug, Clone, Default)]
+/// The experiments and their outcomes, as of the records applied. Serde gives a
+/// canonical form (the engine's snapshots): two equal ledgers give equal bytes.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ledger {
     /// The definitions.
     pub book: Book,

@@ -10,7 +10,7 @@ use super::joiner::ServedRequest;
 use crate::interleaving::{outcome, Outcome, Team};
 
 /// One user's exposures and outcomes in one variant.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UserTally {
     /// Slots shown.
     pub impressions: u64,
@@ -23,7 +23,7 @@ pub struct UserTally {
 }
 
 /// One variant's counts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct VariantTally {
     /// Per exposed user (in id order, so exports and statistics are deterministic).
     pub users: BTreeMap<UserId, UserTally>,
@@ -42,7 +42,7 @@ pub struct VariantTally {
 }
 
 /// A shadow list attached to its live request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShadowList {
     /// The experiment.
     pub experiment: String,
@@ -53,7 +53,7 @@ pub struct ShadowList {
 }
 
 /// A shadow variant's comparison with the live list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ShadowTally {
     /// Requests shadowed (including those it missed the deadline for).
     pub requests: u64,
@@ -76,7 +76,7 @@ pub struct ShadowTally {
 }
 
 /// Everything counted for one experiment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExperimentTally {
     /// Per variant, in definition order.
     pub variants: Vec<VariantTally>,
@@ -87,6 +87,7 @@ pub struct ExperimentTally {
     /// Shadow comparisons per variant (index 0, the live one, stays empty).
     pub shadows: Vec<ShadowTally>,
     /// Per user, events applied since the experiment started (for CUPED's pre-period).
+    #[serde(with = "flywheel_core::canonical::sorted_map")]
     pub activity_since_start: HashMap<UserId, u64>,
 }
 

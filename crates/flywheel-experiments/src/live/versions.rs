@@ -6,10 +6,10 @@
 //! fresh canary is never judged on half-labelled lists. Shadow lists are not served
 //! and are not counted.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One version's figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VersionTally {
     /// Requests served (impressions logged).
     pub requests: u64,

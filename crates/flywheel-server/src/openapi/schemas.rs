@@ -400,6 +400,10 @@ pub(crate) struct Ready {
     consumer_error: Option<String>,
     /// Why the log refuses writes, if it does.
     write_error: Option<String>,
+    /// Snapshots: `loaded` (the one start-up loaded: `path`, `offset`, `bytes`,
+    /// `load_ms`; null after a full replay), `rejected` (each refused one: `path`,
+    /// `kind`, `reason`), `last_offset` and `last_error` of the ones taken since.
+    snapshot: BTreeMap<String, Value>,
 }
 
 /// `GET /v1/monitoring`: the live window against the serving version's reference.

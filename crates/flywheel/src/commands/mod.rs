@@ -4,6 +4,7 @@ mod bench;
 pub(crate) mod bench_ann;
 mod bench_experiments;
 pub(crate) mod bench_self_healing;
+pub(crate) mod bench_startup;
 mod cpu;
 mod eval;
 mod experiment;
@@ -17,6 +18,7 @@ mod quickstart;
 pub mod ranker;
 mod serve;
 pub(crate) mod simulate;
+pub(crate) mod snapshot;
 mod train;
 pub(crate) mod users;
 
@@ -83,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
             segment,
             records,
         } => inspect::run(&data, segment.as_deref(), records),
+        Command::Snapshot { what } => snapshot::run(what),
         Command::Bench { what } => bench::run(what),
     }
 }
