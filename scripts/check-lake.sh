@@ -7,7 +7,8 @@
 # inspect --records`): rows per table, events per action, distinct users, slots served,
 # and every click sent with a request id joined to its slot in `outcomes`.
 # Without Python or PyPI the check is skipped LOUDLY (a skip fails CI).
-# Builds flywheel with `--features parquet` (target/debug/flywheel).
+# Builds flywheel with `--features parquet` (target/debug/flywheel); an argument names
+# another flywheel binary built with the feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,12 +30,18 @@ if ! "$venv/bin/python" -c "import duckdb" 2>/dev/null; then
   "$venv/bin/pip" install --quiet duckdb >/dev/null 2>&1 || skip "pip could not install duckdb from PyPI"
 fi
 
-cargo build --quiet -p flywheel --features parquet
-bin=target/debug/flywheel
+bin=${1:-}
+if [ -z "$bin" ]; then
+  cargo build --quiet -p flywheel --features parquet
+  bin=target/debug/flywheel
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/flywheel-lake.XXXXXX")
 server=""
 cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,18 +66,21 @@ curl -sf "$url/readyz" >/dev/null || { cat "$work/serve.log"; echo "the server n
 # Recommendations for 40 users, a click on the second slot of each list, then one view
 # two days later so that the attribution windows of these requests close.
 "$venv/bin/python" - "$url" "$work/sim" <<'PY'
-import csv, glob, json, sys, time, urllib.request
+import json, sys, time, urllib.error, urllib.request
 url, sim = sys.argv[1], sys.argv[2]
 users = []
-with open(glob.glob(f"{sim}/users.*")[0]) as f:
-    for row in csv.DictReader(f):
-        users.append(row.get("user_id") or row.get("id"))
+with open(f"{sim}/users.jsonl") as f:
+    for line in f:
+        users.append(json.loads(line)["id"])
 def call(method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url + path, data=data, method=method,
                                  headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"null")
+    try:
+        with urllib.request.urlopen(req) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        sys.exit(f"{method} {path} answered {e.code}: {e.read().decode()}")
 now = int(time.time())
 clicks = 0
 for user in users[:40]:
@@ -143,13 +153,13 @@ for lake in lakes:
     check("events rows", q(f"SELECT count(*) FROM {table('events')}")[0][0], kinds["event"])
     check("catalog rows", q(f"SELECT count(*) FROM {table('catalog')}")[0][0], catalog)
     check("impression rows (slots)", q(f"SELECT count(*) FROM {table('impressions')}")[0][0], slots)
-    check("impressions", q(f"SELECT count(DISTINCT offset) FROM {table('impressions')} WHERE NOT shadow")[0][0],
+    check("impressions", q(f"SELECT count(DISTINCT log_offset) FROM {table('impressions')} WHERE NOT shadow")[0][0],
           kinds["impression"])
     check("events per action", dict(q(f"SELECT action, count(*) FROM {table('events')} GROUP BY action")),
           dict(actions))
     check("distinct users", q(f"SELECT count(DISTINCT user_id) FROM {table('events')}")[0][0], len(users))
     check("distinct offsets = rows",
-          q(f"SELECT count(DISTINCT offset) FROM {table('events')}")[0][0], kinds["event"])
+          q(f"SELECT count(DISTINCT log_offset) FROM {table('events')}")[0][0], kinds["event"])
     check("clicks joined in outcomes", int(q(f"SELECT coalesce(sum(clicks), 0) FROM {table('outcomes')}")[0][0]),
           joinable)
     check("partition = timestamp hour",

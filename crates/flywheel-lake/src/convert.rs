@@ -127,14 +127,11 @@ fn record_time(record: &LogRecord) -> Option<i64> {
     }
 }
 
-/// The time of an upsert before any record with a time: its creation time, else 0.
-fn fallback_time(record: &LogRecord) -> i64 {
-    let created = match record {
-        LogRecord::ItemUpsert(item) => item.created_at,
-        LogRecord::UserUpsert(user) => user.created_at,
-        _ => None,
-    };
-    created.map_or(0, Timestamp::millis)
+/// The time of an upsert before any record with a time (a bulk-imported catalog):
+/// the epoch, so such a catalog is a few files of `dt=1970-01-01/hour=00` rather than one
+/// per hour of its items' creation history.
+fn fallback_time(_record: &LogRecord) -> i64 {
+    0
 }
 
 fn add_record_rows(out: &mut BatchRows, offset: u64, payload: &[u8], record: &LogRecord, t: i64) {

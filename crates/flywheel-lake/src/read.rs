@@ -72,7 +72,7 @@ fn read_plain(
     batch: &RecordBatch,
     out: &mut BTreeMap<u64, LogRecord>,
 ) -> Result<()> {
-    let offsets = column::<UInt64Array>(batch, file, "offset")?;
+    let offsets = column::<UInt64Array>(batch, file, "log_offset")?;
     let texts = column::<StringArray>(batch, file, "record")?;
     for row in 0..batch.num_rows() {
         let record =
@@ -131,7 +131,7 @@ fn read_slots(
     batch: &RecordBatch,
     out: &mut BTreeMap<u64, ImpressionParts>,
 ) -> Result<()> {
-    let offsets = column::<UInt64Array>(batch, file, "offset")?;
+    let offsets = column::<UInt64Array>(batch, file, "log_offset")?;
     let headers = column::<StringArray>(batch, file, "header")?;
     let shadows = column::<arrow_array::BooleanArray>(batch, file, "shadow")?;
     let counts = column::<UInt32Array>(batch, file, "slots")?;

@@ -72,7 +72,7 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
 
 fn events_fields() -> Vec<Field> {
     vec![
-        field("offset", DataType::UInt64, false),
+        field("log_offset", DataType::UInt64, false),
         field("timestamp", time_type(), false),
         field("user_id", DataType::Utf8, false),
         field("item_id", DataType::Utf8, false),
@@ -91,7 +91,7 @@ fn features_type() -> DataType {
 
 fn impressions_fields() -> Vec<Field> {
     vec![
-        field("offset", DataType::UInt64, false),
+        field("log_offset", DataType::UInt64, false),
         field("timestamp", time_type(), false),
         field("request_id", DataType::Utf8, false),
         field("user_id", DataType::Utf8, false),
@@ -117,7 +117,7 @@ fn impressions_fields() -> Vec<Field> {
 
 fn outcomes_fields() -> Vec<Field> {
     vec![
-        field("offset", DataType::UInt64, false),
+        field("log_offset", DataType::UInt64, false),
         field("closed_at_offset", DataType::UInt64, false),
         field("timestamp", time_type(), false),
         field("request_id", DataType::Utf8, false),
@@ -133,7 +133,7 @@ fn outcomes_fields() -> Vec<Field> {
 
 fn catalog_fields() -> Vec<Field> {
     vec![
-        field("offset", DataType::UInt64, false),
+        field("log_offset", DataType::UInt64, false),
         field("timestamp", time_type(), false),
         field("kind", DataType::Utf8, false),
         field("item_id", DataType::Utf8, true),
@@ -149,7 +149,7 @@ fn catalog_fields() -> Vec<Field> {
 
 fn experiments_fields() -> Vec<Field> {
     vec![
-        field("offset", DataType::UInt64, false),
+        field("log_offset", DataType::UInt64, false),
         field("timestamp", time_type(), false),
         field("kind", DataType::Utf8, false),
         field("experiment_id", DataType::Utf8, false),

@@ -103,7 +103,7 @@ fn rows_sit_in_their_hour_and_in_the_file_of_their_offsets() {
                 .strip_prefix(lake.join(table.name()))
                 .unwrap();
             for batch in read_batches(&file).unwrap() {
-                let offsets = column::<UInt64Array>(&batch, "offset");
+                let offsets = column::<UInt64Array>(&batch, "log_offset");
                 let times = column::<TimestampMillisecondArray>(&batch, "timestamp");
                 for row in 0..batch.num_rows() {
                     let offset = offsets.value(row);
