@@ -125,14 +125,16 @@ for line in open(log_path):
     if kind == "event":
         actions[record["action"]] += 1
         users.add(record["user_id"])
-        if record["action"] == "click" and record.get("request_id"):
+        # The joiner counts a click on a list it has seen: the impression writer logs
+        # lists off the request path, so a fast click can precede its impression.
+        if record["action"] == "click" and record.get("request_id") in served:
             clicks_with_request[(record["request_id"], record.get("position"))] += 1
     elif kind in ("impression", "shadow_impression"):
         slots += max(1, len(record["slots"]))
         if kind == "impression":
             served[record["request_id"]] = len(record["slots"])
 catalog = sum(kinds[k] for k in ("item_upsert", "item_delete", "user_upsert", "user_delete"))
-joinable = sum(n for (request, _), n in clicks_with_request.items() if request in served)
+joinable = sum(clicks_with_request.values())
 print(f"log: {dict(kinds)}; {len(users)} distinct users; {slots} slots; {joinable} clicks on served lists")
 assert kinds["impression"] > 0 and joinable > 0, "the live part made no impressions or clicks"
 

@@ -97,7 +97,7 @@ fn files_of_an_uncommitted_batch_are_removed_and_written_again() {
     // A crash after writing files past the position and before committing it: the
     // position is rolled back to an earlier batch boundary, a stray batch file and a
     // temp file are left behind.
-    let position_text = format!("{{\"next_offset\": 4000, \"skipped_records\": 0}}");
+    let position_text = r#"{"next_offset": 4000, "skipped_records": 0}"#;
     fs::write(flywheel_lake::position_file(&lake), position_text).unwrap();
     let some = list_files(&lake, Table::Events).unwrap().pop().unwrap();
     let stray = some.path.with_file_name(file_name(4_000, end + 77));
