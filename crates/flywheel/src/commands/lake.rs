@@ -41,8 +41,9 @@ pub enum LakeCommand {
     },
 }
 
-/// How `serve` exports continuously.
+/// How `serve` exports continuously (read only by the `parquet` build).
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
 pub struct LakeFlags {
     /// `--lake DIR`.
     pub dir: PathBuf,
