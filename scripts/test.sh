@@ -60,6 +60,9 @@ echo "== imported LightGBM/XGBoost models against the Python libraries"
 echo "== the dashboard in headless Chromium"
 ./scripts/check-dashboard.sh || status=$?
 
+echo "== the Parquet lake read by DuckDB (builds --features parquet)"
+./scripts/check-lake.sh || status=$?
+
 echo "== skipped tests"
 skipped=$(grep -c '^SKIP ' "$skip_log" || true)
 echo "skipped: $skipped"

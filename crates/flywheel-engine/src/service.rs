@@ -6,7 +6,7 @@ use flywheel_core::LogRecord;
 use flywheel_offline::evaluation::Comparison;
 use flywheel_offline::promotion::{self, Candidate};
 use flywheel_offline::training::TrainReport;
-use flywheel_offline::OfflineError;
+use flywheel_offline::{OfflineError, Replay};
 use flywheel_registry as registry;
 use flywheel_registry::{GateRecord, Origin, Status, WindowCuts};
 use serde::Serialize;
@@ -125,10 +125,32 @@ impl Engine {
         origin: Origin,
         progress: &mut dyn FnMut(&str),
     ) -> Result<TrainOutcome> {
+        self.train_version_from(None, force, origin, progress)
+    }
+
+    /// [`Engine::train`] on records that another source replays (e.g. the Parquet
+    /// lake's, converted back to the log's records) instead of this engine's log; the
+    /// same training, gate, registration and promotion follow.
+    pub fn train_from(
+        &self,
+        source: &Replay,
+        force: bool,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<TrainOutcome> {
+        self.train_version_from(Some(source), force, Origin::Trained, progress)
+    }
+
+    fn train_version_from(
+        &self,
+        source: Option<&Replay>,
+        force: bool,
+        origin: Origin,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<TrainOutcome> {
         self.check_training_allowed()?;
         let data_dir = self.config().data_dir.clone();
         let version = registry::reserve_version(&data_dir)?;
-        let outcome = self.train_version(&version, force, origin, progress);
+        let outcome = self.train_version(&version, source, force, origin, progress);
         if outcome.is_err() {
             // The reserved folder holds no manifest yet: remove it (best effort).
             let _ = std::fs::remove_dir_all(registry::models_dir(&data_dir).join(&version));
@@ -139,6 +161,7 @@ impl Engine {
     fn train_version(
         &self,
         version: &str,
+        source: Option<&Replay>,
         force: bool,
         origin: Origin,
         progress: &mut dyn FnMut(&str),
@@ -147,13 +170,17 @@ impl Engine {
         let serving = self.models();
         let breaches = self.breach_periods();
         let replay = |visit: &mut dyn FnMut(u64, &LogRecord) -> flywheel_offline::Result<()>| {
-            self.replay(&mut |offset, record| {
+            let mut kept = |offset: u64, record: &LogRecord| {
                 if Engine::outside_breaches(&breaches, record) {
                     visit(offset, record)
                 } else {
                     Ok(())
                 }
-            })
+            };
+            match source {
+                Some(source) => source(&mut kept),
+                None => self.replay(&mut kept),
+            }
         };
         let candidate = promotion::train_candidate(
             self.config(),

@@ -73,6 +73,15 @@ pub enum Command {
         /// monitoring window, `monitoring.window_secs`; 0 turns the thread off).
         #[arg(long, value_name = "SECS")]
         controller_every: Option<u64>,
+        /// Export the log continuously to this Parquet lake (needs `--features parquet`).
+        #[arg(long, value_name = "DIR")]
+        lake: Option<PathBuf>,
+        /// Seconds between two lake flushes (each writes what the log gained).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        lake_flush_secs: u64,
+        /// At most this many log records per lake batch (one file per table and partition).
+        #[arg(long, value_name = "ROWS", default_value_t = 100_000)]
+        lake_max_rows_per_file: usize,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {
@@ -94,6 +103,16 @@ pub enum Command {
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+        /// Train from a Parquet lake's records (`flywheel lake export`) instead of the
+        /// log; the version is registered in the data dir (needs `--features parquet`).
+        #[arg(long, value_name = "DIR", conflicts_with = "server")]
+        from_lake: Option<PathBuf>,
+    },
+    /// The Parquet event lake: export the log, erase a user (needs `--features parquet`).
+    Lake {
+        /// What to do.
+        #[command(subcommand)]
+        what: crate::commands::lake::LakeCommand,
     },
     /// Users: `users erase ID` removes a user from every store (GDPR).
     Users {

@@ -11,6 +11,7 @@ mod experiment;
 mod import;
 mod inspect;
 mod keys;
+pub(crate) mod lake;
 mod models;
 pub(crate) mod monitor;
 mod peers;
@@ -46,6 +47,9 @@ pub fn run(cli: Cli) -> Result<()> {
             rate_per_key,
             rate_per_user,
             controller_every,
+            lake,
+            lake_flush_secs,
+            lake_max_rows_per_file,
         } => serve::run(
             &data,
             &host,
@@ -56,6 +60,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 rate_per_key,
                 rate_per_user,
                 controller_every,
+                lake: lake.map(|dir| lake::LakeFlags {
+                    dir,
+                    flush_secs: lake_flush_secs,
+                    max_rows_per_file: lake_max_rows_per_file,
+                }),
             },
         ),
         Command::Keys { what } => keys::run(what),
@@ -65,7 +74,12 @@ pub fn run(cli: Cli) -> Result<()> {
             force,
             server,
             json,
-        } => train::run(&data, force, server.as_deref(), json),
+            from_lake,
+        } => match from_lake {
+            Some(lake) => train::run_from_lake(&data, force, &lake, json),
+            None => train::run(&data, force, server.as_deref(), json),
+        },
+        Command::Lake { what } => lake::run(what),
         Command::Models { what } => models::run(what),
         Command::Users { what } => users::run(what),
         Command::Monitor { what } => monitor::run(what),

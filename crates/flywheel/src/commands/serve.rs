@@ -23,6 +23,8 @@ pub struct ServeFlags {
     /// `--controller-every SECS` (`None`: the monitoring window; 0: no controller
     /// thread).
     pub controller_every: Option<u64>,
+    /// `--lake DIR` and its settings: export the log to a Parquet lake continuously.
+    pub lake: Option<crate::commands::lake::LakeFlags>,
 }
 
 /// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
@@ -48,6 +50,13 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
         anyhow::bail!(
             "--simulated-clock lets clients set the time of their requests: it is for \
              simulations on loopback only (use --host 127.0.0.1)"
+        );
+    }
+    #[cfg(not(feature = "parquet"))]
+    if flags.lake.is_some() {
+        anyhow::bail!(
+            "--lake needs the Parquet lake, which this binary was built without: rebuild \
+             with `cargo build --release -p flywheel --features parquet`"
         );
     }
     let config = resolve_config(data, "flywheel-data")?;
@@ -86,7 +95,15 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     crate::commands::report_recovery(&engine, &dir);
     let engine = Arc::new(engine);
     start_controller(&engine, flags)?;
-    serve_engine(engine, host, port, None, options)
+    let lake = match &flags.lake {
+        Some(lake) => Some(crate::commands::lake::start_export(&engine, lake)?),
+        None => None,
+    };
+    let served = serve_engine(engine, host, port, None, options);
+    if let Some(lake) = lake {
+        lake.finish();
+    }
+    served
 }
 
 /// The controller's thread: one step per monitoring window of wall-clock time (a

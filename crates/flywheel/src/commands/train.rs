@@ -30,6 +30,46 @@ pub fn run(data: &DataArgs, force: bool, server: Option<&str>, json: bool) -> Re
     Ok(())
 }
 
+/// `train --from-lake DIR`: the same training, gate and registration, on the records of
+/// a Parquet lake (in log order, converted back to the log's records) instead of the
+/// data dir's log; the version goes to the data dir's registry.
+pub fn run_from_lake(
+    data: &DataArgs,
+    force: bool,
+    lake: &std::path::Path,
+    json: bool,
+) -> Result<()> {
+    let records = crate::commands::lake::lake_records(lake)?;
+    let config = resolve_config(data, "flywheel-data")?;
+    ensure_not_served(&config.data_dir)?;
+    let engine = open_engine(config)?;
+    let replay =
+        |visit: &mut dyn FnMut(u64, &flywheel_core::LogRecord) -> flywheel_offline::Result<()>| {
+            records
+                .iter()
+                .try_for_each(|(offset, record)| visit(*offset, record))
+        };
+    eprintln!(
+        "training from {} records of the lake {}",
+        records.len(),
+        lake.display()
+    );
+    let bar = crate::progress::spinner("training");
+    let outcome = engine.train_from(&replay, force, &mut |stage| {
+        bar.set_message(stage.to_string())
+    });
+    bar.finish_and_clear();
+    let serving = engine.models().version().to_string();
+    engine.shutdown();
+    let outcome = outcome?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", render(&outcome, &serving));
+    }
+    Ok(())
+}
+
 /// Trains with a spinner showing the stage.
 pub fn train_with_progress(engine: &Engine, force: bool) -> Result<TrainOutcome> {
     let bar = crate::progress::spinner("training");
