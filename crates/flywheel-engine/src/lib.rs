@@ -42,7 +42,7 @@ pub use controller::{
     action_name, observe_report, outcome_name, BreachPeriod, ControllerView, DecisionCount,
     DecisionRecord,
 };
-pub use engine::{data_dir_in_use, log_dir, Engine};
+pub use engine::{data_dir_in_use, log_dir, Engine, EngineOptions};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
 pub use flywheel_monitor::{self as monitor, MonitoringConfig, MonitoringReport};
