@@ -330,3 +330,23 @@ impl ItemState {
         self.features(config, now.millis())
     }
 }
+
+impl UserState {
+    /// The largest item index and the largest category index the state refers to (a
+    /// remote reader makes sure its tables reach them).
+    pub fn max_indices(&self) -> (Option<u32>, Option<u32>) {
+        let recent = self.recent.iter().map(|r| r.item);
+        let shown = self.shown.iter().map(|(_, item)| *item);
+        let purchased = self.purchased.iter().copied();
+        let item = recent.chain(shown).chain(purchased).max();
+        let category = self.affinity.iter().map(|(c, _)| *c).max();
+        (item, category)
+    }
+}
+
+impl Neighbors {
+    /// The largest item index in the list.
+    pub fn max_index(&self) -> Option<u32> {
+        self.iter().map(|(j, _)| j).max()
+    }
+}
