@@ -28,7 +28,10 @@ pub struct ErasureCounts {
 /// erase them from the log first (log compaction).
 pub fn erase_user(config: &RedisConfig, user: &UserId) -> Result<ErasureCounts> {
     let keys = Keys::new(&config.prefix);
-    let mut conn = connect(config, config.read_deadline.max(std::time::Duration::from_secs(1)))?;
+    let mut conn = connect(
+        config,
+        config.read_deadline.max(std::time::Duration::from_secs(1)),
+    )?;
     let deleted: u64 = redis::cmd("DEL")
         .arg(keys.user(user))
         .query(&mut conn)

@@ -68,9 +68,14 @@ impl RedisReader {
     }
 
     /// Runs `read` on a pooled connection, through the breaker.
-    fn with_connection<T>(&self, read: impl FnOnce(&mut redis::Connection) -> Result<T>) -> Result<T> {
+    fn with_connection<T>(
+        &self,
+        read: impl FnOnce(&mut redis::Connection) -> Result<T>,
+    ) -> Result<T> {
         if let Some(reason) = self.open_breaker() {
-            return Err(crate::RedisStoreError::Config(format!("not retried yet: {reason}")));
+            return Err(crate::RedisStoreError::Config(format!(
+                "not retried yet: {reason}"
+            )));
         }
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match pooled {
@@ -82,7 +87,10 @@ impl RedisReader {
         };
         match read(&mut conn) {
             Ok(value) => {
-                self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+                self.pool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(conn);
                 *self.breaker.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Ok(value)
             }
@@ -112,7 +120,12 @@ impl RedisReader {
     }
 
     /// Makes sure the item and category tables cover the given indices.
-    fn ensure_names(&self, conn: &mut redis::Connection, max_item: Option<u32>, max_category: Option<u32>) -> Result<()> {
+    fn ensure_names(
+        &self,
+        conn: &mut redis::Connection,
+        max_item: Option<u32>,
+        max_category: Option<u32>,
+    ) -> Result<()> {
         let (have_items, have_categories) = {
             let names = self.names.read().unwrap_or_else(|e| e.into_inner());
             (names.items.len(), names.categories.len())
@@ -137,7 +150,9 @@ impl RedisReader {
         let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
         // Another reader may have extended the tables meanwhile: append only what is new.
         if names.items.len() == have_items {
-            names.items.extend(items.into_iter().map(ItemId::new_unchecked));
+            names
+                .items
+                .extend(items.into_iter().map(ItemId::new_unchecked));
         }
         if names.categories.len() == have_categories {
             names.categories.extend(categories);
@@ -163,7 +178,12 @@ impl RedisReader {
             let (max_item, max_category) = state.max_indices();
             self.ensure_names(conn, max_item, max_category)?;
             let names = self.names.read().unwrap_or_else(|e| e.into_inner());
-            Ok(user_features_from(&state, &*names, &self.config.features, now))
+            Ok(user_features_from(
+                &state,
+                &*names,
+                &self.config.features,
+                now,
+            ))
         })
     }
 
@@ -199,7 +219,11 @@ impl RedisReader {
                 .zip(values)
                 .map(|(key, value)| value.map(|b| decode::<Neighbors>(key, &b)).transpose())
                 .collect::<Result<_>>()?;
-            let max_item = lists.iter().flatten().filter_map(Neighbors::max_index).max();
+            let max_item = lists
+                .iter()
+                .flatten()
+                .filter_map(Neighbors::max_index)
+                .max();
             self.ensure_names(conn, max_item, None)?;
             let names = self.names();
             Ok(lists
@@ -212,10 +236,18 @@ impl RedisReader {
         })
     }
 
-    fn read_ranked(&self, list: RankedList, category: Option<&str>, now: Timestamp, k: usize) -> Result<Vec<(ItemId, f32)>> {
+    fn read_ranked(
+        &self,
+        list: RankedList,
+        category: Option<&str>,
+        now: Timestamp,
+        k: usize,
+    ) -> Result<Vec<(ItemId, f32)>> {
         let depth = match list {
             RankedList::Popular => k.saturating_mul(2),
-            RankedList::Trending => k.saturating_mul(2).max(self.config.features.ranking_cache_depth),
+            RankedList::Trending => k
+                .saturating_mul(2)
+                .max(self.config.features.ranking_cache_depth),
         };
         if depth == 0 {
             return Ok(Vec::new());
@@ -236,7 +268,13 @@ impl RedisReader {
     }
 
     /// A ranked list, cached for when Redis is away.
-    fn ranked(&self, list: RankedList, category: Option<&str>, now: Timestamp, k: usize) -> Vec<(ItemId, f32)> {
+    fn ranked(
+        &self,
+        list: RankedList,
+        category: Option<&str>,
+        now: Timestamp,
+        k: usize,
+    ) -> Vec<(ItemId, f32)> {
         let top = match category {
             None => None,
             Some(path) => match top_level_category(path) {

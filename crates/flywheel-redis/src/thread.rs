@@ -41,7 +41,10 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// What the writer reports now.
     pub fn status(&self) -> WriterStatus {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Blocks until `offset` is applied or `timeout` passes; returns whether it was.
@@ -76,7 +79,11 @@ impl Drop for WriterHandle {
 }
 
 /// Starts the writer of `partition` of `log` into the store `config` names.
-pub fn spawn_writer(config: RedisConfig, log: Arc<dyn RecordLog>, partition: u32) -> Result<WriterHandle> {
+pub fn spawn_writer(
+    config: RedisConfig,
+    log: Arc<dyn RecordLog>,
+    partition: u32,
+) -> Result<WriterHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let status = Arc::new(Mutex::new(WriterStatus::default()));
     let thread = {
@@ -93,11 +100,19 @@ pub fn spawn_writer(config: RedisConfig, log: Arc<dyn RecordLog>, partition: u32
     })
 }
 
-fn run(config: RedisConfig, log: &dyn RecordLog, partition: u32, stop: &AtomicBool, status: &Mutex<WriterStatus>) {
+fn run(
+    config: RedisConfig,
+    log: &dyn RecordLog,
+    partition: u32,
+    stop: &AtomicBool,
+    status: &Mutex<WriterStatus>,
+) {
     let mut writer = RedisWriter::new(config);
     let mut next: Option<u64> = None;
     let mut backoff = Duration::from_millis(50);
-    let update = |f: &mut dyn FnMut(&mut WriterStatus)| f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
+    let update = |f: &mut dyn FnMut(&mut WriterStatus)| {
+        f(&mut status.lock().unwrap_or_else(|e| e.into_inner()))
+    };
     while !stop.load(Ordering::Acquire) {
         match step(&mut writer, log, partition, &mut next) {
             Ok(Step::Applied { skipped }) => {
@@ -141,14 +156,21 @@ enum Step {
     Idle,
 }
 
-fn step(writer: &mut RedisWriter, log: &dyn RecordLog, partition: u32, next: &mut Option<u64>) -> Result<Step> {
+fn step(
+    writer: &mut RedisWriter,
+    log: &dyn RecordLog,
+    partition: u32,
+    next: &mut Option<u64>,
+) -> Result<Step> {
     let from = match *next {
         Some(from) => from,
         None => {
-            let (from, rebuilt) = writer.start_position()?;
+            let (from, empty) = writer.start_position()?;
             *next = Some(from);
-            if rebuilt {
-                tracing::warn!("redis held no feature state: rebuilding it from the log (offset {from})");
+            if empty && log.end_offset(partition)? > from {
+                tracing::warn!(
+                    "redis held no feature state: rebuilding it from the log (offset {from})"
+                );
                 return Ok(Step::Rebuilt);
             }
             from
@@ -159,7 +181,13 @@ fn step(writer: &mut RedisWriter, log: &dyn RecordLog, partition: u32, next: &mu
     }
     let mut records = Vec::with_capacity(CHUNK);
     let mut skipped = 0;
-    for entry in log.read_from(LogPosition { partition, offset: from })?.take(CHUNK) {
+    for entry in log
+        .read_from(LogPosition {
+            partition,
+            offset: from,
+        })?
+        .take(CHUNK)
+    {
         let (_, bytes) = entry?;
         let record = LogRecord::decode(&bytes).ok();
         skipped += u64::from(record.is_none());
@@ -174,7 +202,9 @@ fn step(writer: &mut RedisWriter, log: &dyn RecordLog, partition: u32, next: &mu
             Ok(Step::Applied { skipped })
         }
         Err(RedisStoreError::DataLost { expected }) => {
-            tracing::warn!("redis lost the feature state at offset {expected}: rebuilding it from the log");
+            tracing::warn!(
+                "redis lost the feature state at offset {expected}: rebuilding it from the log"
+            );
             writer.reset();
             *next = None;
             Err(RedisStoreError::DataLost { expected })

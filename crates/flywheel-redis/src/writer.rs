@@ -87,6 +87,7 @@ impl RedisWriter {
     pub fn reset(&mut self) {
         self.conn = None;
         self.tables = Tables::default();
+        self.applied = 0;
     }
 
     /// The offset stored in Redis (`None`: no state, e.g. after Redis lost its data).
@@ -99,19 +100,21 @@ impl RedisWriter {
 
     /// Where to start: the stored offset, or — when Redis holds no offset — an empty
     /// store rebuilt from [`restore_from_newest_snapshot`] (or from offset 0) after
-    /// deleting whatever partial state is left. Returns (offset, whether it rebuilt).
+    /// deleting whatever partial state is left. Returns (offset, whether Redis held no
+    /// state: with records in the log, that start is a rebuild).
     pub fn start_position(&mut self) -> Result<(u64, bool)> {
         if let Some(offset) = self.stored_offset()? {
             self.load_tables()?;
             self.applied = offset;
             return Ok((offset, false));
         }
-        let deleted = self.delete_all()?;
+        self.delete_all()?;
         self.tables = Tables::default();
+        self.applied = 0;
         let offset = restore_from_newest_snapshot(self)?.unwrap_or(0);
         self.applied = offset;
         self.tables.loaded = true;
-        Ok((offset, deleted > 0 || self.applied > 0))
+        Ok((offset, true))
     }
 
     /// Deletes every key of the store (SCAN + DEL); returns how many.
@@ -175,18 +178,26 @@ impl RedisWriter {
         self.load_tables()?;
         let users = touched_users(records);
         let user_keys: Vec<String> = users.iter().map(|u| self.keys.user(u)).collect();
-        let mut watched = vec![self.keys.offset(), self.keys.items(), self.keys.categories()];
+        let mut watched = vec![
+            self.keys.offset(),
+            self.keys.items(),
+            self.keys.categories(),
+        ];
         watched.extend(user_keys.iter().cloned());
         let wrap = redis_error(&self.config);
         let offset_key = self.keys.offset();
         let applied = self.applied;
         let conn = self.connection()?;
-        redis::cmd("WATCH").arg(&watched).exec(conn).map_err(&wrap)?;
-        let stored: Option<u64> = redis::cmd("GET").arg(&offset_key).query(conn).map_err(&wrap)?;
+        redis::cmd("WATCH")
+            .arg(&watched)
+            .exec(conn)
+            .map_err(&wrap)?;
+        let stored: Option<u64> = redis::cmd("GET")
+            .arg(&offset_key)
+            .query(conn)
+            .map_err(&wrap)?;
         let stored = match stored {
-            None if applied > 0 => {
-                return Err(RedisStoreError::DataLost { expected: applied })
-            }
+            None if applied > 0 => return Err(RedisStoreError::DataLost { expected: applied }),
             stored => stored.unwrap_or(0),
         };
         if stored < first_offset {
@@ -230,8 +241,10 @@ impl RedisWriter {
         }
         let wrap = redis_error(&self.config);
         let conn = self.connection()?;
-        let values: Vec<Option<Vec<u8>>> =
-            redis::cmd("MGET").arg(user_keys).query(conn).map_err(wrap)?;
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(user_keys)
+            .query(conn)
+            .map_err(wrap)?;
         let mut loaded = HashMap::with_capacity(users.len());
         for ((user, key), value) in users.iter().zip(user_keys).zip(values) {
             let state = match value {
@@ -266,8 +279,10 @@ impl RedisWriter {
         }
         let wrap = redis_error(&self.config);
         let conn = self.connection()?;
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query(conn).map_err(wrap)?;
-        for (((index, id), pair), names) in wanted.iter().zip(values.chunks(2)).zip(keys.chunks(2)) {
+        let values: Vec<Option<Vec<u8>>> =
+            redis::cmd("MGET").arg(&keys).query(conn).map_err(wrap)?;
+        for (((index, id), pair), names) in wanted.iter().zip(values.chunks(2)).zip(keys.chunks(2))
+        {
             let item = match &pair[0] {
                 Some(bytes) => decode::<ItemState>(&names[0], bytes)?,
                 None => ItemState::empty(id.clone()),
@@ -295,7 +310,10 @@ impl RedisWriter {
         };
         for (index, (item, original_category)) in &changes.items {
             let _ = index;
-            pipe.cmd("SET").arg(keys.item(item.id())).arg(encode(item)).ignore();
+            pipe.cmd("SET")
+                .arg(keys.item(item.id()))
+                .arg(encode(item))
+                .ignore();
             for list in [RankedList::Popular, RankedList::Trending] {
                 let score = list.ordering_key(item, &self.config.features);
                 let member = item.id().as_str();
@@ -303,7 +321,10 @@ impl RedisWriter {
                 let current = item.category_index();
                 if let Some(old) = original_category.filter(|old| Some(*old) != current) {
                     if let Some(name) = name_of(old) {
-                        pipe.cmd("ZREM").arg(keys.ranked(list, Some(&name))).arg(member).ignore();
+                        pipe.cmd("ZREM")
+                            .arg(keys.ranked(list, Some(&name)))
+                            .arg(member)
+                            .ignore();
                     }
                 }
                 if let Some(name) = current.and_then(name_of) {
@@ -312,11 +333,18 @@ impl RedisWriter {
             }
         }
         for (id, neighbors) in &changes.neighbors {
-            pipe.cmd("SET").arg(keys.neighbors(id)).arg(encode(neighbors)).ignore();
+            pipe.cmd("SET")
+                .arg(keys.neighbors(id))
+                .arg(encode(neighbors))
+                .ignore();
         }
         for (user, state) in &changes.users {
             match state {
-                Some(state) => pipe.cmd("SET").arg(keys.user(user)).arg(encode(state)).ignore(),
+                Some(state) => pipe
+                    .cmd("SET")
+                    .arg(keys.user(user))
+                    .arg(encode(state))
+                    .ignore(),
                 None => pipe.cmd("DEL").arg(keys.user(user)).ignore(),
             };
         }
@@ -325,7 +353,10 @@ impl RedisWriter {
             pipe.cmd("RPUSH").arg(keys.items()).arg(ids).ignore();
         }
         if !changes.new_categories.is_empty() {
-            pipe.cmd("RPUSH").arg(keys.categories()).arg(&changes.new_categories).ignore();
+            pipe.cmd("RPUSH")
+                .arg(keys.categories())
+                .arg(&changes.new_categories)
+                .ignore();
         }
         pipe.cmd("SET").arg(keys.offset()).arg(end).ignore();
         let wrap = redis_error(&self.config);
@@ -342,11 +373,15 @@ impl RedisWriter {
     fn merge(&mut self, changes: Changes) {
         let tables = &mut self.tables;
         for id in changes.new_items {
-            tables.item_index.insert(id.clone(), tables.item_ids.len() as u32);
+            tables
+                .item_index
+                .insert(id.clone(), tables.item_ids.len() as u32);
             tables.item_ids.push(id);
         }
         for name in changes.new_categories {
-            tables.category_index.insert(name.clone(), tables.categories.len() as u32);
+            tables
+                .category_index
+                .insert(name.clone(), tables.categories.len() as u32);
             tables.categories.push(name);
         }
         for (index, (item, _)) in changes.items {
@@ -506,7 +541,8 @@ impl FeatureTables for Overlay<'_> {
         let index = (self.writer.tables.item_ids.len() + self.new_items.len()) as u32;
         self.new_items.push(id.clone());
         self.new_item_index.insert(id.clone(), index);
-        self.items.insert(index, (ItemState::empty(id.clone()), None));
+        self.items
+            .insert(index, (ItemState::empty(id.clone()), None));
         self.neighbors.insert(index, Neighbors::default());
         index
     }
@@ -527,7 +563,12 @@ impl FeatureTables for Overlay<'_> {
     fn category_name(&self, index: u32) -> Option<&str> {
         let known = self.writer.tables.categories.len();
         match (index as usize).checked_sub(known) {
-            None => self.writer.tables.categories.get(index as usize).map(String::as_str),
+            None => self
+                .writer
+                .tables
+                .categories
+                .get(index as usize)
+                .map(String::as_str),
             Some(new) => self.new_categories.get(new).map(String::as_str),
         }
     }

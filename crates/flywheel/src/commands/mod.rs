@@ -15,6 +15,7 @@ pub(crate) mod monitor;
 mod peers;
 mod quickstart;
 pub mod ranker;
+mod redis;
 mod serve;
 pub(crate) mod simulate;
 mod train;
@@ -43,6 +44,10 @@ pub fn run(cli: Cli) -> Result<()> {
             rate_per_key,
             rate_per_user,
             controller_every,
+            redis,
+            redis_role,
+            redis_read_deadline_ms,
+            redis_prefix,
         } => serve::run(
             &data,
             &host,
@@ -53,6 +58,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 rate_per_key,
                 rate_per_user,
                 controller_every,
+                redis: redis.map(|url| serve::RedisFlags {
+                    url,
+                    role: redis_role,
+                    read_deadline_ms: redis_read_deadline_ms,
+                    prefix: redis_prefix,
+                }),
             },
         ),
         Command::Keys { what } => keys::run(what),

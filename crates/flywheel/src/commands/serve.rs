@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use flywheel_engine::Engine;
+
 use flywheel_server::keys::{key_file, KeyStore};
 use flywheel_server::{RateLimit, ServerOptions};
 use std::net::SocketAddr;
@@ -23,6 +24,20 @@ pub struct ServeFlags {
     /// `--controller-every SECS` (`None`: the monitoring window; 0: no controller
     /// thread).
     pub controller_every: Option<u64>,
+    /// `--redis URL` and its settings.
+    pub redis: Option<RedisFlags>,
+}
+
+/// `--redis URL`, `--redis-role`, `--redis-read-deadline-ms`, `--redis-prefix`.
+pub struct RedisFlags {
+    /// The server.
+    pub url: String,
+    /// Writer or reader.
+    pub role: crate::cli::RedisRole,
+    /// The read deadline in milliseconds.
+    pub read_deadline_ms: u64,
+    /// The key prefix.
+    pub prefix: String,
 }
 
 /// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
@@ -81,9 +96,11 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
             .transpose()?,
         ..ServerOptions::default()
     };
-    let engine = Engine::open(config)
+    let shared = crate::commands::redis::open(flags.redis.as_ref(), &config)?;
+    let engine = Engine::open_with(config, shared.options())
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
+    let _writer = shared.start_writer(&engine)?;
     let engine = Arc::new(engine);
     start_controller(&engine, flags)?;
     serve_engine(engine, host, port, None, options)
