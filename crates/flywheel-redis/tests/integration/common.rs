@@ -27,6 +27,12 @@ pub fn redis_for(test: &str) -> Option<RedisConfig> {
         }
         Err(e) => {
             eprintln!("SKIPPED: {test} because Redis at {url} does not answer ({e}); run scripts/ensure-redis.sh");
+            if let Ok(path) = std::env::var("FLYWHEEL_SKIP_LOG") {
+                use std::io::Write;
+                if let Ok(mut file) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+                    let _ = writeln!(file, "SKIP flywheel-redis {test}: Redis at {url} does not answer");
+                }
+            }
             None
         }
     }
