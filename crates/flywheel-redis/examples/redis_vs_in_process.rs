@@ -23,14 +23,26 @@ fn process_cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn redis_cpu_secs(url: &str) -> f64 {
-    let Ok(client) = redis::Client::open(url) else { return 0.0 };
-    let Ok(mut conn) = client.get_connection() else { return 0.0 };
-    let info: String = redis::cmd("INFO").arg("cpu").query(&mut conn).unwrap_or_default();
+    let Ok(client) = redis::Client::open(url) else {
+        return 0.0;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return 0.0;
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(&mut conn)
+        .unwrap_or_default();
     info.lines()
         .filter(|l| l.starts_with("used_cpu_user:") || l.starts_with("used_cpu_sys:"))
         .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
@@ -39,12 +51,22 @@ fn redis_cpu_secs(url: &str) -> f64 {
 
 fn shop() -> Vec<LogRecord> {
     let sim = flywheel_sim::simulate(&flywheel_sim::SimConfig::quickstart()).expect("simulating");
-    let mut records: Vec<LogRecord> = sim.world.items.iter().cloned().map(LogRecord::ItemUpsert).collect();
+    let mut records: Vec<LogRecord> = sim
+        .world
+        .items
+        .iter()
+        .cloned()
+        .map(LogRecord::ItemUpsert)
+        .collect();
     let mut timed: Vec<(Timestamp, LogRecord)> = sim
         .events
         .iter()
         .map(|e| (e.timestamp, LogRecord::Event(e.clone())))
-        .chain(sim.impressions.iter().map(|i| (i.timestamp, LogRecord::Impression(i.clone()))))
+        .chain(
+            sim.impressions
+                .iter()
+                .map(|i| (i.timestamp, LogRecord::Impression(i.clone()))),
+        )
         .collect();
     timed.sort_by_key(|(at, _)| *at);
     records.extend(timed.into_iter().map(|(_, r)| r));
@@ -72,13 +94,17 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn main() {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let records = shop();
     let mut config = RedisConfig::new(url.clone(), FeatureConfig::default());
     config.prefix = format!("flywheel-bench-{}", std::process::id());
     config.read_deadline = std::time::Duration::from_secs(5);
     let mut writer = RedisWriter::new(config.clone());
-    writer.delete_all().expect("redis must answer: run scripts/ensure-redis.sh");
+    writer
+        .delete_all()
+        .expect("redis must answer: run scripts/ensure-redis.sh");
 
     let (cpu, wall) = (process_cpu_secs(), Instant::now());
     let mut store = FeatureStore::new(FeatureConfig::default());
@@ -90,10 +116,15 @@ fn main() {
     let (cpu, server, wall) = (process_cpu_secs(), redis_cpu_secs(&url), Instant::now());
     for (n, part) in records.chunks(512).enumerate() {
         let part: Vec<Option<LogRecord>> = part.iter().cloned().map(Some).collect();
-        writer.apply_chunk((n * 512) as u64, &part).expect("applying");
+        writer
+            .apply_chunk((n * 512) as u64, &part)
+            .expect("applying");
     }
-    let (redis_wall, redis_cpu, redis_server) =
-        (wall.elapsed().as_secs_f64(), process_cpu_secs() - cpu, redis_cpu_secs(&url) - server);
+    let (redis_wall, redis_cpu, redis_server) = (
+        wall.elapsed().as_secs_f64(),
+        process_cpu_secs() - cpu,
+        redis_cpu_secs(&url) - server,
+    );
     let n = records.len() as f64;
     println!("records: {}", records.len());
     println!(
@@ -116,7 +147,11 @@ fn main() {
         })
         .max()
         .unwrap_or(Timestamp::from_secs(0));
-    let items: Vec<ItemId> = store.popular(None, now, 10_000).into_iter().map(|(i, _)| i).collect();
+    let items: Vec<ItemId> = store
+        .popular(None, now, 10_000)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
     let users: Vec<_> = records
         .iter()
         .filter_map(|r| match r {
@@ -131,11 +166,20 @@ fn main() {
         .enumerate()
         .map(|(i, user)| Batch {
             user,
-            candidates: items.iter().cycle().skip(i * 7).take(200).cloned().collect(),
+            candidates: items
+                .iter()
+                .cycle()
+                .skip(i * 7)
+                .take(200)
+                .cloned()
+                .collect(),
         })
         .collect();
     let reader = RedisReader::new(config.clone());
-    for (name, source) in [("in-process", &store as &dyn FeatureReader), ("redis", &reader)] {
+    for (name, source) in [
+        ("in-process", &store as &dyn FeatureReader),
+        ("redis", &reader),
+    ] {
         let (cpu, server) = (process_cpu_secs(), redis_cpu_secs(&url));
         let mut times = Vec::with_capacity(batches.len());
         let mut total = 0;

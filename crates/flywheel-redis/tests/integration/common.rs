@@ -29,8 +29,15 @@ pub fn redis_for(test: &str) -> Option<RedisConfig> {
             eprintln!("SKIPPED: {test} because Redis at {url} does not answer ({e}); run scripts/ensure-redis.sh");
             if let Ok(path) = std::env::var("FLYWHEEL_SKIP_LOG") {
                 use std::io::Write;
-                if let Ok(mut file) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
-                    let _ = writeln!(file, "SKIP flywheel-redis {test}: Redis at {url} does not answer");
+                if let Ok(mut file) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+                {
+                    let _ = writeln!(
+                        file,
+                        "SKIP flywheel-redis {test}: Redis at {url} does not answer"
+                    );
                 }
             }
             None

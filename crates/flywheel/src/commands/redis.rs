@@ -45,6 +45,7 @@ pub fn open(flags: Option<&RedisFlags>, config: &EngineConfig) -> Result<Shared>
 /// Refuses `--redis`: this build has no Redis support.
 pub fn open(flags: Option<&RedisFlags>, _config: &EngineConfig) -> Result<Shared> {
     if let Some(flags) = flags {
+        let _settings_unused_in_this_build = (&flags.role, flags.read_deadline_ms, &flags.prefix);
         anyhow::bail!(
             "--redis {}: this flywheel was built without Redis support; build it with \
              `cargo build --release --features redis`",
