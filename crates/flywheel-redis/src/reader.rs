@@ -34,8 +34,11 @@ pub struct RedisReader {
     breaker: Mutex<Option<(Instant, String)>>,
     names: RwLock<Names>,
     /// The last list read per (list, top-level category), for when Redis is away.
-    cached: Mutex<HashMap<(RankedList, Option<String>), Vec<(ItemId, f32)>>>,
+    cached: Mutex<HashMap<ListKey, Vec<(ItemId, f32)>>>,
 }
+
+/// A ranked list and its top-level category (`None`: global).
+type ListKey = (RankedList, Option<String>);
 
 /// The item and category tables, as far as this reader has read them (append-only).
 #[derive(Debug, Default, Clone)]

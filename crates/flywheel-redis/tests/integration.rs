@@ -2,6 +2,8 @@
 //! Without one every test prints `SKIPPED: ...` and passes, unless
 //! `FLYWHEEL_REQUIRE_REDIS=1` (then it fails). Each test uses its own key prefix.
 
+#![allow(clippy::unwrap_used)]
+
 mod integration {
     pub mod common;
     mod degrade;
