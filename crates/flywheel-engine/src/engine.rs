@@ -12,6 +12,7 @@
 //!   (the consumer loads the newest valid one before it replays the log's tail).
 
 use flywheel_core::{ActionSet, Event, Item, ItemId, LogRecord, Timestamp, User, UserId};
+use flywheel_features::FeatureReader;
 use flywheel_log::{
     EventLog, LogConfig, LogPosition, RecordIter, RecordLog, RecoveryReport, SyncMode,
 };
@@ -151,9 +152,26 @@ pub(crate) fn open_log(config: &EngineConfig) -> Result<(EventLog, RecoveryRepor
     Ok(EventLog::open(log_config)?)
 }
 
+fn initial_state(config: &EngineConfig, options: EngineOptions) -> State {
+    let state = State::new(feature_config(config));
+    match options.shared_features {
+        Some(shared) => state.with_shared_features(shared),
+        None => state,
+    }
+}
+
 /// Where the log lives in a data directory.
 pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("log")
+}
+
+/// What the binary injects into an engine beyond its configuration (dependency
+/// injection: the engine knows only the seams, never a backend's crate).
+#[derive(Default, Clone)]
+pub struct EngineOptions {
+    /// A feature store shared by replicas that serving reads instead of the in-process
+    /// one (its own writer applies the log to it; see `flywheel-redis`).
+    pub shared_features: Option<Arc<dyn FeatureReader>>,
 }
 
 impl Engine {
@@ -161,6 +179,11 @@ impl Engine {
     /// The state catches up with the log in the background; see [`Engine::is_ready`]
     /// and [`Engine::catch_up`].
     pub fn open(config: EngineConfig) -> Result<Engine> {
+        Engine::open_with(config, EngineOptions::default())
+    }
+
+    /// [`Engine::open`] with injected parts (a shared feature store).
+    pub fn open_with(config: EngineConfig, options: EngineOptions) -> Result<Engine> {
         config.validate()?;
         let lock = lock_data_dir(&config.data_dir)?;
         let (log, recovery) = open_log(&config)?;
@@ -178,7 +201,7 @@ impl Engine {
         ledger.joiner.keep_closed();
         let inner = Arc::new(Inner {
             actions: ActionSet::with_custom(config.custom_actions.iter().cloned()),
-            state: RwLock::new(State::new(feature_config(&config))),
+            state: RwLock::new(initial_state(&config, options)),
             ledger: RwLock::new(ledger),
             snapshots: crate::snapshot::Snapshots::new(&config),
             monitor: Monitor::new(&config, &models),
@@ -278,6 +301,12 @@ impl Engine {
     /// The durable log.
     pub fn log(&self) -> &dyn RecordLog {
         self.inner.log.as_ref()
+    }
+
+    /// A shared handle on the durable log, for a writer that applies it elsewhere (a
+    /// shared feature store); the engine reads and appends partition 0.
+    pub fn log_handle(&self) -> Arc<dyn RecordLog> {
+        Arc::clone(&self.inner.log)
     }
 
     /// Whether appends to the log are succeeding (failures in a row, whether the storage

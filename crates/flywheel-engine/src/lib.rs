@@ -44,7 +44,7 @@ pub use controller::{
     action_name, observe_report, outcome_name, BreachPeriod, ControllerView, DecisionCount,
     DecisionRecord,
 };
-pub use engine::{data_dir_in_use, log_dir, Engine};
+pub use engine::{data_dir_in_use, log_dir, Engine, EngineOptions};
 pub use erasure::{ErasedCounts, ErasureReport, ErasureTarget};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;

@@ -73,13 +73,14 @@ fn quantile_of(buckets: &[(f64, u64)], count: u64, q: f64) -> Option<f64> {
 
 /// Why a list fell back, as a bounded label: the kinds of reason the pipeline and
 /// the serving code give (their texts carry details: channel names, counts).
-pub const FALLBACK_KINDS: [&str; 7] = [
+pub const FALLBACK_KINDS: [&str; 8] = [
     "retrieval_deadline",
     "ranking_deadline",
     "no_ranker",
     "missing_model",
     "top_up",
     "variant_models",
+    "feature_store_unavailable",
     "other",
 ];
 
@@ -92,6 +93,7 @@ pub fn fallback_kind(reason: &str) -> &'static str {
         ("no trained ", "missing_model"),
         ("slots filled with popular", "top_up"),
         ("variant models unavailable", "variant_models"),
+        ("feature store unavailable", "feature_store_unavailable"),
     ];
     patterns
         .iter()

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// few hundred bytes of `u32` beats binary search plus shifting on insert, which
 /// profiling showed dominated), with their accumulated weights in a parallel vector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Neighbors {
+pub struct Neighbors {
     ids: Vec<u32>,
     weights: Vec<f64>,
 }
@@ -15,7 +15,7 @@ pub(crate) struct Neighbors {
 impl Neighbors {
     /// Adds `weight` to the co-visitation of `other`. The list grows to twice
     /// `max_neighbors`, then keeps only the `max_neighbors` strongest (ties: lower index).
-    pub fn add(&mut self, other: u32, weight: f64, max_neighbors: usize) {
+    pub(crate) fn add(&mut self, other: u32, weight: f64, max_neighbors: usize) {
         match find(&self.ids, other) {
             Some(at) => self.weights[at] += weight,
             None => {
@@ -37,7 +37,7 @@ impl Neighbors {
     }
 
     /// (item index, weight), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
         self.ids.iter().copied().zip(self.weights.iter().copied())
     }
 }

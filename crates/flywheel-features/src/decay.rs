@@ -137,6 +137,19 @@ impl DecayedCounters {
             .map(|row| [0, 1, 2].map(|h| row[h] * factors[h]))
     }
 
+    /// A key that orders counters by their value at any common `now` at or after every
+    /// update: `log2(value) + updated_at / half_life`, since all values of one horizon
+    /// decay at the same rate. `None` when the value is not positive (it ranks nowhere).
+    pub fn ordering_key(&self, kind: CounterKind, horizon: Horizon) -> Option<f64> {
+        let h = horizon.index();
+        let value = self.values[kind as usize][h];
+        if value <= 0.0 || !value.is_finite() {
+            return None;
+        }
+        let updated = self.updated_at.unwrap_or(0) as f64;
+        Some(value.log2() + updated / HALF_LIVES_MS[h] as f64)
+    }
+
     /// One horizon of [`Self::at`].
     pub fn at_horizon(&self, kind: CounterKind, horizon: Horizon, now: i64) -> f64 {
         let h = horizon.index();

@@ -9,17 +9,17 @@ use crate::decay::{CounterKind, DecayedCounters, Horizon, HALF_LIVES_MS};
 /// The state of one item. Items are interned: other structures refer to them by
 /// their index in the store's item table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ItemState {
-    pub id: ItemId,
+pub struct ItemState {
+    pub(crate) id: ItemId,
     /// Index of the top-level category in the store's category table.
-    pub category: Option<u32>,
-    pub counters: DecayedCounters,
+    pub(crate) category: Option<u32>,
+    pub(crate) counters: DecayedCounters,
     /// Latest event time (ms) seen for the item.
-    pub last_event: Option<i64>,
+    pub(crate) last_event: Option<i64>,
 }
 
 impl ItemState {
-    pub fn new(id: ItemId) -> Self {
+    pub(crate) fn new(id: ItemId) -> Self {
         ItemState {
             id,
             category: None,
@@ -30,7 +30,7 @@ impl ItemState {
 
     /// Adds one event to the counters: views, clicks and purchases count 1 in their own
     /// counter; every action adds its implicit weight to engagement.
-    pub fn count_event(&mut self, action: &Action, at: i64) {
+    pub(crate) fn count_event(&mut self, action: &Action, at: i64) {
         let engagement = (CounterKind::Engagement, f64::from(action.implicit_weight()));
         let own = match action {
             Action::View => Some(CounterKind::View),
@@ -46,12 +46,12 @@ impl ItemState {
     }
 
     /// Counts one slot of a served list as an exposure.
-    pub fn count_impression(&mut self, at: i64) {
+    pub(crate) fn count_impression(&mut self, at: i64) {
         self.counters.add(at, &[(CounterKind::Impression, 1.0)]);
     }
 
     /// The item's features at `now` (ms). Reading does not mutate.
-    pub fn features(&self, config: &FeatureConfig, now: i64) -> ItemFeatures {
+    pub(crate) fn features(&self, config: &FeatureConfig, now: i64) -> ItemFeatures {
         let all = self.counters.all_at(now);
         let [views, clicks, purchases, engagement, impressions] = [
             CounterKind::View,
@@ -74,13 +74,13 @@ impl ItemState {
     }
 
     /// Decayed engagement at the configured popularity horizon.
-    pub fn popularity(&self, config: &FeatureConfig, now: i64) -> f64 {
+    pub(crate) fn popularity(&self, config: &FeatureConfig, now: i64) -> f64 {
         self.counters
             .at_horizon(CounterKind::Engagement, config.popular_horizon, now)
     }
 
     /// See [`trending_score`].
-    pub fn trending(&self, config: &FeatureConfig, now: i64) -> f64 {
+    pub(crate) fn trending(&self, config: &FeatureConfig, now: i64) -> f64 {
         let engagement = self.counters.at(CounterKind::Engagement, now);
         trending_score(
             config,

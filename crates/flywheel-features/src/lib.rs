@@ -63,6 +63,7 @@ mod covis;
 mod decay;
 mod error;
 mod item_state;
+pub mod keyed;
 mod ranking;
 mod replay;
 mod seam;

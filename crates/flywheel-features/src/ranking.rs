@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use flywheel_core::ItemId;
+
 use crate::config::FeatureConfig;
 use crate::item_state::ItemState;
 
@@ -154,10 +156,20 @@ fn indices(scored: Vec<(f64, u32)>) -> Vec<u32> {
 }
 
 /// The `k` best (score desc, id asc) of (score, item index), best first.
-pub(crate) fn best(mut scored: Vec<(f64, u32)>, k: usize, items: &[ItemState]) -> Vec<(f64, u32)> {
+pub(crate) fn best(scored: Vec<(f64, u32)>, k: usize, items: &[ItemState]) -> Vec<(f64, u32)> {
+    best_by(scored, k, |index| Some(&items[index as usize].id))
+}
+
+/// [`best`] with the item ids looked up by `id_of` (an index without an id sorts first
+/// among equal scores; the in-process store has an id for every index).
+pub(crate) fn best_by<'a>(
+    mut scored: Vec<(f64, u32)>,
+    k: usize,
+    id_of: impl Fn(u32) -> Option<&'a ItemId>,
+) -> Vec<(f64, u32)> {
     let order = |a: &(f64, u32), b: &(f64, u32)| {
         b.0.total_cmp(&a.0)
-            .then_with(|| items[a.1 as usize].id.cmp(&items[b.1 as usize].id))
+            .then_with(|| id_of(a.1).cmp(&id_of(b.1)))
     };
     if k == 0 {
         return Vec::new();

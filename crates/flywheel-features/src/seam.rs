@@ -21,6 +21,13 @@ pub trait FeatureReader: Send + Sync {
     fn popular(&self, category: Option<&str>, now: Timestamp, k: usize) -> Vec<(ItemId, f32)>;
     /// The `k` most trending items at `now`, globally or in one top-level category.
     fn trending(&self, category: Option<&str>, now: Timestamp, k: usize) -> Vec<(ItemId, f32)>;
+    /// Why the store cannot answer right now, if it cannot (a remote store that is down
+    /// or slow): its reads then returned empty features and its last good popular and
+    /// trending lists, and the request reports a fallback. The in-process store is
+    /// always available.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Writes to the online features: every log record goes through this one call, online

@@ -1,19 +1,20 @@
 //! The feature store: one `apply_event` that defines every event-driven feature, and
 //! read functions that never mutate.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use flywheel_core::{
-    Action, BotCounts, BotFilter, BotReason, Event, Impression, ItemFeatures, ItemId, Timestamp,
+    BotCounts, BotFilter, BotReason, Event, Impression, ItemFeatures, ItemId, Timestamp,
     UserFeatures, UserId,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::FeatureConfig;
 use crate::covis::Neighbors;
-use crate::item_state::{smoothed_ctr, trending_score, ItemState};
+use crate::item_state::ItemState;
+use crate::keyed::{self, FeatureNames, FeatureTables};
 use crate::ranking::{best, rank_directly, RankKind, RankRequest, RankingCache};
-use crate::user_state::{RecentAction, UserState};
+use crate::user_state::UserState;
 
 /// Online features of users and items, updated one event at a time. The same
 /// [`FeatureStore::apply_event`] serves the live consumer and offline replay, so a
@@ -97,105 +98,23 @@ impl FeatureStore {
     /// last-seen time. Events may arrive out of order: counters add their decayed
     /// contribution exactly, recent actions are inserted at their place in time, and a
     /// late event co-visits the user's remembered events at or before its time.
+    /// The code is [`crate::keyed::apply_event_to`], shared with remote stores.
     pub fn apply_event(&mut self, event: &Event, item_category: Option<&str>) {
-        let at = event.timestamp.millis();
-        let item = self.intern_item(&event.item_id);
-        if let Some(category) = item_category {
-            self.set_category_of(item, category);
-        }
-        let item_state = &mut self.items[item as usize];
-        item_state.count_event(&event.action, at);
-        let category = item_state.category;
-
-        if !self.users.contains_key(&event.user_id) {
-            self.users
-                .insert(event.user_id.clone(), UserState::default());
-        }
-        let user = self
-            .users
-            .get_mut(&event.user_id)
-            .expect("inserted just above");
-        let config = &self.config;
-        user.session_partners(
-            item,
-            at,
-            config.session_gap_ms,
-            config.covis_window,
-            &mut self.partners,
-        );
-        user.remember(
-            RecentAction {
-                item,
-                action: event.action.clone(),
-                at,
-            },
-            config.recent_actions,
-        );
-        let weight = f64::from(event.action.implicit_weight());
-        if let (Some(category), true) = (category, weight > 0.0) {
-            user.add_affinity(category, weight);
-        }
-        if event.action == Action::Purchase {
-            user.purchased.insert(item);
-        }
-        user.event_count += 1;
-        user.last_seen = Some(user.last_seen.map_or(at, |t| t.max(at)));
-
-        self.add_co_visits(item, weight);
-        self.events_applied += 1;
-        self.last_event_time = Some(self.last_event_time.map_or(at, |t| t.max(at)));
-    }
-
-    /// Pairs `item` with the partners found by `apply_event`, symmetrically, with
-    /// weight `sqrt(w_event · w_partner)` of implicit weights.
-    fn add_co_visits(&mut self, item: u32, weight: f64) {
-        let max_neighbors = self.config.covis_max_neighbors;
-        if max_neighbors == 0 {
-            return;
-        }
-        for &(partner, partner_weight) in &self.partners {
-            let pair_weight = (weight * partner_weight).sqrt();
-            if pair_weight > 0.0 {
-                self.neighbors[item as usize].add(partner, pair_weight, max_neighbors);
-                self.neighbors[partner as usize].add(item, pair_weight, max_neighbors);
-            }
-        }
+        let mut partners = std::mem::take(&mut self.partners);
+        keyed::apply_event_to(self, event, item_category, &mut partners);
+        self.partners = partners;
     }
 
     /// Applies a served list: one exposure per slot for the item's CTR, and the
     /// slots in the user's `shown` (within `shown_window_ms`).
     pub fn apply_impression(&mut self, impression: &Impression) {
-        let at = impression.timestamp.millis();
-        let slots: Vec<u32> = impression
-            .slots
-            .iter()
-            .map(|slot| self.intern_item(&slot.item_id))
-            .collect();
-        for &item in &slots {
-            self.items[item as usize].count_impression(at);
-        }
-        if !self.users.contains_key(&impression.user_id) {
-            self.users
-                .insert(impression.user_id.clone(), UserState::default());
-        }
-        let user = self
-            .users
-            .get_mut(&impression.user_id)
-            .expect("inserted just above");
-        for item in slots {
-            user.record_shown(
-                at,
-                item,
-                self.config.shown_window_ms,
-                self.config.shown_max_slots,
-            );
-        }
+        keyed::apply_impression_to(self, impression);
     }
 
     /// Sets an item's category (e.g. from a catalog upsert); an empty path clears it.
     pub fn set_item_category(&mut self, item: &ItemId, category: &str) {
         let index = self.intern_item(item);
-        self.set_category_of(index, category);
+        keyed::set_category_of(self, index, category);
     }
 
     /// Erases everything the store keeps per user: recent actions, affinity,
@@ -234,44 +153,9 @@ impl FeatureStore {
 
     /// The user's features at `now`. Unknown users get empty features.
     pub fn user_features(&self, user: &UserId, now: Timestamp) -> UserFeatures {
-        let Some(state) = self.users.get(user) else {
-            return UserFeatures::default();
-        };
-        let total: f64 = state.affinity.iter().map(|(_, w)| w).sum();
-        let category_affinity = if total > 0.0 {
-            state
-                .affinity
-                .iter()
-                .map(|(c, w)| (self.categories[*c as usize].clone(), w / total))
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
-        let mut shown: BTreeMap<ItemId, u32> = BTreeMap::new();
-        for item in state.shown_in_window(now.millis(), self.config.shown_window_ms) {
-            *shown.entry(self.item_id(item).clone()).or_default() += 1;
-        }
-        UserFeatures {
-            recent: state
-                .recent
-                .iter()
-                .map(|r| {
-                    (
-                        self.item_id(r.item).clone(),
-                        r.action.clone(),
-                        Timestamp(r.at),
-                    )
-                })
-                .collect(),
-            category_affinity,
-            event_count: state.event_count,
-            purchased: state
-                .purchased
-                .iter()
-                .map(|i| self.item_id(*i).clone())
-                .collect::<BTreeSet<_>>(),
-            shown,
-            last_seen: state.last_seen.map(Timestamp),
+        match self.users.get(user) {
+            Some(state) => keyed::user_features_from(state, self, &self.config, now),
+            None => UserFeatures::default(),
         }
     }
 
@@ -280,27 +164,16 @@ impl FeatureStore {
     pub fn item_features(&self, item: &ItemId, now: Timestamp) -> ItemFeatures {
         match self.item_index.get(item) {
             Some(&index) => self.items[index as usize].features(&self.config, now.millis()),
-            None => ItemFeatures {
-                ctr: smoothed_ctr(&self.config, 0.0, 0.0),
-                trending: trending_score(&self.config, 0.0, 0.0),
-                ..ItemFeatures::default()
-            },
+            None => keyed::unknown_item_features(&self.config),
         }
     }
 
     /// The `k` strongest co-visitation neighbours of `item`, strongest first (ties by id).
     pub fn co_visited(&self, item: &ItemId, k: usize) -> Vec<(ItemId, f32)> {
-        let Some(&index) = self.item_index.get(item) else {
-            return Vec::new();
-        };
-        let scored = self.neighbors[index as usize]
-            .iter()
-            .map(|(j, w)| (w, j))
-            .collect();
-        best(scored, k, &self.items)
-            .into_iter()
-            .map(|(w, j)| (self.item_id(j).clone(), w as f32))
-            .collect()
+        match self.item_index.get(item) {
+            Some(&index) => keyed::co_visited_from(&self.neighbors[index as usize], self, k),
+            None => Vec::new(),
+        }
     }
 
     /// The `k` items with the most decayed engagement (implicit weights, half-life
@@ -392,16 +265,6 @@ impl FeatureStore {
         index
     }
 
-    fn set_category_of(&mut self, item: u32, category: &str) {
-        let top = top_level_category(category);
-        let current = self.items[item as usize].category;
-        if current.map(|c| self.categories[c as usize].as_str()) == top {
-            return; // the usual case: the category did not change
-        }
-        let category = top.map(|top| self.intern_category(top));
-        self.items[item as usize].category = category;
-    }
-
     fn intern_category(&mut self, top: &str) -> u32 {
         if let Some(&index) = self.category_index.get(top) {
             return index;
@@ -410,5 +273,54 @@ impl FeatureStore {
         self.categories.push(top.to_string());
         self.category_index.insert(top.to_string(), index);
         index
+    }
+}
+
+impl FeatureTables for FeatureStore {
+    fn config(&self) -> &FeatureConfig {
+        &self.config
+    }
+
+    fn intern_item(&mut self, id: &ItemId) -> u32 {
+        FeatureStore::intern_item(self, id)
+    }
+
+    fn intern_category(&mut self, top: &str) -> u32 {
+        FeatureStore::intern_category(self, top)
+    }
+
+    fn category_name(&self, index: u32) -> Option<&str> {
+        self.categories.get(index as usize).map(String::as_str)
+    }
+
+    fn item_mut(&mut self, index: u32) -> &mut ItemState {
+        &mut self.items[index as usize]
+    }
+
+    fn neighbors_mut(&mut self, index: u32) -> &mut Neighbors {
+        &mut self.neighbors[index as usize]
+    }
+
+    fn user_mut(&mut self, id: &UserId) -> &mut UserState {
+        self.users.entry(id.clone()).or_default()
+    }
+
+    fn forget_user(&mut self, id: &UserId) {
+        self.users.remove(id);
+    }
+
+    fn count_applied_event(&mut self, at: i64) {
+        self.events_applied += 1;
+        self.last_event_time = Some(self.last_event_time.map_or(at, |t| t.max(at)));
+    }
+}
+
+impl FeatureNames for FeatureStore {
+    fn item_id(&self, index: u32) -> Option<&ItemId> {
+        self.items.get(index as usize).map(|item| &item.id)
+    }
+
+    fn category(&self, index: u32) -> Option<&str> {
+        self.categories.get(index as usize).map(String::as_str)
     }
 }

@@ -18,26 +18,26 @@ pub(crate) struct RecentAction {
 
 /// The state of one user. Item and category ids are indices into the store's tables.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct UserState {
+pub struct UserState {
     /// Sorted by time, most recent first; among equal times, the later arrival first.
-    pub recent: VecDeque<RecentAction>,
+    pub(crate) recent: VecDeque<RecentAction>,
     /// (category index, summed implicit weight).
-    pub affinity: Vec<(u32, f64)>,
-    pub event_count: u64,
-    pub purchased: BTreeSet<u32>,
+    pub(crate) affinity: Vec<(u32, f64)>,
+    pub(crate) event_count: u64,
+    pub(crate) purchased: BTreeSet<u32>,
     /// (time ms, item index) of shown slots, in arrival order.
-    pub shown: VecDeque<(i64, u32)>,
+    pub(crate) shown: VecDeque<(i64, u32)>,
     /// Latest event time (ms).
-    pub last_seen: Option<i64>,
+    pub(crate) last_seen: Option<i64>,
     /// Latest shown-slot time (ms).
-    pub shown_newest: Option<i64>,
+    pub(crate) shown_newest: Option<i64>,
 }
 
 impl UserState {
     /// The co-visitation partners of an event on `item` at `at`: the distinct other
     /// items among the user's last `window` events at or before `at` and no more than
     /// `gap_ms` earlier, each with the implicit weight of its most recent occurrence.
-    pub fn session_partners(
+    pub(crate) fn session_partners(
         &self,
         item: u32,
         at: i64,
@@ -58,7 +58,7 @@ impl UserState {
     }
 
     /// Inserts an action at its place in time, keeping at most `capacity`.
-    pub fn remember(&mut self, action: RecentAction, capacity: usize) {
+    pub(crate) fn remember(&mut self, action: RecentAction, capacity: usize) {
         let position = self.recent.partition_point(|r| r.at > action.at);
         if position >= capacity {
             return;
@@ -67,7 +67,7 @@ impl UserState {
         self.recent.truncate(capacity);
     }
 
-    pub fn add_affinity(&mut self, category: u32, weight: f64) {
+    pub(crate) fn add_affinity(&mut self, category: u32, weight: f64) {
         match self.affinity.iter_mut().find(|(c, _)| *c == category) {
             Some(entry) => entry.1 += weight,
             None => self.affinity.push((category, weight)),
@@ -76,7 +76,7 @@ impl UserState {
 
     /// Records a shown slot; drops slots older than `window_ms` before the newest
     /// one, and the oldest arrivals beyond `max_slots`.
-    pub fn record_shown(&mut self, at: i64, item: u32, window_ms: i64, max_slots: usize) {
+    pub(crate) fn record_shown(&mut self, at: i64, item: u32, window_ms: i64, max_slots: usize) {
         self.shown.push_back((at, item));
         let newest = self.shown_newest.map_or(at, |t| t.max(at));
         self.shown_newest = Some(newest);
@@ -93,7 +93,11 @@ impl UserState {
     }
 
     /// Slots shown within `(now − window_ms, now]`, per item index.
-    pub fn shown_in_window(&self, now: i64, window_ms: i64) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn shown_in_window(
+        &self,
+        now: i64,
+        window_ms: i64,
+    ) -> impl Iterator<Item = u32> + '_ {
         self.shown
             .iter()
             .filter(move |(t, _)| *t <= now && now.saturating_sub(*t) < window_ms)

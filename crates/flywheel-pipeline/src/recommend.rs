@@ -177,6 +177,11 @@ pub fn recommend(
         fill_with_popular(&mut ctx, &mut items);
     }
     timings.rerank = started.elapsed();
+    if let Some(reason) = ctx.features.unavailable() {
+        ctx.fallback_reasons.push(format!(
+            "feature store unavailable ({reason}); empty user features and cached popular lists used"
+        ));
+    }
     Recommendation {
         fallback: !ctx.fallback_reasons.is_empty(),
         fallback_reasons: ctx.fallback_reasons,

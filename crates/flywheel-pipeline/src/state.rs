@@ -2,6 +2,8 @@
 //! applies records to it online; training and evaluation apply the same records to a
 //! fresh `State` offline. One `apply`, two uses.
 
+use std::sync::Arc;
+
 use flywheel_core::LogRecord;
 use flywheel_features::{FeatureConfig, FeatureReader, FeatureStore, FeatureWriter};
 
@@ -18,6 +20,21 @@ pub struct State {
     pub features: FeatureStore,
     /// How many log records have been applied: the next offset to apply.
     pub applied: u64,
+    /// A feature store shared by replicas (e.g. Redis) that serving reads instead of
+    /// `features`; its own writer keeps it in step with the log. Not part of a
+    /// snapshot: the engine re-attaches it at start-up.
+    #[serde(skip)]
+    shared: Option<SharedFeatures>,
+}
+
+/// A shared feature store, behind the reading seam.
+#[derive(Clone)]
+pub struct SharedFeatures(pub Arc<dyn FeatureReader>);
+
+impl std::fmt::Debug for SharedFeatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedFeatures(..)")
+    }
 }
 
 impl State {
@@ -27,7 +44,23 @@ impl State {
             catalog: Catalog::default(),
             features: FeatureStore::new(feature_config),
             applied: 0,
+            shared: None,
         }
+    }
+
+    /// Serving reads its features from `shared` from now on (the in-process store is
+    /// still applied: monitoring and the catalog read it).
+    pub fn with_shared_features(mut self, shared: Arc<dyn FeatureReader>) -> Self {
+        self.shared = Some(SharedFeatures(shared));
+        self
+    }
+
+    /// Replaces this state with `restored` (e.g. a snapshot read back), keeping the
+    /// shared feature store this one serves from (a snapshot never holds it).
+    pub fn restore(&mut self, restored: State) {
+        let shared = self.shared.take();
+        *self = restored;
+        self.shared = shared;
     }
 
     /// Applies one record. This is the only way state changes: the catalog takes
@@ -83,6 +116,9 @@ impl State {
 
     /// The online features, read through their seam.
     pub fn feature_reader(&self) -> &dyn FeatureReader {
-        &self.features
+        match &self.shared {
+            Some(shared) => shared.0.as_ref(),
+            None => &self.features,
+        }
     }
 }

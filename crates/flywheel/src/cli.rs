@@ -82,6 +82,21 @@ pub enum Command {
         /// At most this many log records per lake batch (one file per table and partition).
         #[arg(long, value_name = "ROWS", default_value_t = 100_000)]
         lake_max_rows_per_file: usize,
+        /// Serve the online features from Redis, shared by replicas, e.g.
+        /// redis://127.0.0.1:6379 (needs a build with `--features redis`).
+        #[arg(long, env = "FLYWHEEL_REDIS", value_name = "URL")]
+        redis: Option<String>,
+        /// With --redis: `writer` applies the log to Redis (one per log partition),
+        /// `reader` only reads it.
+        #[arg(long, value_enum, default_value_t = RedisRole::Writer)]
+        redis_role: RedisRole,
+        /// With --redis: a feature read slower than this (ms) fails and the request
+        /// falls back to cached popular lists (`feature_store_unavailable`).
+        #[arg(long, default_value_t = 50, value_name = "MS")]
+        redis_read_deadline_ms: u64,
+        /// With --redis: every key starts with this prefix (several shops on one Redis).
+        #[arg(long, default_value = "flywheel", value_name = "PREFIX")]
+        redis_prefix: String,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {
@@ -604,4 +619,13 @@ pub enum BenchCommand {
     /// Time to ready over a log of N events (default 10M), with a snapshot and with a
     /// full replay, side by side.
     Startup(crate::commands::bench_startup::StartupArgs),
+}
+
+/// What a replica does with the Redis feature store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisRole {
+    /// Applies the log to Redis (one writer per log partition) and reads it.
+    Writer,
+    /// Only reads it.
+    Reader,
 }

@@ -289,7 +289,7 @@ pub(crate) fn restore(inner: &Inner) -> u64 {
 fn install(inner: &Inner, image: Image) {
     let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
     let mut ledger = inner.ledger.write().unwrap_or_else(|e| e.into_inner());
-    *state = image.state;
+    state.restore(image.state);
     *ledger = image.ledger;
     // Monitoring joins the finalized outcomes to the served lists' predictions.
     ledger.joiner.keep_closed();

@@ -17,6 +17,7 @@ pub(crate) mod monitor;
 mod peers;
 mod quickstart;
 pub mod ranker;
+mod redis;
 mod serve;
 pub(crate) mod simulate;
 pub(crate) mod snapshot;
@@ -50,6 +51,10 @@ pub fn run(cli: Cli) -> Result<()> {
             lake,
             lake_flush_secs,
             lake_max_rows_per_file,
+            redis,
+            redis_role,
+            redis_read_deadline_ms,
+            redis_prefix,
         } => serve::run(
             &data,
             &host,
@@ -64,6 +69,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     dir,
                     flush_secs: lake_flush_secs,
                     max_rows_per_file: lake_max_rows_per_file,
+                }),
+                redis: redis.map(|url| serve::RedisFlags {
+                    url,
+                    role: redis_role,
+                    read_deadline_ms: redis_read_deadline_ms,
+                    prefix: redis_prefix,
                 }),
             },
         ),

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use flywheel_engine::Engine;
+
 use flywheel_server::keys::{key_file, KeyStore};
 use flywheel_server::{RateLimit, ServerOptions};
 use std::net::SocketAddr;
@@ -25,6 +26,20 @@ pub struct ServeFlags {
     pub controller_every: Option<u64>,
     /// `--lake DIR` and its settings: export the log to a Parquet lake continuously.
     pub lake: Option<crate::commands::lake::LakeFlags>,
+    /// `--redis URL` and its settings.
+    pub redis: Option<RedisFlags>,
+}
+
+/// `--redis URL`, `--redis-role`, `--redis-read-deadline-ms`, `--redis-prefix`.
+pub struct RedisFlags {
+    /// The server.
+    pub url: String,
+    /// Writer or reader.
+    pub role: crate::cli::RedisRole,
+    /// The read deadline in milliseconds.
+    pub read_deadline_ms: u64,
+    /// The key prefix.
+    pub prefix: String,
 }
 
 /// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
@@ -90,9 +105,11 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
             .transpose()?,
         ..ServerOptions::default()
     };
-    let engine = Engine::open(config)
+    let shared = crate::commands::redis::open(flags.redis.as_ref(), &config)?;
+    let engine = Engine::open_with(config, shared.options())
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
+    let _writer = shared.start_writer(&engine)?;
     let engine = Arc::new(engine);
     start_controller(&engine, flags)?;
     let lake = match &flags.lake {

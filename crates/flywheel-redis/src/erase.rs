@@ -1,0 +1,72 @@
+//! Erasure (GDPR): every key of a user goes. The shared structures (item counters,
+//! co-visitation, ranked lists, the item and category tables) hold item ids and
+//! anonymous aggregates only, never a user id, so deleting the user's key leaves the
+//! id nowhere in the store. (Like the in-process store's `forget_user`, the user's past
+//! contributions to item counters stay; removing those means rebuilding from a log
+//! compacted without the user's events.)
+
+use flywheel_core::UserId;
+
+use crate::config::RedisConfig;
+use crate::conn::{connect, redis_error};
+use crate::error::Result;
+use crate::keys::Keys;
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ErasureCounts {
+    /// Keys deleted.
+    pub keys_deleted: u64,
+    /// Entries removed from shared structures (always 0: they hold no user id).
+    pub shared_entries_removed: u64,
+}
+
+/// Deletes every key of `user` from the store `config` names. A writer applying a
+/// chunk that read the user's state at the same time sees its transaction aborted
+/// (the user's key is watched) and retries from what Redis holds, so the state is
+/// not written back. Events of the user still in the log come back with a rebuild:
+/// erase them from the log first (log compaction).
+pub fn erase_user(config: &RedisConfig, user: &UserId) -> Result<ErasureCounts> {
+    let keys = Keys::new(&config.prefix);
+    let mut conn = connect(
+        config,
+        config.read_deadline.max(std::time::Duration::from_secs(1)),
+    )?;
+    let deleted: u64 = redis::cmd("DEL")
+        .arg(keys.user(user))
+        .query(&mut conn)
+        .map_err(redis_error(config))?;
+    Ok(ErasureCounts {
+        keys_deleted: deleted,
+        shared_entries_removed: 0,
+    })
+}
+
+/// Deletes every key matching `pattern` (SCAN in batches, then DEL); returns how many.
+pub(crate) fn delete_matching(
+    conn: &mut redis::Connection,
+    config: &RedisConfig,
+    pattern: &str,
+) -> Result<u64> {
+    let wrap = redis_error(config);
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(conn)
+            .map_err(&wrap)?;
+        if !keys.is_empty() {
+            let n: u64 = redis::cmd("DEL").arg(&keys).query(conn).map_err(&wrap)?;
+            deleted += n;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
