@@ -138,6 +138,15 @@ pub enum LogError {
     /// The log is shutting down and accepts no more appends.
     #[error("the log is closed")]
     Closed,
+    /// A remote log backend (e.g. Kafka) failed; nothing the call concerned was
+    /// acknowledged.
+    #[error("the {backend} log failed: {reason}")]
+    Backend {
+        /// Which backend, e.g. "kafka".
+        backend: &'static str,
+        /// What went wrong, in the backend's words.
+        reason: String,
+    },
 }
 
 impl LogError {
@@ -229,6 +238,10 @@ impl LogError {
                 partitions: *partitions,
             },
             LogError::Closed => LogError::Closed,
+            LogError::Backend { backend, reason } => LogError::Backend {
+                backend,
+                reason: reason.clone(),
+            },
         }
     }
 }

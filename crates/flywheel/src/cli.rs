@@ -73,6 +73,9 @@ pub enum Command {
         /// monitoring window, `monitoring.window_secs`; 0 turns the thread off).
         #[arg(long, value_name = "SECS")]
         controller_every: Option<u64>,
+        /// Ingestion from a Kafka topic (builds with `--features kafka`).
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {
@@ -570,4 +573,17 @@ pub enum BenchCommand {
     /// real engine: a corrupted stream (pause, rollback, resume) and a taste drift
     /// (retrain through the gate), with quality against the simulator's truth.
     SelfHealing(crate::commands::bench_self_healing::SelfHealingArgs),
+}
+
+/// `flywheel serve --kafka-brokers HOST:PORT --kafka-topic T`: every record of topic `T`
+/// (the JSON body of `POST /v1/events`: one event or an array) is applied as if posted.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka brokers to ingest from, `HOST:PORT[,HOST:PORT...]` (needs a binary built
+    /// with `--features kafka`).
+    #[arg(long, value_name = "HOST:PORT", requires = "kafka_topic")]
+    pub kafka_brokers: Option<String>,
+    /// The topic the shop's producers write events to.
+    #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
+    pub kafka_topic: Option<String>,
 }

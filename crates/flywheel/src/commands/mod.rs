@@ -9,6 +9,7 @@ mod eval;
 mod experiment;
 mod import;
 mod inspect;
+mod kafka;
 mod keys;
 mod models;
 pub(crate) mod monitor;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
             rate_per_key,
             rate_per_user,
             controller_every,
+            kafka,
         } => serve::run(
             &data,
             &host,
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 rate_per_key,
                 rate_per_user,
                 controller_every,
+                kafka,
             },
         ),
         Command::Keys { what } => keys::run(what),

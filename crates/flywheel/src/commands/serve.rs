@@ -23,6 +23,8 @@ pub struct ServeFlags {
     /// `--controller-every SECS` (`None`: the monitoring window; 0: no controller
     /// thread).
     pub controller_every: Option<u64>,
+    /// `--kafka-brokers`, `--kafka-topic`.
+    pub kafka: crate::cli::KafkaArgs,
 }
 
 /// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
@@ -86,6 +88,7 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     crate::commands::report_recovery(&engine, &dir);
     let engine = Arc::new(engine);
     start_controller(&engine, flags)?;
+    let _ingestion = crate::commands::kafka::start_ingestion(&engine, &flags.kafka)?;
     serve_engine(engine, host, port, None, options)
 }
 
