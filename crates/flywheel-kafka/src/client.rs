@@ -6,7 +6,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::chrono::{DateTime, Utc};
+use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::record::Record;
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::BackoffConfig;
 use tokio::runtime::Runtime;
@@ -134,6 +136,30 @@ impl Broker {
         Ok(made)
     }
 
+    /// Produces raw `(key, value)` records to one partition as one batch (for tools and
+    /// tests: nothing is pseudonymised); returns their offsets once acknowledged.
+    pub fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    ) -> Result<Vec<u64>> {
+        let client = self.partition(topic, partition)?;
+        let records = records
+            .into_iter()
+            .map(|(key, value)| Record {
+                key,
+                value,
+                headers: Default::default(),
+                timestamp: now(),
+            })
+            .collect();
+        let offsets = self
+            .block_on(client.produce(records, Compression::NoCompression))
+            .map_err(|e| KafkaError::broker("produce", target(topic, partition), e))?;
+        Ok(offsets.into_iter().map(|o| o.max(0) as u64).collect())
+    }
+
     /// The offset the next record produced to the partition will get.
     pub fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64> {
         let client = self.partition(topic, partition)?;
@@ -147,4 +173,12 @@ impl Broker {
 /// `topic/partition`, for error messages.
 pub(crate) fn target(topic: &str, partition: u32) -> String {
     format!("{topic}/{partition}")
+}
+
+/// The wall clock as a record timestamp.
+pub(crate) fn now() -> DateTime<Utc> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }

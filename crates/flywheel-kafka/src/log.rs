@@ -18,11 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use flywheel_log::{LogPosition, RecordIter, RecordLog, WriteHealth};
-use rskafka::chrono::{DateTime, Utc};
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 
-use crate::client::{target, Broker};
+use crate::client::{now, target, Broker};
 use crate::codec::{self, Outgoing};
 use crate::error::{KafkaError, Result};
 use crate::secrets::SecretStore;
@@ -206,13 +205,6 @@ impl KafkaLog {
             buffer: VecDeque::new(),
         })
     }
-}
-
-fn now() -> DateTime<Utc> {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
 
 fn to_record(outgoing: &Outgoing) -> Record {

@@ -118,9 +118,20 @@ impl SecretStore {
     }
 
     /// The user behind `pseudonym`; `None` once they were erased (or never known here).
+    /// A pseudonym not in memory is looked for on disk, where another handle on the
+    /// same directory may have stored it since this one opened.
     pub fn resolve(&self, pseudonym: &str) -> Option<String> {
-        let maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
-        maps.by_pseudonym.get(pseudonym).cloned()
+        let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(user) = maps.by_pseudonym.get(pseudonym) {
+            return Some(user.clone());
+        }
+        if !is_pseudonym(pseudonym) {
+            return None;
+        }
+        let (user, found) = read_secret(&self.file_of(pseudonym)).ok()?;
+        maps.by_pseudonym.insert(found.clone(), user.clone());
+        maps.by_user.insert(user.clone(), Entry { pseudonym: found });
+        Some(user)
     }
 
     /// Destroys the user's secret; returns their former pseudonym, or `None` when they
@@ -178,6 +189,13 @@ fn pseudonym_of(secret: &[u8], user_id: &str) -> String {
     out
 }
 
+/// Whether `text` has the shape of a pseudonym (so it is safe as a file name).
+fn is_pseudonym(text: &str) -> bool {
+    text.len() == 1 + PSEUDONYM_HEX
+        && text.starts_with(PREFIX)
+        && text[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn read_secret(path: &Path) -> Result<(String, String)> {
     let bytes = fs::read(path).map_err(|e| KafkaError::io("read", path, e))?;
     let damaged = |reason: String| KafkaError::Damaged {
@@ -207,7 +225,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
