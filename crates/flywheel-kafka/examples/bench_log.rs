@@ -21,7 +21,10 @@ use flywheel_log::{EventLog, LogConfig, RecordLog};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let brokers = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:19092".into());
+    let brokers = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:19092".into());
     let batches: usize = args.get(2).map_or(2000, |a| a.parse().unwrap());
     let batch_size: usize = args.get(3).map_or(1, |a| a.parse().unwrap());
     let payloads: Vec<Vec<u8>> = (0..batches * batch_size)
@@ -49,7 +52,12 @@ fn main() {
     let kafka = KafkaLog::open(broker, secrets, &topic, 1).unwrap();
     // The first produce opens the connection; warm it up outside the measurement.
     kafka.append_batch(0, &[payloads[0].as_slice()]).unwrap();
-    report(&format!("kafka {brokers} (acks=all)"), &kafka, &payloads, batch_size);
+    report(
+        &format!("kafka {brokers} (acks=all)"),
+        &kafka,
+        &payloads,
+        batch_size,
+    );
 }
 
 fn report(name: &str, log: &dyn RecordLog, payloads: &[Vec<u8>], batch_size: usize) {
@@ -63,7 +71,8 @@ fn report(name: &str, log: &dyn RecordLog, payloads: &[Vec<u8>], batch_size: usi
     }
     let wall = started.elapsed();
     latencies.sort();
-    let quantile = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let quantile =
+        |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     println!(
         "{name}: {} records in {} batches of {batch_size}: {:.0} records/s, ack p50 {:.2} ms, p99 {:.2} ms",
         payloads.len(),

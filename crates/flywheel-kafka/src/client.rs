@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rskafka::chrono::{DateTime, Utc};
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
-use rskafka::record::Record;
 use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::Record;
 use rskafka::BackoffConfig;
 use tokio::runtime::Runtime;
 

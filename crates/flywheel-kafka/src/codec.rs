@@ -109,8 +109,8 @@ mod tests {
         let key = out.key.clone().expect("keyed by user");
         assert!(!String::from_utf8_lossy(&out.value).contains("dana"));
         assert!(String::from_utf8_lossy(&out.value).contains(&key));
-        let back: Value = serde_json::from_slice(&resolve(Some(&out.value), &secrets))
-            .expect("json");
+        let back: Value =
+            serde_json::from_slice(&resolve(Some(&out.value), &secrets)).expect("json");
         let original: Value = serde_json::from_slice(EVENT).expect("json");
         assert_eq!(back, original);
     }
@@ -120,7 +120,13 @@ mod tests {
         let (_dir, secrets) = store();
         let item = br#"{"type":"item_delete","id":"i1","at":5}"#;
         let out = pseudonymise(item, &secrets).expect("record");
-        assert_eq!(out, Outgoing { key: None, value: item.to_vec() });
+        assert_eq!(
+            out,
+            Outgoing {
+                key: None,
+                value: item.to_vec()
+            }
+        );
         assert_eq!(resolve(Some(item), &secrets), item.to_vec());
     }
 
@@ -137,8 +143,7 @@ mod tests {
     fn what_is_not_a_record_is_refused_with_the_reason() {
         let (_dir, secrets) = store();
         assert!(pseudonymise(b"not json", &secrets).is_err());
-        let error = pseudonymise(br#"{"type":"event","user_id":7}"#, &secrets)
-            .expect_err("number");
+        let error = pseudonymise(br#"{"type":"event","user_id":7}"#, &secrets).expect_err("number");
         assert!(error.contains("user_id"), "{error}");
     }
 }

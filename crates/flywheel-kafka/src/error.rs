@@ -71,7 +71,11 @@ impl KafkaError {
     }
 
     /// An IO error on `path`.
-    pub(crate) fn io(operation: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        operation: &'static str,
+        path: &std::path::Path,
+        source: std::io::Error,
+    ) -> Self {
         KafkaError::Io {
             operation,
             path: path.to_path_buf(),

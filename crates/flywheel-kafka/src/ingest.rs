@@ -205,7 +205,9 @@ impl Ingestor {
             }
             let result = match record.record.value.as_deref() {
                 Some(value) => apply(value),
-                None => Ok(Applied::Rejected("the record has no value (a tombstone)".into())),
+                None => Ok(Applied::Rejected(
+                    "the record has no value (a tombstone)".into(),
+                )),
             };
             match result {
                 Ok(applied) => {
@@ -213,7 +215,10 @@ impl Ingestor {
                     next = offset + 1;
                 }
                 Err(reason) => {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).apply_failures += 1;
+                    self.stats
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .apply_failures += 1;
                     outcome = Err(KafkaError::broker(
                         "apply",
                         format!("{}@{offset}", target(&self.topic, partition)),
@@ -250,7 +255,11 @@ impl Ingestor {
     }
 
     /// Polls on a thread of its own until `stop` is set.
-    pub fn spawn<F>(mut self, mut apply: F, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>>
+    pub fn spawn<F>(
+        mut self,
+        mut apply: F,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>>
     where
         F: FnMut(&[u8]) -> ApplyResult + Send + 'static,
     {

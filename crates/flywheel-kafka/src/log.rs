@@ -237,9 +237,8 @@ impl PartitionReader<'_> {
             .log
             .broker
             .block_on(self.client.fetch_records(start, 1..FETCH_BYTES, 0));
-        let (records, high_watermark) = fetched.map_err(|e| {
-            KafkaError::broker("fetch", target(&self.log.topic, self.partition), e)
-        })?;
+        let (records, high_watermark) = fetched
+            .map_err(|e| KafkaError::broker("fetch", target(&self.log.topic, self.partition), e))?;
         self.high_watermark = Some(high_watermark.max(0) as u64);
         for record in records {
             let offset = record.offset.max(0) as u64;
@@ -311,6 +310,9 @@ impl RecordLog for KafkaLog {
     }
 
     fn write_health(&self) -> WriteHealth {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -130,7 +130,8 @@ impl SecretStore {
         }
         let (user, found) = read_secret(&self.file_of(pseudonym)).ok()?;
         maps.by_pseudonym.insert(found.clone(), user.clone());
-        maps.by_user.insert(user.clone(), Entry { pseudonym: found });
+        maps.by_user
+            .insert(user.clone(), Entry { pseudonym: found });
         Some(user)
     }
 
@@ -205,7 +206,10 @@ fn read_secret(path: &Path) -> Result<(String, String)> {
     let file: SecretFile = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
     let secret = unhex(&file.secret).ok_or_else(|| damaged("the secret is not hex".into()))?;
     let pseudonym = pseudonym_of(&secret, &file.user_id);
-    let named = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let named = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if named != pseudonym {
         return Err(damaged(format!(
             "the file name says {named} but its secret gives {pseudonym}"
@@ -248,7 +252,10 @@ mod tests {
         assert_eq!(store.pseudonym("alice@example.com").expect("again"), first);
         drop(store);
         let reopened = SecretStore::open(dir.path()).expect("reopen");
-        assert_eq!(reopened.resolve(&first).as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            reopened.resolve(&first).as_deref(),
+            Some("alice@example.com")
+        );
         assert_ne!(reopened.pseudonym("bob").expect("bob"), first);
     }
 

@@ -54,7 +54,12 @@ impl KafkaTopics {
         let secrets = Arc::new(SecretStore::open(secrets_dir)?);
         let open = |suffix: &str| {
             let topic = format!("{base}.{suffix}");
-            KafkaLog::open(Arc::clone(&broker), Arc::clone(&secrets), &topic, partitions)
+            KafkaLog::open(
+                Arc::clone(&broker),
+                Arc::clone(&secrets),
+                &topic,
+                partitions,
+            )
         };
         Ok(KafkaTopics {
             events: open("events")?,

@@ -6,10 +6,14 @@
 //! `~/.cache/flywheel/tansu/bin/tansu`, installed by `scripts/start-broker.sh`) with its
 //! storage in a temporary directory, or uses `FLYWHEEL_KAFKA_BROKERS` (then the storage
 //! scan needs `FLYWHEEL_KAFKA_STORAGE`, the broker's storage directory). Without either,
-//! each test prints `SKIPPED: ...` and passes, unless `FLYWHEEL_REQUIRE_KAFKA=1`.
+//! each test reports `SKIP <test>: <reason>` (`tests/support/skip.rs`, counted by
+//! `scripts/test.sh`) and passes, unless `FLYWHEEL_REQUIRE_KAFKA=1`.
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
+
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
 
 #[path = "integration/broker.rs"]
 mod broker;

@@ -44,7 +44,10 @@ fn skip(test: &str, because: &str) -> Option<TestBroker> {
         !required(),
         "FLYWHEEL_REQUIRE_KAFKA=1 but {test} has no broker: {because}"
     );
-    eprintln!("SKIPPED: {test} because {because} (run scripts/start-broker.sh once to build it)");
+    crate::skip::skip(
+        test,
+        &format!("SKIPPED because {because} (run scripts/start-broker.sh once to build it)"),
+    );
     None
 }
 
@@ -75,9 +78,14 @@ fn answers(addr: &str) -> bool {
 pub fn broker(test: &str) -> Option<TestBroker> {
     if let Ok(addr) = std::env::var("FLYWHEEL_KAFKA_BROKERS") {
         if !answers(&addr) {
-            return skip(test, &format!("no broker answers at FLYWHEEL_KAFKA_BROKERS={addr}"));
+            return skip(
+                test,
+                &format!("no broker answers at FLYWHEEL_KAFKA_BROKERS={addr}"),
+            );
         }
-        let storage = std::env::var("FLYWHEEL_KAFKA_STORAGE").ok().map(PathBuf::from);
+        let storage = std::env::var("FLYWHEEL_KAFKA_STORAGE")
+            .ok()
+            .map(PathBuf::from);
         return Some(TestBroker {
             addr,
             storage,
@@ -99,7 +107,13 @@ fn start_tansu(test: &str, tansu: &Path) -> Option<TestBroker> {
     let storage = format!("sqlite://{}/tansu.db", dir.path().display());
     let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
     let child = Command::new(tansu)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", &storage])
         .stdout(Stdio::null())
         .stderr(log)
@@ -115,7 +129,10 @@ fn start_tansu(test: &str, tansu: &Path) -> Option<TestBroker> {
     while !answers(&addr) {
         if started.elapsed() > Duration::from_secs(60) {
             let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
-            return skip(test, &format!("tansu did not answer at {addr} within 60 s: {log}"));
+            return skip(
+                test,
+                &format!("tansu did not answer at {addr} within 60 s: {log}"),
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }

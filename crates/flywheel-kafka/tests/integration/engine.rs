@@ -24,7 +24,7 @@ fn config(dir: &Path) -> EngineConfig {
 
 fn event(user: &str, item: &str) -> Event {
     let value = serde_json::json!({
-        "user_id": user, "item_id": item, "action": "view", "timestamp": 1_000_000,
+        "user_id": user, "item_id": item, "action": "view",
     });
     Event::from_json(&value, &ActionSet::default(), Timestamp::now()).unwrap()
 }
@@ -42,13 +42,15 @@ fn kafka_log(broker: Arc<Broker>, data_dir: &Path, name: &str) -> Arc<KafkaLog> 
 fn top(engine: &Engine, user: &str, count: usize) -> Vec<String> {
     let served = engine.recommend(UserId::new_unchecked(user), count, None);
     let items = served.recommendation.items;
-    items.iter().map(|i| i.item_id.as_str().to_string()).collect()
+    items
+        .iter()
+        .map(|i| i.item_id.as_str().to_string())
+        .collect()
 }
 
 #[test]
 fn an_engine_over_kafka_serves_what_was_produced_to_the_topic() {
-    let Some(broker) = broker("an_engine_over_kafka_serves_what_was_produced_to_the_topic")
-    else {
+    let Some(broker) = broker("an_engine_over_kafka_serves_what_was_produced_to_the_topic") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +67,10 @@ fn an_engine_over_kafka_serves_what_was_produced_to_the_topic() {
         for _ in 0..3 {
             records.push(LogRecord::Event(event(&format!("u{user}"), "i13")));
         }
-        records.push(LogRecord::Event(event(&format!("u{user}"), &format!("i{user}"))));
+        records.push(LogRecord::Event(event(
+            &format!("u{user}"),
+            &format!("i{user}"),
+        )));
     }
     let payloads: Vec<Vec<u8>> = records.iter().map(|r| r.encode().unwrap()).collect();
     let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
@@ -74,7 +79,11 @@ fn an_engine_over_kafka_serves_what_was_produced_to_the_topic() {
     assert_eq!(engine.log_end_offset(), range.end);
     let list = top(&engine, "newcomer", 3);
     assert_eq!(list.first().map(String::as_str), Some("i13"), "{list:?}");
-    assert!(engine.skipped_records().is_empty(), "{:?}", engine.skipped_records());
+    assert!(
+        engine.skipped_records().is_empty(),
+        "{:?}",
+        engine.skipped_records()
+    );
 }
 
 #[test]
@@ -90,7 +99,9 @@ fn acknowledged_events_survive_a_restart() {
         engine.put_item(item("i1")).unwrap();
         let mut end = 0;
         for round in 0..5 {
-            let events = (0..10).map(|u| event(&format!("r{round}u{u}"), "i1")).collect();
+            let events = (0..10)
+                .map(|u| event(&format!("r{round}u{u}"), "i1"))
+                .collect();
             end = engine.ingest(events).unwrap().end;
         }
         end
@@ -102,6 +113,10 @@ fn acknowledged_events_survive_a_restart() {
     engine.catch_up();
     assert_eq!(engine.applied(), acknowledged);
     let state = engine.state();
-    assert_eq!(state.features.events_applied(), 50, "no acknowledged event lost");
+    assert_eq!(
+        state.features.events_applied(),
+        50,
+        "no acknowledged event lost"
+    );
     assert_eq!(state.features.user_count(), 50);
 }

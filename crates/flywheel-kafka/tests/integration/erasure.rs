@@ -28,14 +28,20 @@ fn after_erasure_the_brokers_storage_holds_the_plain_id_in_no_byte() {
         return;
     };
     let Some(storage) = broker.storage.clone() else {
-        eprintln!("SKIPPED: {test} because FLYWHEEL_KAFKA_STORAGE names no storage to scan");
+        crate::skip::skip(
+            test,
+            "SKIPPED because FLYWHEEL_KAFKA_STORAGE names no broker storage to scan",
+        );
         return;
     };
     let secrets = tempfile::tempdir().unwrap();
     let topics = KafkaTopics::open(&broker.addr, &topic("shred"), 2, secrets.path()).unwrap();
     let batch: Vec<Vec<u8>> = (0..20)
         .map(|n| record("event", USER, n))
-        .chain([record("event", "someone-else", 99), record("user", USER, 100)])
+        .chain([
+            record("event", "someone-else", 99),
+            record("user", USER, 100),
+        ])
         .collect();
     let payloads: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
     let positions = topics.events.append_keyed(&payloads).unwrap();
@@ -43,7 +49,9 @@ fn after_erasure_the_brokers_storage_holds_the_plain_id_in_no_byte() {
     let pseudonym = topics.events.secrets().existing_pseudonym(USER).unwrap();
     let partition = positions[0].partition;
     let before = read(&topics, partition);
-    assert!(before.iter().any(|r| r.windows(USER.len()).any(|w| w == USER.as_bytes())));
+    assert!(before
+        .iter()
+        .any(|r| r.windows(USER.len()).any(|w| w == USER.as_bytes())));
 
     let counts = topics.erase_user(USER).unwrap();
     assert_eq!(
@@ -55,7 +63,10 @@ fn after_erasure_the_brokers_storage_holds_the_plain_id_in_no_byte() {
     );
     assert_eq!(topics.erase_user(USER).unwrap(), ErasureCounts::default());
     let after = read(&topics, partition);
-    let erased = after.iter().filter(|r| r.as_slice() == ERASED_PAYLOAD).count();
+    let erased = after
+        .iter()
+        .filter(|r| r.as_slice() == ERASED_PAYLOAD)
+        .count();
     assert_eq!(erased, 22, "21 records and the tombstone read as erased");
 
     // Give the broker a moment to flush its SQLite pages; then scan every byte.
@@ -63,7 +74,10 @@ fn after_erasure_the_brokers_storage_holds_the_plain_id_in_no_byte() {
     let holding = files_holding(&storage, USER.as_bytes());
     assert!(holding.is_empty(), "the plain id is in {holding:?}");
     let scanned_something = files_holding(&storage, pseudonym.as_bytes());
-    assert!(!scanned_something.is_empty(), "the scan sees the broker's data (the pseudonym)");
+    assert!(
+        !scanned_something.is_empty(),
+        "the scan sees the broker's data (the pseudonym)"
+    );
     assert!(files_holding(secrets.path(), USER.as_bytes()).is_empty());
 }
 

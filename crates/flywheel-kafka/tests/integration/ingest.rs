@@ -57,8 +57,14 @@ fn records_of_the_shops_topic_are_applied_and_bad_ones_skipped_with_reasons() {
     client.ensure_topic(&name, 1).unwrap();
     let batch = format!("[{},{}]", event("b1"), event("b2"));
     let bad_action = r#"{"user_id":"x","item_id":"i1","action":"teleport","timestamp":1}"#;
-    produce(&client, &name, &[&event("a"), "{not json", &batch, bad_action]);
-    client.produce(&name, 0, vec![(Some(b"k".to_vec()), None)]).unwrap();
+    produce(
+        &client,
+        &name,
+        &[&event("a"), "{not json", &batch, bad_action],
+    );
+    client
+        .produce(&name, 0, vec![(Some(b"k".to_vec()), None)])
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = EngineConfig {
         data_dir: dir.path().to_path_buf(),
@@ -77,7 +83,10 @@ fn records_of_the_shops_topic_are_applied_and_bad_ones_skipped_with_reasons() {
         .iter()
         .map(|r| (r.offset, r.reason.clone()))
         .collect();
-    assert_eq!(reasons.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 3, 4]);
+    assert_eq!(
+        reasons.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1, 3, 4]
+    );
     assert!(reasons[0].1.contains("JSON"), "{reasons:?}");
     assert!(reasons[1].1.contains("action"), "{reasons:?}");
     assert!(reasons[2].1.contains("tombstone"), "{reasons:?}");

@@ -52,7 +52,9 @@ fn records_come_back_in_order_with_their_user_ids() {
         .map(|r| r.unwrap().0)
         .collect();
     assert_eq!(from_two, vec![2, 3]);
-    assert!(log.wait_for(LogPosition::new(1, 3), Duration::ZERO).unwrap());
+    assert!(log
+        .wait_for(LogPosition::new(1, 3), Duration::ZERO)
+        .unwrap());
     assert!(!log
         .wait_for(LogPosition::new(1, 4), Duration::from_millis(50))
         .unwrap());
@@ -77,11 +79,17 @@ fn a_users_records_share_one_partition() {
     let payloads: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
     let positions = log.append_keyed(&payloads).unwrap();
     for pair in positions.chunks(2) {
-        assert_eq!(pair[0].partition, pair[1].partition, "one user, one partition");
+        assert_eq!(
+            pair[0].partition, pair[1].partition,
+            "one user, one partition"
+        );
         assert!(pair[0].offset < pair[1].offset, "in order");
     }
     let used: std::collections::BTreeSet<u32> = positions.iter().map(|p| p.partition).collect();
-    assert!(used.len() > 1, "12 users spread over 4 partitions: {used:?}");
+    assert!(
+        used.len() > 1,
+        "12 users spread over 4 partitions: {used:?}"
+    );
     let total: usize = (0..4).map(|p| read_all(&log, p).len()).sum();
     assert_eq!(total, batch.len());
 }

@@ -15,6 +15,7 @@ use flywheel_engine::Engine;
 use crate::cli::KafkaArgs;
 
 /// Stops the ingestion thread when dropped.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub struct Ingestion {
     #[cfg(feature = "kafka")]
     stop: Arc<std::sync::atomic::AtomicBool>,
