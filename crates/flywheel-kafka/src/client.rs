@@ -20,6 +20,10 @@ const RETRY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a topic creation may take on the broker.
 const CREATE_TIMEOUT_MS: i32 = 5_000;
 
+/// A record as Kafka holds it: an optional key and an optional value (none: a
+/// tombstone).
+pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A synchronous handle on one broker cluster: the client, its runtime and a client per
 /// (topic, partition), made once and reused.
 pub struct Broker {
@@ -142,7 +146,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        records: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+        records: Vec<RawRecord>,
     ) -> Result<Vec<u64>> {
         let client = self.partition(topic, partition)?;
         let records = records

@@ -22,7 +22,7 @@ mod log;
 pub mod secrets;
 mod topics;
 
-pub use client::Broker;
+pub use client::{Broker, RawRecord};
 pub use error::{KafkaError, Result};
 pub use ingest::{Applied, ApplyResult, IngestStats, Ingestor, OffsetStore, Rejection};
 pub use log::KafkaLog;
