@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # crate:layer, bottom first. A crate may depend only on crates of a lower layer.
 LAYERS="
 flywheel-core:0 flywheel-log:0 flywheel-eval:0 flywheel-monitor:0 flywheel-ann:0
-flywheel-experiments:1 flywheel-features:1 flywheel-retrieval:1 flywheel-ranking:1 flywheel-import:1 flywheel-sim:1 flywheel-controller:1
+flywheel-experiments:1 flywheel-features:1 flywheel-retrieval:1 flywheel-ranking:1 flywheel-import:1 flywheel-sim:1 flywheel-controller:1 flywheel-kafka:1
 flywheel-pipeline:2 flywheel-lake:2 flywheel-redis:2
 flywheel-registry:3 flywheel-offline:3
 flywheel-engine:4
@@ -19,7 +19,7 @@ flywheel-server:5
 flywheel:6
 "
 HTTP_CRATES="flywheel-server flywheel"
-ADAPTERS="flywheel-redis"
+ADAPTERS="flywheel-redis flywheel-kafka"
 
 declare -A layer
 for entry in $LAYERS; do

@@ -187,7 +187,32 @@ impl Engine {
         config.validate()?;
         let lock = lock_data_dir(&config.data_dir)?;
         let (log, recovery) = open_log(&config)?;
-        let log: Arc<dyn RecordLog> = Arc::new(log);
+        Engine::start(config, lock, Arc::new(log), recovery, options)
+    }
+
+    /// Opens the data directory (models, controller state) with the engine's log on
+    /// another backend (e.g. Kafka, from the `flywheel-kafka` adapter): the engine
+    /// reads and appends partition 0 of `log`; the data directory's own `log/` is not
+    /// used.
+    pub fn open_with_log(config: EngineConfig, log: Arc<dyn RecordLog>) -> Result<Engine> {
+        config.validate()?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let recovery = RecoveryReport {
+            segments: 0,
+            records: log.end_offset(PARTITION)?,
+            truncated: None,
+        };
+        Engine::start(config, lock, log, recovery, EngineOptions::default())
+    }
+
+    /// Starts the threads over an opened log.
+    fn start(
+        config: EngineConfig,
+        lock: File,
+        log: Arc<dyn RecordLog>,
+        recovery: RecoveryReport,
+        options: EngineOptions,
+    ) -> Result<Engine> {
         let models = registry::load_current(&config.data_dir)?;
         let start_offset = log.end_offset(PARTITION)?;
         let control = ControlLoop::open(&config)?;

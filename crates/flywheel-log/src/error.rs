@@ -148,6 +148,15 @@ pub enum LogError {
     /// The log is shutting down and accepts no more appends.
     #[error("the log is closed")]
     Closed,
+    /// A remote log backend (e.g. Kafka) failed; nothing the call concerned was
+    /// acknowledged.
+    #[error("the {backend} log failed: {reason}")]
+    Backend {
+        /// Which backend, e.g. "kafka".
+        backend: &'static str,
+        /// What went wrong, in the backend's words.
+        reason: String,
+    },
 }
 
 impl LogError {
@@ -241,6 +250,10 @@ impl LogError {
             LogError::Closed => LogError::Closed,
             LogError::NotSealed { first_offset } => LogError::NotSealed {
                 first_offset: *first_offset,
+            },
+            LogError::Backend { backend, reason } => LogError::Backend {
+                backend,
+                reason: reason.clone(),
             },
         }
     }

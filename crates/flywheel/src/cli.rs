@@ -97,6 +97,9 @@ pub enum Command {
         /// With --redis: every key starts with this prefix (several shops on one Redis).
         #[arg(long, default_value = "flywheel", value_name = "PREFIX")]
         redis_prefix: String,
+        /// Ingestion from a Kafka topic (builds with `--features kafka`).
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {
@@ -628,4 +631,17 @@ pub enum RedisRole {
     Writer,
     /// Only reads it.
     Reader,
+}
+
+/// `flywheel serve --kafka-brokers HOST:PORT --kafka-topic T`: every record of topic `T`
+/// (the JSON body of `POST /v1/events`: one event or an array) is applied as if posted.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka brokers to ingest from, `HOST:PORT[,HOST:PORT...]` (needs a binary built
+    /// with `--features kafka`).
+    #[arg(long, value_name = "HOST:PORT", requires = "kafka_topic")]
+    pub kafka_brokers: Option<String>,
+    /// The topic the shop's producers write events to.
+    #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
+    pub kafka_topic: Option<String>,
 }

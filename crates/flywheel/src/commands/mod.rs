@@ -10,6 +10,7 @@ mod eval;
 mod experiment;
 mod import;
 mod inspect;
+mod kafka;
 mod keys;
 pub(crate) mod lake;
 mod models;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
             redis_role,
             redis_read_deadline_ms,
             redis_prefix,
+            kafka,
         } => serve::run(
             &data,
             &host,
@@ -76,6 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     read_deadline_ms: redis_read_deadline_ms,
                     prefix: redis_prefix,
                 }),
+                kafka,
             },
         ),
         Command::Keys { what } => keys::run(what),

@@ -28,6 +28,8 @@ pub struct ServeFlags {
     pub lake: Option<crate::commands::lake::LakeFlags>,
     /// `--redis URL` and its settings.
     pub redis: Option<RedisFlags>,
+    /// `--kafka-brokers`, `--kafka-topic`.
+    pub kafka: crate::cli::KafkaArgs,
 }
 
 /// `--redis URL`, `--redis-role`, `--redis-read-deadline-ms`, `--redis-prefix`.
@@ -112,6 +114,7 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     let _writer = shared.start_writer(&engine)?;
     let engine = Arc::new(engine);
     start_controller(&engine, flags)?;
+    let _ingestion = crate::commands::kafka::start_ingestion(&engine, &flags.kafka)?;
     let lake = match &flags.lake {
         Some(lake) => Some(crate::commands::lake::start_export(&engine, lake)?),
         None => None,
