@@ -73,6 +73,9 @@ pub enum Command {
         /// monitoring window, `monitoring.window_secs`; 0 turns the thread off).
         #[arg(long, value_name = "SECS")]
         controller_every: Option<u64>,
+        /// Object storage (`--object-store s3://bucket/prefix`; the `s3` feature).
+        #[command(flatten)]
+        object_store: crate::commands::object_store::ObjectStoreArgs,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {

@@ -12,6 +12,7 @@ mod inspect;
 mod keys;
 mod models;
 pub(crate) mod monitor;
+pub mod object_store;
 mod peers;
 mod quickstart;
 pub mod ranker;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
             rate_per_key,
             rate_per_user,
             controller_every,
+            object_store,
         } => serve::run(
             &data,
             &host,
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 rate_per_key,
                 rate_per_user,
                 controller_every,
+                object_store,
             },
         ),
         Command::Keys { what } => keys::run(what),

@@ -23,6 +23,8 @@ pub struct ServeFlags {
     /// `--controller-every SECS` (`None`: the monitoring window; 0: no controller
     /// thread).
     pub controller_every: Option<u64>,
+    /// `--object-store URL` and its connection flags.
+    pub object_store: crate::commands::object_store::ObjectStoreArgs,
 }
 
 /// Parses `RATE[,BURST]` (the burst defaults to twice the rate, at least 1).
@@ -81,12 +83,18 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
             .transpose()?,
         ..ServerOptions::default()
     };
+    crate::commands::object_store::before_open(&flags.object_store, &dir)?;
     let engine = Engine::open(config)
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
     let engine = Arc::new(engine);
     start_controller(&engine, flags)?;
-    serve_engine(engine, host, port, None, options)
+    let sync = crate::commands::object_store::start(&flags.object_store, &engine)?;
+    let served = serve_engine(engine, host, port, None, options);
+    if let Some(sync) = sync {
+        sync.stop();
+    }
+    served
 }
 
 /// The controller's thread: one step per monitoring window of wall-clock time (a
