@@ -83,6 +83,17 @@ echo "check-s3: S3 at $FLYWHEEL_S3_ENDPOINT, bucket $bucket"
 echo "== flywheel-objstore tests against $FLYWHEEL_S3_ENDPOINT"
 FLYWHEEL_REQUIRE_S3=1 cargo test --quiet -p flywheel-objstore --locked
 
+echo "== transfer figures (a ${FLYWHEEL_S3_BENCH_MB:-64} MB model version; curl of one such file as the reference)"
+cargo test --quiet -p flywheel-objstore --locked --test integration -- --ignored --nocapture transfer_figures 2>&1 |
+  grep '^objstore transfer' || fail "the transfer figures did not print"
+head -c "$(( ${FLYWHEEL_S3_BENCH_MB:-64} * 1048576 ))" /dev/urandom >"$work/blob"
+ref="$FLYWHEEL_S3_ENDPOINT/$bucket/curl-reference-$$"
+up=$(curl -fsS -o /dev/null -w '%{time_total}' -X PUT --data-binary @"$work/blob" "$ref")
+down=$(curl -fsS -o /dev/null -w '%{time_total}' "$ref")
+curl -fsS -X DELETE "$ref" >/dev/null || true
+rm -f "$work/blob"
+python3 -c "import sys; mb=${FLYWHEEL_S3_BENCH_MB:-64}; print(f'curl reference: PUT {mb} MB in {float(sys.argv[1]):.2f} s = {mb/float(sys.argv[1]):.1f} MB/s; GET in {float(sys.argv[2]):.2f} s = {mb/float(sys.argv[2]):.1f} MB/s')" "$up" "$down"
+
 echo "== two replicas through the bucket"
 cargo build --quiet -p flywheel --features s3 --locked
 binary=target/debug/flywheel

@@ -5,7 +5,7 @@
 //! Against a real S3-compatible server when `FLYWHEEL_S3_ENDPOINT` is set (as
 //! `scripts/check-s3.sh` does, with a moto server it starts); otherwise against the
 //! in-memory store, said LOUDLY (`FLYWHEEL_REQUIRE_S3=1` makes that a failure).
-//! Fixtures: `flywheel_sim::SimConfig::small()` (seed 42).
+//! Fixtures: a simulated shop (`SimConfig::small()` shrunk to 80 users, seed 42).
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -28,6 +28,10 @@ mod snapshots;
 /// Erasure: rewritten versions and snapshots replace the old bytes everywhere.
 #[path = "integration/erasure.rs"]
 mod erasure;
+
+/// Upload and download figures (ignored; run by `scripts/check-s3.sh`).
+#[path = "integration/bench.rs"]
+mod bench;
 
 /// A store of its own for one test: below a unique prefix of the S3 bucket, or in
 /// memory when no server is configured.
@@ -67,7 +71,14 @@ fn shop_records() -> &'static [LogRecord] {
     static RECORDS: OnceLock<Vec<LogRecord>> = OnceLock::new();
     RECORDS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let sim = flywheel_sim::simulate(&flywheel_sim::SimConfig::small()).unwrap();
+        // Smaller than `small()`: training it is what the tests wait for.
+        let config = flywheel_sim::SimConfig {
+            users: 80,
+            items: 60,
+            days: 4,
+            ..flywheel_sim::SimConfig::small()
+        };
+        let sim = flywheel_sim::simulate(&config).unwrap();
         let files = flywheel_sim::write_dataset(&sim, dir.path()).unwrap();
         let mut records = Vec::new();
         let actions = flywheel_core::ActionSet::default();
