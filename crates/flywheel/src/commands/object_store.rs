@@ -35,7 +35,8 @@ pub struct ObjectStoreArgs {
     pub object_store_poll_secs: u64,
 }
 
-/// The running sync with the store (dropped: nothing to stop).
+/// The running sync with the store (never made in a build without the `s3` feature).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub struct Running {
     #[cfg(feature = "s3")]
     thread: flywheel_objstore::SyncThread,
