@@ -83,16 +83,23 @@ echo "check-s3: S3 at $FLYWHEEL_S3_ENDPOINT, bucket $bucket"
 echo "== flywheel-objstore tests against $FLYWHEEL_S3_ENDPOINT"
 FLYWHEEL_REQUIRE_S3=1 cargo test --quiet -p flywheel-objstore --locked
 
-echo "== transfer figures (a ${FLYWHEEL_S3_BENCH_MB:-64} MB model version; curl of one such file as the reference)"
+echo "== transfer figures (a ${FLYWHEEL_S3_BENCH_MB:-64} MB model version in 4 files; boto3 on one such file as the reference)"
 cargo test --quiet -p flywheel-objstore --locked --test integration -- --ignored --nocapture transfer_figures 2>&1 |
   grep '^objstore transfer' || fail "the transfer figures did not print"
-head -c "$(( ${FLYWHEEL_S3_BENCH_MB:-64} * 1048576 ))" /dev/urandom >"$work/blob"
-ref="$FLYWHEEL_S3_ENDPOINT/$bucket/curl-reference-$$"
-up=$(curl -fsS -o /dev/null -w '%{time_total}' -X PUT --data-binary @"$work/blob" "$ref")
-down=$(curl -fsS -o /dev/null -w '%{time_total}' "$ref")
-curl -fsS -X DELETE "$ref" >/dev/null || true
+file_mb=$(( ${FLYWHEEL_S3_BENCH_MB:-64} / 4 ))
+head -c "$(( file_mb * 1048576 ))" /dev/urandom >"$work/blob"
+python3 - "$work/blob" "$bucket" "$file_mb" <<'PY' || fail "the boto3 reference failed"
+import sys, time, os, boto3
+path, bucket, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s3 = boto3.client("s3", endpoint_url=os.environ["FLYWHEEL_S3_ENDPOINT"], region_name=os.environ["AWS_REGION"])
+data = open(path, "rb").read()
+t = time.perf_counter(); s3.put_object(Bucket=bucket, Key="boto3-reference", Body=data); up = time.perf_counter() - t
+t = time.perf_counter(); got = s3.get_object(Bucket=bucket, Key="boto3-reference")["Body"].read(); down = time.perf_counter() - t
+assert got == data
+s3.delete_object(Bucket=bucket, Key="boto3-reference")
+print(f"boto3 reference (one {mb} MB object, no checksum of ours): PUT {up:.2f} s = {mb/up:.1f} MB/s; GET {down:.2f} s = {mb/down:.1f} MB/s")
+PY
 rm -f "$work/blob"
-python3 -c "import sys; mb=${FLYWHEEL_S3_BENCH_MB:-64}; print(f'curl reference: PUT {mb} MB in {float(sys.argv[1]):.2f} s = {mb/float(sys.argv[1]):.1f} MB/s; GET in {float(sys.argv[2]):.2f} s = {mb/float(sys.argv[2]):.1f} MB/s')" "$up" "$down"
 
 echo "== two replicas through the bucket"
 cargo build --quiet -p flywheel --features s3 --locked
@@ -132,7 +139,10 @@ wait_serving() { # url version what
   done
   fail "$3: still serving $(serving "$1"), not $2"
 }
-remote_current() { curl -fsS "$(object models/CURRENT)" 2>/dev/null || true; }
+remote_current() { curl -fsS --max-time 10 "$(object models/CURRENT)" 2>/dev/null || true; }
+s3put() { # key file
+  python3 -c 'import os,sys,boto3; boto3.client("s3", endpoint_url=os.environ["FLYWHEEL_S3_ENDPOINT"], region_name=os.environ["AWS_REGION"]).put_object(Bucket=sys.argv[1], Key=sys.argv[2], Body=open(sys.argv[3],"rb").read())' "$bucket" "$prefix/$1" "$2"
+}
 
 serve a
 url_a=$serve_url
@@ -151,9 +161,9 @@ for _ in $(seq 1 300); do [ "$(remote_current)" = v2 ] && break; sleep 0.2; done
 [ "$(remote_current)" = v2 ] || fail "replica a did not publish v2"
 biggest=$(curl -fsS "$(object models/v2/files.json)" |
   python3 -c 'import json,sys; print(max(json.load(sys.stdin)["files"], key=lambda f: f["size"])["name"])')
-curl -fsS "$(object "models/v2/$biggest")" -o "$work/good"
+curl -fsS --max-time 60 "$(object "models/v2/$biggest")" -o "$work/good"
 head -c 100 "$work/good" >"$work/truncated"
-curl -fsS -X PUT --data-binary @"$work/truncated" "$(object "models/v2/$biggest")" >/dev/null
+s3put "models/v2/$biggest" "$work/truncated"
 
 serve b
 url_b=$serve_url
@@ -164,7 +174,7 @@ grep -q "damaged download of $prefix/models/v2/$biggest\|damaged download of mod
 [ ! -e "$work/b/models/v2" ] || fail "the truncated version was installed in b's registry"
 echo "ok: the truncated models/v2/$biggest is refused, replica b keeps serving v1"
 
-curl -fsS -X PUT --data-binary @"$work/good" "$(object "models/v2/$biggest")" >/dev/null
+s3put "models/v2/$biggest" "$work/good"
 wait_serving "$url_b" v2 "replica b after the repair"
 echo "ok: repaired, replica b swaps to v2"
 echo "check-s3: PASS"
