@@ -124,9 +124,12 @@ impl RemoteStore {
         if let Some(endpoint) = &connection.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        if let Some(allow) = connection.allow_http {
-            builder = builder.with_allow_http(allow);
-        }
+        // After `with_client_options`, which replaces what `from_env` read.
+        let allow_http = connection.allow_http.unwrap_or_else(|| {
+            std::env::var("AWS_ALLOW_HTTP")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        });
+        builder = builder.with_allow_http(allow_http);
         builder = match &connection.region {
             Some(region) => builder.with_region(region),
             None if std::env::var_os("AWS_REGION").is_none()
