@@ -106,7 +106,6 @@ cargo build --quiet -p flywheel --features s3 --locked
 binary=target/debug/flywheel
 prefix="e2e-$$-$(date +%s)"
 store="s3://$bucket/$prefix"
-object() { echo "$FLYWHEEL_S3_ENDPOINT/$bucket/$prefix/$1"; }
 
 "$binary" simulate --out "$work/sim" --seed 11 --users 200 --items 150 --days 7 >/dev/null
 for replica in a b; do
@@ -139,7 +138,10 @@ wait_serving() { # url version what
   done
   fail "$3: still serving $(serving "$1"), not $2"
 }
-remote_current() { curl -fsS --max-time 10 "$(object models/CURRENT)" 2>/dev/null || true; }
+s3get() { # key -> stdout (moto refuses unsigned GETs of objects)
+  python3 -c 'import os,sys,boto3; sys.stdout.buffer.write(boto3.client("s3", endpoint_url=os.environ["FLYWHEEL_S3_ENDPOINT"], region_name=os.environ["AWS_REGION"]).get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"].read())' "$bucket" "$prefix/$1"
+}
+remote_current() { s3get models/CURRENT 2>/dev/null || true; }
 s3put() { # key file
   python3 -c 'import os,sys,boto3; boto3.client("s3", endpoint_url=os.environ["FLYWHEEL_S3_ENDPOINT"], region_name=os.environ["AWS_REGION"]).put_object(Bucket=sys.argv[1], Key=sys.argv[2], Body=open(sys.argv[3],"rb").read())' "$bucket" "$prefix/$1" "$2"
 }
@@ -159,9 +161,9 @@ wait "$pid_b" 2>/dev/null || true
 "$binary" train --server "$url_a" --force >/dev/null
 for _ in $(seq 1 300); do [ "$(remote_current)" = v2 ] && break; sleep 0.2; done
 [ "$(remote_current)" = v2 ] || fail "replica a did not publish v2"
-biggest=$(curl -fsS "$(object models/v2/files.json)" |
+biggest=$(s3get models/v2/files.json |
   python3 -c 'import json,sys; print(max(json.load(sys.stdin)["files"], key=lambda f: f["size"])["name"])')
-curl -fsS --max-time 60 "$(object "models/v2/$biggest")" -o "$work/good"
+s3get "models/v2/$biggest" >"$work/good"
 head -c 100 "$work/good" >"$work/truncated"
 s3put "models/v2/$biggest" "$work/truncated"
 
