@@ -15,11 +15,11 @@ flywheel-experiments:1 flywheel-features:1 flywheel-retrieval:1 flywheel-ranking
 flywheel-pipeline:2 flywheel-lake:2 flywheel-redis:2
 flywheel-registry:3 flywheel-offline:3
 flywheel-engine:4
-flywheel-server:5
+flywheel-server:5 flywheel-objstore:5
 flywheel:6
 "
 HTTP_CRATES="flywheel-server flywheel"
-ADAPTERS="flywheel-redis flywheel-kafka"
+ADAPTERS="flywheel-redis flywheel-kafka flywheel-objstore"
 
 declare -A layer
 for entry in $LAYERS; do

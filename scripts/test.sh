@@ -57,6 +57,9 @@ echo "== the API against its OpenAPI document (schemathesis)" && ./scripts/check
 echo "== imported LightGBM/XGBoost models against the Python libraries"
 ./scripts/check-imported-models.sh || status=$?
 
+echo "== model versions and snapshots through S3 (moto)"
+./scripts/check-s3.sh || status=$?
+
 echo "== the dashboard in headless Chromium"
 ./scripts/check-dashboard.sh || status=$?
 

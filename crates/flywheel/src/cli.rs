@@ -100,6 +100,9 @@ pub enum Command {
         /// Ingestion from a Kafka topic (builds with `--features kafka`).
         #[command(flatten)]
         kafka: KafkaArgs,
+        /// Object storage (`--object-store s3://bucket/prefix`; the `s3` feature).
+        #[command(flatten)]
+        object_store: crate::commands::object_store::ObjectStoreArgs,
     },
     /// Import items, users or events (CSV or JSON lines, optionally .gz), or MovieLens.
     Import {

@@ -15,6 +15,7 @@ mod keys;
 pub(crate) mod lake;
 mod models;
 pub(crate) mod monitor;
+pub mod object_store;
 mod peers;
 mod quickstart;
 pub mod ranker;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
             redis_read_deadline_ms,
             redis_prefix,
             kafka,
+            object_store,
         } => serve::run(
             &data,
             &host,
@@ -79,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     prefix: redis_prefix,
                 }),
                 kafka,
+                object_store,
             },
         ),
         Command::Keys { what } => keys::run(what),

@@ -30,6 +30,8 @@ pub struct ServeFlags {
     pub redis: Option<RedisFlags>,
     /// `--kafka-brokers`, `--kafka-topic`.
     pub kafka: crate::cli::KafkaArgs,
+    /// `--object-store URL` and its connection flags.
+    pub object_store: crate::commands::object_store::ObjectStoreArgs,
 }
 
 /// `--redis URL`, `--redis-role`, `--redis-read-deadline-ms`, `--redis-prefix`.
@@ -107,6 +109,7 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
             .transpose()?,
         ..ServerOptions::default()
     };
+    crate::commands::object_store::before_open(&flags.object_store, &dir)?;
     let shared = crate::commands::redis::open(flags.redis.as_ref(), &config)?;
     let engine = Engine::open_with(config, shared.options())
         .with_context(|| format!("opening data directory {}", dir.display()))?;
@@ -119,7 +122,11 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
         Some(lake) => Some(crate::commands::lake::start_export(&engine, lake)?),
         None => None,
     };
+    let sync = crate::commands::object_store::start(&flags.object_store, &engine)?;
     let served = serve_engine(engine, host, port, None, options);
+    if let Some(sync) = sync {
+        sync.stop();
+    }
     if let Some(lake) = lake {
         lake.finish();
     }
