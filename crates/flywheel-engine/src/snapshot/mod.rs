@@ -302,8 +302,10 @@ fn install(inner: &Inner, image: Image) {
 /// [`Engine::rewrite_snapshots`] on the engine's insides (the erasure job calls it).
 pub(crate) fn rewrite_all(inner: &Inner) -> Result<SnapshotInfo> {
     let dir = inner.snapshots.dir.clone();
-    take(inner, &|kept| files::remove_all_except(&dir, kept).map(|_| ()))
-        .inspect_err(|e| note_failure(inner, e))
+    take(inner, &|kept| {
+        files::remove_all_except(&dir, kept).map(|_| ())
+    })
+    .inspect_err(|e| note_failure(inner, e))
 }
 
 fn take(inner: &Inner, also: &dyn Fn(&Path) -> Result<()>) -> Result<SnapshotInfo> {
