@@ -133,6 +133,8 @@ struct UserTrack {
 /// The rules' state: a bucket and a repeat track per user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotFilter {
+    /// Written in key order, so equal filters encode to equal bytes (snapshots).
+    #[serde(with = "crate::canonical::sorted_map")]
     users: HashMap<UserId, UserTrack>,
     counts: BotCounts,
 }

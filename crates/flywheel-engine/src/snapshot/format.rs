@@ -21,7 +21,7 @@ pub const MAGIC: [u8; 8] = *b"FWSNAP\r\n";
 /// The format this build writes and reads. Bump it whenever the header or any type
 /// inside the payload changes its encoding (the golden test of the payload fails
 /// when one does).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 68;
 

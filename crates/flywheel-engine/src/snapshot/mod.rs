@@ -524,8 +524,8 @@ mod tests {
         assert_eq!(
             (FORMAT_VERSION, hex.as_str()),
             (
-                1,
-                "de1891bc415e6fe9838d963131dbcb0ed85010d797ba6bf3b9fc5f7e9b030b4f"
+                2,
+                "042244b9ee00cd3bba00ab27da99fb06d39a5e431a62e65fdef0aa8bbd1e7b99"
             ),
             "the snapshot payload's encoding changed: bump FORMAT_VERSION and update this hash"
         );
