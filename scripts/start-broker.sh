@@ -12,17 +12,7 @@
 set -euo pipefail
 
 port="${1:-19092}"
-cache="${HOME}/.cache/flywheel/tansu"
-tansu="${FLYWHEEL_TANSU:-$cache/bin/tansu}"
-
-if [ ! -x "$tansu" ]; then
-  echo "start-broker: no tansu at $tansu" >&2
-  echo "start-broker: BUILDING IT NOW: cargo install tansu --locked --features libsql" >&2
-  echo "start-broker: THIS TAKES ABOUT 17 MINUTES THE FIRST TIME (cached afterwards)" >&2
-  mkdir -p "$cache"
-  cargo install tansu --version 0.6.0 --locked --features libsql --root "$cache"
-  tansu="$cache/bin/tansu"
-fi
+tansu="$("$(dirname "$0")/ensure-broker.sh" | tail -1)"
 
 answers() {
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
@@ -35,8 +25,11 @@ fi
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/flywheel-broker.XXXXXX")"
 url="tcp://127.0.0.1:$port"
-nohup "$tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
-  --storage-engine "sqlite://$data/tansu.db" >"$data/tansu.log" 2>&1 &
+# tansu reads sqlite://a/b.db as a path relative to its working directory (an absolute
+# path would lose its leading slash), so it runs inside $data with a relative path.
+mkdir -p "$data/store"
+(cd "$data" && exec nohup "$tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
+  --storage-engine "sqlite://store/tansu.db" >"$data/tansu.log" 2>&1) &
 pid=$!
 echo "$pid" >"$data/tansu.pid"
 

@@ -42,6 +42,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== dependency rules"
 ./scripts/check-deps.sh
 
+echo "== services the adapter tests need (Redis; a Kafka-protocol broker binary)"
+# Each prints loudly what it installs, builds or cannot get; a test whose service is
+# missing skips with a SKIP line (a failure under CI=true).
+./scripts/ensure-redis.sh || echo "test.sh: NO REDIS: the Redis tests will skip" >&2
+./scripts/ensure-broker.sh >/dev/null || echo "test.sh: NO BROKER: the Kafka tests will skip" >&2
+
 echo "== cargo test"
 skip_log=$(mktemp "${TMPDIR:-/tmp}/flywheel-test-skips.XXXXXX")
 trap 'rm -f "$skip_log"' EXIT

@@ -104,9 +104,14 @@ fn start_tansu(test: &str, tansu: &Path) -> Option<TestBroker> {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let url = format!("tcp://{addr}");
-    let storage = format!("sqlite://{}/tansu.db", dir.path().display());
+    // tansu reads `sqlite://a/b.db` as the path `a/b.db` relative to its working
+    // directory (an absolute path loses its leading slash), so it runs inside the
+    // temporary directory and is given a relative path.
+    std::fs::create_dir(dir.path().join("store")).unwrap();
+    let storage = "sqlite://store/tansu.db".to_string();
     let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
     let child = Command::new(tansu)
+        .current_dir(dir.path())
         .args([
             "broker",
             "--listener-url",
