@@ -53,7 +53,7 @@ skip_log=$(mktemp "${TMPDIR:-/tmp}/flywheel-test-skips.XXXXXX")
 trap 'rm -f "$skip_log"' EXIT
 export FLYWHEEL_SKIP_LOG="$skip_log"
 status=0
-cargo test --workspace --locked || status=$?
+cargo test --workspace --locked --no-fail-fast || status=$?
 
 echo "== experiment assignment against Python mmh3"
 ./scripts/check-assignment.sh || status=$?
