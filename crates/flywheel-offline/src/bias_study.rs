@@ -200,7 +200,7 @@ fn study_start(world: &World) -> Timestamp {
 /// each list by a uniform random score of its own; `log_context` says whether the
 /// impression carries the request's device.
 fn simulated_log(world: &World, settings: &StudySettings, log_context: bool) -> SimulatedLog {
-    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0x5eed_0f_1065);
+    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0x005e_ed0f_1065);
     let mut records: Vec<LogRecord> = world
         .items
         .iter()
