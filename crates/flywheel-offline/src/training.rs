@@ -21,8 +21,10 @@
 //! - **logged impressions**: each slot becomes a row, labelled 1 when an engagement
 //!   (click, add to cart, purchase, like) came back with the impression's
 //!   `request_id` for that item within the label window; its features are recomputed
-//!   as of the impression's `features_offset` and timestamp (the parity test proves
-//!   they equal the logged ones);
+//!   as of the impression's `features_offset`, timestamp and logged request context
+//!   (the parity test proves they equal the logged ones); with `training.position_bias
+//!   = "feature"` the slot's position follows them as a training-only GBDT feature,
+//!   held at the top slot when serving;
 //! - **interactions** (engagements that answer no impression already in the log, which
 //!   is all of them in an import): for a sample of them from R on, the serving
 //!   pipeline's own retrieval runs for that user as of that moment, exactly as a
