@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::candidate::Channel;
+use crate::context::RequestContext;
 use crate::experiment::ExperimentTag;
 use crate::ids::{ItemId, RequestId, UserId};
 use crate::time::Timestamp;
@@ -64,6 +65,10 @@ pub struct Impression {
     /// How many items the request asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
+    /// Where and when the list was asked for (device, page, hour): ranking features,
+    /// recomputed from here by training. Empty in logs written before it existed.
+    #[serde(default, skip_serializing_if = "RequestContext::is_empty")]
+    pub context: RequestContext,
     /// The version of the model set that ranked it.
     pub model_version: String,
     /// Whether a fallback replaced part of the pipeline.

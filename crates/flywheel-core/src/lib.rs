@@ -14,6 +14,7 @@
 pub mod bots;
 mod candidate;
 pub mod canonical;
+mod context;
 mod error;
 mod event;
 mod experiment;
@@ -29,6 +30,7 @@ mod user;
 
 pub use bots::{BotCounts, BotFilter, BotReason, BotRules};
 pub use candidate::{Candidate, Channel, Explanation, ExplanationKind};
+pub use context::{utc_hour, RequestContext, MAX_CONTEXT_VALUE_BYTES};
 pub use error::{CoreError, Result};
 pub use event::{Action, ActionSet, Event};
 pub use experiment::{

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use flywheel_core::{
     Channel, CoreError, ExperimentKind, ExperimentTag, ExplorationSettings, Impression,
-    ImpressionSlot, ItemId, LogRecord, PropensityKind, RequestId, RerankOverride, Timestamp,
-    UserId, VariantDef,
+    ImpressionSlot, ItemId, LogRecord, PropensityKind, RequestContext, RequestId, RerankOverride,
+    Timestamp, UserId, VariantDef,
 };
 use flywheel_experiments::{explore, team_draft, ExplorationPolicy, PoolItem, SlotKind, Team};
 use flywheel_pipeline::{recommend, EngineConfig, ModelSet, RecItem, RecRequest, Recommendation};
@@ -44,6 +44,9 @@ pub struct ServeRequest {
     pub now: Option<Timestamp>,
     /// Variants forced for QA, as (experiment, variant).
     pub forced: Vec<(String, String)>,
+    /// Where and when the list is asked for (device, page, hour): ranking features,
+    /// logged on the impression.
+    pub context: RequestContext,
 }
 
 /// How one slot came to be.
@@ -170,6 +173,7 @@ impl Engine {
             category,
             now: None,
             forced: Vec::new(),
+            context: RequestContext::default(),
         };
         match self.serve(&request) {
             Ok(served) => served,
@@ -271,6 +275,7 @@ impl Engine {
             use_ranker: true,
             enforce_deadlines: true,
             alternatives: pool,
+            context: request.context.clone(),
         };
         let mut rng = request_rng(&request_id);
         let (mut recommendation, model_version, features_offset, slots) = match &plan.interleave {
@@ -294,6 +299,7 @@ impl Engine {
             forced: plan.forced,
             category: request.category.clone(),
             count: u32::try_from(request.count).ok(),
+            context: request.context.clone(),
             model_version: model_version.clone(),
             fallback: recommendation.fallback,
             features_offset: Some(features_offset),
@@ -568,6 +574,7 @@ fn log_shadow(inner: &Inner, job: &ShadowJob, ranked: Option<&Recommendation>, l
         impression_slots(&r.items, &deterministic_slots(r.items.len()))
     });
     let shadow = Impression {
+        context: job.request.context.clone(),
         request_id: job.live_request.clone(),
         user_id: job.request.user_id.clone(),
         timestamp: job.request.now,

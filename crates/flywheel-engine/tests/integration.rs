@@ -211,6 +211,22 @@ fn served_features_equal_features_replayed_from_the_log() {
     );
     let top_up_request = long.request_id.clone();
     wait_for_log(&engine, end + 1);
+    // A request with its context (device, page, hour): logged, and replayed alike.
+    let end = engine.log_end_offset();
+    let context =
+        flywheel_core::RequestContext::new(Some("mobile"), Some("cart"), Some(21)).unwrap();
+    let with_context = engine
+        .serve(&flywheel_engine::ServeRequest {
+            user_id: users[2].clone(),
+            count: 10,
+            category: None,
+            now: None,
+            forced: Vec::new(),
+            context: context.clone(),
+        })
+        .unwrap();
+    served += 1;
+    wait_for_log(&engine, end + 1);
 
     let records = all_records(&engine);
     let impressions: Vec<&Impression> = records[start as usize..]
@@ -225,6 +241,16 @@ fn served_features_equal_features_replayed_from_the_log() {
         served,
         "every served list is logged once"
     );
+    let logged = impressions
+        .iter()
+        .find(|i| i.request_id == with_context.request_id)
+        .unwrap();
+    assert_eq!(logged.context, context, "the request's context is logged");
+    let mobile = flywheel_ranking::FEATURE_NAMES
+        .iter()
+        .position(|n| *n == "context_device_mobile")
+        .unwrap();
+    assert!(logged.slots.iter().all(|s| s.features[mobile] == 1.0));
 
     // Walk the log once; at each offset, check the impressions computed there.
     let mut by_offset: Vec<&Impression> = impressions.clone();
@@ -844,6 +870,7 @@ fn exploration_logs_the_policy_probability_of_every_slot() {
                 category: None,
                 now,
                 forced: Vec::new(),
+                context: Default::default(),
             })
             .unwrap();
         assert_eq!(served.experiments.len(), 1);

@@ -73,6 +73,7 @@ fn impression(rng: &mut StdRng, serial: usize, at: i64) -> Impression {
         })
         .collect();
     Impression {
+        context: Default::default(),
         request_id: RequestId::new_unchecked(format!("req-{serial}")),
         user_id: UserId::new_unchecked(format!("user-{}", rng.gen_range(0..USERS))),
         timestamp: Timestamp(at),

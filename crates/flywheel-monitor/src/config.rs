@@ -81,7 +81,9 @@ pub struct MonitoringConfig {
     pub unwatched_features: Vec<String>,
 }
 
-/// The features that drift with the log's age or the serving version, not the world.
+/// The features that drift with the log's age or the serving version, not the world
+/// (and the hour of day, which moves with the clock: a window shorter than a day
+/// always differs from a reference taken over days).
 pub const MOVES_WITH_THE_LOG: &[&str] = &[
     "item_ctr_log_odds",
     "item_views_1h_log1p",
@@ -102,6 +104,8 @@ pub const MOVES_WITH_THE_LOG: &[&str] = &[
     "predicted_ctr",
     "channel_score_squashed",
     "channel_rank_log1p",
+    "context_hour_sin",
+    "context_hour_cos",
 ];
 
 impl Default for MonitoringConfig {

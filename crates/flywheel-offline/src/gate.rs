@@ -141,6 +141,7 @@ impl<'a> GateSample<'a> {
                     use_ranker,
                     enforce_deadlines: false,
                     alternatives: 0,
+                    context: Default::default(),
                 };
                 let list = recommend(self.state, models, Some(&self.content), config, &request);
                 let ids: Vec<&str> = list.items.iter().map(|i| i.item_id.as_str()).collect();
@@ -310,6 +311,7 @@ mod tests {
                     use_ranker: false,
                     enforce_deadlines: false,
                     alternatives: 0,
+                    context: Default::default(),
                 };
                 let user = world.state.features.user_features(&user_id, world.cut);
                 let candidates: Vec<Candidate> =
@@ -325,6 +327,7 @@ mod tests {
                             item_features: &item_features,
                             candidate,
                             now: world.cut,
+                            context: &flywheel_core::RequestContext::default(),
                         });
                         (features, item.price == Some(1.0))
                     })

@@ -17,8 +17,11 @@
 //!   feature distributions, event categoricals, and the Platt calibration of its
 //!   served score to P(click)), stored beside the version;
 //! - [`promotion::train_candidate`]: a new version and the gate's decision about it
-//!   against the serving version, on data neither was trained on.
+//!   against the serving version, on data neither was trained on;
+//! - [`bias_study`]: on the simulator, the position-bias correction and the context
+//!   features measured against the true preferences (`flywheel bench ranker-bias`).
 
+pub mod bias_study;
 mod error;
 pub mod evaluation;
 mod gate;

@@ -234,6 +234,8 @@ mod tests {
                 source_item: None,
             },
             features: vec![score, 1.0],
+            context: Default::default(),
+            position: None,
             label,
             label_closes: Timestamp(at + 1),
             label_closed: true,

@@ -21,8 +21,10 @@
 //! - **logged impressions**: each slot becomes a row, labelled 1 when an engagement
 //!   (click, add to cart, purchase, like) came back with the impression's
 //!   `request_id` for that item within the label window; its features are recomputed
-//!   as of the impression's `features_offset` and timestamp (the parity test proves
-//!   they equal the logged ones);
+//!   as of the impression's `features_offset`, timestamp and logged request context
+//!   (the parity test proves they equal the logged ones); with `training.position_bias
+//!   = "feature"` the slot's position follows them as a training-only GBDT feature,
+//!   held at the top slot when serving;
 //! - **interactions** (engagements that answer no impression already in the log, which
 //!   is all of them in an import): for a sample of them from R on, the serving
 //!   pipeline's own retrieval runs for that user as of that moment, exactly as a
@@ -35,9 +37,9 @@
 //! The served retrieval models are then retrained on everything.
 
 use flywheel_core::{
-    Candidate, Event, Impression, ItemId, LogRecord, RequestId, Timestamp, UserId,
+    Candidate, Event, Impression, ItemId, LogRecord, RequestContext, RequestId, Timestamp, UserId,
 };
-use flywheel_ranking::gbdt::{FeatureImportance, GbdtReport, GroupedRows};
+use flywheel_ranking::gbdt::{FeatureImportance, GbdtReport, GroupedRows, TrainingOnlyFeature};
 use flywheel_ranking::{
     featurize, FeatureSchema, GbdtModel, GbdtObjective, LogisticRegression, LrParams, Ranker,
     RankingInput, TrainingRow,
@@ -54,7 +56,7 @@ use crate::gate::GateSample;
 pub use crate::gate::RankerGate;
 use flywheel_pipeline::State;
 use flywheel_pipeline::{retrieve_candidates, RecRequest};
-use flywheel_pipeline::{EngineConfig, RankerKind};
+use flywheel_pipeline::{EngineConfig, PositionBias, RankerKind};
 use flywheel_pipeline::{Manifest, ModelSet};
 
 /// A source of log records that can be read more than once: it calls the visitor
@@ -154,6 +156,12 @@ pub struct RankerRow {
     pub candidate: Candidate,
     /// The ranking features ([`featurize`]).
     pub features: Vec<f32>,
+    /// The request context the features were computed with (the impression's, or the
+    /// anchoring engagement's `device` and `page`).
+    pub context: RequestContext,
+    /// The slot the item was shown in (impression rows; `None` for interaction rows,
+    /// whose candidates were never shown): the position-bias feature.
+    pub position: Option<u32>,
     /// 1 when the user engaged with the item in `[moment, label_closes)`, else 0.
     pub label: f32,
     /// When the label window closes.
@@ -163,10 +171,35 @@ pub struct RankerRow {
     pub label_closed: bool,
 }
 
+/// The name of the training-only position feature (`training.position_bias = "feature"`).
+pub const POSITION_FEATURE: &str = "logged_position";
+
+/// The value the position feature is held at when serving: every candidate is scored
+/// as if it sat in the top slot.
+pub const SERVING_POSITION: f32 = 0.0;
+
+/// The training-only features a GBDT ranker is fitted with under `bias`.
+pub fn training_only_features(bias: PositionBias) -> Vec<TrainingOnlyFeature> {
+    match bias {
+        PositionBias::Feature => vec![TrainingOnlyFeature {
+            name: POSITION_FEATURE.to_string(),
+            serving_value: SERVING_POSITION,
+        }],
+        PositionBias::None => Vec::new(),
+    }
+}
+
 impl RankerRow {
-    fn training_row(&self) -> TrainingRow {
+    /// The row as the ranker is fitted on it: the features, then (under
+    /// `PositionBias::Feature`) the logged position — missing (NaN) for an interaction
+    /// row, which was never shown.
+    fn training_row(&self, bias: PositionBias) -> TrainingRow {
+        let mut features = self.features.clone();
+        if bias == PositionBias::Feature {
+            features.push(self.position.map_or(f32::NAN, |p| p as f32));
+        }
         TrainingRow {
-            features: self.features.clone(),
+            features,
             label: self.label,
             weight: 1.0,
         }
@@ -402,6 +435,7 @@ pub fn impression_features(state: &State, impression: &Impression) -> Vec<Vec<f3
                 item_features: &item_features,
                 candidate: &candidate,
                 now,
+                context: &impression.context,
             })
         })
         .collect()
@@ -614,6 +648,8 @@ impl RowInputs<'_> {
                 moment,
                 candidate: slot_candidate(slot),
                 features,
+                context: impression.context.clone(),
+                position: Some(slot.position),
                 label: f32::from(u8::from(label)),
                 label_closes,
                 label_closed,
@@ -646,6 +682,7 @@ impl RowInputs<'_> {
             use_ranker: true,
             enforce_deadlines: false,
             alternatives: 0,
+            context: RequestContext::from_event_context(&event.context),
         };
         let candidates =
             retrieve_candidates(state, self.row_models, Some(content), self.config, &request);
@@ -666,6 +703,7 @@ impl RowInputs<'_> {
                 item_features: &item_features,
                 candidate: &candidate,
                 now,
+                context: &request.context,
             });
             let label = f32::from(u8::from(engaged.contains(&candidate.item_id)));
             rows.push(RankerRow {
@@ -675,6 +713,8 @@ impl RowInputs<'_> {
                 moment: now,
                 candidate,
                 features,
+                context: request.context.clone(),
+                position: None,
                 label,
                 label_closes,
                 label_closed,
@@ -756,15 +796,23 @@ pub struct RankerFit {
 }
 
 /// Fits the configured ranker on rows in log order (none if they do not hold both
-/// outcomes).
-fn fit_ranker(config: &EngineConfig, rows: &[&RankerRow]) -> Result<Option<(Ranker, RankerFit)>> {
+/// outcomes). The GBDT gets the logged position as a training-only feature under
+/// `training.position_bias = "feature"`; the logistic ranker has no training-only
+/// features and is fitted on the features alone.
+pub fn fit_ranker(
+    config: &EngineConfig,
+    rows: &[&RankerRow],
+) -> Result<Option<(Ranker, RankerFit)>> {
     let positives = rows.iter().filter(|r| r.label > 0.5).count();
     if positives == 0 || positives == rows.len() {
         return Ok(None);
     }
     match config.training.ranker {
         RankerKind::Logistic => {
-            let training: Vec<TrainingRow> = rows.iter().map(|r| r.training_row()).collect();
+            let training: Vec<TrainingRow> = rows
+                .iter()
+                .map(|r| r.training_row(PositionBias::None))
+                .collect();
             let model = LogisticRegression::train(&training, &LrParams::default())
                 .map_err(|e| OfflineError::Model(format!("ranker: {e}")))?;
             let fit = RankerFit {
@@ -782,7 +830,11 @@ fn fit_ranker(config: &EngineConfig, rows: &[&RankerRow]) -> Result<Option<(Rank
 /// The rows cut into groups (the rows of one anchor: one impression, or one sampled
 /// engagement). For LambdaMART only the groups that hold a positive are kept (the
 /// others carry no pairwise gradient); the binary objective keeps them all.
-fn groups(rows: &[&RankerRow], objective: GbdtObjective) -> Vec<Vec<TrainingRow>> {
+fn groups(
+    rows: &[&RankerRow],
+    objective: GbdtObjective,
+    bias: PositionBias,
+) -> Vec<Vec<TrainingRow>> {
     let mut groups: Vec<Vec<TrainingRow>> = Vec::new();
     let mut current: Option<u64> = None;
     for row in rows {
@@ -791,7 +843,7 @@ fn groups(rows: &[&RankerRow], objective: GbdtObjective) -> Vec<Vec<TrainingRow>
             current = Some(row.offset);
         }
         if let Some(group) = groups.last_mut() {
-            group.push(row.training_row());
+            group.push(row.training_row(bias));
         }
     }
     if objective == GbdtObjective::LambdaRank {
@@ -804,7 +856,8 @@ fn groups(rows: &[&RankerRow], objective: GbdtObjective) -> Vec<Vec<TrainingRow>
 /// on the latest [`VALIDATION_SHARE`] of them.
 fn fit_gbdt(config: &EngineConfig, rows: &[&RankerRow]) -> Result<(Ranker, RankerFit)> {
     let params = &config.training.gbdt;
-    let groups = groups(rows, params.objective);
+    let bias = config.training.position_bias;
+    let groups = groups(rows, params.objective, bias);
     let validation_groups = ((groups.len() as f64) * VALIDATION_SHARE).round() as usize;
     let (fit_groups, validation) = groups.split_at(groups.len() - validation_groups);
     let flatten = |groups: &[Vec<TrainingRow>]| -> (Vec<TrainingRow>, Vec<usize>) {
@@ -815,7 +868,7 @@ fn fit_gbdt(config: &EngineConfig, rows: &[&RankerRow]) -> Result<(Ranker, Ranke
     let (valid_rows, valid_sizes) = flatten(validation);
     let model = GbdtModel::train(
         FeatureSchema::current(),
-        Vec::new(),
+        training_only_features(bias),
         GroupedRows {
             rows: &fit_rows,
             group_sizes: &fit_sizes,

@@ -17,6 +17,8 @@ use flywheel_ranking::{featurize, RankingInput};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
+#[path = "integration/bias_study.rs"]
+mod bias_study;
 /// Counterfactual evaluation of a candidate on an exploring log (`eval ope --candidate`).
 #[path = "integration/ope.rs"]
 mod ope;
@@ -294,6 +296,7 @@ fn interaction_rows_carry_the_features_serving_would_have_computed() {
             use_ranker: true,
             enforce_deadlines: false,
             alternatives: 0,
+            context: flywheel_core::RequestContext::from_event_context(&event.context),
         };
         let content = state.catalog.content_index();
         let served: Vec<Candidate> =
@@ -321,6 +324,7 @@ fn interaction_rows_carry_the_features_serving_would_have_computed() {
                     item_features: &state.features.item_features(&row.candidate.item_id, now),
                     candidate: &row.candidate,
                     now,
+                    context: &request.context,
                 })
             };
             let expected = featurized(&state);

@@ -249,6 +249,22 @@ pub struct TrainingSettings {
     pub ranker_rows_per_anchor: usize,
     /// The GBDT's hyper-parameters (`[training.gbdt]`), when `ranker = "gbdt"`.
     pub gbdt: flywheel_ranking::GbdtParams,
+    /// How the GBDT ranker corrects for position bias (users click top slots whatever
+    /// they hold): `feature` fits on the logged position as a training-only feature,
+    /// held at the top slot when serving; `none` fits on the features alone.
+    pub position_bias: PositionBias,
+}
+
+/// How ranker training treats the slot a logged item was shown in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionBias {
+    /// The logged position is a training-only feature, held at position 0 when serving,
+    /// so the trees explain "it was on top" apart from "it is relevant".
+    #[default]
+    Feature,
+    /// No correction: the position is not a feature.
+    None,
 }
 
 /// The kinds of ranker training can fit.
@@ -288,6 +304,7 @@ impl Default for TrainingSettings {
             ranker_anchor_events: 4000,
             ranker_rows_per_anchor: 200,
             gbdt: flywheel_ranking::GbdtParams::default(),
+            position_bias: PositionBias::Feature,
         }
     }
 }

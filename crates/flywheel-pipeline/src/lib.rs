@@ -21,7 +21,7 @@ mod state;
 pub use catalog::{in_category, Catalog};
 pub use config::{
     feature_config, monitored_feature_names, EngineConfig, ExperimentSettings, GateRuleKind,
-    GateSettings, RankerKind, SnapshotSettings,
+    GateSettings, PositionBias, RankerKind, SnapshotSettings,
 };
 pub use error::{PipelineError, Result};
 pub use models::{Manifest, ModelSet};

@@ -7,7 +7,8 @@
 //! and the result says a fallback was used. A missing model is skipped the same way.
 
 use flywheel_core::{
-    Action, Candidate, Channel, Explanation, ItemId, Timestamp, UserFeatures, UserId,
+    Action, Candidate, Channel, Explanation, ItemId, RequestContext, Timestamp, UserFeatures,
+    UserId,
 };
 use flywheel_ranking::{explain, featurize, rerank, RankingInput, Scored};
 use flywheel_retrieval::{blend, fuse_scores, BlendConfig, ChannelList, ContentIndex};
@@ -48,6 +49,8 @@ pub struct RecRequest {
     /// How many re-ranked candidates beyond `count` to return as alternatives (the
     /// exploration pool); 0 for none.
     pub alternatives: usize,
+    /// Where and when the list is asked for: ranking features, logged on the impression.
+    pub context: RequestContext,
 }
 
 /// One recommended item.
@@ -456,6 +459,7 @@ fn score(ctx: &mut Context, candidates: Vec<Candidate>) -> Vec<(Scored, Vec<f32>
                 item_features: &item_features,
                 candidate: &candidate,
                 now,
+                context: &ctx.request.context,
             })
         } else {
             Vec::new()
@@ -614,6 +618,7 @@ fn fill_with_popular(ctx: &mut Context, items: &mut Vec<RecItem>) {
                 item_features,
                 candidate: &candidate,
                 now,
+                context: &ctx.request.context,
             }),
             None => Vec::new(),
         };

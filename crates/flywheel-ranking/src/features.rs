@@ -3,11 +3,13 @@
 //! impression. Any change to the list or the meaning of a feature must bump
 //! [`FEATURE_SCHEMA_VERSION`], so that a model trained on the old schema is refused.
 
-use flywheel_core::{Candidate, Channel, Item, ItemFeatures, Timestamp, UserFeatures};
+use flywheel_core::{
+    Candidate, Channel, Item, ItemFeatures, RequestContext, Timestamp, UserFeatures,
+};
 use serde::{Deserialize, Serialize};
 
 /// The version of [`FEATURE_NAMES`] and of their meaning.
-pub const FEATURE_SCHEMA_VERSION: u32 = 1;
+pub const FEATURE_SCHEMA_VERSION: u32 = 2;
 
 /// The features produced by [`featurize`], in order.
 pub const FEATURE_NAMES: &[&str] = &[
@@ -50,7 +52,27 @@ pub const FEATURE_NAMES: &[&str] = &[
     "cross_affinity_x_is_new",
     "cross_affinity_x_trending",
     "cross_cold_user_x_views_7d",
+    "context_device_mobile",
+    "context_device_tablet",
+    "context_device_desktop",
+    "context_device_other",
+    "context_page_home",
+    "context_page_item",
+    "context_page_category",
+    "context_page_search",
+    "context_page_cart",
+    "context_page_other",
+    "context_hour_sin",
+    "context_hour_cos",
 ];
+
+/// The devices with a one-hot feature of their own (matched ignoring ASCII case;
+/// `phone` counts as `mobile`); any other given device is `context_device_other`, and
+/// no device sets none of them.
+pub const CONTEXT_DEVICES: &[&str] = &["mobile", "tablet", "desktop"];
+/// The pages with a one-hot feature of their own (ignoring ASCII case; `product`
+/// counts as `item`); any other given page is `context_page_other`.
+pub const CONTEXT_PAGES: &[&str] = &["home", "item", "category", "search", "cart"];
 
 /// Index of the first channel one-hot feature; channel `c` is at `CHANNEL_OFFSET + c.index()`.
 const CHANNEL_OFFSET: usize = 18;
@@ -79,6 +101,8 @@ pub struct RankingInput<'a> {
     pub candidate: &'a Candidate,
     /// The moment the features are taken at (request time, or impression time offline).
     pub now: Timestamp,
+    /// The request's context (device, page, hour), as logged on the impression.
+    pub context: &'a RequestContext,
 }
 
 /// The schema a model was trained on: its version and feature names.
@@ -163,6 +187,42 @@ fn ctr_and_log_odds(features: &ItemFeatures) -> (f64, f64) {
     (ctr, (ctr / (1.0 - ctr)).ln())
 }
 
+/// A value's one-hot slot among `known` (after `aliases`), or `known.len()` for
+/// "other"; `None` when no value was given.
+fn one_hot_slot(value: Option<&str>, known: &[&str], aliases: &[(&str, &str)]) -> Option<usize> {
+    let value = value?.trim().to_ascii_lowercase();
+    let value = aliases
+        .iter()
+        .find(|(alias, _)| *alias == value)
+        .map_or(value.as_str(), |(_, name)| name);
+    Some(
+        known
+            .iter()
+            .position(|k| *k == value)
+            .unwrap_or(known.len()),
+    )
+}
+
+/// The context features: device and page one-hot (with "other"), the hour of day on
+/// the unit circle (so 23 h and 0 h are neighbours).
+fn push_context(x: &mut Vec<f64>, context: &RequestContext, now: Timestamp) {
+    let device = one_hot_slot(
+        context.device.as_deref(),
+        CONTEXT_DEVICES,
+        &[("phone", "mobile")],
+    );
+    x.extend((0..=CONTEXT_DEVICES.len()).map(|slot| flag(device == Some(slot))));
+    let page = one_hot_slot(
+        context.page.as_deref(),
+        CONTEXT_PAGES,
+        &[("product", "item")],
+    );
+    x.extend((0..=CONTEXT_PAGES.len()).map(|slot| flag(page == Some(slot))));
+    let angle = std::f64::consts::TAU * f64::from(context.hour_at(now)) / 24.0;
+    x.push(angle.sin());
+    x.push(angle.cos());
+}
+
 /// Computes the feature vector of one (user, candidate) pair, in the order of
 /// [`FEATURE_NAMES`]. Deterministic, and every value is finite for any input.
 pub fn featurize(input: &RankingInput) -> Vec<f32> {
@@ -172,6 +232,7 @@ pub fn featurize(input: &RankingInput) -> Vec<f32> {
         item_features: f,
         candidate,
         now,
+        context,
     } = *input;
     let affinity = category_affinity(user, item);
     let (ctr, ctr_log_odds) = ctr_and_log_odds(f);
@@ -217,6 +278,7 @@ pub fn featurize(input: &RankingInput) -> Vec<f32> {
     x.push(affinity * flag(is_new));
     x.push(affinity * trending);
     x.push(flag(!has_history) * log1p_count(f.views[2]));
+    push_context(&mut x, context, now);
     debug_assert_eq!(x.len(), FEATURE_NAMES.len());
     x.into_iter()
         .map(|v| finite(v).clamp(-FEATURE_LIMIT, FEATURE_LIMIT) as f32)
@@ -282,6 +344,7 @@ mod tests {
             item_features: &f,
             candidate: &candidate,
             now,
+            context: &RequestContext::default(),
         };
         let x = featurize(&input);
         assert_eq!(x.len(), FEATURE_NAMES.len());
@@ -324,6 +387,7 @@ mod tests {
             item_features: &f,
             candidate: &c,
             now: Timestamp(0),
+            context: &RequestContext::default(),
         });
         assert_eq!(value(&x, "item_age_missing"), 1.0);
         assert_eq!(
@@ -333,5 +397,49 @@ mod tests {
         assert_eq!(value(&x, "item_is_new_7d"), 0.0);
         assert_eq!(value(&x, "user_has_history"), 0.0);
         assert_eq!(value(&x, "item_price_missing"), 1.0);
+    }
+
+    #[test]
+    fn context_features_are_one_hot_with_other_and_a_cyclic_hour() {
+        let item = Item::new(ItemId::new_unchecked("i"), "books");
+        let (user, f) = (UserFeatures::default(), ItemFeatures::default());
+        let c = Candidate {
+            item_id: item.id.clone(),
+            channel: Channel::Popularity,
+            channel_score: 0.0,
+            channel_rank: 0,
+            source_item: None,
+        };
+        let at = |context: &RequestContext, now: Timestamp| {
+            featurize(&RankingInput {
+                user: &user,
+                item: &item,
+                item_features: &f,
+                candidate: &c,
+                now,
+                context,
+            })
+        };
+        let six = Timestamp::from_millis(6 * Timestamp::HOUR);
+        let none = at(&RequestContext::default(), six);
+        for name in FEATURE_NAMES
+            .iter()
+            .filter(|n| n.starts_with("context_device") || n.starts_with("context_page"))
+        {
+            assert_eq!(value(&none, name), 0.0, "{name}");
+        }
+        // No hour given: the request time's UTC hour (6 h is a quarter turn).
+        assert!((value(&none, "context_hour_sin") - 1.0).abs() < 1e-6);
+        assert!(value(&none, "context_hour_cos").abs() < 1e-6);
+        let phone = RequestContext::new(Some("Phone"), Some("product"), Some(0)).unwrap();
+        let x = at(&phone, six);
+        assert_eq!(value(&x, "context_device_mobile"), 1.0);
+        assert_eq!(value(&x, "context_page_item"), 1.0);
+        assert_eq!(value(&x, "context_hour_cos"), 1.0);
+        let odd = RequestContext::new(Some("tv"), Some("checkout"), None).unwrap();
+        let x = at(&odd, six);
+        assert_eq!(value(&x, "context_device_other"), 1.0);
+        assert_eq!(value(&x, "context_page_other"), 1.0);
+        assert_eq!(value(&x, "context_device_mobile"), 0.0);
     }
 }

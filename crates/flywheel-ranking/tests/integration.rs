@@ -137,6 +137,7 @@ fn featurize_is_deterministic_and_finite_on_adversarial_inputs() {
             item_features: &f,
             candidate: &candidate,
             now: adversarial_time(&mut rng),
+            context: &flywheel_core::RequestContext::default(),
         };
         let x = featurize(&input);
         assert_eq!(x.len(), FEATURE_NAMES.len());
@@ -668,6 +669,7 @@ fn a_model_trained_on_featurized_rows_scores_and_round_trips() {
             item_features: &f,
             candidate: &candidate,
             now,
+            context: &flywheel_core::RequestContext::default(),
         });
         let p = sigmoid(-2.0 + 4.0 * f64::from(x[0]));
         rows.push(TrainingRow {

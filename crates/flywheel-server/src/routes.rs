@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
-use flywheel_core::{Item, ItemId, Timestamp, User, UserId};
+use flywheel_core::{CoreError, Item, ItemId, RequestContext, Timestamp, User, UserId};
 use flywheel_engine::{Engine, EngineStats, EventBatch};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -330,6 +330,9 @@ fn forced_variants(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiErro
         ("count" = Option<u32>, Query, description = "How many items, from 1 to the server's maximum (default 10)", example = 5),
         ("category" = Option<String>, Query, description = "Only items in this category or below it"),
         ("now" = Option<String>, Query, description = "The request's time, RFC 3339 or seconds since 1970: only on a server started with `--simulated-clock` (else a 400)"),
+        ("device" = Option<String>, Query, description = "The client's device, e.g. `mobile`, `desktop`, `tablet` (free text, 1 to 64 bytes, no control characters): a ranking feature, logged with the impression", example = "mobile"),
+        ("page" = Option<String>, Query, description = "The page the list is shown on, e.g. `home`, `item`, `category`, `search`, `cart` (free text, 1 to 64 bytes, no control characters): a ranking feature, logged with the impression", example = "home"),
+        ("hour" = Option<u8>, Query, description = "The client's hour of day, 0 to 23 (default: the UTC hour of the request time): a ranking feature, logged with the impression", example = 20),
         ("X-Flywheel-Variant" = Option<String>, Header, description = "Force experiment variants, `experiment=variant[, ...]`; such requests are served but not counted")
     ),
     responses(
@@ -357,9 +360,11 @@ async fn get_recommendations(
             .map(|(_, v)| v.as_str())
     };
     let allowed: &[&str] = if app.options.simulated_clock {
-        &["user_id", "count", "category", "now"]
+        &[
+            "user_id", "count", "category", "device", "page", "hour", "now",
+        ]
     } else {
-        &["user_id", "count", "category"]
+        &["user_id", "count", "category", "device", "page", "hour"]
     };
     if let Some((unknown, _)) = params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
@@ -397,6 +402,7 @@ async fn get_recommendations(
     let category = param("category")
         .map(|c| c.trim_matches('/').to_string())
         .filter(|c| !c.is_empty());
+    let context = request_context(param("device"), param("page"), param("hour"))?;
     let engine = Arc::clone(&app.engine);
     let user_text = user_id.to_string();
     let served = blocking(move || {
@@ -417,11 +423,41 @@ async fn get_recommendations(
             category,
             now,
             forced,
+            context,
         };
         engine.serve(&request).map_err(ApiError::from)
     })
     .await?;
     Ok(Json(WireRecommendations::from_served(user_text, served)))
+}
+
+/// The request context of the `device`, `page` and `hour` parameters, each checked
+/// with a 400 naming the parameter.
+fn request_context(
+    device: Option<&str>,
+    page: Option<&str>,
+    hour: Option<&str>,
+) -> Result<RequestContext, ApiError> {
+    let hour = hour
+        .map(|text| {
+            text.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "parameter `hour` must be an integer from 0 to 23, got `{}`",
+                        crate::error::clip(text, 64)
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    RequestContext::new(device, page, hour).map_err(|e| {
+        let message = match e {
+            CoreError::InvalidValue { field, reason } => format!("parameter `{field}` {reason}"),
+            other => other.to_string(),
+        };
+        ApiError::bad_request("invalid_parameter", message)
+    })
 }
 
 fn path_id<T>(raw: &str, parse: fn(&str, &str) -> flywheel_core::Result<T>) -> Result<T, ApiError> {

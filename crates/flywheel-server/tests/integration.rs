@@ -440,17 +440,33 @@ async fn recommendations_validate_parameters_and_answer_the_wire_shape() {
         "/v1/recommendations?user_id=u1&count=-1",
         "/v1/recommendations?user_id=u1&count=ten",
         "/v1/recommendations?user_id=u1&colour=red",
+        "/v1/recommendations?user_id=u1&device=",
+        "/v1/recommendations?user_id=u1&page=%0A",
+        "/v1/recommendations?user_id=u1&hour=24",
+        "/v1/recommendations?user_id=u1&hour=noon",
     ] {
         let error = api
             .get(uri)
             .await
             .error(StatusCode::BAD_REQUEST, "invalid_parameter");
         let message = error["message"].as_str().unwrap();
-        let named = ["user_id", "count", "colour"]
+        let named = ["user_id", "count", "colour", "device", "page", "hour"]
             .iter()
             .any(|p| message.contains(p));
         assert!(named, "{uri}: {message}");
     }
+    let long_device = format!("/v1/recommendations?user_id=u1&device={}", "x".repeat(65));
+    let error = api
+        .get(&long_device)
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_parameter");
+    assert!(error["message"].as_str().unwrap().contains("device"));
+    // The context parameters are accepted (and logged with the impression).
+    let listed = api
+        .get("/v1/recommendations?user_id=stranger&count=3&device=mobile&page=home&hour=20")
+        .await
+        .json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

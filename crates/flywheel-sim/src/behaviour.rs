@@ -38,7 +38,8 @@ pub(crate) fn react<R: Rng + ?Sized>(
     events: &mut Vec<Event>,
 ) -> bool {
     events.push(event(world, user, item, Action::View, at, origin, None));
-    let preference = world.true_preference_at(user, item, at);
+    let device = origin.context.get("device").map_or("", String::as_str);
+    let preference = world.true_preference_on(user, item, at, device);
     if rng.gen::<f64>() >= preference {
         return false;
     }

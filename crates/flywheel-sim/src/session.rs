@@ -107,6 +107,7 @@ impl<'w> Run<'w> {
             })
             .collect();
         self.impressions.push(Impression {
+            context: Default::default(),
             request_id: request_id.clone(),
             user_id: self.world.users[user].id.clone(),
             timestamp: at,

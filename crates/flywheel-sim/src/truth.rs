@@ -20,6 +20,9 @@ pub const TRUTH_FORMAT: &str = "flywheel-sim-truth/1";
 ///   logit(preference) − price_sensitivity · ln(price / median_price))`.
 /// * Cart: `P(add_to_cart | click) = min(1, cart_multiplier · P(purchase | click))`, and
 ///   every purchase goes through the cart, so `P(purchase | click)` holds exactly.
+/// * Device (off by default): on a `mobile` request the preference logit gains
+///   `−device_price_weight · ln(price / median_price)` (cheap items appeal more on a
+///   phone), on a `desktop` one `+device_price_weight · ln(price / median_price)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClickModel {
     /// Exponent of the position-bias curve.
@@ -38,6 +41,13 @@ pub struct ClickModel {
     pub purchase_preference_weight: f64,
     /// `P(add_to_cart | click)` as a multiple of `P(purchase | click)`.
     pub cart_multiplier: f64,
+    /// How much the device turns the price into appeal (0: the device does not matter).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub device_price_weight: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for ClickModel {
@@ -51,6 +61,7 @@ impl Default for ClickModel {
             purchase_bias: -2.2,
             purchase_preference_weight: 1.0,
             cart_multiplier: 2.5,
+            device_price_weight: 0.0,
         }
     }
 }

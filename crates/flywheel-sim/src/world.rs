@@ -134,6 +134,28 @@ impl World {
         }
     }
 
+    /// `P(click | examined)` at `at` on a request from `device` (`mobile`, `desktop`;
+    /// anything else is neutral): [`World::true_preference_at`] with the click model's
+    /// device effect (`device_price_weight`), which is 0 unless a study sets it.
+    ///
+    /// # Panics
+    /// As [`World::true_preference`].
+    pub fn true_preference_on(&self, user: usize, item: usize, at: Timestamp, device: &str) -> f64 {
+        let preference = self.true_preference_at(user, item, at);
+        let weight = self.truth.model.device_price_weight;
+        let direction = match device {
+            "mobile" => -1.0,
+            "desktop" => 1.0,
+            _ => 0.0,
+        };
+        if weight == 0.0 || direction == 0.0 {
+            return preference;
+        }
+        let item_truth = &self.truth.items[item];
+        let relative_price = (item_truth.price / item_truth.median_price).max(1e-6);
+        sigmoid(logit(preference) + direction * weight * relative_price.ln())
+    }
+
     fn preference_with(&self, tastes: &[f64], user: usize, item: usize) -> f64 {
         let model = &self.truth.model;
         let item_truth = &self.truth.items[item];

@@ -625,6 +625,9 @@ pub enum BenchCommand {
     /// Time to ready over a log of N events (default 10M), with a snapshot and with a
     /// full replay, side by side.
     Startup(crate::commands::bench_startup::StartupArgs),
+    /// The ranker's position-bias correction and context features on the simulator,
+    /// against its true preferences (NDCG@10 and Kendall tau, with and without each).
+    RankerBias(crate::commands::bench_ranker_bias::RankerBiasArgs),
 }
 
 /// What a replica does with the Redis feature store.

@@ -127,6 +127,7 @@ impl Traffic {
                 category: None,
                 now: Some(at),
                 forced: Vec::new(),
+                context: Default::default(),
             };
             let served = self.engine.serve(&request).unwrap();
             wait_for_log(&self.engine, before + 1);

@@ -71,6 +71,7 @@ fn test_log() -> Vec<LogRecord> {
                 "treatment"
             };
             log.push(LogRecord::Impression(Impression {
+                context: Default::default(),
                 request_id: request.clone(),
                 user_id: event.user_id.clone(),
                 timestamp: event.timestamp,

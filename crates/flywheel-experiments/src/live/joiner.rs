@@ -432,6 +432,7 @@ mod tests {
             variant: variant.into(),
         };
         ledger.apply(&LogRecord::Impression(Impression {
+            context: Default::default(),
             request_id: RequestId::new_unchecked("r1"),
             user_id: UserId::new_unchecked("u"),
             timestamp: Timestamp(1_000),

@@ -76,6 +76,7 @@ mod tests {
             })
             .collect();
         LogRecord::Impression(Impression {
+            context: Default::default(),
             request_id: RequestId::new_unchecked(id),
             user_id: UserId::new_unchecked("u"),
             timestamp: Timestamp(at),

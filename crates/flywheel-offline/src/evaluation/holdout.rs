@@ -183,6 +183,7 @@ impl Holdout {
             use_ranker: system.1,
             enforce_deadlines: false,
             alternatives: 0,
+            context: Default::default(),
         }
     }
 
@@ -243,6 +244,7 @@ impl Holdout {
                             item_features: &item_features,
                             candidate: &candidate,
                             now: self.now,
+                            context: &flywheel_core::RequestContext::default(),
                         });
                         let label = truth.is_some_and(|t| t.contains(&candidate.item_id));
                         Some((label, ranker.predict(&x).clamp(0.0, 1.0)))

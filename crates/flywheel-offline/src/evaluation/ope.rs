@@ -298,6 +298,7 @@ impl Scorer<'_> {
             use_ranker: true,
             enforce_deadlines: false,
             alternatives: 0,
+            context: impression.context.clone(),
         };
         recommend(state, self.models, Some(content), self.config, &request)
             .items

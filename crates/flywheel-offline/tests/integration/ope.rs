@@ -145,6 +145,7 @@ impl Shop {
             use_ranker: true,
             enforce_deadlines: false,
             alternatives: self.config.experiments.exploration_pool,
+            context: Default::default(),
         };
         let features_offset = self.state.applied;
         let content = self
@@ -163,6 +164,7 @@ impl Shop {
         // Another record reaches the log between the read and the impression.
         self.background_view(now + 1);
         let impression = Impression {
+            context: Default::default(),
             request_id: RequestId::new_unchecked(format!("r{r}")),
             user_id: user.clone(),
             timestamp: Timestamp::from_millis(now),

@@ -139,6 +139,7 @@ fn a_silent_redis_degrades_requests_and_the_writer_catches_up() {
         category: None,
         now: Some(now),
         forced: Vec::new(),
+        context: Default::default(),
     };
     let healthy = engine.serve(&request).unwrap();
     assert!(!healthy.recommendation.items.is_empty());

@@ -38,6 +38,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
         BenchCommand::Ann(args) => crate::commands::bench_ann::run(&args),
         BenchCommand::SelfHealing(args) => crate::commands::bench_self_healing::run(&args),
         BenchCommand::Startup(args) => crate::commands::bench_startup::run(&args),
+        BenchCommand::RankerBias(args) => crate::commands::bench_ranker_bias::run(&args),
     }
 }
 

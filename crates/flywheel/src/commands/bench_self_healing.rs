@@ -266,6 +266,7 @@ impl Shop {
                 category: None,
                 now: Some(at),
                 forced: Vec::new(),
+                context: Default::default(),
             };
             let before = self.engine.log_end_offset();
             let answer = self.engine.serve(&request)?;

@@ -3,6 +3,7 @@
 mod bench;
 pub(crate) mod bench_ann;
 mod bench_experiments;
+pub(crate) mod bench_ranker_bias;
 pub(crate) mod bench_self_healing;
 pub(crate) mod bench_startup;
 mod cpu;

@@ -487,6 +487,7 @@ fn impression_of(body: &Value, user_id: UserId, at: Timestamp) -> Result<Impress
         });
     }
     Ok(Impression {
+        context: Default::default(),
         request_id: RequestId::new_unchecked(text(body, "request_id")),
         user_id,
         timestamp: at,

@@ -511,6 +511,7 @@ fn impression(
         })
         .collect();
     Impression {
+        context: Default::default(),
         request_id: served.request_id.clone(),
         user_id: world.users[served.user].id.clone(),
         timestamp: at,
