@@ -27,7 +27,7 @@ mod record;
 mod time;
 mod user;
 
-pub use bots::{BotCounts, BotFilter, BotReason, BotRules};
+pub use bots::{judge_event, BotCounts, BotFilter, BotReason, BotRules, BotTrack};
 pub use candidate::{Candidate, Channel, Explanation, ExplanationKind};
 pub use error::{CoreError, Result};
 pub use event::{Action, ActionSet, Event};
