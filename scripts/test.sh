@@ -69,8 +69,11 @@ echo "== model versions and snapshots through S3 (moto)"
 echo "== the dashboard in headless Chromium"
 ./scripts/check-dashboard.sh || status=$?
 
-echo "== the Parquet lake read by DuckDB (builds --features parquet)"
+echo "== the Parquet lake read by DuckDB (builds --features redis,s3,parquet)"
 ./scripts/check-lake.sh || status=$?
+
+echo "== erasure through Redis, the lake and S3 (moto): no byte of the id left anywhere"
+./scripts/check-erasure.sh || status=$?
 
 echo "== skipped tests"
 skipped=$(grep -c '^SKIP ' "$skip_log" || true)

@@ -118,9 +118,10 @@ impl BotCounts {
     }
 }
 
-/// What the filter remembers of one user.
+/// What the filter remembers of one user: their bucket and their repeat run. A store
+/// that keeps users apart (Redis) keeps this beside each user's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct UserTrack {
+pub struct BotTrack {
     tokens: f64,
     /// Event time (ms) of the bucket's last update.
     refilled_at: i64,
@@ -130,12 +131,90 @@ struct UserTrack {
     flagged: bool,
 }
 
+impl BotTrack {
+    /// The track of a user first seen at `at_ms`: a full bucket, no repeats.
+    pub fn fresh(rules: &BotRules, at_ms: i64) -> Self {
+        BotTrack {
+            tokens: rules.burst,
+            refilled_at: at_ms,
+            last: None,
+            repeats: Vec::new(),
+            flagged: false,
+        }
+    }
+}
+
+/// THE judgement of one event under `rules`, given the user's `track` (create it with
+/// [`BotTrack::fresh`] for a user without one) and the running `counts`: `None` keeps
+/// the event, a reason drops it. Both are updated. A disabled rule set judges nothing
+/// and changes nothing. [`BotFilter::judge`] and every other store call this.
+pub fn judge_event(
+    track: &mut BotTrack,
+    counts: &mut BotCounts,
+    event: &Event,
+    rules: &BotRules,
+) -> Option<BotReason> {
+    if !rules.enabled {
+        return None;
+    }
+    counts.judged += 1;
+    let verdict = verdict(track, event, rules);
+    if let Some(reason) = verdict {
+        *counts.dropped.entry(reason).or_default() += 1;
+        if !track.flagged {
+            track.flagged = true;
+            counts.flagged_users += 1;
+        }
+    }
+    verdict
+}
+
+fn verdict(track: &mut BotTrack, event: &Event, rules: &BotRules) -> Option<BotReason> {
+    let now = event.timestamp.millis();
+    if rules
+        .denied_user_prefixes
+        .iter()
+        .any(|p| event.user_id.as_str().starts_with(p.as_str()))
+    {
+        return Some(BotReason::Denied);
+    }
+    // Event time may go backwards (late events): no refill then, never a negative one.
+    let elapsed_ms = (now - track.refilled_at).max(0) as f64;
+    track.tokens =
+        (track.tokens + elapsed_ms * rules.max_events_per_minute / 60_000.0).min(rules.burst);
+    track.refilled_at = track.refilled_at.max(now);
+    if track.tokens < 1.0 {
+        return Some(BotReason::Rate);
+    }
+    track.tokens -= 1.0;
+    if repeats_too_often(track, event, rules) {
+        return Some(BotReason::Repeat);
+    }
+    None
+}
+
+fn repeats_too_often(track: &mut BotTrack, event: &Event, rules: &BotRules) -> bool {
+    let now = event.timestamp.millis();
+    let same = track
+        .last
+        .as_ref()
+        .is_some_and(|(item, action)| *item == event.item_id && *action == event.action);
+    if !same {
+        track.last = Some((event.item_id.clone(), event.action.clone()));
+        track.repeats.clear();
+    }
+    let window_ms = (rules.repeat_window_secs as i64).saturating_mul(1000);
+    track.repeats.retain(|&t| now - t < window_ms);
+    track.repeats.push(now);
+    track.repeats.len() > rules.max_repeats as usize
+}
+
 /// The rules' state: a bucket and a repeat track per user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotFilter {
     /// Written in key order, so equal filters encode to equal bytes (snapshots).
     #[serde(with = "crate::canonical::sorted_map")]
-    users: HashMap<UserId, UserTrack>,
+    users: HashMap<UserId, BotTrack>,
     counts: BotCounts,
 }
 
@@ -150,71 +229,20 @@ impl BotFilter {
         if !rules.enabled {
             return None;
         }
-        self.counts.judged += 1;
-        let verdict = Self::verdict(&mut self.users, event, rules);
-        if let Some(reason) = verdict {
-            *self.counts.dropped.entry(reason).or_default() += 1;
-            if let Some(track) = self.users.get_mut(&event.user_id) {
-                if !track.flagged {
-                    track.flagged = true;
-                    self.counts.flagged_users += 1;
-                }
-            }
-        }
-        verdict
+        let fresh = BotTrack::fresh(rules, event.timestamp.millis());
+        let (track, counts) = self.track_and_counts(&event.user_id, fresh);
+        judge_event(track, counts, event, rules)
     }
 
-    fn verdict(
-        users: &mut HashMap<UserId, UserTrack>,
-        event: &Event,
-        rules: &BotRules,
-    ) -> Option<BotReason> {
-        let now = event.timestamp.millis();
-        let track = users
-            .entry(event.user_id.clone())
-            .or_insert_with(|| UserTrack {
-                tokens: rules.burst,
-                refilled_at: now,
-                last: None,
-                repeats: Vec::new(),
-                flagged: false,
-            });
-        if rules
-            .denied_user_prefixes
-            .iter()
-            .any(|p| event.user_id.as_str().starts_with(p.as_str()))
-        {
-            return Some(BotReason::Denied);
-        }
-        // Event time may go backwards (late events): no refill then, never a negative one.
-        let elapsed_ms = (now - track.refilled_at).max(0) as f64;
-        track.tokens =
-            (track.tokens + elapsed_ms * rules.max_events_per_minute / 60_000.0).min(rules.burst);
-        track.refilled_at = track.refilled_at.max(now);
-        if track.tokens < 1.0 {
-            return Some(BotReason::Rate);
-        }
-        track.tokens -= 1.0;
-        if Self::repeats_too_often(track, event, rules) {
-            return Some(BotReason::Repeat);
-        }
-        None
-    }
-
-    fn repeats_too_often(track: &mut UserTrack, event: &Event, rules: &BotRules) -> bool {
-        let now = event.timestamp.millis();
-        let same = track
-            .last
-            .as_ref()
-            .is_some_and(|(item, action)| *item == event.item_id && *action == event.action);
-        if !same {
-            track.last = Some((event.item_id.clone(), event.action.clone()));
-            track.repeats.clear();
-        }
-        let window_ms = (rules.repeat_window_secs as i64).saturating_mul(1000);
-        track.repeats.retain(|&t| now - t < window_ms);
-        track.repeats.push(now);
-        track.repeats.len() > rules.max_repeats as usize
+    /// The user's track (`fresh` when the filter has none yet) and the counts, for
+    /// [`judge_event`].
+    pub fn track_and_counts(
+        &mut self,
+        user: &UserId,
+        fresh: BotTrack,
+    ) -> (&mut BotTrack, &mut BotCounts) {
+        let track = self.users.entry(user.clone()).or_insert(fresh);
+        (track, &mut self.counts)
     }
 
     /// What was dropped so far.

@@ -28,7 +28,7 @@ mod record;
 mod time;
 mod user;
 
-pub use bots::{BotCounts, BotFilter, BotReason, BotRules};
+pub use bots::{judge_event, BotCounts, BotFilter, BotReason, BotRules, BotTrack};
 pub use candidate::{Candidate, Channel, Explanation, ExplanationKind};
 pub use context::{utc_hour, RequestContext, MAX_CONTEXT_VALUE_BYTES};
 pub use error::{CoreError, Result};

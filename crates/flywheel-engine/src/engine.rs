@@ -172,6 +172,10 @@ pub struct EngineOptions {
     /// A feature store shared by replicas that serving reads instead of the in-process
     /// one (its own writer applies the log to it; see `flywheel-redis`).
     pub shared_features: Option<Arc<dyn FeatureReader>>,
+    /// Stores outside the data directory that every erasure must reach, registered
+    /// before any thread starts (so an erasure resumed at start-up reaches them too);
+    /// see [`Engine::register_erasure_target`].
+    pub erasure_targets: Vec<Arc<dyn crate::erasure::ErasureTarget>>,
 }
 
 impl Engine {
@@ -217,6 +221,9 @@ impl Engine {
         let start_offset = log.end_offset(PARTITION)?;
         let control = ControlLoop::open(&config)?;
         let erasure = crate::erasure::Erasure::open(&config.data_dir)?;
+        for target in &options.erasure_targets {
+            erasure.register(Arc::clone(target));
+        }
         let resume_erasures = !erasure.book.pending().is_empty();
         let (sender, receiver) = sync_channel(IMPRESSION_QUEUE);
         let (shadow_sender, shadow_receiver) = sync_channel(SHADOW_QUEUE);

@@ -45,7 +45,7 @@ pub use controller::{
     DecisionRecord,
 };
 pub use engine::{data_dir_in_use, log_dir, Engine, EngineOptions};
-pub use erasure::{ErasedCounts, ErasureReport, ErasureTarget};
+pub use erasure::{ErasedCounts, ErasureReport, ErasureTarget, Pseudonyms};
 pub use error::{EngineError, Result};
 pub use experiments::ExperimentView;
 pub use flywheel_monitor::{self as monitor, MonitoringConfig, MonitoringReport};

@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use flywheel_core::{
-    Action, Event, Impression, ItemFeatures, ItemId, LogRecord, Timestamp, UserFeatures, UserId,
+    Action, BotCounts, BotReason, BotRules, BotTrack, Event, Impression, ItemFeatures, ItemId,
+    LogRecord, Timestamp, UserFeatures, UserId,
 };
 
 use crate::config::FeatureConfig;
@@ -41,11 +42,18 @@ pub trait FeatureTables {
     fn neighbors_mut(&mut self, index: u32) -> &mut Neighbors;
     /// The state of a user, created empty when unknown.
     fn user_mut(&mut self, id: &UserId) -> &mut UserState;
-    /// Removes everything kept for a user.
+    /// The bot rules' track of a user (a fresh one, stored, when the user has none: see
+    /// [`BotTrack::fresh`], `at_ms` is the event's time), the store's bot counts (both
+    /// updated by [`flywheel_core::judge_event`]) and the rules (`config().bots`).
+    fn bot_track(&mut self, id: &UserId, at_ms: i64) -> BotState<'_>;
+    /// Removes everything kept for a user, their bot track included.
     fn forget_user(&mut self, id: &UserId);
     /// Counts one applied event at `at` (ms): events applied, latest event time.
     fn count_applied_event(&mut self, at: i64);
 }
+
+/// What [`FeatureTables::bot_track`] hands out: one user's track, the counts, the rules.
+pub type BotState<'a> = (&'a mut BotTrack, &'a mut BotCounts, &'a BotRules);
 
 /// Reads names back from indices.
 pub trait FeatureNames {
@@ -55,16 +63,19 @@ pub trait FeatureNames {
     fn category(&self, index: u32) -> Option<&str>;
 }
 
-/// Applies one log record: events and impressions as such, item upserts set the
-/// item's category, user deletions forget the user; other records carry no feature.
-/// `partners` is scratch space (kept by the caller to avoid an allocation per event).
+/// Applies one log record: events (unless the bot rules drop them) and impressions as
+/// such, item upserts set the item's category, user deletions forget the user; other
+/// records carry no feature. `partners` is scratch space (kept by the caller to avoid
+/// an allocation per event). THE write path of every store, in process or remote.
 pub fn apply_record_to<T: FeatureTables + ?Sized>(
     tables: &mut T,
     record: &LogRecord,
     partners: &mut Vec<(u32, f64)>,
 ) {
     match record {
-        LogRecord::Event(event) => apply_event_to(tables, event, None, partners),
+        LogRecord::Event(event) => {
+            apply_logged_event_to(tables, event, partners);
+        }
         LogRecord::Impression(impression) => apply_impression_to(tables, impression),
         LogRecord::ItemUpsert(item) => {
             let index = tables.intern_item(&item.id);
@@ -81,6 +92,29 @@ pub fn apply_record_to<T: FeatureTables + ?Sized>(
         | LogRecord::UserErase { .. }
         | LogRecord::Erased { .. } => {}
     }
+}
+
+/// Judges an event from the log under the store's bot rules and applies it unless they
+/// drop it; returns why it was dropped.
+pub fn apply_logged_event_to<T: FeatureTables + ?Sized>(
+    tables: &mut T,
+    event: &Event,
+    partners: &mut Vec<(u32, f64)>,
+) -> Option<BotReason> {
+    let verdict = judge_in(tables, event);
+    if verdict.is_none() {
+        apply_event_to(tables, event, None, partners);
+    }
+    verdict
+}
+
+/// The bot rules' verdict on `event`, with the user's track and the counts of `tables`.
+fn judge_in<T: FeatureTables + ?Sized>(tables: &mut T, event: &Event) -> Option<BotReason> {
+    if !tables.config().bots.enabled {
+        return None;
+    }
+    let (track, counts, rules) = tables.bot_track(&event.user_id, event.timestamp.millis());
+    flywheel_core::judge_event(track, counts, event, rules)
 }
 
 /// THE definition of every event-driven feature; see [`crate::FeatureStore::apply_event`].

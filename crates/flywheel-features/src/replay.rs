@@ -4,29 +4,18 @@
 use flywheel_core::{LogRecord, Timestamp};
 
 use crate::config::FeatureConfig;
+use crate::keyed;
 use crate::store::FeatureStore;
 
 impl FeatureStore {
-    /// Applies one log record: events and impressions as such, item upserts set the
-    /// item's category, user deletions forget the user; other records carry no feature.
+    /// Applies one log record: events (unless the bot rules drop them) and impressions
+    /// as such, item upserts set the item's category, user deletions forget the user;
+    /// other records carry no feature. The code is [`keyed::apply_record_to`], which a
+    /// remote store (Redis) runs too.
     pub fn apply_record(&mut self, record: &LogRecord) {
-        match record {
-            LogRecord::Event(event) => {
-                self.apply_logged_event(event);
-            }
-            LogRecord::Impression(impression) => self.apply_impression(impression),
-            LogRecord::ItemUpsert(item) => self.set_item_category(&item.id, &item.category),
-            LogRecord::UserDelete { id, .. } => self.forget_user(id),
-            // Shadow lists were never shown: no feature may read them.
-            LogRecord::ItemDelete { .. }
-            | LogRecord::UserUpsert(_)
-            | LogRecord::ShadowImpression(_)
-            | LogRecord::ExperimentStart { .. }
-            | LogRecord::ExperimentRamp { .. }
-            | LogRecord::ExperimentStop { .. }
-            | LogRecord::UserErase { .. }
-            | LogRecord::Erased { .. } => {}
-        }
+        let mut partners = self.take_partners();
+        keyed::apply_record_to(self, record, &mut partners);
+        self.put_partners(partners);
     }
 }
 

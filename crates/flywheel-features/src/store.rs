@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use flywheel_core::{
-    BotCounts, BotFilter, BotReason, Event, Impression, ItemFeatures, ItemId, Timestamp,
+    BotCounts, BotFilter, BotReason, BotTrack, Event, Impression, ItemFeatures, ItemId, Timestamp,
     UserFeatures, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -100,8 +100,17 @@ impl FeatureStore {
     /// late event co-visits the user's remembered events at or before its time.
     /// The code is [`crate::keyed::apply_event_to`], shared with remote stores.
     pub fn apply_event(&mut self, event: &Event, item_category: Option<&str>) {
-        let mut partners = std::mem::take(&mut self.partners);
+        let mut partners = self.take_partners();
         keyed::apply_event_to(self, event, item_category, &mut partners);
+        self.put_partners(partners);
+    }
+
+    /// The scratch buffer for co-visitation partners (give it back with `put_partners`).
+    pub(crate) fn take_partners(&mut self) -> Vec<(u32, f64)> {
+        std::mem::take(&mut self.partners)
+    }
+
+    pub(crate) fn put_partners(&mut self, partners: Vec<(u32, f64)>) {
         self.partners = partners;
     }
 
@@ -129,10 +138,9 @@ impl FeatureStore {
     /// Applies an event from the log unless the bot rules drop it; returns why it was
     /// dropped. [`FeatureStore::apply_event`] applies without judging.
     pub fn apply_logged_event(&mut self, event: &Event) -> Option<BotReason> {
-        let verdict = self.bots.judge(event, &self.config.bots);
-        if verdict.is_none() {
-            self.apply_event(event, None);
-        }
+        let mut partners = self.take_partners();
+        let verdict = keyed::apply_logged_event_to(self, event, &mut partners);
+        self.put_partners(partners);
         verdict
     }
 
@@ -305,8 +313,16 @@ impl FeatureTables for FeatureStore {
         self.users.entry(id.clone()).or_default()
     }
 
+    fn bot_track(&mut self, id: &UserId, at_ms: i64) -> keyed::BotState<'_> {
+        let rules = &self.config.bots;
+        let (track, counts) = self
+            .bots
+            .track_and_counts(id, BotTrack::fresh(rules, at_ms));
+        (track, counts, rules)
+    }
+
     fn forget_user(&mut self, id: &UserId) {
-        self.users.remove(id);
+        FeatureStore::forget_user(self, id);
     }
 
     fn count_applied_event(&mut self, at: i64) {

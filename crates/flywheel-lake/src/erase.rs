@@ -3,7 +3,7 @@
 //! else remains. Rows are the user's when their `user_id` column names them; the
 //! `experiments` table has no user column and holds no user ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
@@ -39,17 +39,35 @@ pub fn erase_user(lake: &Path, user_id: &str) -> Result<ErasureCounts> {
     for temp in files::temp_files(lake)? {
         remove_durably(&temp)?;
     }
-    for table in [
-        Table::Events,
-        Table::Impressions,
-        Table::Outcomes,
-        Table::Catalog,
-    ] {
+    for table in USER_TABLES {
         for file in list_files(lake, table)? {
             erase_in_file(&file, user_id, &mut counts)?;
         }
     }
     Ok(counts)
+}
+
+/// The user tables the lake keeps rows of users in.
+const USER_TABLES: [Table; 4] = [
+    Table::Events,
+    Table::Impressions,
+    Table::Outcomes,
+    Table::Catalog,
+];
+
+/// Every user id with a row in the lake (how an erasure that knows a user by
+/// pseudonym only finds their id).
+pub fn user_ids(lake: &Path) -> Result<BTreeSet<String>> {
+    let mut found = BTreeSet::new();
+    for table in USER_TABLES {
+        for file in list_files(lake, table)? {
+            for batch in read_batches(&file)? {
+                let users = column::<StringArray>(&batch, &file, "user_id")?;
+                found.extend(users.iter().flatten().map(str::to_string));
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn erase_in_file(file: &LakeFile, user_id: &str, counts: &mut ErasureCounts) -> Result<()> {

@@ -23,7 +23,7 @@ mod read;
 mod tables;
 
 pub use convert::partition_of;
-pub use erase::{erase_user, ErasureCounts};
+pub use erase::{erase_user, user_ids, ErasureCounts};
 pub use error::{LakeError, Result};
 pub use export::{position_file, read_position, ExportConfig, ExportReport, Exporter, Position};
 pub use files::{file_name, list_files, offsets_of, read_batches, LakeFile};

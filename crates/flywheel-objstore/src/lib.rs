@@ -25,7 +25,7 @@ mod sync;
 mod versions;
 
 pub use checksum::{sha256_hex, FileEntry};
-pub use erase::{erase_prefix_objects, objects_containing};
+pub use erase::{erase_prefix_objects, erase_with_local_copies, objects_containing, RemoteErasure};
 pub use error::{ObjectStoreError, Result};
 pub use snapshots::{
     fetch_snapshots, publish_snapshots, replace_snapshots, snapshots_dir, snapshots_fingerprint,

@@ -90,6 +90,16 @@ fn local_version_dir(data_dir: &Path, version: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The entries (name, size, SHA-256) of a local version's files, sorted by name.
+pub(crate) fn local_entries(data_dir: &Path, version: &str) -> Result<Vec<FileEntry>> {
+    let dir = local_version_dir(data_dir, version)?;
+    let files = local_files(&dir)?;
+    Ok(files
+        .iter()
+        .map(|(name, bytes)| FileEntry::of(name, bytes))
+        .collect())
+}
+
 /// The published file list of `version`; `None` when it is not (completely) published.
 pub fn remote_file_list(store: &RemoteStore, version: &str) -> Result<Option<FileList>> {
     checked_version(version)?;

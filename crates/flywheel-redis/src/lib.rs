@@ -13,7 +13,8 @@
 //! - [`RedisReader`]: what every replica reads, batched (one MGET for all candidates),
 //!   with a read deadline; when Redis is down or slow, reads fail fast and the request
 //!   falls back to cached popular lists, reported as `feature_store_unavailable`.
-//! - [`erase_user`]: deletes every key of a user (GDPR).
+//! - [`erase_user`]: deletes every key of a user (GDPR); [`erase_users_matching`] finds
+//!   them by a SCAN (an erasure that knows the user by pseudonym only).
 //!
 //! Keys are laid out in [`keys`]. Values are bincode of the in-process store's own
 //! structs, so a feature read from Redis is the feature the in-process store computes
@@ -29,7 +30,7 @@ mod thread;
 mod writer;
 
 pub use config::RedisConfig;
-pub use erase::{erase_user, ErasureCounts};
+pub use erase::{erase_user, erase_users_matching, ErasureCounts};
 pub use error::{RedisStoreError, Result};
 pub use reader::RedisReader;
 pub use thread::{spawn_writer, WriterHandle, WriterStatus, CHUNK};

@@ -13,12 +13,17 @@
 //! Items and their co-visitation lists are cached between chunks (this writer is the
 //! only one changing them); users are read again for every chunk, so an erasure that
 //! deletes a user's key is never undone by a cached copy.
+//!
+//! The bot rules judge every event here as in process (the update code does it): each
+//! user's [`BotTrack`] lives beside their state (`P:b:USER`), loaded and watched with
+//! it, and the store's [`BotCounts`] (`P:bots`) are written in the transaction that
+//! moves the offset, so the counts always describe exactly the records applied.
 
 use std::collections::{HashMap, HashSet};
 
-use flywheel_core::{ItemId, LogRecord, UserId};
+use flywheel_core::{BotCounts, BotTrack, ItemId, LogRecord, UserId};
 use flywheel_features::keyed::{
-    apply_record_to, FeatureTables, ItemState, Neighbors, RankedList, UserState,
+    apply_record_to, BotState, FeatureTables, ItemState, Neighbors, RankedList, UserState,
 };
 use flywheel_features::FeatureConfig;
 
@@ -96,6 +101,16 @@ impl RedisWriter {
         let key = self.keys.offset();
         let conn = self.connection()?;
         redis::cmd("GET").arg(&key).query(conn).map_err(wrap)
+    }
+
+    /// What the bot rules judged and dropped in the records applied so far (empty
+    /// counts before the first chunk).
+    pub fn stored_bot_counts(&mut self) -> Result<BotCounts> {
+        let wrap = redis_error(&self.config);
+        let key = self.keys.bot_counts();
+        let conn = self.connection()?;
+        let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(conn).map_err(wrap)?;
+        bytes.map_or(Ok(BotCounts::default()), |b| decode(&key, &b))
     }
 
     /// Where to start: the stored offset, or — when Redis holds no offset — an empty
@@ -177,11 +192,15 @@ impl RedisWriter {
     fn try_apply_chunk(&mut self, first_offset: u64, records: &[Option<LogRecord>]) -> Result<u64> {
         self.load_tables()?;
         let users = touched_users(records);
-        let user_keys: Vec<String> = users.iter().map(|u| self.keys.user(u)).collect();
+        let user_keys: Vec<String> = users
+            .iter()
+            .flat_map(|u| [self.keys.user(u), self.keys.bot_track(u)])
+            .collect();
         let mut watched = vec![
             self.keys.offset(),
             self.keys.items(),
             self.keys.categories(),
+            self.keys.bot_counts(),
         ];
         watched.extend(user_keys.iter().cloned());
         let wrap = redis_error(&self.config);
@@ -215,8 +234,9 @@ impl RedisWriter {
             return Ok(stored);
         }
         let loaded_users = self.load_users(&users, &user_keys)?;
+        let bot_counts = self.stored_bot_counts()?;
         self.prefetch_items(&records[skip..])?;
-        let mut overlay = Overlay::new(self, loaded_users);
+        let mut overlay = Overlay::new(self, loaded_users, bot_counts);
         let mut partners = std::mem::take(&mut overlay.writer.partners);
         for record in records[skip..].iter().flatten() {
             apply_record_to(&mut overlay, record, &mut partners);
@@ -231,13 +251,12 @@ impl RedisWriter {
         Ok(end)
     }
 
-    fn load_users(
-        &mut self,
-        users: &[UserId],
-        user_keys: &[String],
-    ) -> Result<HashMap<UserId, Option<UserState>>> {
+    /// Loads each user's state and bot track (`user_keys`: the two keys of each user,
+    /// in the order of `users`) in one MGET.
+    fn load_users(&mut self, users: &[UserId], user_keys: &[String]) -> Result<LoadedUsers> {
+        let mut loaded = LoadedUsers::default();
         if users.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(loaded);
         }
         let wrap = redis_error(&self.config);
         let conn = self.connection()?;
@@ -245,13 +264,18 @@ impl RedisWriter {
             .arg(user_keys)
             .query(conn)
             .map_err(wrap)?;
-        let mut loaded = HashMap::with_capacity(users.len());
-        for ((user, key), value) in users.iter().zip(user_keys).zip(values) {
-            let state = match value {
-                Some(bytes) => decode::<UserState>(key, &bytes)?,
+        let pairs = values.chunks(2).zip(user_keys.chunks(2));
+        for (user, (pair, keys)) in users.iter().zip(pairs) {
+            let state = match &pair[0] {
+                Some(bytes) => decode::<UserState>(&keys[0], bytes)?,
                 None => UserState::default(),
             };
-            loaded.insert(user.clone(), Some(state));
+            let track = match &pair[1] {
+                Some(bytes) => Some(decode::<BotTrack>(&keys[1], bytes)?),
+                None => None,
+            };
+            loaded.states.insert(user.clone(), Some(state));
+            loaded.tracks.insert(user.clone(), track);
         }
         Ok(loaded)
     }
@@ -348,6 +372,20 @@ impl RedisWriter {
                 None => pipe.cmd("DEL").arg(keys.user(user)).ignore(),
             };
         }
+        for (user, track) in &changes.tracks {
+            match track {
+                Some(track) => pipe
+                    .cmd("SET")
+                    .arg(keys.bot_track(user))
+                    .arg(encode(track))
+                    .ignore(),
+                None => pipe.cmd("DEL").arg(keys.bot_track(user)).ignore(),
+            };
+        }
+        pipe.cmd("SET")
+            .arg(keys.bot_counts())
+            .arg(encode(&changes.bot_counts))
+            .ignore();
         if !changes.new_items.is_empty() {
             let ids: Vec<&str> = changes.new_items.iter().map(ItemId::as_str).collect();
             pipe.cmd("RPUSH").arg(keys.items()).arg(ids).ignore();
@@ -439,8 +477,18 @@ struct Changes {
     neighbors: Vec<(ItemId, Neighbors)>,
     neighbor_indices: Vec<(u32, Neighbors)>,
     users: HashMap<UserId, Option<UserState>>,
+    /// Per user: their bot track (`None`: none, deleted).
+    tracks: HashMap<UserId, Option<BotTrack>>,
+    bot_counts: BotCounts,
     new_items: Vec<ItemId>,
     new_categories: Vec<String>,
+}
+
+/// The users of a chunk as loaded: state (`None`: forgotten) and bot track.
+#[derive(Debug, Default)]
+struct LoadedUsers {
+    states: HashMap<UserId, Option<UserState>>,
+    tracks: HashMap<UserId, Option<BotTrack>>,
 }
 
 /// The parts one chunk works on: the committed tables below, the touched parts above.
@@ -448,6 +496,8 @@ struct Overlay<'w> {
     writer: &'w mut RedisWriter,
     features: FeatureConfig,
     users: HashMap<UserId, Option<UserState>>,
+    tracks: HashMap<UserId, Option<BotTrack>>,
+    bot_counts: BotCounts,
     items: HashMap<u32, (ItemState, Option<u32>)>,
     neighbors: HashMap<u32, Neighbors>,
     new_items: Vec<ItemId>,
@@ -459,11 +509,13 @@ struct Overlay<'w> {
 }
 
 impl<'w> Overlay<'w> {
-    fn new(writer: &'w mut RedisWriter, users: HashMap<UserId, Option<UserState>>) -> Self {
+    fn new(writer: &'w mut RedisWriter, users: LoadedUsers, bot_counts: BotCounts) -> Self {
         Overlay {
             features: writer.config.features.clone(),
             writer,
-            users,
+            users: users.states,
+            tracks: users.tracks,
+            bot_counts,
             items: HashMap::new(),
             neighbors: HashMap::new(),
             new_items: Vec::new(),
@@ -488,7 +540,7 @@ impl<'w> Overlay<'w> {
 
     /// Loads one stored part (a cache miss); a failure is remembered, and a default
     /// part returned so the update code can finish (its result is never written).
-    fn load<T: serde::de::DeserializeOwned + Default>(&mut self, key: String) -> Option<T> {
+    fn load<T: serde::de::DeserializeOwned>(&mut self, key: String) -> Option<T> {
         let wrap = redis_error(&self.writer.config);
         let loaded = self.writer.connection().and_then(|conn| {
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(conn).map_err(wrap)?;
@@ -520,6 +572,8 @@ impl<'w> Overlay<'w> {
             neighbors,
             neighbor_indices,
             users: self.users,
+            tracks: self.tracks,
+            bot_counts: self.bot_counts,
             new_items: self.new_items,
             new_categories: self.new_categories,
         }
@@ -619,8 +673,24 @@ impl FeatureTables for Overlay<'_> {
             .get_or_insert_with(UserState::default)
     }
 
+    fn bot_track(&mut self, id: &UserId, at_ms: i64) -> BotState<'_> {
+        if !self.tracks.contains_key(id) {
+            let key = self.writer.keys.bot_track(id);
+            let track = self.load::<BotTrack>(key);
+            self.tracks.insert(id.clone(), track);
+        }
+        let rules = &self.features.bots;
+        let track = self
+            .tracks
+            .entry(id.clone())
+            .or_insert(None)
+            .get_or_insert_with(|| BotTrack::fresh(rules, at_ms));
+        (track, &mut self.bot_counts, rules)
+    }
+
     fn forget_user(&mut self, id: &UserId) {
         self.users.insert(id.clone(), None);
+        self.tracks.insert(id.clone(), None);
     }
 
     fn count_applied_event(&mut self, _at: i64) {}

@@ -162,16 +162,56 @@ impl ErasureBook {
     }
 }
 
+/// A data directory's pseudonyms, for a store outside it that must find an erased user
+/// by pseudonym alone (an erasure resumed after a restart knows no id). The secret is
+/// read on first use: the engine makes it when it opens the data directory.
+#[derive(Debug, Clone)]
+pub struct Pseudonyms {
+    secret_path: PathBuf,
+    secret: std::sync::Arc<std::sync::OnceLock<[u8; SECRET_LEN]>>,
+}
+
+impl Pseudonyms {
+    /// The pseudonyms of the data directory `data_dir`.
+    pub fn of_data_dir(data_dir: &Path) -> Pseudonyms {
+        Pseudonyms {
+            secret_path: erasure_dir(data_dir).join("secret"),
+            secret: Default::default(),
+        }
+    }
+
+    /// The pseudonym of `user` (what erasure markers and reports hold).
+    pub fn pseudonym(&self, user: &str) -> Result<String> {
+        let secret = match self.secret.get() {
+            Some(secret) => *secret,
+            None => {
+                let secret = read_secret(&self.secret_path)?;
+                *self.secret.get_or_init(|| secret)
+            }
+        };
+        Ok(hex(&hmac_sha256(&secret, user.as_bytes())))
+    }
+}
+
+fn read_secret(path: &Path) -> Result<[u8; SECRET_LEN]> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    secret_of(path, bytes)
+}
+
+fn secret_of(path: &Path, bytes: Vec<u8>) -> Result<[u8; SECRET_LEN]> {
+    bytes.as_slice().try_into().map_err(|_| {
+        let reason = format!(
+            "holds {} bytes, not {SECRET_LEN}; without the right secret no pending \
+             erasure can be resumed (restore it from a backup)",
+            bytes.len()
+        );
+        EngineError::io(path, std::io::Error::other(reason))
+    })
+}
+
 fn read_or_create_secret(path: &Path) -> Result<[u8; SECRET_LEN]> {
     match std::fs::read(path) {
-        Ok(bytes) => bytes.as_slice().try_into().map_err(|_| {
-            let reason = format!(
-                "holds {} bytes, not {SECRET_LEN}; without the right secret no pending \
-                 erasure can be resumed (restore it from a backup)",
-                bytes.len()
-            );
-            EngineError::io(path, std::io::Error::other(reason))
-        }),
+        Ok(bytes) => secret_of(path, bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secret = [0u8; SECRET_LEN];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
@@ -245,6 +285,22 @@ mod tests {
         again.finish(&pseudonym).unwrap();
         assert!(!again.hides(6, &event));
         assert!(ErasureBook::open(dir.path()).unwrap().pending().is_empty());
+    }
+
+    #[test]
+    fn pseudonyms_outside_the_engine_equal_the_book_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = ErasureBook::open(dir.path()).unwrap();
+        let user = UserId::new_unchecked("someone-9");
+        let outside = Pseudonyms::of_data_dir(dir.path());
+        assert_eq!(
+            outside.pseudonym("someone-9").unwrap(),
+            book.pseudonym(&user)
+        );
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(Pseudonyms::of_data_dir(elsewhere.path())
+            .pseudonym("someone-9")
+            .is_err());
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //!    the marker are rewritten segment by segment, each of the user's records replaced
 //!    by [`LogRecord::Erased`] at the same offset (events by them, impressions and
 //!    shadow lists for them, their upserts and deletes); every model version's files
-//!    are rewritten without the user's factors; every registered [`ErasureTarget`]
-//!    (Redis, lake, Kafka, object store adapters) is called; snapshots are rewritten
-//!    ([`rewrite_snapshots_after_erasure`]); then the pending entry is removed.
+//!    are rewritten without the user's factors; snapshots are rewritten
+//!    ([`rewrite_snapshots_after_erasure`]); every registered [`ErasureTarget`]
+//!    (Redis, lake, Kafka, object store adapters) is called, after the local copies
+//!    are clean (so a target may republish them); then the pending entry is removed.
 //!
 //! A crash anywhere leaves the pending entry, so start-up skips the user's records
 //! while replaying and runs phase 2 again (with the pseudonym only: records are matched
@@ -34,6 +35,7 @@ use crate::engine::{self, Engine, Inner, PARTITION};
 use crate::error::{EngineError, Result};
 use crate::jobs::{JobState, JobStatus};
 use book::ErasureBook;
+pub use book::Pseudonyms;
 
 /// What a store removed for one erasure, by kind of thing (e.g. `keys: 3`).
 pub type ErasedCounts = BTreeMap<String, u64>;
@@ -108,6 +110,14 @@ impl Erasure {
         })
     }
 
+    /// Adds a target every later erasure calls.
+    pub(crate) fn register(&self, target: Arc<dyn ErasureTarget>) {
+        self.targets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(target);
+    }
+
     /// Waits for the background erasures (they stop between segments at shutdown).
     pub(crate) fn join_workers(&self) {
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
@@ -132,13 +142,10 @@ struct Begun {
 
 impl Engine {
     /// Registers a store outside the data directory that erasures must reach.
+    /// A target registered here misses an erasure resumed at start-up that runs before
+    /// the call: pass targets in `EngineOptions::erasure_targets` to reach those too.
     pub fn register_erasure_target(&self, target: Arc<dyn ErasureTarget>) {
-        self.inner
-            .erasure
-            .targets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(target);
+        self.inner.erasure.register(target);
     }
 
     /// Whether the id appears anywhere: the catalog, the features, the served models,
@@ -283,7 +290,7 @@ fn wait_until_applied(inner: &Inner, offset: u64) -> Result<()> {
     Ok(())
 }
 
-/// Phase 2: log compaction, models, external targets, snapshots; then the pending entry
+/// Phase 2: log compaction, models, snapshots, external targets; then the pending entry
 /// is removed. `user` is `None` when resuming (matching by pseudonym).
 fn complete(
     inner: &Inner,
@@ -314,9 +321,12 @@ fn complete(
     compact_log(inner, &matcher, marker, &mut report, &progress)?;
     progress("rewriting model versions".into());
     erase_from_models(inner, &matcher, &mut report)?;
+    // Snapshots first: a target that publishes the data directory's snapshots (the
+    // object store) then re-uploads copies without the user.
+    progress("rewriting snapshots".into());
+    rewrite_snapshots_after_erasure(inner)?;
     progress("erasing from external stores".into());
     erase_from_targets(inner, &pseudonym, user, &mut report)?;
-    rewrite_snapshots_after_erasure(inner)?;
     inner.erasure.book.finish(&pseudonym)?;
     tracing::info!(
         "erasure {pseudonym} done: {} log records in {} segments",

@@ -1,7 +1,7 @@
 use std::fs;
 use std::path::Path;
 
-use flywheel_lake::{erase_user, read_records};
+use flywheel_lake::{erase_user, read_records, user_ids};
 
 use crate::fixture::{is_users, records, with_offsets, DISTINCT_USER};
 use crate::roundtrip::exported;
@@ -37,10 +37,16 @@ fn an_erased_user_is_in_no_byte_of_the_lake_and_everyone_else_stays() {
         .filter(|r| is_users(r, DISTINCT_USER))
         .count();
     assert!(theirs > 3, "the user has only {theirs} records");
+    assert!(user_ids(&lake).unwrap().contains(DISTINCT_USER));
     let counts = erase_user(&lake, DISTINCT_USER).unwrap();
     assert!(counts.total_rows() >= theirs as u64, "{counts:?}");
     assert!(counts.files_rewritten + counts.files_removed > 0);
     assert_eq!(files_containing(&lake, needle), Vec::<String>::new());
+    let left = user_ids(&lake).unwrap();
+    assert!(
+        !left.contains(DISTINCT_USER) && !left.is_empty(),
+        "{left:?}"
+    );
     let expected: Vec<_> = with_offsets(records())
         .into_iter()
         .filter(|(_, r)| !is_users(r, DISTINCT_USER))

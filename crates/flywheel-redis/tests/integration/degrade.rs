@@ -116,6 +116,7 @@ fn a_silent_redis_degrades_requests_and_the_writer_catches_up() {
         engine_config,
         EngineOptions {
             shared_features: Some(reader.clone()),
+            ..EngineOptions::default()
         },
     )
     .unwrap();

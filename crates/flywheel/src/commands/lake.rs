@@ -86,6 +86,16 @@ pub fn start_export(engine: &Arc<Engine>, flags: &LakeFlags) -> Result<LakeExpor
     imp::start_export(engine, flags)
 }
 
+/// The erasure target of `serve --lake DIR`: the user's rows rewritten out of the
+/// lake's files (`None` in a build without the `parquet` feature, which refuses
+/// `--lake` anyway).
+pub fn erasure_target(
+    flags: &LakeFlags,
+    pseudonyms: &flywheel_engine::Pseudonyms,
+) -> Option<Arc<dyn flywheel_engine::ErasureTarget>> {
+    imp::erasure_target(flags, pseudonyms)
+}
+
 /// The lake's records in log order, as training's replay source.
 pub fn lake_records(dir: &Path) -> Result<Vec<(u64, flywheel_core::LogRecord)>> {
     imp::lake_records(dir)
@@ -105,6 +115,13 @@ mod imp {
 
     pub fn lake_records(_: &Path) -> Result<Vec<(u64, flywheel_core::LogRecord)>> {
         Err(missing_feature("`train --from-lake`"))
+    }
+
+    pub fn erasure_target(
+        _: &LakeFlags,
+        _: &flywheel_engine::Pseudonyms,
+    ) -> Option<Arc<dyn flywheel_engine::ErasureTarget>> {
+        None
     }
 }
 
@@ -238,6 +255,65 @@ mod imp {
                 thread: Some(thread),
             },
         })
+    }
+
+    pub fn erasure_target(
+        flags: &LakeFlags,
+        pseudonyms: &flywheel_engine::Pseudonyms,
+    ) -> Option<Arc<dyn flywheel_engine::ErasureTarget>> {
+        Some(Arc::new(LakeTarget {
+            dir: flags.dir.clone(),
+            pseudonyms: pseudonyms.clone(),
+        }))
+    }
+
+    /// Erasure reaching the lake: every file holding the user's rows rewritten.
+    struct LakeTarget {
+        dir: PathBuf,
+        pseudonyms: flywheel_engine::Pseudonyms,
+    }
+
+    impl flywheel_engine::ErasureTarget for LakeTarget {
+        fn name(&self) -> &str {
+            "lake"
+        }
+
+        fn erase(
+            &self,
+            pseudonym: &str,
+            user: Option<&flywheel_core::UserId>,
+        ) -> std::result::Result<flywheel_engine::ErasedCounts, String> {
+            let users = match user {
+                Some(user) => vec![user.as_str().to_string()],
+                None => self.users_by_pseudonym(pseudonym)?,
+            };
+            let mut counts = flywheel_engine::ErasedCounts::new();
+            for user in users {
+                let erased = flywheel_lake::erase_user(&self.dir, &user)
+                    .map_err(|e| format!("lake {}: {e}", self.dir.display()))?;
+                for (table, rows) in erased.rows {
+                    *counts.entry(format!("rows_{table}")).or_default() += rows;
+                }
+                *counts.entry("files_rewritten".into()).or_default() += erased.files_rewritten;
+                *counts.entry("files_removed".into()).or_default() += erased.files_removed;
+            }
+            Ok(counts)
+        }
+    }
+
+    impl LakeTarget {
+        /// The lake's user ids whose pseudonym is `pseudonym` (a resumed erasure).
+        fn users_by_pseudonym(&self, pseudonym: &str) -> std::result::Result<Vec<String>, String> {
+            let ids = flywheel_lake::user_ids(&self.dir)
+                .map_err(|e| format!("lake {}: {e}", self.dir.display()))?;
+            let mut found = Vec::new();
+            for id in ids {
+                if self.pseudonyms.pseudonym(&id).map_err(|e| e.to_string())? == pseudonym {
+                    found.push(id);
+                }
+            }
+            Ok(found)
+        }
     }
 
     pub fn lake_records(dir: &Path) -> Result<Vec<(u64, flywheel_core::LogRecord)>> {

@@ -59,6 +59,18 @@ pub fn before_open(args: &ObjectStoreArgs, data_dir: &Path) -> Result<()> {
     imp::before_open(args, url, data_dir)
 }
 
+/// The erasure target of `--object-store`: published versions and snapshots replaced
+/// by the data directory's erased copies (`None` without the flag).
+pub fn erasure_target(
+    args: &ObjectStoreArgs,
+    data_dir: &Path,
+) -> Result<Option<Arc<dyn flywheel_engine::ErasureTarget>>> {
+    let Some(url) = args.object_store.as_deref() else {
+        return Ok(None);
+    };
+    imp::erasure_target(args, url, data_dir).map(Some)
+}
+
 /// After the engine opened: starts the thread that polls the store.
 pub fn start(args: &ObjectStoreArgs, engine: &Arc<Engine>) -> Result<Option<Running>> {
     let Some(url) = args.object_store.as_deref() else {
@@ -83,6 +95,14 @@ mod imp {
     }
 
     pub fn start(_: &ObjectStoreArgs, url: &str, _: &Arc<Engine>) -> Result<Running> {
+        unavailable(url)
+    }
+
+    pub fn erasure_target(
+        _: &ObjectStoreArgs,
+        url: &str,
+        _: &Path,
+    ) -> Result<Arc<dyn flywheel_engine::ErasureTarget>> {
         unavailable(url)
     }
 }
@@ -118,6 +138,61 @@ mod imp {
             }
         }
         Ok(())
+    }
+
+    pub fn erasure_target(
+        args: &ObjectStoreArgs,
+        url: &str,
+        data_dir: &Path,
+    ) -> Result<Arc<dyn flywheel_engine::ErasureTarget>> {
+        Ok(Arc::new(ObjectStoreTarget {
+            store: open(args, url)?,
+            data_dir: data_dir.to_path_buf(),
+        }))
+    }
+
+    /// Erasure reaching the object store: after the engine rewrote its model versions
+    /// and snapshots, the published copies that differ are replaced by them, objects
+    /// they no longer have deleted (`erase_with_local_copies`).
+    struct ObjectStoreTarget {
+        store: RemoteStore,
+        data_dir: std::path::PathBuf,
+    }
+
+    impl flywheel_engine::ErasureTarget for ObjectStoreTarget {
+        fn name(&self) -> &str {
+            "object_store"
+        }
+
+        fn erase(
+            &self,
+            _pseudonym: &str,
+            user: Option<&flywheel_core::UserId>,
+        ) -> std::result::Result<flywheel_engine::ErasedCounts, String> {
+            let needle = user.map(|u| u.as_str().as_bytes());
+            let done =
+                flywheel_objstore::erase_with_local_copies(&self.store, &self.data_dir, needle)
+                    .map_err(|e| format!("object store {}: {e}", self.store.url()))?;
+            Ok(flywheel_engine::ErasedCounts::from([
+                ("versions_replaced".into(), done.versions_replaced as u64),
+                (
+                    "version_objects_deleted".into(),
+                    done.version_objects_deleted as u64,
+                ),
+                (
+                    "foreign_versions_deleted".into(),
+                    done.foreign_versions_deleted as u64,
+                ),
+                (
+                    "snapshot_files_uploaded".into(),
+                    done.snapshot_files_uploaded as u64,
+                ),
+                (
+                    "snapshot_objects_deleted".into(),
+                    done.snapshot_objects_deleted as u64,
+                ),
+            ]))
+        }
     }
 
     pub fn start(args: &ObjectStoreArgs, url: &str, engine: &Arc<Engine>) -> Result<Running> {

@@ -63,9 +63,27 @@ impl Shared {
             let reader = flywheel_redis::RedisReader::new(store.clone());
             return EngineOptions {
                 shared_features: Some(std::sync::Arc::new(reader)),
+                ..EngineOptions::default()
             };
         }
         EngineOptions::default()
+    }
+
+    /// The erasure target of the store (every role: the store is shared, so any
+    /// replica's erasure deletes the user's keys); `None` without `--redis`.
+    pub fn erasure_target(
+        &self,
+        pseudonyms: &flywheel_engine::Pseudonyms,
+    ) -> Option<std::sync::Arc<dyn flywheel_engine::ErasureTarget>> {
+        #[cfg(feature = "redis")]
+        if let Some((store, _)) = &self.store {
+            return Some(std::sync::Arc::new(target::RedisTarget {
+                config: store.clone(),
+                pseudonyms: pseudonyms.clone(),
+            }));
+        }
+        let _ = pseudonyms;
+        None
     }
 
     /// Starts the writer thread for the `writer` role.
@@ -99,5 +117,39 @@ impl Shared {
             #[cfg(feature = "redis")]
             _writer: None,
         })
+    }
+}
+
+#[cfg(feature = "redis")]
+mod target {
+    use flywheel_core::UserId;
+    use flywheel_engine::{ErasedCounts, ErasureTarget, Pseudonyms};
+
+    /// Erasure reaching the Redis store: the user's keys (state, bot track) deleted.
+    pub struct RedisTarget {
+        pub config: flywheel_redis::RedisConfig,
+        pub pseudonyms: Pseudonyms,
+    }
+
+    impl ErasureTarget for RedisTarget {
+        fn name(&self) -> &str {
+            "redis"
+        }
+
+        fn erase(&self, pseudonym: &str, user: Option<&UserId>) -> Result<ErasedCounts, String> {
+            let erased = match user {
+                Some(user) => flywheel_redis::erase_user(&self.config, user),
+                None => flywheel_redis::erase_users_matching(&self.config, &|id| {
+                    self.pseudonyms
+                        .pseudonym(id.as_str())
+                        .is_ok_and(|p| p == pseudonym)
+                }),
+            };
+            let counts = erased.map_err(|e| format!("redis {}: {e}", self.config.display_url()))?;
+            Ok(ErasedCounts::from([(
+                "keys_deleted".to_string(),
+                counts.keys_deleted,
+            )]))
+        }
     }
 }

@@ -111,7 +111,9 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     };
     crate::commands::object_store::before_open(&flags.object_store, &dir)?;
     let shared = crate::commands::redis::open(flags.redis.as_ref(), &config)?;
-    let engine = Engine::open_with(config, shared.options())
+    let mut engine_options = shared.options();
+    engine_options.erasure_targets = erasure_targets(flags, &shared, &dir)?;
+    let engine = Engine::open_with(config, engine_options)
         .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
     let _writer = shared.start_writer(&engine)?;
@@ -131,6 +133,28 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
         lake.finish();
     }
     served
+}
+
+/// The stores outside the data directory that `DELETE /v1/users/{id}` must reach:
+/// Redis, the lake and the object store, each when its flag is given (the Kafka
+/// topic is crypto-shredded by its own adapter). Each target's counts are in the
+/// erasure job's report.
+fn erasure_targets(
+    flags: &ServeFlags,
+    shared: &crate::commands::redis::Shared,
+    dir: &std::path::Path,
+) -> Result<Vec<Arc<dyn flywheel_engine::ErasureTarget>>> {
+    let pseudonyms = flywheel_engine::Pseudonyms::of_data_dir(dir);
+    let mut targets = Vec::new();
+    targets.extend(shared.erasure_target(&pseudonyms));
+    if let Some(lake) = &flags.lake {
+        targets.extend(crate::commands::lake::erasure_target(lake, &pseudonyms));
+    }
+    targets.extend(crate::commands::object_store::erasure_target(
+        &flags.object_store,
+        dir,
+    )?);
+    Ok(targets)
 }
 
 /// The controller's thread: one step per monitoring window of wall-clock time (a
