@@ -102,8 +102,9 @@ PY
 rm -f "$work/blob"
 
 echo "== two replicas through the bucket"
-cargo build --quiet -p flywheel --features s3 --locked
-binary=target/debug/flywheel
+# The same build as scripts/cluster.sh, so that scripts/test.sh compiles it once.
+cargo build --quiet -p flywheel --features kafka,redis,s3 --locked
+binary="${CARGO_TARGET_DIR:-target}/debug/flywheel"
 prefix="e2e-$$-$(date +%s)"
 store="s3://$bucket/$prefix"
 

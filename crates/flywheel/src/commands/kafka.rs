@@ -1,7 +1,13 @@
-//! `flywheel serve --kafka-brokers HOST:PORT --kafka-topic T`: ingestion from a topic
-//! the shop's own producers write, through `flywheel-kafka` (cargo feature `kafka`).
+//! `flywheel serve --kafka-brokers HOST:PORT` through `flywheel-kafka` (cargo feature
+//! `kafka`), two uses that combine:
 //!
-//! Each record's value is the JSON of `POST /v1/events` (one event or an array, applied
+//! - `--kafka-log L`: the engine's own log is topic `L` (`KafkaLog`, one partition, user
+//!   ids pseudonymised with the secrets in `--kafka-secrets DIR`). `POST /v1/events`
+//!   answers 200 only after the broker acknowledged the produce (acks=all). Replicas over
+//!   one topic and one secrets directory apply every record, whichever replica took it.
+//! - `--kafka-topic T`: ingestion from a topic the shop's own producers write.
+//!
+//! Of `--kafka-topic`: each record's value is the JSON of `POST /v1/events` (one event or an array, applied
 //! all or nothing). A record is applied when the engine acknowledged it (durable in the
 //! engine's log) and applied it to the state; only then does the ingestor store the
 //! partition's next offset (`<data_dir>/kafka/offsets-<T>.json`). Invalid records are
@@ -35,15 +41,69 @@ impl Drop for Ingestion {
     }
 }
 
+/// Refuses `--kafka-brokers` without a use for it.
+pub fn check_args(args: &KafkaArgs) -> Result<()> {
+    if args.kafka_brokers.is_some() && args.kafka_topic.is_none() && args.kafka_log.is_none() {
+        anyhow::bail!(
+            "--kafka-brokers needs --kafka-log TOPIC (the engine's log on Kafka) and/or \
+             --kafka-topic TOPIC (ingest the shop's topic)"
+        );
+    }
+    Ok(())
+}
+
+/// The engine's log on Kafka when `--kafka-log` names a topic.
+#[cfg(not(feature = "kafka"))]
+pub fn open_log(
+    args: &KafkaArgs,
+    _data_dir: &std::path::Path,
+) -> Result<Option<Arc<dyn flywheel_log::RecordLog>>> {
+    check_args(args)?;
+    if args.kafka_brokers.is_some() {
+        anyhow::bail!(
+            "--kafka-brokers/--kafka-topic/--kafka-log need a flywheel built with Kafka \
+             support: cargo build --release --features kafka"
+        );
+    }
+    Ok(None)
+}
+
+/// The engine's log on Kafka when `--kafka-log` names a topic: one partition (created
+/// when missing), user ids pseudonymised with the secrets directory replicas share.
+#[cfg(feature = "kafka")]
+pub fn open_log(
+    args: &KafkaArgs,
+    data_dir: &std::path::Path,
+) -> Result<Option<Arc<dyn flywheel_log::RecordLog>>> {
+    use anyhow::Context;
+
+    check_args(args)?;
+    let (Some(brokers), Some(topic)) = (&args.kafka_brokers, &args.kafka_log) else {
+        return Ok(None);
+    };
+    let secrets_dir = args
+        .kafka_secrets
+        .clone()
+        .unwrap_or_else(|| flywheel_kafka::secrets_dir(data_dir));
+    let secrets = flywheel_kafka::SecretStore::open(&secrets_dir)
+        .with_context(|| format!("opening the Kafka secrets in {}", secrets_dir.display()))?;
+    let broker = flywheel_kafka::Broker::connect(brokers)
+        .with_context(|| format!("connecting to the Kafka brokers {brokers}"))?;
+    let log = flywheel_kafka::KafkaLog::open(Arc::new(broker), Arc::new(secrets), topic, 1)
+        .with_context(|| format!("opening the log topic {topic}"))?;
+    eprintln!(
+        "kafka: the log is topic {topic} on {brokers} ({} partition(s); secrets in {}); \
+         events are acknowledged once the broker has them",
+        flywheel_log::RecordLog::partitions(&log),
+        secrets_dir.display()
+    );
+    Ok(Some(Arc::new(log)))
+}
+
 /// Starts ingesting from the topic when the flags name one.
 #[cfg(not(feature = "kafka"))]
 pub fn start_ingestion(_engine: &Arc<Engine>, args: &KafkaArgs) -> Result<Option<Ingestion>> {
-    if args.kafka_brokers.is_some() || args.kafka_topic.is_some() {
-        anyhow::bail!(
-            "--kafka-brokers/--kafka-topic need a flywheel built with Kafka support: \
-             cargo build --release --features kafka"
-        );
-    }
+    check_args(args)?;
     Ok(None)
 }
 
@@ -97,4 +157,30 @@ pub fn apply_events(engine: &Engine, value: &[u8]) -> flywheel_kafka::ApplyResul
         return Err(format!("events {range:?} were not applied within 60 s"));
     }
     Ok(Applied::Applied)
+}
+
+/// `flywheel inspect --kafka-log T`: the topic's records (partition 0) as the engine
+/// reads them (user ids restored), the first `limit` printed, then a count per kind.
+pub fn inspect_log(args: &KafkaArgs, data_dir: &std::path::Path, limit: usize) -> Result<()> {
+    use anyhow::Context;
+    use flywheel_log::RecordLog as _;
+    use std::collections::BTreeMap;
+
+    let log = open_log(args, data_dir)?.context("--kafka-log TOPIC names the log to inspect")?;
+    let end = log.end_offset(0)?;
+    let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (printed, entry) in log.read_from(flywheel_log::LogPosition::new(0, 0))?.enumerate() {
+        let (offset, payload) = entry?;
+        let kind = flywheel_core::LogRecord::decode(&payload)
+            .map_or("undecodable (or an erased user's)", |r| r.kind());
+        *kinds.entry(kind).or_default() += 1;
+        if printed < limit {
+            println!("  {offset}: {}", String::from_utf8_lossy(&payload));
+        }
+    }
+    println!("partition 0: offsets 0..{end}");
+    for (kind, count) in &kinds {
+        println!("  {kind:<12} {count}");
+    }
+    Ok(())
 }

@@ -28,7 +28,7 @@ pub struct ServeFlags {
     pub lake: Option<crate::commands::lake::LakeFlags>,
     /// `--redis URL` and its settings.
     pub redis: Option<RedisFlags>,
-    /// `--kafka-brokers`, `--kafka-topic`.
+    /// `--kafka-brokers`, `--kafka-topic`, `--kafka-log`, `--kafka-secrets`.
     pub kafka: crate::cli::KafkaArgs,
     /// `--object-store URL` and its connection flags.
     pub object_store: crate::commands::object_store::ObjectStoreArgs,
@@ -111,8 +111,12 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     };
     crate::commands::object_store::before_open(&flags.object_store, &dir)?;
     let shared = crate::commands::redis::open(flags.redis.as_ref(), &config)?;
-    let engine = Engine::open_with(config, shared.options())
-        .with_context(|| format!("opening data directory {}", dir.display()))?;
+    let kafka_log = crate::commands::kafka::open_log(&flags.kafka, &dir)?;
+    let engine = match kafka_log {
+        Some(log) => Engine::open_with_log_and(config, log, shared.options()),
+        None => Engine::open_with(config, shared.options()),
+    }
+    .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
     let _writer = shared.start_writer(&engine)?;
     let engine = Arc::new(engine);
