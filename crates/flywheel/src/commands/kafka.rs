@@ -163,7 +163,6 @@ pub fn apply_events(engine: &Engine, value: &[u8]) -> flywheel_kafka::ApplyResul
 /// reads them (user ids restored), the first `limit` printed, then a count per kind.
 pub fn inspect_log(args: &KafkaArgs, data_dir: &std::path::Path, limit: usize) -> Result<()> {
     use anyhow::Context;
-    use flywheel_log::RecordLog as _;
     use std::collections::BTreeMap;
 
     let log = open_log(args, data_dir)?.context("--kafka-log TOPIC names the log to inspect")?;
