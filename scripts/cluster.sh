@@ -45,7 +45,7 @@ skip() {
 fail() {
   echo "FAIL scripts/cluster: $1" >&2
   for log in "$work"/*.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -20 "$log" >&2; }
+    [ -f "$log" ] && { echo "--- $log" >&2; grep -Ev '"GET /|^ *[0-9]+: |^ +at /' "$log" | tail -20 >&2; }
   done
   exit 1
 }
@@ -58,17 +58,31 @@ pids=()
 broker_dir=""
 redis_prefix="flywheel-cluster-$$-$(date +%s)"
 redis_port=${FLYWHEEL_REDIS_PORT:-6379}
+stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s (a replica whose broker is gone
+  # may not finish shutting down)
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+  # Newest first: the replicas before the services they use.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    stop_pid "${pids[i]}"
   done
   if command -v redis-cli >/dev/null; then
     redis-cli -p "$redis_port" --scan --pattern "$redis_prefix:*" 2>/dev/null |
       xargs -r redis-cli -p "$redis_port" del >/dev/null 2>&1 || true
   fi
   [ -n "$broker_dir" ] && rm -rf "$broker_dir"
-  rm -rf "$work"
+  if [ "${FLYWHEEL_CLUSTER_KEEP:-}" = 1 ]; then
+    echo "cluster: kept $work (FLYWHEEL_CLUSTER_KEEP=1)"
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 
@@ -78,7 +92,9 @@ free_port() {
 
 echo "== build (debug, --features kafka,redis,s3)"
 cargo build --quiet -p flywheel --features kafka,redis,s3 --locked
-binary="${CARGO_TARGET_DIR:-target}/debug/flywheel"
+# A copy, so that another build into the same target dir cannot swap it mid-run.
+cp "${CARGO_TARGET_DIR:-target}/debug/flywheel" "$work/flywheel"
+binary="$work/flywheel"
 checks=scripts/cluster_checks.py
 
 echo "== services"
@@ -213,7 +229,7 @@ bench() { # label rate targets... (pids from $bench_pids)
     --label "$label" "${args[@]}" | tee -a "$work/bench.out" | grep -v '^json:' || fail "bench $label"
 }
 bench_pids="$pid_s" bench single "$rate" "127.0.0.1:$port_s"
-kill "$pid_s" && wait "$pid_s" 2>/dev/null || true
+stop_pid "$pid_s"
 bench_pids="$pid_a $pid_b" bench "pair, same total rate" "$rate" "127.0.0.1:$port_a" "127.0.0.1:$port_b"
 bench_pids="$pid_a $pid_b" bench "pair, each at the rate" "$((2 * rate))" "127.0.0.1:$port_a" "127.0.0.1:$port_b"
 python3 - "$work/bench.out" <<'PY' || fail "the recommendation load had errors"
