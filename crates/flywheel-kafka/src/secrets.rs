@@ -192,8 +192,7 @@ impl SecretStore {
         let mut hasher = Sha256::new();
         hasher.update(b"flywheel-kafka-claim\0");
         hasher.update(user_id.as_bytes());
-        self.dir
-            .join(format!("u{}.user", hex(&hasher.finalize())))
+        self.dir.join(format!("u{}.user", hex(&hasher.finalize())))
     }
 
     /// The user's claim on disk: its bytes and the pseudonym they give.
@@ -250,12 +249,12 @@ impl SecretStore {
                 self.write_replacing(&self.file_of(&pseudonym), &bytes)?;
                 Ok(pseudonym)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.read_claim(user_id)?.ok_or_else(|| KafkaError::Damaged {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self
+                .read_claim(user_id)?
+                .ok_or_else(|| KafkaError::Damaged {
                     path: claim.clone(),
                     reason: "another process claimed the user and erased them at once".into(),
-                })
-            }
+                }),
             Err(e) => Err(KafkaError::io("link", &claim, e)),
         }
     }
@@ -264,7 +263,10 @@ impl SecretStore {
     fn write_tmp(&self, path: &Path, bytes: &[u8]) -> Result<PathBuf> {
         let mut nonce = [0u8; 8];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("secret");
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("secret");
         let tmp = self.dir.join(format!("{stem}.{}.tmp", hex(&nonce)));
         let mut file = File::create(&tmp).map_err(|e| KafkaError::io("create", &tmp, e))?;
         file.write_all(bytes)
@@ -411,7 +413,11 @@ mod tests {
         let a = SecretStore::open(dir.path()).expect("a");
         let b = SecretStore::open(dir.path()).expect("b");
         let from_a = a.pseudonym("erin").expect("a's");
-        assert_eq!(b.pseudonym("erin").expect("b's"), from_a, "b finds a's claim");
+        assert_eq!(
+            b.pseudonym("erin").expect("b's"),
+            from_a,
+            "b finds a's claim"
+        );
         let from_b = b.pseudonym("frank").expect("b's");
         assert_eq!(a.resolve(&from_b).as_deref(), Some("frank"));
         assert_eq!(a.existing_pseudonym("frank"), Some(from_b));
@@ -435,10 +441,16 @@ mod tests {
                     .map(|h| h.join().expect("thread"))
                     .collect()
             });
-            assert!(pseudonyms.windows(2).all(|w| w[0] == w[1]), "{pseudonyms:?}");
+            assert!(
+                pseudonyms.windows(2).all(|w| w[0] == w[1]),
+                "{pseudonyms:?}"
+            );
         }
         let files = fs::read_dir(dir.path()).expect("list").count();
-        assert_eq!(files, 40, "one claim and one pseudonym file per user, no leftovers");
+        assert_eq!(
+            files, 40,
+            "one claim and one pseudonym file per user, no leftovers"
+        );
     }
 
     #[test]

@@ -75,8 +75,16 @@ fn two_engines_over_one_topic_both_apply_what_either_acknowledged() {
     let (events_a, users_a) = seen(&a);
     let (events_b, users_b) = seen(&b);
     assert_eq!(events_a, 48, "every acknowledged event, on replica a");
-    assert_eq!((events_b, &users_b), (events_a, &users_a), "b applied what a did");
-    assert_eq!(users_a.len(), 5 + 6 * 3, "a user of both replicas is one user");
+    assert_eq!(
+        (events_b, &users_b),
+        (events_a, &users_a),
+        "b applied what a did"
+    );
+    assert_eq!(
+        users_a.len(),
+        5 + 6 * 3,
+        "a user of both replicas is one user"
+    );
     // One pseudonym per user, whichever replica produced first.
     let (secrets_a, secrets_b) = (log_a.secrets(), log_b.secrets());
     for user in &users_a {

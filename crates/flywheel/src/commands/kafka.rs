@@ -168,7 +168,10 @@ pub fn inspect_log(args: &KafkaArgs, data_dir: &std::path::Path, limit: usize) -
     let log = open_log(args, data_dir)?.context("--kafka-log TOPIC names the log to inspect")?;
     let end = log.end_offset(0)?;
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for (printed, entry) in log.read_from(flywheel_log::LogPosition::new(0, 0))?.enumerate() {
+    for (printed, entry) in log
+        .read_from(flywheel_log::LogPosition::new(0, 0))?
+        .enumerate()
+    {
         let (offset, payload) = entry?;
         let kind = flywheel_core::LogRecord::decode(&payload)
             .map_or("undecodable (or an erased user's)", |r| r.kind());

@@ -2,8 +2,8 @@
 
 mod bench;
 pub(crate) mod bench_ann;
-pub(crate) mod bench_http;
 mod bench_experiments;
+pub(crate) mod bench_http;
 pub(crate) mod bench_self_healing;
 pub(crate) mod bench_startup;
 mod cpu;
