@@ -89,7 +89,7 @@ fi
 python3 -c 'import boto3' 2>/dev/null || skip "python3 has no boto3 (pip install boto3) to read the bucket"
 export FLYWHEEL_S3_ENDPOINT AWS_ENDPOINT_URL=$FLYWHEEL_S3_ENDPOINT
 
-cargo build --quiet -p flywheel --features redis,s3,parquet --locked
+cargo build --quiet -p flywheel --features kafka,redis,s3,parquet --locked
 binary=${CARGO_TARGET_DIR:-target}/debug/flywheel
 
 hex=$(python3 -c 'import secrets; print(secrets.token_hex(6))')
@@ -159,94 +159,8 @@ curl -fsS -X POST "$url/v1/admin/snapshot" >/dev/null || fail "POST /v1/admin/sn
 
 # Where the id is, one line per place it was found ("<place> <what>").
 scan() {
-  python3 - "$user" "$data" "$lake" "$redis_port" "$redis_prefix" "$bucket" "$prefix" <<'PY'
-import os, socket, sys, urllib.parse
-import boto3
-user, data, lake, redis_port, redis_prefix, bucket, prefix = sys.argv[1:]
-needles = {user.encode(), urllib.parse.quote(user, safe="").encode()}
-def holds(blob):
-    return any(n in blob for n in needles)
-def scan_dir(place, root):
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                if holds(f.read()) or holds(path.encode()):
-                    print(f"{place} {os.path.relpath(path, root)}")
-scan_dir("data-dir", data)
-scan_dir("lake", lake)
-
-class Redis:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
-        self.buf = b""
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("redis closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-    def _exact(self, n):
-        while len(self.buf) < n + 2:
-            self.buf += self.sock.recv(65536)
-        out, self.buf = self.buf[:n], self.buf[n + 2:]
-        return out
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b":"):
-            return rest
-        if kind == b"-":
-            raise RuntimeError(rest.decode())
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self._exact(n)
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
-        raise RuntimeError(f"unexpected reply {line!r}")
-    def __call__(self, *args):
-        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-        return self._reply()
-
-r = Redis(redis_port)
-cursor, keys = b"0", []
-while True:
-    cursor, batch = r("SCAN", cursor, "MATCH", redis_prefix + ":*", "COUNT", 1000)
-    keys.extend(batch)
-    if cursor == b"0":
-        break
-for key in keys:
-    kind = r("TYPE", key)
-    if kind == b"string":
-        values = [r("GET", key) or b""]
-    elif kind == b"list":
-        values = r("LRANGE", key, 0, -1)
-    elif kind == b"zset":
-        values = r("ZRANGE", key, 0, -1)
-    elif kind == b"hash":
-        values = r("HGETALL", key)
-    elif kind == b"set":
-        values = r("SMEMBERS", key)
-    else:
-        values = []
-    if holds(key) or any(holds(v) for v in values):
-        print(f"redis {key.decode(errors='replace')}")
-print(f"scanned redis-keys {len(keys)}", file=sys.stderr)
-
-s3 = boto3.client("s3", endpoint_url=os.environ["FLYWHEEL_S3_ENDPOINT"], region_name=os.environ["AWS_REGION"])
-objects = 0
-for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-    for obj in page.get("Contents", []):
-        objects += 1
-        body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-        if holds(body) or holds(obj["Key"].encode()):
-            print(f"bucket {obj['Key']}")
-print(f"scanned bucket-objects {objects}", file=sys.stderr)
-PY
+  python3 scripts/erasure_scan.py "$user" "$redis_port" "$redis_prefix" "$bucket" "$prefix" \
+    "data-dir=$data" "lake=$lake"
 }
 
 # Before: the id must be in each place (the exporter, the Redis writer and the sync

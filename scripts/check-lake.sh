@@ -7,7 +7,7 @@
 # inspect --records`): rows per table, events per action, distinct users, slots served,
 # and every click sent with a request id joined to its slot in `outcomes`.
 # Without Python or PyPI the check is skipped LOUDLY (a skip fails CI).
-# Builds flywheel with `--features redis,s3,parquet` (target/debug/flywheel); an argument names
+# Builds flywheel with `--features kafka,redis,s3,parquet` (target/debug/flywheel); an argument names
 # another flywheel binary built with the feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ fi
 bin=${1:-}
 if [ -z "$bin" ]; then
   # The features check-s3.sh and check-erasure.sh build too: test.sh compiles it once.
-  cargo build --quiet -p flywheel --features redis,s3,parquet --locked
+  cargo build --quiet -p flywheel --features kafka,redis,s3,parquet --locked
   bin=${CARGO_TARGET_DIR:-target}/debug/flywheel
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/flywheel-lake.XXXXXX")

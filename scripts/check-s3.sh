@@ -102,9 +102,9 @@ PY
 rm -f "$work/blob"
 
 echo "== two replicas through the bucket"
-# The features check-lake.sh and check-erasure.sh build too: test.sh compiles it once.
-cargo build --quiet -p flywheel --features redis,s3,parquet --locked
-binary=${CARGO_TARGET_DIR:-target}/debug/flywheel
+# The build check-lake.sh, check-erasure.sh and cluster.sh make too: test.sh compiles it once.
+cargo build --quiet -p flywheel --features kafka,redis,s3,parquet --locked
+binary="${CARGO_TARGET_DIR:-target}/debug/flywheel"
 prefix="e2e-$$-$(date +%s)"
 store="s3://$bucket/$prefix"
 

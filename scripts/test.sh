@@ -66,6 +66,9 @@ echo "== imported LightGBM/XGBoost models against the Python libraries"
 echo "== model versions and snapshots through S3 (moto)"
 ./scripts/check-s3.sh || status=$?
 
+echo "== two replicas over Kafka, Redis and S3 (propagation, SIGKILL, throughput)"
+./scripts/cluster.sh || status=$?
+
 echo "== the dashboard in headless Chromium"
 ./scripts/check-dashboard.sh || status=$?
 

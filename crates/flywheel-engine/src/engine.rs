@@ -199,6 +199,16 @@ impl Engine {
     /// reads and appends partition 0 of `log`; the data directory's own `log/` is not
     /// used.
     pub fn open_with_log(config: EngineConfig, log: Arc<dyn RecordLog>) -> Result<Engine> {
+        Engine::open_with_log_and(config, log, EngineOptions::default())
+    }
+
+    /// [`Engine::open_with_log`] with injected parts (a shared feature store): a replica
+    /// whose log and features are both shared services.
+    pub fn open_with_log_and(
+        config: EngineConfig,
+        log: Arc<dyn RecordLog>,
+        options: EngineOptions,
+    ) -> Result<Engine> {
         config.validate()?;
         let lock = lock_data_dir(&config.data_dir)?;
         let recovery = RecoveryReport {
@@ -206,7 +216,7 @@ impl Engine {
             records: log.end_offset(PARTITION)?,
             truncated: None,
         };
-        Engine::start(config, lock, log, recovery, EngineOptions::default())
+        Engine::start(config, lock, log, recovery, options)
     }
 
     /// Starts the threads over an opened log.

@@ -71,8 +71,7 @@ impl Broker {
         let builder = ClientBuilder::new(list)
             .client_id("flywheel")
             .backoff_config(backoff);
-        let client = runtime
-            .block_on(builder.build())
+        let client = wait_on(&runtime, builder.build())
             .map_err(|e| KafkaError::broker("connect", brokers, e))?;
         Ok(Broker {
             runtime,
@@ -82,9 +81,13 @@ impl Broker {
         })
     }
 
-    /// Runs `future` on the private runtime and waits for it.
-    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+    /// Runs `future` on the private runtime and waits for it; see [`wait_on`].
+    pub(crate) fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        wait_on(&self.runtime, future)
     }
 
     /// The partitions of `topic`, creating it with `partitions` when it does not exist.
@@ -185,4 +188,24 @@ pub(crate) fn now() -> DateTime<Utc> {
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// Runs `future` on `runtime` and waits for it. A caller that is itself on a thread
+/// driving another tokio runtime (an async HTTP handler reading `/metrics`, which asks
+/// the log for its end) may not block that thread on a second runtime — tokio panics —
+/// so from there the wait happens on a short-lived scoped thread instead.
+fn wait_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    std::thread::scope(
+        |scope| match scope.spawn(|| runtime.block_on(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+    )
 }

@@ -1,6 +1,7 @@
 //! The Kafka adapter against a real Kafka-protocol broker (tansu): the `RecordLog` round
-//! trip, an engine over the Kafka log, a restart, ingestion with its offsets, and
-//! crypto-shredding checked in the broker's storage.
+//! trip, an engine over the Kafka log, a restart, two engines over one topic and one
+//! secrets directory, ingestion with its offsets, and crypto-shredding checked in the
+//! broker's storage.
 //!
 //! Each test starts its own broker from the cached build (`FLYWHEEL_TANSU`, default
 //! `~/.cache/flywheel/tansu/bin/tansu`, installed by `scripts/start-broker.sh`) with its
@@ -23,5 +24,7 @@ mod engine;
 mod erasure;
 #[path = "integration/ingest.rs"]
 mod ingest;
+#[path = "integration/replicas.rs"]
+mod replicas;
 #[path = "integration/round_trip.rs"]
 mod round_trip;

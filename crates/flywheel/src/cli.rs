@@ -205,6 +205,10 @@ pub enum Command {
         /// Print the records themselves (at most this many).
         #[arg(long, default_value_t = 0)]
         records: usize,
+        /// Inspect the log on Kafka instead (`--kafka-brokers`, `--kafka-log`,
+        /// `--kafka-secrets`, as given to `serve`; needs `--features kafka`).
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Snapshots of the derived state on a stopped data dir: create, list, verify.
     Snapshot {
@@ -628,6 +632,9 @@ pub enum BenchCommand {
     /// The ranker's position-bias correction and context features on the simulator,
     /// against its true preferences (NDCG@10 and Kendall tau, with and without each).
     RankerBias(crate::commands::bench_ranker_bias::RankerBiasArgs),
+    /// Recommendation latency, throughput and server CPU against running servers
+    /// (`flywheel serve` replicas), the load spread over them (scripts/cluster.sh).
+    Http(crate::commands::bench_http::HttpArgs),
 }
 
 /// What a replica does with the Redis feature store.
@@ -639,15 +646,26 @@ pub enum RedisRole {
     Reader,
 }
 
-/// `flywheel serve --kafka-brokers HOST:PORT --kafka-topic T`: every record of topic `T`
-/// (the JSON body of `POST /v1/events`: one event or an array) is applied as if posted.
+/// `flywheel serve --kafka-brokers HOST:PORT` with `--kafka-topic T` (every record of
+/// topic `T`, the JSON body of `POST /v1/events`, is applied as if posted) and/or
+/// `--kafka-log L` (the engine's own log is topic `L`: replicas over one topic share it).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KafkaArgs {
-    /// Kafka brokers to ingest from, `HOST:PORT[,HOST:PORT...]` (needs a binary built
-    /// with `--features kafka`).
-    #[arg(long, value_name = "HOST:PORT", requires = "kafka_topic")]
+    /// Kafka brokers, `HOST:PORT[,HOST:PORT...]`, for `--kafka-topic` and/or
+    /// `--kafka-log` (needs a binary built with `--features kafka`).
+    #[arg(long, value_name = "HOST:PORT")]
     pub kafka_brokers: Option<String>,
-    /// The topic the shop's producers write events to.
+    /// The topic the shop's producers write events to (ingested into the engine's log).
     #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
     pub kafka_topic: Option<String>,
+    /// The engine's log on this topic instead of the data dir's `log/`: every replica
+    /// given the same topic (and the same `--kafka-secrets`) applies every record, and
+    /// an event is acknowledged once the broker has it (acks=all).
+    #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
+    pub kafka_log: Option<String>,
+    /// With --kafka-log: the directory of the per-user secrets that pseudonymise user
+    /// ids on the topic (default `<data_dir>/kafka/secrets`). Replicas must share it
+    /// (one directory; across machines, shared storage).
+    #[arg(long, value_name = "DIR", requires = "kafka_log")]
+    pub kafka_secrets: Option<PathBuf>,
 }

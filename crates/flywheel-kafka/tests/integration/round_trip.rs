@@ -93,3 +93,25 @@ fn a_users_records_share_one_partition() {
     let total: usize = (0..4).map(|p| read_all(&log, p).len()).sum();
     assert_eq!(total, batch.len());
 }
+
+#[test]
+fn the_log_answers_when_called_from_inside_an_async_runtime() {
+    let Some(broker) = broker("the_log_answers_when_called_from_inside_an_async_runtime") else {
+        return;
+    };
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(SecretStore::open(secrets_dir.path()).unwrap());
+    let log = KafkaLog::open(broker.connect(), secrets, &topic("in-runtime"), 1).unwrap();
+    // As an async HTTP handler does when it renders /metrics or /readyz.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let payload = event("cid", "i9");
+    let (range, end) = runtime.block_on(async {
+        let range = log.append_batch(0, &[payload.as_slice()]).unwrap();
+        (range, log.end_offset(0).unwrap())
+    });
+    assert_eq!((range, end), (0..1, 1));
+}

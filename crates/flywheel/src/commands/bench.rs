@@ -39,6 +39,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
         BenchCommand::SelfHealing(args) => crate::commands::bench_self_healing::run(&args),
         BenchCommand::Startup(args) => crate::commands::bench_startup::run(&args),
         BenchCommand::RankerBias(args) => crate::commands::bench_ranker_bias::run(&args),
+        BenchCommand::Http(args) => crate::commands::bench_http::run(&args),
     }
 }
 
@@ -179,23 +180,27 @@ fn prepare_shop(dir: &std::path::Path) -> Result<(Arc<Engine>, Vec<String>)> {
 }
 
 /// What one open-loop phase measured.
-struct Phase {
-    latencies_ms: Vec<f64>,
-    errors: u64,
-    elapsed: Duration,
+pub(crate) struct Phase {
+    /// Each request's latency, sorted.
+    pub(crate) latencies_ms: Vec<f64>,
+    /// Answers other than 200.
+    pub(crate) errors: u64,
+    /// From the first scheduled request to the last answer.
+    pub(crate) elapsed: Duration,
     /// The server's CPU seconds over the phase: the process's CPU time less the client
     /// thread's (every other thread of this process is the server's: its runtime, its
     /// blocking pool, the engine's threads).
-    server_cpu_s: f64,
+    pub(crate) server_cpu_s: f64,
 }
 
 impl Phase {
-    fn p(&self, q: f64) -> f64 {
+    /// The latency quantile `q` in milliseconds.
+    pub(crate) fn p(&self, q: f64) -> f64 {
         percentile_ms(&self.latencies_ms, q)
     }
 
     /// The server's CPU milliseconds per request answered.
-    fn cpu_ms_per_request(&self) -> f64 {
+    pub(crate) fn cpu_ms_per_request(&self) -> f64 {
         self.server_cpu_s * 1000.0 / self.latencies_ms.len().max(1) as f64
     }
 }
@@ -219,7 +224,8 @@ fn measured_phase(
                 .build()
                 .context("starting the client runtime")?;
             let before = cpu::thread_cpu_ns()?;
-            let result = runtime.block_on(load_phase(&addr, &users, rate, seconds, clients));
+            let addrs = [addr];
+            let result = runtime.block_on(load_phase(&addrs, &users, rate, seconds, clients));
             let client_cpu_s = (cpu::thread_cpu_ns()? - before) as f64 / 1e9;
             result.map(|phase| (phase, client_cpu_s))
         })
@@ -232,20 +238,24 @@ fn measured_phase(
 }
 
 /// Sends `rate × seconds` requests at a fixed rate (open loop) over `clients`
-/// connections; latency counts from each request's scheduled time.
-async fn load_phase(
-    addr: &str,
+/// connections, connection `c` to `addrs[c % addrs.len()]`; latency counts from each
+/// request's scheduled time.
+pub(crate) async fn load_phase(
+    addrs: &[String],
     users: &Arc<Vec<String>>,
     rate: u32,
     seconds: u64,
     clients: usize,
 ) -> Result<Phase> {
+    if addrs.is_empty() {
+        bail!("no server to load");
+    }
     let total = rate as u64 * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let addr = addr.to_string();
+        let addr = addrs[client % addrs.len()].clone();
         let users = Arc::clone(users);
         tasks.push(tokio::spawn(async move {
             let mut connection = Connection::open(&addr).await?;

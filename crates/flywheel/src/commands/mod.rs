@@ -3,6 +3,7 @@
 mod bench;
 pub(crate) mod bench_ann;
 mod bench_experiments;
+pub(crate) mod bench_http;
 pub(crate) mod bench_ranker_bias;
 pub(crate) mod bench_self_healing;
 pub(crate) mod bench_startup;
@@ -116,7 +117,16 @@ pub fn run(cli: Cli) -> Result<()> {
             data,
             segment,
             records,
-        } => inspect::run(&data, segment.as_deref(), records),
+            kafka,
+        } => {
+            if kafka.kafka_log.is_some() {
+                let config = resolve_config(&data, "flywheel-data")?;
+                kafka::inspect_log(&kafka, &config.data_dir, records)
+            } else {
+                kafka::check_args(&kafka)?;
+                inspect::run(&data, segment.as_deref(), records)
+            }
+        }
         Command::Snapshot { what } => snapshot::run(what),
         Command::Bench { what } => bench::run(what),
     }

@@ -28,7 +28,7 @@ pub struct ServeFlags {
     pub lake: Option<crate::commands::lake::LakeFlags>,
     /// `--redis URL` and its settings.
     pub redis: Option<RedisFlags>,
-    /// `--kafka-brokers`, `--kafka-topic`.
+    /// `--kafka-brokers`, `--kafka-topic`, `--kafka-log`, `--kafka-secrets`.
     pub kafka: crate::cli::KafkaArgs,
     /// `--object-store URL` and its connection flags.
     pub object_store: crate::commands::object_store::ObjectStoreArgs,
@@ -111,10 +111,19 @@ pub fn run(data: &DataArgs, host: &str, port: u16, flags: &ServeFlags) -> Result
     };
     crate::commands::object_store::before_open(&flags.object_store, &dir)?;
     let shared = crate::commands::redis::open(flags.redis.as_ref(), &config)?;
+    let kafka_log = crate::commands::kafka::open_log(&flags.kafka, &dir)?;
     let mut engine_options = shared.options();
     engine_options.erasure_targets = erasure_targets(flags, &shared, &dir)?;
-    let engine = Engine::open_with(config, engine_options)
-        .with_context(|| format!("opening data directory {}", dir.display()))?;
+    if let Some(opened) = &kafka_log {
+        engine_options
+            .erasure_targets
+            .push(Arc::clone(&opened.erasure));
+    }
+    let engine = match kafka_log {
+        Some(opened) => Engine::open_with_log_and(config, opened.log, engine_options),
+        None => Engine::open_with(config, engine_options),
+    }
+    .with_context(|| format!("opening data directory {}", dir.display()))?;
     crate::commands::report_recovery(&engine, &dir);
     let _writer = shared.start_writer(&engine)?;
     let engine = Arc::new(engine);
