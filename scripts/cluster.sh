@@ -86,9 +86,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=scripts/lib-services.sh
+. scripts/lib-services.sh
 
 echo "== build (debug, --features kafka,redis,s3)"
 cargo build --quiet -p flywheel --features kafka,redis,s3,parquet --locked
@@ -112,31 +111,7 @@ scripts/ensure-redis.sh >"$work/redis-start.log" 2>&1 ||
   skip "no Redis: $(tail -1 "$work/redis-start.log")"
 redis_url="redis://127.0.0.1:$redis_port"
 
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
-export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
-export AWS_REGION=${AWS_REGION:-us-east-1}
-export AWS_ALLOW_HTTP=true
-bucket=${FLYWHEEL_S3_BUCKET:-flywheel-test}
-if [ -z "${FLYWHEEL_S3_ENDPOINT:-}" ]; then
-  if ! command -v moto_server >/dev/null; then
-    echo "installing moto[server] with pip"
-    python3 -m pip install --quiet 'moto[server]' >/dev/null 2>&1 ||
-      skip "moto_server is missing and pip could not install moto[server]"
-    hash -r
-    command -v moto_server >/dev/null || skip "moto[server] installed but moto_server is not on PATH"
-  fi
-  port=$(free_port)
-  moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-  pids+=($!)
-  FLYWHEEL_S3_ENDPOINT="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do
-    curl -fsS "$FLYWHEEL_S3_ENDPOINT/" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fsS "$FLYWHEEL_S3_ENDPOINT/" >/dev/null 2>&1 || skip "moto_server did not start"
-  curl -fsS -X PUT "$FLYWHEEL_S3_ENDPOINT/$bucket" >/dev/null || fail "could not create bucket $bucket"
-fi
-export AWS_ENDPOINT_URL=$FLYWHEEL_S3_ENDPOINT
+start_s3
 run_id="cluster-$$-$(date +%s)"
 topic="$run_id"
 store="s3://$bucket/$run_id"
