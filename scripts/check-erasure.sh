@@ -12,7 +12,7 @@
 # if the id (or its URL-encoded form) is anywhere. The job's report must name what each
 # target removed.
 #
-# Builds flywheel with `--features redis,s3,parquet` (the build check-s3.sh and
+# Builds flywheel with `--features kafka,redis,s3,parquet` (the build check-s3.sh and
 # check-lake.sh make too, so test.sh compiles the binary once). Without moto or Redis it
 # prints one `SKIP` line and exits 0, unless FLYWHEEL_REQUIRE_S3=1 (then it fails).
 set -euo pipefail

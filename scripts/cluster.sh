@@ -89,7 +89,7 @@ trap cleanup EXIT
 # shellcheck source=scripts/lib-services.sh
 . scripts/lib-services.sh
 
-echo "== build (debug, --features kafka,redis,s3)"
+echo "== build (debug, --features kafka,redis,s3,parquet)"
 cargo build --quiet -p flywheel --features kafka,redis,s3,parquet --locked
 # A copy, so that another build into the same target dir cannot swap it mid-run.
 cp "${CARGO_TARGET_DIR:-target}/debug/flywheel" "$work/flywheel"

@@ -72,7 +72,7 @@ echo "== two replicas over Kafka, Redis and S3 (propagation, SIGKILL, throughput
 echo "== the dashboard in headless Chromium"
 ./scripts/check-dashboard.sh || status=$?
 
-echo "== the Parquet lake read by DuckDB (builds --features redis,s3,parquet)"
+echo "== the Parquet lake read by DuckDB (the one kafka,redis,s3,parquet build)"
 ./scripts/check-lake.sh || status=$?
 
 echo "== erasure through Redis, the lake and S3 (moto): no byte of the id left anywhere"
