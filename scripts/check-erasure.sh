@@ -18,24 +18,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-skip() {
-  if [ "${FLYWHEEL_REQUIRE_S3:-}" = 1 ]; then
-    echo "FAIL scripts/check-erasure: $1 (FLYWHEEL_REQUIRE_S3=1)" >&2
-    exit 1
-  fi
-  echo "SKIP scripts/check-erasure: $1"
-  if [ -n "${FLYWHEEL_SKIP_LOG:-}" ]; then
-    echo "SKIP scripts/check-erasure: $1" >>"$FLYWHEEL_SKIP_LOG"
-  fi
-  exit 0
-}
-fail() {
-  echo "FAIL scripts/check-erasure: $1" >&2
-  for log in "$work"/*.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -30 "$log" >&2; }
-  done
-  exit 1
-}
+# shellcheck source=scripts/lib-services.sh
+. scripts/lib-services.sh
+skip() { skip_check check-erasure FLYWHEEL_REQUIRE_S3 "$1"; }
+fail() { fail_check check-erasure "$1"; }
 
 command -v curl >/dev/null || skip "curl is not installed"
 command -v python3 >/dev/null || skip "python3 is not installed"
@@ -54,8 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/lib-services.sh
-. scripts/lib-services.sh
 
 redis_port=${FLYWHEEL_REDIS_PORT:-6379}
 ./scripts/ensure-redis.sh >"$work/ensure-redis.out" 2>&1 ||

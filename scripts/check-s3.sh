@@ -17,24 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-skip() {
-  if [ "${FLYWHEEL_REQUIRE_S3:-}" = 1 ]; then
-    echo "FAIL scripts/check-s3: $1 (FLYWHEEL_REQUIRE_S3=1)" >&2
-    exit 1
-  fi
-  echo "SKIP scripts/check-s3: $1"
-  if [ -n "${FLYWHEEL_SKIP_LOG:-}" ]; then
-    echo "SKIP scripts/check-s3: $1" >>"$FLYWHEEL_SKIP_LOG"
-  fi
-  exit 0
-}
-fail() {
-  echo "FAIL scripts/check-s3: $1" >&2
-  for log in "$work"/*.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -20 "$log" >&2; }
-  done
-  exit 1
-}
+# shellcheck source=scripts/lib-services.sh
+. scripts/lib-services.sh
+skip() { skip_check check-s3 FLYWHEEL_REQUIRE_S3 "$1"; }
+fail() { fail_check check-s3 "$1"; }
 
 command -v curl >/dev/null || skip "curl is not installed"
 command -v python3 >/dev/null || skip "python3 is not installed"
@@ -49,8 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/lib-services.sh
-. scripts/lib-services.sh
 
 start_s3
 echo "check-s3: S3 at $FLYWHEEL_S3_ENDPOINT, bucket $bucket"

@@ -31,17 +31,9 @@ events=${FLYWHEEL_CLUSTER_EVENTS:-200}
 rate=${FLYWHEEL_CLUSTER_RATE:-100}
 seconds=${FLYWHEEL_CLUSTER_SECONDS:-10}
 
-skip() {
-  if [ "${FLYWHEEL_REQUIRE_CLUSTER:-}" = 1 ]; then
-    echo "FAIL scripts/cluster: $1 (FLYWHEEL_REQUIRE_CLUSTER=1)" >&2
-    exit 1
-  fi
-  echo "SKIP scripts/cluster: $1"
-  if [ -n "${FLYWHEEL_SKIP_LOG:-}" ]; then
-    echo "SKIP scripts/cluster: $1" >>"$FLYWHEEL_SKIP_LOG"
-  fi
-  exit 0
-}
+# shellcheck source=scripts/lib-services.sh
+. scripts/lib-services.sh
+skip() { skip_check cluster FLYWHEEL_REQUIRE_CLUSTER "$1"; }
 fail() {
   echo "FAIL scripts/cluster: $1" >&2
   for log in "$work"/*.log; do
@@ -86,8 +78,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/lib-services.sh
-. scripts/lib-services.sh
 
 echo "== build (debug, --features kafka,redis,s3,parquet)"
 cargo build --quiet -p flywheel --features kafka,redis,s3,parquet --locked

@@ -1,6 +1,30 @@
 # Sourced by the check scripts that need loopback services (check-s3.sh,
 # check-erasure.sh, cluster.sh). The caller defines `skip MESSAGE`, `fail MESSAGE`, the
-# array `pids` (killed by its cleanup) and `$work` (its scratch directory).
+# array `pids` (killed by its cleanup) and `$work` (its scratch directory); the two
+# helpers below are what their `skip` and `fail` call.
+
+# Skips check NAME loudly (a SKIP line, also in $FLYWHEEL_SKIP_LOG), or fails it when
+# the environment variable REQUIRE is 1.
+skip_check() { # NAME REQUIRE MESSAGE
+  if [ "${!2:-}" = 1 ]; then
+    echo "FAIL scripts/$1: $3 ($2=1)" >&2
+    exit 1
+  fi
+  echo "SKIP scripts/$1: $3"
+  if [ -n "${FLYWHEEL_SKIP_LOG:-}" ]; then
+    echo "SKIP scripts/$1: $3" >>"$FLYWHEEL_SKIP_LOG"
+  fi
+  exit 0
+}
+
+# Fails check NAME with MESSAGE and the tail of every log in $work.
+fail_check() { # NAME MESSAGE
+  echo "FAIL scripts/$1: $2" >&2
+  for log in "$work"/*.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -30 "$log" >&2; }
+  done
+  exit 1
+}
 
 # A free TCP port on loopback.
 free_port() {

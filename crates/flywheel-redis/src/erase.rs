@@ -79,11 +79,15 @@ pub fn erase_users_matching(
     Ok(counts)
 }
 
-/// Every key matching `pattern` (SCAN in batches).
-fn scan(conn: &mut redis::Connection, config: &RedisConfig, pattern: &str) -> Result<Vec<String>> {
+/// Calls `each` with every batch of keys matching `pattern` (SCAN, 1,000 at a time).
+fn for_each_batch(
+    conn: &mut redis::Connection,
+    config: &RedisConfig,
+    pattern: &str,
+    mut each: impl FnMut(&mut redis::Connection, Vec<String>) -> Result<()>,
+) -> Result<()> {
     let wrap = redis_error(config);
     let mut cursor: u64 = 0;
-    let mut found = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -93,39 +97,39 @@ fn scan(conn: &mut redis::Connection, config: &RedisConfig, pattern: &str) -> Re
             .arg(1000)
             .query(conn)
             .map_err(&wrap)?;
-        found.extend(keys);
+        each(conn, keys)?;
         if next == 0 {
-            return Ok(found);
+            return Ok(());
         }
         cursor = next;
     }
 }
 
-/// Deletes every key matching `pattern` (SCAN in batches, then DEL); returns how many.
+/// Every key matching `pattern`.
+fn scan(conn: &mut redis::Connection, config: &RedisConfig, pattern: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for_each_batch(conn, config, pattern, |_, keys| {
+        found.extend(keys);
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Deletes every key matching `pattern` (batch by batch as they are scanned); returns
+/// how many.
 pub(crate) fn delete_matching(
     conn: &mut redis::Connection,
     config: &RedisConfig,
     pattern: &str,
 ) -> Result<u64> {
     let wrap = redis_error(config);
-    let mut cursor: u64 = 0;
     let mut deleted = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query(conn)
-            .map_err(&wrap)?;
+    for_each_batch(conn, config, pattern, |conn, keys| {
         if !keys.is_empty() {
             let n: u64 = redis::cmd("DEL").arg(&keys).query(conn).map_err(&wrap)?;
             deleted += n;
         }
-        if next == 0 {
-            return Ok(deleted);
-        }
-        cursor = next;
-    }
+        Ok(())
+    })?;
+    Ok(deleted)
 }
